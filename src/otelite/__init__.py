@@ -1,0 +1,56 @@
+"""otelite: lightweight OpenTelemetry observability for LLM applications.
+
+Example:
+    >>> import otelite, tempfile
+    >>> otelite.configure(service_name="demo", local_store=tempfile.mkdtemp())
+    >>> @otelite.trace
+    ... def answer(question: str) -> str:
+    ...     return "42"
+    >>> with otelite.attributes(user_id="u-1"):
+    ...     answer("life?")
+    '42'
+    >>> otelite.shutdown()
+"""
+
+from __future__ import annotations
+
+from otelite._config import configure, force_flush, is_configured, shutdown
+from otelite._content import redact_builtin
+from otelite._context import ContextThreadPoolExecutor, attributes, bind_context, current_attributes
+from otelite._decorators import span, trace
+from otelite._exceptions import (
+    ConfigurationError,
+    OteliteError,
+    StoreError,
+    StoreSchemaError,
+)
+from otelite._version import __version__
+
+__all__ = [
+    "ConfigurationError",
+    "ContextThreadPoolExecutor",
+    "OteliteError",
+    "StoreError",
+    "StoreSchemaError",
+    "__version__",
+    "attributes",
+    "bind_context",
+    "configure",
+    "current_attributes",
+    "force_flush",
+    "is_configured",
+    "redact_builtin",
+    "shutdown",
+    "span",
+    "trace",
+]
+
+# Users see public paths (otelite.configure, not otelite._config.configure).
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("otelite._"):
+        try:
+            _obj.__module__ = "otelite"
+        except (AttributeError, TypeError):
+            pass
+del _name, _obj

@@ -1,0 +1,110 @@
+"""Every environment variable otelite reads, declared once with its meaning.
+
+``configure()`` arguments win over these; these win over built-in defaults.
+``docs/configuration.md`` lists the same variables, and a test keeps the two in
+step.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from otelite._exceptions import ConfigurationError
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One environment variable: its name and what it does."""
+
+    name: str
+    description: str
+
+    def read(self) -> Optional[str]:
+        """The stripped value, or ``None`` when unset or empty."""
+        value = os.environ.get(self.name)
+        if value is None or not value.strip():
+            return None
+        return value.strip()
+
+    def read_bool(self, default: bool = False) -> bool:
+        """Parse ``true/false/1/0/yes/no/on/off`` (any case); raise on anything else."""
+        value = self.read()
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigurationError(
+            f"{self.name}: {value!r} is not a boolean; set it to 'true' or 'false'"
+        )
+
+
+# --- Standard OpenTelemetry variables ---------------------------------------------
+OTEL_SDK_DISABLED = EnvVar(
+    "OTEL_SDK_DISABLED", "`true` turns otelite (and the OpenTelemetry SDK) into a no-op."
+)
+OTEL_SERVICE_NAME = EnvVar("OTEL_SERVICE_NAME", "Default for `service_name`.")
+OTEL_RESOURCE_ATTRIBUTES = EnvVar(
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "Extra resource attributes, `key=value` pairs separated by commas "
+    "(read by the OpenTelemetry SDK; `resource_attributes=` wins).",
+)
+OTEL_EXPORTER_OTLP_ENDPOINT = EnvVar(
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "Default for `endpoint`: the OTLP base URL; `/v1/traces` and `/v1/metrics` are appended "
+    "for http/protobuf.",
+)
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = EnvVar(
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "The full OTLP URL for traces, used as is (wins over the base endpoint for traces).",
+)
+OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = EnvVar(
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "The full OTLP URL for metrics, used as is (wins over the base endpoint for metrics).",
+)
+OTEL_EXPORTER_OTLP_PROTOCOL = EnvVar(
+    "OTEL_EXPORTER_OTLP_PROTOCOL", "Default for `protocol`: `http/protobuf` or `grpc`."
+)
+OTEL_EXPORTER_OTLP_HEADERS = EnvVar(
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "Default for `headers`: `key=value` pairs separated by commas, values URL-encoded.",
+)
+OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT = EnvVar(
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+    "Default for `capture_content`: `true`/`false`, or the content modes "
+    "`span_only`/`span_and_event` (on) and `no_content`/`event_only` (off).",
+)
+
+# --- otelite's own -------------------------------------------------------------------
+OTELITE_HOME = EnvVar(
+    "OTELITE_HOME", "Directory of the local store (default `.otelite` in the working directory)."
+)
+OTELITE_LOCAL_STORE = EnvVar(
+    "OTELITE_LOCAL_STORE",
+    "`true` keeps a local copy even when an OTLP endpoint is set; `false` disables the store.",
+)
+OTELITE_SAMPLE_RATIO = EnvVar(
+    "OTELITE_SAMPLE_RATIO", "Default for `sample_ratio`: fraction of traces kept, 0.0 to 1.0."
+)
+OTELITE_MAX_CONTENT_LENGTH = EnvVar(
+    "OTELITE_MAX_CONTENT_LENGTH",
+    "Default for `max_content_length`: characters kept of one captured value (default 8192).",
+)
+OTELITE_REDACT_BUILTIN = EnvVar(
+    "OTELITE_REDACT_BUILTIN",
+    "Default for `redact_builtin`: `false` turns off the built-in e-mail and card-number "
+    "patterns (API keys are always removed).",
+)
+RAISE_INTERNAL_ERRORS = EnvVar(
+    "OTELITE_RAISE_INTERNAL_ERRORS",
+    "`true` makes otelite's own failures raise instead of being logged (for otelite's tests).",
+)
+
+ALL: tuple[EnvVar, ...] = tuple(v for v in list(globals().values()) if isinstance(v, EnvVar))

@@ -1,0 +1,153 @@
+"""Building exporters and processors: the one module that imports exporter code.
+
+OTLP exporter modules are imported only when an endpoint is configured, and
+gRPC only when ``protocol="grpc"``, so ``import otelite`` stays light.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+
+from otelite import _context, _guard
+from otelite._sqlite import SpanWriter
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricExporter
+
+def otlp_span_exporter(url: str, protocol: str, headers: Mapping[str, str]) -> SpanExporter:
+    """An OTLP span exporter for ``url`` over ``protocol``."""
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
+
+        return GrpcSpanExporter(
+            endpoint=url, headers=dict(headers) or None, insecure=url.startswith("http://")
+        )
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=url, headers=dict(headers) or None)
+
+
+def otlp_metric_exporter(url: str, protocol: str, headers: Mapping[str, str]) -> MetricExporter:
+    """An OTLP metric exporter for ``url`` over ``protocol``."""
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter as GrpcMetricExporter,
+        )
+
+        return GrpcMetricExporter(
+            endpoint=url, headers=dict(headers) or None, insecure=url.startswith("http://")
+        )
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return OTLPMetricExporter(endpoint=url, headers=dict(headers) or None)
+
+
+class ContextAttributesProcessor(SpanProcessor):
+    """Copies the context attributes onto each span as it starts.
+
+    Attributes the span set itself are kept: explicit beats inherited.
+    """
+
+    def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
+        value = otel_context.get_value(_context.KEY, parent_context)
+        if not value or not isinstance(value, Mapping):
+            return
+        existing = span.attributes or _context.EMPTY
+        for key, attr in value.items():
+            if key not in existing:
+                span.set_attribute(key, list(attr) if isinstance(attr, tuple) else attr)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class LocalStoreExporter(SpanExporter):
+    """Writes spans into the local SQLite store (used behind a BatchSpanProcessor)."""
+
+    def __init__(self, path: Path) -> None:
+        self._writer = SpanWriter(path)
+        self.path = path
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            self._writer.write(spans)
+        except Exception as exc:
+            _guard.report(f"writing spans to the local store {self.path}", exc)
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        self._writer.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def batch(exporter: SpanExporter) -> SpanProcessor:
+    """The standard batching processor: exports off the application thread."""
+    return BatchSpanProcessor(exporter)
+
+
+class SwappableProcessor(SpanProcessor):
+    """The one processor otelite adds to a provider; reconfiguring swaps what is inside.
+
+    OpenTelemetry offers no way to remove a processor from a provider, so otelite
+    adds this one once and replaces its contents when ``configure()`` runs again.
+    """
+
+    def __init__(self) -> None:
+        self._processors: tuple[SpanProcessor, ...] = ()
+        self._lock = threading.Lock()
+
+    @property
+    def processors(self) -> tuple[SpanProcessor, ...]:
+        """The processors currently inside."""
+        return self._processors
+
+    def replace(self, processors: Sequence[SpanProcessor]) -> tuple[SpanProcessor, ...]:
+        """Install ``processors``; return the previous ones (the caller shuts them down)."""
+        with self._lock:
+            old, self._processors = self._processors, tuple(processors)
+        return old
+
+    def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
+        for processor in self._processors:
+            with _guard.contained("a span processor's on_start"):
+                processor.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        for processor in self._processors:
+            with _guard.contained("a span processor's on_end"):
+                processor.on_end(span)
+
+    def shutdown(self) -> None:
+        for processor in self.replace(()):
+            with _guard.contained("shutting down a span processor"):
+                processor.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        ok = True
+        for processor in self._processors:
+            with _guard.contained("flushing a span processor"):
+                ok = processor.force_flush(timeout_millis) and ok
+        return ok

@@ -1,0 +1,319 @@
+"""The local store's SQLite file: schema, writer and low-level reads.
+
+One table row per span, with the fields reports filter and group on copied into
+indexed columns (model, user, tokens, cost, ...) and the full attribute set kept
+as JSON. Resources are stored once and referenced. The file is in WAL mode with a
+busy timeout, so several processes can write it and the CLI can read it while an
+app is running. A file written by a newer otelite (higher schema version) is
+refused and never touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from otelite import _env
+from otelite import _semconv as sc
+from otelite._exceptions import StoreError, StoreSchemaError
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
+SCHEMA_VERSION = 1
+DB_FILENAME = "otelite.db"
+DEFAULT_DIRNAME = ".otelite"
+BUSY_TIMEOUT_S = 30.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS otelite_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS resources (
+    id           INTEGER PRIMARY KEY,
+    fingerprint  TEXT NOT NULL UNIQUE,
+    service_name TEXT,
+    attributes   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS spans (
+    trace_id       TEXT NOT NULL,
+    span_id        TEXT NOT NULL,
+    parent_span_id TEXT,
+    name           TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    start_time_ns  INTEGER NOT NULL,
+    end_time_ns    INTEGER NOT NULL,
+    status_code    TEXT NOT NULL,
+    status_message TEXT,
+    resource_id    INTEGER REFERENCES resources(id),
+    scope_name     TEXT,
+    operation      TEXT,
+    provider       TEXT,
+    model          TEXT,
+    user_id        TEXT,
+    session_id     TEXT,
+    input_tokens   INTEGER,
+    output_tokens  INTEGER,
+    cost_usd       REAL,
+    error_type     TEXT,
+    attributes     TEXT NOT NULL,
+    events         TEXT,
+    links          TEXT,
+    PRIMARY KEY (trace_id, span_id)
+);
+CREATE INDEX IF NOT EXISTS spans_start_time ON spans (start_time_ns);
+CREATE INDEX IF NOT EXISTS spans_model ON spans (model, start_time_ns);
+CREATE INDEX IF NOT EXISTS spans_user ON spans (user_id, start_time_ns);
+CREATE INDEX IF NOT EXISTS spans_session ON spans (session_id);
+CREATE INDEX IF NOT EXISTS spans_roots ON spans (start_time_ns) WHERE parent_span_id IS NULL;
+"""
+
+SPAN_COLUMNS = (
+    "trace_id, span_id, parent_span_id, name, kind, start_time_ns, end_time_ns, status_code, "
+    "status_message, resource_id, scope_name, operation, provider, model, user_id, session_id, "
+    "input_tokens, output_tokens, cost_usd, error_type, attributes, events, links"
+)
+_INSERT = (
+    f"INSERT OR IGNORE INTO spans ({SPAN_COLUMNS}) VALUES "
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def default_store_path() -> Path:
+    """``$OTELITE_HOME/otelite.db``, else ``.otelite/otelite.db`` in the working directory."""
+    home = _env.OTELITE_HOME.read()
+    base = Path(home) if home else Path.cwd() / DEFAULT_DIRNAME
+    return base / DB_FILENAME
+
+
+def resolve_store_path(location: Union[str, os.PathLike[str], None]) -> Path:
+    """A directory gets ``otelite.db`` inside it; a path ending in ``.db``/``.sqlite`` is the file."""
+    if location is None:
+        return default_store_path()
+    path = Path(location).expanduser()
+    if path.suffix in (".db", ".sqlite", ".sqlite3"):
+        return path
+    return path / DB_FILENAME
+
+
+def _stored_version(conn: sqlite3.Connection) -> Optional[int]:
+    row = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'otelite_meta'"
+    ).fetchone()
+    if row is None:
+        return None
+    found = conn.execute("SELECT value FROM otelite_meta WHERE key = 'schema_version'").fetchone()
+    return int(found[0]) if found else None
+
+
+def _refuse_newer(path: Path, version: Optional[int]) -> None:
+    if version is not None and version > SCHEMA_VERSION:
+        raise StoreSchemaError(
+            f"{path}: the store has schema version {version}, but this otelite understands "
+            f"up to {SCHEMA_VERSION}; upgrade otelite (pip install -U otelite) or use another "
+            "store path. The file was not modified."
+        )
+
+
+def open_for_writing(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the store at ``path`` and make sure its schema is current."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"{path}: cannot create the local store ({exc})") from exc
+    try:
+        _refuse_newer(path, _stored_version(conn))
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = _stored_version(conn)
+            _refuse_newer(path, version)
+            if version is None:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(
+                    "INSERT OR REPLACE INTO otelite_meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    except StoreError:
+        conn.close()
+        raise
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(f"{path}: cannot use the local store ({exc})") from exc
+    return conn
+
+
+def open_for_reading(path: Path) -> sqlite3.Connection:
+    """Open an existing store read-only; a missing, corrupt or newer file is a StoreError."""
+    if not path.exists():
+        raise StoreError(
+            f"{path}: no local store here yet; call otelite.configure() in your app (it "
+            "records there by default) or point OTELITE_HOME at an existing store"
+        )
+    try:
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro",
+            uri=True,
+            timeout=BUSY_TIMEOUT_S,
+            check_same_thread=False,
+        )
+        version = _stored_version(conn)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: not a readable otelite store ({exc})") from exc
+    if version is None:
+        conn.close()
+        raise StoreError(f"{path}: this SQLite file is not an otelite store (no schema version)")
+    try:
+        _refuse_newer(path, version)
+    except StoreSchemaError:
+        conn.close()
+        raise
+    return conn
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _attributes_dict(attributes: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+    if not attributes:
+        return {}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in attributes.items()}
+
+
+def _int_or_none(value: Any) -> Optional[int]:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float_or_none(value: Any) -> Optional[float]:
+    if isinstance(value, bool):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _str_or_none(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) else None
+
+
+class SpanWriter:
+    """Writes batches of finished spans into one store file, one transaction per batch."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: Optional[sqlite3.Connection] = open_for_writing(path)
+        self._resource_ids: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def _resource_id(self, conn: sqlite3.Connection, attributes: Mapping[str, Any]) -> int:
+        text = _json(dict(sorted(_attributes_dict(attributes).items())))
+        fingerprint = hashlib.sha1(text.encode()).hexdigest()
+        cached = self._resource_ids.get(fingerprint)
+        if cached is not None:
+            return cached
+        conn.execute(
+            "INSERT OR IGNORE INTO resources (fingerprint, service_name, attributes) "
+            "VALUES (?, ?, ?)",
+            (fingerprint, _str_or_none(attributes.get(sc.SERVICE_NAME)), text),
+        )
+        row = conn.execute("SELECT id FROM resources WHERE fingerprint = ?", (fingerprint,))
+        resource_id = int(row.fetchone()[0])
+        self._resource_ids[fingerprint] = resource_id
+        return resource_id
+
+    def _row(self, conn: sqlite3.Connection, span: ReadableSpan) -> tuple[Any, ...]:
+        ctx = span.context
+        assert ctx is not None
+        attrs = _attributes_dict(span.attributes)
+        model = None
+        for key in sc.STORE_MODEL_KEYS:
+            model = _str_or_none(attrs.get(key)) or model
+            if model:
+                break
+        events = [
+            {"name": e.name, "time_ns": e.timestamp, "attributes": _attributes_dict(e.attributes)}
+            for e in span.events
+        ]
+        links = [
+            {
+                "trace_id": format(link.context.trace_id, "032x"),
+                "span_id": format(link.context.span_id, "016x"),
+                "attributes": _attributes_dict(link.attributes),
+            }
+            for link in span.links
+        ]
+        resource_id = self._resource_id(conn, span.resource.attributes) if span.resource else None
+        return (
+            format(ctx.trace_id, "032x"),
+            format(ctx.span_id, "016x"),
+            format(span.parent.span_id, "016x") if span.parent else None,
+            span.name,
+            span.kind.name,
+            span.start_time or 0,
+            span.end_time or span.start_time or 0,
+            span.status.status_code.name,
+            span.status.description,
+            resource_id,
+            span.instrumentation_scope.name if span.instrumentation_scope else None,
+            _str_or_none(attrs.get(sc.GEN_AI_OPERATION_NAME)),
+            _str_or_none(attrs.get(sc.GEN_AI_PROVIDER_NAME)),
+            model,
+            _str_or_none(attrs.get(sc.USER_ID)),
+            _str_or_none(attrs.get(sc.SESSION_ID)),
+            _int_or_none(attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS)),
+            _int_or_none(attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)),
+            _float_or_none(attrs.get(sc.GEN_AI_USAGE_COST)),
+            _str_or_none(attrs.get(sc.ERROR_TYPE)),
+            _json(attrs),
+            _json(events) if events else None,
+            _json(links) if links else None,
+        )
+
+    def write(self, spans: Sequence[ReadableSpan]) -> None:
+        """Insert ``spans`` in one transaction; a span already stored is left as it is."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise StoreError(f"{self.path}: the store writer is closed")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(_INSERT, [self._row(conn, s) for s in spans])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                self._resource_ids.clear()
+                raise
+
+    def close(self) -> None:
+        """Close the connection; later writes raise StoreError."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def fetch_rows(
+    conn: sqlite3.Connection, sql: str, params: Iterable[Any] = ()
+) -> list[sqlite3.Row]:
+    """Run a read query and return rows addressable by column name."""
+    conn.row_factory = sqlite3.Row
+    try:
+        return list(conn.execute(sql, tuple(params)).fetchall())
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot read the local store ({exc})") from exc

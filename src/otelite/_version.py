@@ -1,0 +1,3 @@
+"""The installed otelite version, kept in one place for packaging and spans."""
+
+__version__ = "0.1.0"
