@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Generator, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union, overload
 
 from opentelemetry import context as otel_context
@@ -444,8 +444,7 @@ def trace(
     return decorator
 
 
-@contextmanager
-def span(name: str, /, **attributes: Any) -> Iterator[Span]:
+def span(name: str, /, **attributes: Any) -> AbstractContextManager[Span]:
     """Record a block of code as a span, current inside the block; yields the span.
 
     Exceptions raised in the block are recorded on the span and propagate unchanged.
@@ -457,10 +456,15 @@ def span(name: str, /, **attributes: Any) -> Iterator[Span]:
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"otelite.span: name must be a non-empty str, got {name!r}")
+    attrs = {k: _attribute_value(f"attribute {k!r}", v) for k, v in attributes.items()}
+    return _span_block(name, attrs)
+
+
+@contextmanager
+def _span_block(name: str, attrs: dict[str, Any]) -> Iterator[Span]:
     current: Span = otel_trace.INVALID_SPAN
     try:
         if not _spans.is_suppressed():
-            attrs = {k: _attribute_value(f"attribute {k!r}", v) for k, v in attributes.items()}
             current = _config.active().tracer.start_span(name, attributes=attrs)
     except Exception as exc:
         _guard.report("starting an otelite.span", exc)

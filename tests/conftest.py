@@ -1,0 +1,66 @@
+"""Shared fixtures: internal errors raise, and every test leaves otelite unconfigured."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import otelite
+from otelite import _guard
+
+# Bugs in otelite must fail the tests instead of being contained and logged.
+_guard.set_raise_internal_errors(True)
+
+_OTEL_VARS = [
+    "OTEL_SDK_DISABLED",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+    "OTELITE_HOME",
+    "OTELITE_LOCAL_STORE",
+    "OTELITE_SAMPLE_RATIO",
+    "OTELITE_MAX_CONTENT_LENGTH",
+    "OTELITE_REDACT_BUILTIN",
+]
+
+
+@pytest.fixture(autouse=True)
+def _clean_otelite(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Each test starts with no otelite configuration and no OTEL_* variables set."""
+    for name in _OTEL_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    yield
+    otelite.shutdown()
+    _guard.reset_reported()
+
+
+@pytest.fixture
+def contained_errors() -> Iterator[None]:
+    """Internal errors are contained (as in production) for the duration of the test."""
+    old = _guard.set_raise_internal_errors(False)
+    _guard.reset_reported()
+    try:
+        yield
+    finally:
+        _guard.set_raise_internal_errors(old)
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    """A fresh directory for a local store."""
+    path = tmp_path / "store"
+    return path
+
+
+def env_flag(name: str) -> bool:
+    """True when the environment variable is set to a true value."""
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
