@@ -443,8 +443,8 @@ def _choose_meter_provider(
     if explicit is not None:
         return explicit, False
     current = metrics.get_meter_provider()
-    if isinstance(current, SdkMeterProvider):
-        return current, id(current) in _owned_providers
+    if isinstance(current, SdkMeterProvider) and id(current) not in _owned_providers:
+        return current, False
     if not settings.metrics_endpoint:
         return None, False
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
