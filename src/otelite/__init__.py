@@ -18,6 +18,8 @@ from otelite._config import configure, force_flush, is_configured, shutdown
 from otelite._content import redact_builtin
 from otelite._context import ContextThreadPoolExecutor, attributes, bind_context, current_attributes
 from otelite._decorators import span, trace
+from otelite._integrations._hosts import register_provider
+from otelite._integrations.openai import instrument_openai, uninstrument_openai
 from otelite._exceptions import (
     ConfigurationError,
     OteliteError,
@@ -38,11 +40,14 @@ __all__ = [
     "configure",
     "current_attributes",
     "force_flush",
+    "instrument_openai",
     "is_configured",
     "redact_builtin",
+    "register_provider",
     "shutdown",
     "span",
     "trace",
+    "uninstrument_openai",
 ]
 
 # Users see public paths (otelite.configure, not otelite._config.configure).

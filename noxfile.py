@@ -1,0 +1,105 @@
+"""Development sessions: `nox -l` lists them; `nox` runs the default set (what CI runs)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
+TIKTOKEN_CACHE = ROOT.parent / "shared" / "tiktoken-cache"
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "typecheck", "tests", "smoke", "docs"]
+nox.options.error_on_missing_interpreters = True
+
+# pyenv keeps each interpreter in its own folder; put them all on PATH so that
+# every session finds python3.9 ... python3.13 without `pyenv global`.
+_pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+for _bin in sorted(glob.glob(os.path.join(_pyenv_root, "versions", "3.*", "bin")), reverse=True):
+    os.environ["PATH"] = _bin + os.pathsep + os.environ.get("PATH", "")
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+if TIKTOKEN_CACHE.is_dir():
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(TIKTOKEN_CACHE.resolve()))
+
+
+@nox.session(python="3.12")
+def lint(session: nox.Session) -> None:
+    """Ruff: lint rules and formatting check over src, tests, examples, docs helpers."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "src", "tests", "examples", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "examples", "noxfile.py")
+
+
+@nox.session(python="3.12")
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package (targeting Python 3.9)."""
+    session.install("mypy>=1.10", "-e", ".[openai]")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The test suite on every supported Python (with the newest dependencies)."""
+    session.install("-e", ".[dev,openai]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python="3.9", name="tests-oldest")
+def tests_oldest(session: nox.Session) -> None:
+    """The test suite against the oldest versions of the dependencies otelite declares."""
+    if session.venv_backend != "uv":
+        session.skip("needs the uv backend to resolve the lowest versions")
+    session.install("--resolution=lowest-direct", "-e", ".[dev,openai]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python="3.12")
+def smoke(session: nox.Session) -> None:
+    """Build the wheel, install it without extras in a fresh venv, and import it lightly."""
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.install("build")
+    session.run("python", "-m", "build", "--wheel", "--outdir", str(dist), external=False)
+    wheel = next(dist.glob("otelite-*.whl"))
+    session.install(str(wheel))
+    session.run(
+        "python",
+        "-c",
+        "import sys, otelite, otelite.store, otelite.testing\n"
+        "banned = ('openai', 'tiktoken', 'grpc')\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in banned]\n"
+        "assert not loaded, f'import otelite loaded {loaded}'\n"
+        "print('otelite', otelite.__version__, 'imports cleanly from', otelite.__file__)\n",
+    )
+    session.run("python", "-c", "import importlib.util, sys; sys.exit(importlib.util.find_spec('openai') is not None)")
+
+
+@nox.session(python="3.12")
+def docs(session: nox.Session) -> None:
+    """Run every ```python example in docs/ and README.md (blocks marked `norun` are skipped)."""
+    session.install("-e", ".[openai]")
+    session.run("python", "docs/run_examples.py", "README.md", *sorted(glob.glob("docs/*.md")))
+
+
+@nox.session(python="3.12")
+def phoenix(session: nox.Session) -> None:
+    """Export the quickstart to a real Arize Phoenix server on 127.0.0.1 and check its REST API."""
+    session.install("-e", ".[openai]", "arize-phoenix")
+    session.run("python", "tests/phoenix_check.py", *session.posargs)
+
+
+@nox.session(python="3.12")
+def bench(session: nox.Session) -> None:
+    """Benchmarks (overhead per call, import time, memory); writes docs/performance.md."""
+    session.install("-e", ".[openai]")
+    session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("run this file with nox")

@@ -1,0 +1,1 @@
+"""Client integrations: a generic LLM-call lifecycle plus one thin adapter per client library."""

@@ -1,0 +1,115 @@
+"""Stream proxies: the caller keeps its stream object; the span ends exactly once.
+
+A proxy stands in for the client library's stream (``isinstance`` still holds,
+every attribute and method passes through). It reports each chunk to a
+:class:`StreamRecorder` and ends the span when the stream is exhausted, raises,
+is closed, is exited as a context manager, or is garbage-collected unfinished
+(users break out of loops and drop streams; peers leak those spans forever).
+"""
+
+from __future__ import annotations
+
+import weakref
+from types import TracebackType
+from typing import Any, Optional
+
+import wrapt
+
+from otelite._integrations._wrapper import StreamRecorder
+
+
+def _finish_abandoned(recorder: StreamRecorder) -> None:
+    # Runs when the proxy is garbage-collected: the caller dropped the stream unfinished.
+    recorder.finish()
+
+
+class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """Wraps a synchronous stream (iterator with ``close()`` and context manager)."""
+
+    def __init__(self, wrapped: Any, recorder: StreamRecorder) -> None:
+        super().__init__(wrapped)
+        self._self_recorder = recorder
+        self._self_finalizer = weakref.finalize(self, _finish_abandoned, recorder)
+
+    def __iter__(self) -> SyncStreamProxy:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            chunk = self.__wrapped__.__next__()
+        except StopIteration:
+            self._self_finalizer()
+            raise
+        except BaseException as exc:
+            self._self_recorder.finish(exc)
+            self._self_finalizer.detach()
+            raise
+        self._self_recorder.chunk(chunk)
+        return chunk
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_finalizer()
+
+    def __enter__(self) -> SyncStreamProxy:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> Any:
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            self._self_finalizer()
+
+
+class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """Wraps an asynchronous stream (async iterator with ``await close()``)."""
+
+    def __init__(self, wrapped: Any, recorder: StreamRecorder) -> None:
+        super().__init__(wrapped)
+        self._self_recorder = recorder
+        self._self_finalizer = weakref.finalize(self, _finish_abandoned, recorder)
+
+    def __aiter__(self) -> AsyncStreamProxy:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            chunk = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            self._self_finalizer()
+            raise
+        except BaseException as exc:  # includes CancelledError: the task was cancelled mid-stream
+            self._self_recorder.finish(exc)
+            self._self_finalizer.detach()
+            raise
+        self._self_recorder.chunk(chunk)
+        return chunk
+
+    async def close(self) -> None:
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_finalizer()
+
+    async def __aenter__(self) -> AsyncStreamProxy:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            self._self_finalizer()

@@ -1,0 +1,282 @@
+"""One LLM call = one span: the provider-independent lifecycle.
+
+An adapter (one per client library) turns a request into a :class:`Request`
+and a response, or a stream's chunks, into attributes. Everything else lives
+here: starting the CLIENT span with the sampling-relevant attributes, recording
+content only when capture is on, errors, and the GenAI metrics. Every step runs
+under ``_guard``, so a failure here never changes what the caller gets.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, Callable, Optional, Protocol
+
+from opentelemetry.metrics import Histogram, Meter
+from opentelemetry.trace import Span, SpanKind
+
+from otelite import _config, _guard, _spans
+from otelite import _semconv as sc
+
+Attributes = dict[str, Any]
+
+
+class Request:
+    """What an adapter read from the call's arguments."""
+
+    __slots__ = ("attributes", "model", "operation", "provider", "server_address", "server_port")
+
+    def __init__(
+        self,
+        operation: str,
+        provider: str,
+        model: Optional[str],
+        server_address: Optional[str],
+        server_port: Optional[int],
+        attributes: Attributes,
+    ) -> None:
+        self.operation = operation
+        self.provider = provider
+        self.model = model
+        self.server_address = server_address
+        self.server_port = server_port
+        self.attributes = attributes
+
+
+class Outcome:
+    """What an adapter read from a response (or a finished stream)."""
+
+    __slots__ = ("attributes", "input_tokens", "output", "output_tokens", "response_model")
+
+    def __init__(
+        self,
+        attributes: Attributes,
+        response_model: Optional[str] = None,
+        input_tokens: Optional[int] = None,
+        output_tokens: Optional[int] = None,
+        output: Optional[Callable[[], Any]] = None,
+    ) -> None:
+        self.attributes = attributes
+        self.response_model = response_model
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        # Built only when content capture is on.
+        self.output = output
+
+
+class Accumulator(Protocol):
+    """Collects a stream's chunks and reports the outcome seen so far."""
+
+    def add(self, chunk: Any) -> None: ...
+
+    def outcome(self) -> Outcome: ...
+
+
+class _Instruments:
+    __slots__ = ("duration", "per_chunk", "tokens", "ttfc")
+
+    def __init__(self, meter: Meter) -> None:
+        duration_kwargs: dict[str, Any] = {"explicit_bucket_boundaries_advisory": list(sc.DURATION_BUCKETS)}
+        self.duration: Histogram = meter.create_histogram(
+            sc.METRIC_OPERATION_DURATION, unit="s", description="GenAI operation duration", **duration_kwargs
+        )
+        self.tokens: Histogram = meter.create_histogram(
+            sc.METRIC_TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used",
+            explicit_bucket_boundaries_advisory=list(sc.TOKEN_BUCKETS),
+        )
+        self.ttfc: Histogram = meter.create_histogram(
+            sc.METRIC_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time to receive the first chunk of a streamed response",
+            **duration_kwargs,
+        )
+        self.per_chunk: Histogram = meter.create_histogram(
+            sc.METRIC_TIME_PER_OUTPUT_CHUNK,
+            unit="s",
+            description="Time between consecutive chunks of a streamed response",
+            **duration_kwargs,
+        )
+
+
+_instruments_lock = threading.Lock()
+_instruments: dict[int, tuple[Meter, _Instruments]] = {}
+
+
+def instruments(meter: Meter) -> _Instruments:
+    """The GenAI histograms on ``meter`` (created once per meter)."""
+    found = _instruments.get(id(meter))
+    if found is not None and found[0] is meter:
+        return found[1]
+    with _instruments_lock:
+        made = _Instruments(meter)
+        _instruments[id(meter)] = (meter, made)
+        return made
+
+
+class Invocation:
+    """One in-flight LLM call: its span, clock and metric attributes; ends exactly once."""
+
+    __slots__ = ("_ended", "_lock", "active", "request", "span", "started")
+
+    def __init__(self, request: Request, content: Optional[Callable[[], Mapping[str, Any]]]) -> None:
+        self.active = _config.active()
+        self.request = request
+        attrs: Attributes = {
+            sc.GEN_AI_OPERATION_NAME: request.operation,
+            sc.GEN_AI_PROVIDER_NAME: request.provider,
+        }
+        if request.model:
+            attrs[sc.GEN_AI_REQUEST_MODEL] = request.model
+        if request.server_address:
+            attrs[sc.SERVER_ADDRESS] = request.server_address
+            if request.server_port is not None:
+                attrs[sc.SERVER_PORT] = request.server_port
+        attrs.update(request.attributes)
+        name = f"{request.operation} {request.model}" if request.model else request.operation
+        self.span: Span = self.active.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+        self._ended = False
+        self._lock = threading.Lock()
+        if content is not None and self.active.content.capture and self.span.is_recording():
+            with _guard.contained("recording the request content"):
+                render = self.active.content.render
+                for key, value in content().items():
+                    self.span.set_attribute(key, render(value))
+        self.started = time.perf_counter()
+
+    def _claim_end(self) -> bool:
+        with self._lock:
+            if self._ended:
+                return False
+            self._ended = True
+            return True
+
+    def _metric_attributes(self, response_model: Optional[str], error_type: Optional[str]) -> Attributes:
+        request = self.request
+        attrs: Attributes = {
+            sc.GEN_AI_OPERATION_NAME: request.operation,
+            sc.GEN_AI_PROVIDER_NAME: request.provider,
+        }
+        if request.model:
+            attrs[sc.GEN_AI_REQUEST_MODEL] = request.model
+        if response_model:
+            attrs[sc.GEN_AI_RESPONSE_MODEL] = response_model
+        if request.server_address:
+            attrs[sc.SERVER_ADDRESS] = request.server_address
+            if request.server_port is not None:
+                attrs[sc.SERVER_PORT] = request.server_port
+        if error_type:
+            attrs[sc.ERROR_TYPE] = error_type
+        return attrs
+
+    def succeed(
+        self,
+        outcome: Outcome,
+        first_chunk: Optional[float] = None,
+        chunk_gaps: Optional[list[float]] = None,
+        error: Optional[BaseException] = None,
+    ) -> None:
+        """Record the outcome (and the error a stream ended with, if any), end the span, emit metrics."""
+        if not self._claim_end():
+            return
+        ended_at = time.perf_counter()
+        span = self.span
+        error_type = None
+        try:
+            if span.is_recording():
+                span.set_attributes(outcome.attributes)
+                if first_chunk is not None:
+                    span.set_attribute(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, first_chunk - self.started)
+                if outcome.output is not None and self.active.content.capture:
+                    span.set_attribute(sc.GEN_AI_OUTPUT_MESSAGES, self.active.content.render(outcome.output()))
+            if error is not None:
+                error_type = _spans.error_type(error)
+                _spans.record_error(span, error)
+        finally:
+            span.end()
+        self._record_metrics(outcome, ended_at, error_type, first_chunk, chunk_gaps)
+
+    def fail(self, exc: BaseException) -> None:
+        """The call raised before any response: record the error, end the span, emit metrics."""
+        if not self._claim_end():
+            return
+        ended_at = time.perf_counter()
+        try:
+            _spans.record_error(self.span, exc)
+        finally:
+            self.span.end()
+        self._record_metrics(Outcome({}), ended_at, _spans.error_type(exc), None, None)
+
+    def _record_metrics(
+        self,
+        outcome: Outcome,
+        ended_at: float,
+        error_type: Optional[str],
+        first_chunk: Optional[float],
+        chunk_gaps: Optional[list[float]],
+    ) -> None:
+        made = instruments(self.active.meter)
+        attrs = self._metric_attributes(outcome.response_model, error_type)
+        made.duration.record(ended_at - self.started, attrs)
+        if outcome.input_tokens is not None:
+            made.tokens.record(outcome.input_tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT})
+        if outcome.output_tokens is not None:
+            made.tokens.record(outcome.output_tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT})
+        if first_chunk is not None:
+            made.ttfc.record(first_chunk - self.started, attrs)
+        if chunk_gaps:
+            record = made.per_chunk.record
+            for gap in chunk_gaps:
+                record(gap, attrs)
+
+
+def start(request: Request, content: Optional[Callable[[], Mapping[str, Any]]] = None) -> Optional[Invocation]:
+    """Begin an LLM call's span, or ``None`` when instrumentation is suppressed or fails."""
+    if _spans.is_suppressed():
+        return None
+    try:
+        return Invocation(request, content)
+    except Exception as exc:
+        _guard.report("starting an LLM call span", exc)
+        return None
+
+
+class StreamRecorder:
+    """Timing and accumulation of one stream; finishes its invocation exactly once."""
+
+    __slots__ = ("_accumulator", "_gaps", "_last", "first_chunk", "invocation")
+
+    def __init__(self, invocation: Invocation, accumulator: Accumulator) -> None:
+        self.invocation = invocation
+        self._accumulator = accumulator
+        self.first_chunk: Optional[float] = None
+        self._last = 0.0
+        self._gaps: list[float] = []
+
+    def chunk(self, chunk: Any) -> None:
+        """Account for one chunk the caller is about to receive."""
+        now = time.perf_counter()
+        if self.first_chunk is None:
+            self.first_chunk = now
+        else:
+            self._gaps.append(now - self._last)
+        self._last = now
+        try:
+            self._accumulator.add(chunk)
+        except Exception as exc:
+            _guard.report("reading a stream chunk", exc)
+
+    def finish(self, error: Optional[BaseException] = None) -> None:
+        """End the span with what was seen so far (the stream ended, was closed, or failed)."""
+        try:
+            outcome = self._accumulator.outcome()
+        except Exception as exc:
+            _guard.report("summarising a stream", exc)
+            outcome = Outcome({})
+        try:
+            self.invocation.succeed(outcome, self.first_chunk, self._gaps, error)
+        except Exception as exc:
+            _guard.report("ending a stream span", exc)

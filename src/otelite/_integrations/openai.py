@@ -1,0 +1,877 @@
+"""The OpenAI adapter: maps ``openai`` requests, responses and chunks to GenAI attributes.
+
+The only module that imports ``openai``. It patches the resource classes (so
+clients created before or after are covered) with wrapt, and restores the
+originals on :func:`uninstrument_openai`. Span lifecycle, errors, metrics and
+stream handling live in ``_wrapper`` and ``_streams``; this file only reads
+OpenAI's shapes. Chat completions, legacy completions, embeddings and the
+Responses API are covered, sync and async, plain and streamed, including the
+``with_raw_response`` / ``with_streaming_response`` variants and the
+``parse`` / ``stream`` helpers.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import importlib
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable, Optional
+
+import wrapt
+
+from otelite import _guard
+from otelite import _semconv as sc
+from otelite._exceptions import ConfigurationError
+from otelite._integrations import _hosts
+from otelite._integrations._streams import AsyncStreamProxy, SyncStreamProxy
+from otelite._integrations._wrapper import (
+    Attributes,
+    Invocation,
+    Outcome,
+    Request,
+    StreamRecorder,
+    start,
+)
+
+# A call made inside an instrumented call (a helper calling ``create``) is not recorded twice.
+_inside_call: contextvars.ContextVar[bool] = contextvars.ContextVar("otelite_openai_call", default=False)
+
+_SENTINELS = frozenset({"NotGiven", "Omit"})
+
+
+# --- reading OpenAI's shapes ---------------------------------------------------------
+
+
+def _get(obj: Any, name: str) -> Any:
+    """A field of a dict or an object; ``None`` when absent."""
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _given(value: Any) -> bool:
+    return value is not None and type(value).__name__ not in _SENTINELS
+
+
+def _count(value: Any) -> Optional[int]:
+    """A token count: a non-negative int, else ``None`` (unreadable counts are never used)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def _number(value: Any) -> Optional[float]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _integer(value: Any) -> Optional[int]:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def _text(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) and value else None
+
+
+def _server(instance: Any) -> tuple[Optional[str], Optional[int], bool]:
+    """Host and port of the resource's client base URL, and whether it is an Azure client."""
+    client = getattr(instance, "_client", None)
+    url = getattr(client, "base_url", None)
+    host = getattr(url, "host", None) or None
+    port = getattr(url, "port", None)
+    if port is None and host:
+        port = 443 if getattr(url, "scheme", "https") == "https" else 80
+    azure = type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI")
+    return host, port, azure
+
+
+def _provider(host: Optional[str], port: Optional[int], azure: bool) -> str:
+    return sc.PROVIDER_AZURE_OPENAI if azure else _hosts.provider_for(host, port)
+
+
+def _output_type(response_format: Any) -> Optional[str]:
+    if isinstance(response_format, type):
+        return "json"  # a pydantic model given to .parse(): structured output
+    kind = _get(response_format, "type")
+    if kind in ("json_object", "json_schema"):
+        return "json"
+    if kind == "text":
+        return "text"
+    return None
+
+
+def _common_params(kwargs: Mapping[str, Any], attrs: Attributes) -> None:
+    for key, attr, convert in (
+        ("temperature", sc.GEN_AI_REQUEST_TEMPERATURE, _number),
+        ("top_p", sc.GEN_AI_REQUEST_TOP_P, _number),
+        ("frequency_penalty", sc.GEN_AI_REQUEST_FREQUENCY_PENALTY, _number),
+        ("presence_penalty", sc.GEN_AI_REQUEST_PRESENCE_PENALTY, _number),
+        ("seed", sc.GEN_AI_REQUEST_SEED, _integer),
+    ):
+        value = kwargs.get(key)
+        if _given(value):
+            converted = convert(value)
+            if converted is not None:  # 0 and 0.0 are real values and are recorded
+                attrs[attr] = converted
+    n = _integer(kwargs.get("n"))
+    if n is not None and n != 1:
+        attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT] = n
+    stop = kwargs.get("stop")
+    if isinstance(stop, str):
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
+    elif isinstance(stop, (list, tuple)) and all(isinstance(s, str) for s in stop) and stop:
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = list(stop)
+    if kwargs.get("stream") is True:
+        attrs[sc.GEN_AI_REQUEST_STREAM] = True
+
+
+def _openai_request(kwargs: Mapping[str, Any], provider: str, api_type: Optional[str], attrs: Attributes) -> None:
+    if provider != sc.PROVIDER_OPENAI:
+        return
+    tier = kwargs.get("service_tier")
+    if _given(tier) and isinstance(tier, str):
+        attrs[sc.OPENAI_REQUEST_SERVICE_TIER] = tier
+    if api_type:
+        attrs[sc.OPENAI_API_TYPE] = api_type
+
+
+def _usage_attributes(usage: Any, attrs: Attributes, input_key: str, output_key: str) -> tuple[Optional[int], Optional[int]]:
+    input_tokens = _count(_get(usage, input_key))
+    output_tokens = _count(_get(usage, output_key))
+    if input_tokens is not None:
+        attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
+    if output_tokens is not None:
+        attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
+    details_in = _get(usage, "prompt_tokens_details") or _get(usage, "input_tokens_details")
+    cached = _count(_get(details_in, "cached_tokens"))
+    if cached is not None:
+        attrs[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cached
+    details_out = _get(usage, "completion_tokens_details") or _get(usage, "output_tokens_details")
+    reasoning = _count(_get(details_out, "reasoning_tokens"))
+    if reasoning is not None:
+        attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+    return input_tokens, output_tokens
+
+
+def _openai_response(obj: Any, provider: str, attrs: Attributes) -> None:
+    if provider != sc.PROVIDER_OPENAI:
+        return
+    tier = _text(_get(obj, "service_tier"))
+    if tier:
+        attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = tier
+    fingerprint = _text(_get(obj, "system_fingerprint"))
+    if fingerprint:
+        attrs[sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = fingerprint
+
+
+# --- content (only built when capture is on) -------------------------------------------
+
+
+def _json_or_text(arguments: Any) -> Any:
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments)
+        except ValueError:
+            return arguments
+    return arguments
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    """Message content (a string or a list of typed parts) as convention parts."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    parts: list[dict[str, Any]] = []
+    if isinstance(content, Iterable) and not isinstance(content, (bytes, Mapping)):
+        for part in content:
+            kind = _get(part, "type")
+            if kind in ("text", "input_text", "output_text"):
+                parts.append({"type": "text", "content": _get(part, "text")})
+            elif kind == "refusal":
+                parts.append({"type": "text", "content": _get(part, "refusal")})
+            elif kind == "image_url":
+                parts.append({"type": "uri", "modality": "image", "uri": _get(_get(part, "image_url"), "url")})
+            elif kind == "input_image":
+                parts.append({"type": "uri", "modality": "image", "uri": _get(part, "image_url") or _get(part, "file_id")})
+            elif kind == "input_audio":
+                audio = _get(part, "input_audio")
+                parts.append({"type": "blob", "modality": "audio", "mime_type": f"audio/{_get(audio, 'format')}", "content": _get(audio, "data")})
+            else:
+                parts.append({"type": "generic", "generic_type": str(kind)})
+    return parts
+
+
+def _tool_call_parts(tool_calls: Any) -> list[dict[str, Any]]:
+    parts = []
+    for call in tool_calls or ():
+        function = _get(call, "function")
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": _get(call, "id"),
+                "name": _get(function, "name"),
+                "arguments": _json_or_text(_get(function, "arguments")),
+            }
+        )
+    return parts
+
+
+def _chat_input(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    system: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    for message in kwargs.get("messages") or ():
+        role = _get(message, "role")
+        content = _get(message, "content")
+        if role in ("system", "developer"):
+            system.extend(_parts(content))
+            continue
+        if role == "tool":
+            parts: list[dict[str, Any]] = [
+                {"type": "tool_call_response", "id": _get(message, "tool_call_id"), "response": content}
+            ]
+        else:
+            parts = _parts(content) + _tool_call_parts(_get(message, "tool_calls"))
+            function_call = _get(message, "function_call")
+            if function_call is not None:
+                parts.append({"type": "tool_call", "name": _get(function_call, "name"), "arguments": _json_or_text(_get(function_call, "arguments"))})
+        entry: dict[str, Any] = {"role": role, "parts": parts}
+        name = _get(message, "name")
+        if name:
+            entry["name"] = name
+        messages.append(entry)
+    out: dict[str, Any] = {sc.GEN_AI_INPUT_MESSAGES: messages}
+    if system:
+        out[sc.GEN_AI_SYSTEM_INSTRUCTIONS] = system
+    tools = kwargs.get("tools")
+    if _given(tools):
+        out[sc.GEN_AI_TOOL_DEFINITIONS] = list(tools)
+    return out
+
+
+def _completion_input(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    prompt = kwargs.get("prompt")
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt or ())
+    return {sc.GEN_AI_INPUT_MESSAGES: [{"role": "user", "parts": [{"type": "text", "content": p}]} for p in prompts]}
+
+
+def _responses_input(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    instructions = kwargs.get("instructions")
+    if isinstance(instructions, str) and instructions:
+        out[sc.GEN_AI_SYSTEM_INSTRUCTIONS] = [{"type": "text", "content": instructions}]
+    items = kwargs.get("input")
+    messages: list[dict[str, Any]] = []
+    if isinstance(items, str):
+        messages.append({"role": "user", "parts": [{"type": "text", "content": items}]})
+    else:
+        for item in items or ():
+            kind = _get(item, "type")
+            if kind == "function_call":
+                messages.append({"role": "assistant", "parts": [{"type": "tool_call", "id": _get(item, "call_id"), "name": _get(item, "name"), "arguments": _json_or_text(_get(item, "arguments"))}]})
+            elif kind == "function_call_output":
+                messages.append({"role": "tool", "parts": [{"type": "tool_call_response", "id": _get(item, "call_id"), "response": _get(item, "output")}]})
+            elif _get(item, "role") is not None:
+                role = _get(item, "role")
+                if role in ("system", "developer"):
+                    out.setdefault(sc.GEN_AI_SYSTEM_INSTRUCTIONS, []).extend(_parts(_get(item, "content")))
+                else:
+                    messages.append({"role": role, "parts": _parts(_get(item, "content"))})
+            else:
+                messages.append({"role": "user", "parts": [{"type": "generic", "generic_type": str(kind)}]})
+    out[sc.GEN_AI_INPUT_MESSAGES] = messages
+    tools = kwargs.get("tools")
+    if _given(tools):
+        out[sc.GEN_AI_TOOL_DEFINITIONS] = list(tools)
+    return out
+
+
+# --- chat completions -------------------------------------------------------------------
+
+
+def _finish_reason(value: Any) -> str:
+    return value if isinstance(value, str) and value else "error"
+
+
+def _chat_request(instance: Any, kwargs: Mapping[str, Any], operation: str = sc.OP_CHAT) -> Request:
+    host, port, azure = _server(instance)
+    provider = _provider(host, port, azure)
+    attrs: Attributes = {}
+    _common_params(kwargs, attrs)
+    max_tokens = kwargs.get("max_completion_tokens")
+    if not _given(max_tokens):
+        max_tokens = kwargs.get("max_tokens")
+    if _given(max_tokens) and _integer(max_tokens) is not None:
+        attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    output_type = _output_type(kwargs.get("response_format"))
+    if output_type:
+        attrs[sc.GEN_AI_OUTPUT_TYPE] = output_type
+    api_type = "chat_completions" if operation == sc.OP_CHAT else None
+    _openai_request(kwargs, provider, api_type, attrs)
+    model = kwargs.get("model")
+    return Request(operation, provider, model if isinstance(model, str) else None, host, port, attrs)
+
+
+def _chat_outcome(response: Any, provider: str) -> Outcome:
+    attrs: Attributes = {}
+    response_id = _text(_get(response, "id"))
+    if response_id:
+        attrs[sc.GEN_AI_RESPONSE_ID] = response_id
+    model = _text(_get(response, "model"))
+    if model:
+        attrs[sc.GEN_AI_RESPONSE_MODEL] = model
+    choices = _get(response, "choices") or []
+    attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [_finish_reason(_get(c, "finish_reason")) for c in choices]
+    input_tokens, output_tokens = _usage_attributes(_get(response, "usage"), attrs, "prompt_tokens", "completion_tokens")
+    _openai_response(response, provider, attrs)
+
+    def output() -> list[dict[str, Any]]:
+        messages = []
+        for choice in choices:
+            message = _get(choice, "message")
+            text = _get(choice, "text")  # legacy completions
+            parts = _parts(_get(message, "content") if message is not None else text)
+            refusal = _get(message, "refusal")
+            if refusal:
+                parts.append({"type": "text", "content": refusal})
+            parts += _tool_call_parts(_get(message, "tool_calls"))
+            function_call = _get(message, "function_call")
+            if function_call is not None:
+                parts.append({"type": "tool_call", "name": _get(function_call, "name"), "arguments": _json_or_text(_get(function_call, "arguments"))})
+            messages.append({"role": "assistant", "parts": parts, "finish_reason": _finish_reason(_get(choice, "finish_reason"))})
+        return messages
+
+    return Outcome(attrs, model, input_tokens, output_tokens, output)
+
+
+class _Choice:
+    __slots__ = ("finish_reason", "refusal", "text", "tool_calls")
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.refusal: list[str] = []
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: Optional[str] = None
+
+
+class ChatAccumulator:
+    """Rebuilds a chat (or legacy completion) response from its chunks."""
+
+    __slots__ = ("_choices", "_fingerprint", "_id", "_model", "_provider", "_tier", "_usage")
+
+    def __init__(self, provider: str) -> None:
+        self._provider = provider
+        self._id: Optional[str] = None
+        self._model: Optional[str] = None
+        self._usage: Any = None
+        self._tier: Optional[str] = None
+        self._fingerprint: Optional[str] = None
+        self._choices: dict[int, _Choice] = {}
+
+    def add(self, chunk: Any) -> None:
+        self._id = self._id or _text(_get(chunk, "id"))
+        # Azure's first chunk has model "": keep the last real name.
+        self._model = _text(_get(chunk, "model")) or self._model
+        usage = _get(chunk, "usage")
+        if usage is not None:
+            self._usage = usage  # providers that repeat cumulative usage: the last one wins
+        self._tier = _text(_get(chunk, "service_tier")) or self._tier
+        self._fingerprint = _text(_get(chunk, "system_fingerprint")) or self._fingerprint
+        for choice in _get(chunk, "choices") or ():
+            index = _get(choice, "index") or 0
+            state = self._choices.get(index)
+            if state is None:
+                state = self._choices[index] = _Choice()
+            delta = _get(choice, "delta")
+            if delta is None:  # legacy completions stream text directly
+                text = _get(choice, "text")
+                if text:
+                    state.text.append(text)
+            else:
+                content = _get(delta, "content")
+                if content:
+                    state.text.append(content)
+                refusal = _get(delta, "refusal")
+                if refusal:
+                    state.refusal.append(refusal)
+                for call in _get(delta, "tool_calls") or ():
+                    slot = state.tool_calls.setdefault(_get(call, "index") or 0, {"id": None, "name": None, "arguments": []})
+                    slot["id"] = slot["id"] or _get(call, "id")
+                    function = _get(call, "function")
+                    slot["name"] = slot["name"] or _get(function, "name")
+                    arguments = _get(function, "arguments")
+                    if arguments:
+                        slot["arguments"].append(arguments)
+                function_call = _get(delta, "function_call")
+                if function_call is not None:
+                    slot = state.tool_calls.setdefault(0, {"id": None, "name": None, "arguments": []})
+                    slot["name"] = slot["name"] or _get(function_call, "name")
+                    if _get(function_call, "arguments"):
+                        slot["arguments"].append(_get(function_call, "arguments"))
+            reason = _get(choice, "finish_reason")
+            if reason:
+                state.finish_reason = reason
+
+    def outcome(self) -> Outcome:
+        attrs: Attributes = {}
+        if self._id:
+            attrs[sc.GEN_AI_RESPONSE_ID] = self._id
+        if self._model:
+            attrs[sc.GEN_AI_RESPONSE_MODEL] = self._model
+        indexes = sorted(self._choices)
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [_finish_reason(self._choices[i].finish_reason) for i in indexes]
+        input_tokens, output_tokens = _usage_attributes(self._usage, attrs, "prompt_tokens", "completion_tokens")
+        if self._provider == sc.PROVIDER_OPENAI:
+            if self._tier:
+                attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = self._tier
+            if self._fingerprint:
+                attrs[sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = self._fingerprint
+        choices = self._choices
+
+        def output() -> list[dict[str, Any]]:
+            messages = []
+            for i in indexes:
+                state = choices[i]
+                parts: list[dict[str, Any]] = []
+                if state.text:
+                    parts.append({"type": "text", "content": "".join(state.text)})
+                if state.refusal:
+                    parts.append({"type": "text", "content": "".join(state.refusal)})
+                for _, call in sorted(state.tool_calls.items()):
+                    parts.append({"type": "tool_call", "id": call["id"], "name": call["name"], "arguments": _json_or_text("".join(call["arguments"]))})
+                messages.append({"role": "assistant", "parts": parts, "finish_reason": _finish_reason(state.finish_reason)})
+            return messages
+
+        return Outcome(attrs, self._model, input_tokens, output_tokens, output)
+
+
+# --- embeddings ----------------------------------------------------------------------------
+
+
+def _embeddings_request(instance: Any, kwargs: Mapping[str, Any]) -> Request:
+    host, port, azure = _server(instance)
+    provider = _provider(host, port, azure)
+    attrs: Attributes = {}
+    fmt = kwargs.get("encoding_format")
+    if _given(fmt) and isinstance(fmt, str):
+        attrs[sc.GEN_AI_REQUEST_ENCODING_FORMATS] = [fmt]
+    dimensions = _integer(kwargs.get("dimensions"))
+    if dimensions is not None:
+        attrs[sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dimensions
+    model = kwargs.get("model")
+    return Request(sc.OP_EMBEDDINGS, provider, model if isinstance(model, str) else None, host, port, attrs)
+
+
+def _embeddings_outcome(response: Any, provider: str) -> Outcome:
+    attrs: Attributes = {}
+    model = _text(_get(response, "model"))
+    if model:
+        attrs[sc.GEN_AI_RESPONSE_MODEL] = model
+    input_tokens = _count(_get(_get(response, "usage"), "prompt_tokens"))
+    if input_tokens is not None:
+        attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
+    return Outcome(attrs, model, input_tokens, None, None)
+
+
+# --- Responses API --------------------------------------------------------------------
+
+
+def _responses_request(instance: Any, kwargs: Mapping[str, Any]) -> Request:
+    host, port, azure = _server(instance)
+    provider = _provider(host, port, azure)
+    attrs: Attributes = {}
+    _common_params(kwargs, attrs)
+    max_tokens = _integer(kwargs.get("max_output_tokens"))
+    if max_tokens is not None:
+        attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    text_format = _get(kwargs.get("text"), "format")
+    output_type = _output_type(kwargs.get("text_format") or text_format)
+    if output_type:
+        attrs[sc.GEN_AI_OUTPUT_TYPE] = output_type
+    conversation = kwargs.get("conversation")
+    conversation_id = conversation if isinstance(conversation, str) else _get(conversation, "id")
+    if isinstance(conversation_id, str) and conversation_id:
+        attrs[sc.GEN_AI_CONVERSATION_ID] = conversation_id
+    _openai_request(kwargs, provider, "responses", attrs)
+    model = kwargs.get("model")
+    return Request(sc.OP_CHAT, provider, model if isinstance(model, str) else None, host, port, attrs)
+
+
+def _responses_finish_reason(response: Any) -> str:
+    status = _get(response, "status")
+    if status == "completed":
+        output = _get(response, "output") or ()
+        return "tool_calls" if any(_get(i, "type") == "function_call" for i in output) else "stop"
+    if status == "incomplete":
+        reason = _get(_get(response, "incomplete_details"), "reason")
+        return {"max_output_tokens": "length", "content_filter": "content_filter"}.get(reason, str(reason))
+    return "error" if status in ("failed", "cancelled", None) else str(status)
+
+
+def _responses_output(response: Any) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    for item in _get(response, "output") or ():
+        kind = _get(item, "type")
+        if kind == "message":
+            parts.extend(_parts(_get(item, "content")))
+        elif kind == "function_call":
+            parts.append({"type": "tool_call", "id": _get(item, "call_id"), "name": _get(item, "name"), "arguments": _json_or_text(_get(item, "arguments"))})
+        elif kind == "reasoning":
+            for summary in _get(item, "summary") or ():
+                parts.append({"type": "reasoning", "content": _get(summary, "text")})
+        elif kind:
+            parts.append({"type": "server_tool_call", "name": str(kind), "id": _get(item, "id")})
+    return [{"role": "assistant", "parts": parts, "finish_reason": _responses_finish_reason(response)}]
+
+
+def _responses_outcome(response: Any, provider: str) -> Outcome:
+    attrs: Attributes = {}
+    response_id = _text(_get(response, "id"))
+    if response_id:
+        attrs[sc.GEN_AI_RESPONSE_ID] = response_id
+    model = _text(_get(response, "model"))
+    if model:
+        attrs[sc.GEN_AI_RESPONSE_MODEL] = model
+    attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [_responses_finish_reason(response)]
+    input_tokens, output_tokens = _usage_attributes(_get(response, "usage"), attrs, "input_tokens", "output_tokens")
+    if provider == sc.PROVIDER_OPENAI:
+        tier = _text(_get(response, "service_tier"))
+        if tier:
+            attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = tier
+    return Outcome(attrs, model, input_tokens, output_tokens, lambda: _responses_output(response))
+
+
+class ResponsesAccumulator:
+    """Follows a Responses API event stream; the terminal event carries the whole response."""
+
+    __slots__ = ("_final", "_latest", "_provider", "_text")
+
+    def __init__(self, provider: str) -> None:
+        self._provider = provider
+        self._latest: Any = None
+        self._final: Any = None
+        self._text: list[str] = []
+
+    def add(self, event: Any) -> None:
+        kind = _get(event, "type")
+        response = _get(event, "response")
+        if response is not None:
+            self._latest = response
+            if kind in ("response.completed", "response.incomplete", "response.failed"):
+                self._final = response
+        elif kind == "response.output_text.delta":
+            delta = _get(event, "delta")
+            if isinstance(delta, str):
+                self._text.append(delta)
+
+    def outcome(self) -> Outcome:
+        if self._final is not None:
+            return _responses_outcome(self._final, self._provider)
+        # Closed before the end: what the created/in-progress events said, and the text so far.
+        attrs: Attributes = {}
+        response = self._latest
+        response_id = _text(_get(response, "id"))
+        if response_id:
+            attrs[sc.GEN_AI_RESPONSE_ID] = response_id
+        model = _text(_get(response, "model"))
+        if model:
+            attrs[sc.GEN_AI_RESPONSE_MODEL] = model
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = ["error"]
+        text = "".join(self._text)
+        return Outcome(
+            attrs,
+            model,
+            None,
+            None,
+            lambda: [{"role": "assistant", "parts": [{"type": "text", "content": text}] if text else [], "finish_reason": "error"}],
+        )
+
+
+# --- the wrappers ------------------------------------------------------------------------
+
+RequestReader = Callable[[Any, Mapping[str, Any]], Request]
+OutcomeReader = Callable[[Any, str], Outcome]
+ContentReader = Callable[[Mapping[str, Any]], dict[str, Any]]
+AccumulatorFactory = Callable[[str], Any]
+
+
+class _Surface:
+    """How to read one patched method's request, response and stream."""
+
+    __slots__ = ("accumulator", "content", "outcome", "request")
+
+    def __init__(
+        self,
+        request: RequestReader,
+        outcome: OutcomeReader,
+        content: Optional[ContentReader],
+        accumulator: Optional[AccumulatorFactory],
+    ) -> None:
+        self.request = request
+        self.outcome = outcome
+        self.content = content
+        self.accumulator = accumulator
+
+
+CHAT = _Surface(_chat_request, _chat_outcome, _chat_input, ChatAccumulator)
+COMPLETIONS = _Surface(
+    lambda instance, kwargs: _chat_request(instance, kwargs, sc.OP_TEXT_COMPLETION),
+    _chat_outcome,
+    _completion_input,
+    ChatAccumulator,
+)
+EMBEDDINGS = _Surface(_embeddings_request, _embeddings_outcome, None, None)
+RESPONSES = _Surface(_responses_request, _responses_outcome, _responses_input, ResponsesAccumulator)
+
+
+def _class_name(obj: Any) -> str:
+    return type(obj).__name__
+
+
+def _is_stream(result: Any) -> bool:
+    name = _class_name(result)
+    return name in ("Stream", "AsyncStream") or any(
+        base.__name__ in ("Stream", "AsyncStream") for base in type(result).__mro__[1:]
+    )
+
+
+def _handle_result(surface: _Surface, invocation: Invocation, result: Any, is_async: bool) -> Any:
+    """Finish the span for a complete response, or hand back a proxy that finishes it later."""
+    provider = invocation.request.provider
+    if _is_stream(result):
+        if surface.accumulator is None:
+            invocation.succeed(Outcome({}))
+            return result
+        recorder = StreamRecorder(invocation, surface.accumulator(provider))
+        return AsyncStreamProxy(result, recorder) if is_async else SyncStreamProxy(result, recorder)
+    name = _class_name(result)
+    if name == "LegacyAPIResponse":
+        return _LegacyResponseProxy(result, surface, invocation, is_async)
+    if name in ("APIResponse", "AsyncAPIResponse"):
+        return (_AsyncRawResponseProxy if name == "AsyncAPIResponse" else _RawResponseProxy)(result, surface, invocation)
+    invocation.succeed(surface.outcome(result, provider))
+    return result
+
+
+def _parsed_result(surface: _Surface, invocation: Invocation, parsed: Any, is_async: bool) -> Any:
+    try:
+        return _handle_result(surface, invocation, parsed, is_async)
+    except Exception as exc:
+        _guard.report("reading an OpenAI raw response", exc)
+        return parsed
+
+
+class _LegacyResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """``with_raw_response``: the body is read; ``parse()`` gives the object the span is made from."""
+
+    def __init__(self, wrapped: Any, surface: _Surface, invocation: Invocation, is_async: bool) -> None:
+        super().__init__(wrapped)
+        self._self_surface = surface
+        self._self_invocation = invocation
+        self._self_is_async = is_async
+        self._self_parsed: dict[Any, Any] = {}
+        if not getattr(wrapped, "_stream", False):
+            # Not a stream: parse now (openai caches it) so the span ends with the call.
+            self.parse()
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        parsed = self.__wrapped__.parse(*args, **kwargs)
+        key = kwargs.get("to")
+        if key in self._self_parsed:
+            return self._self_parsed[key]
+        result = _parsed_result(self._self_surface, self._self_invocation, parsed, self._self_is_async)
+        self._self_parsed[key] = result
+        return result
+
+
+class _RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """``with_streaming_response`` (sync): the span ends when the body is parsed or closed."""
+
+    def __init__(self, wrapped: Any, surface: _Surface, invocation: Invocation) -> None:
+        super().__init__(wrapped)
+        self._self_surface = surface
+        self._self_invocation = invocation
+        self._self_result: Any = None
+        self._self_done = False
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        parsed = self.__wrapped__.parse(*args, **kwargs)
+        if self._self_done:
+            return self._self_result if self._self_result is not None else parsed
+        self._self_done = True
+        self._self_result = _parsed_result(self._self_surface, self._self_invocation, parsed, False)
+        return self._self_result
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            if not self._self_done:
+                self._self_invocation.succeed(Outcome({}))
+
+
+class _AsyncRawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """``with_streaming_response`` (async): the span ends when the body is parsed or closed."""
+
+    def __init__(self, wrapped: Any, surface: _Surface, invocation: Invocation) -> None:
+        super().__init__(wrapped)
+        self._self_surface = surface
+        self._self_invocation = invocation
+        self._self_result: Any = None
+        self._self_done = False
+
+    async def parse(self, *args: Any, **kwargs: Any) -> Any:
+        parsed = await self.__wrapped__.parse(*args, **kwargs)
+        if self._self_done:
+            return self._self_result if self._self_result is not None else parsed
+        self._self_done = True
+        self._self_result = _parsed_result(self._self_surface, self._self_invocation, parsed, True)
+        return self._self_result
+
+    async def close(self) -> None:
+        try:
+            await self.__wrapped__.close()
+        finally:
+            if not self._self_done:
+                self._self_invocation.succeed(Outcome({}))
+
+
+def _begin(surface: _Surface, instance: Any, kwargs: Mapping[str, Any]) -> Optional[Invocation]:
+    if _inside_call.get():
+        return None
+    try:
+        request = surface.request(instance, kwargs)
+    except Exception as exc:
+        _guard.report("reading an OpenAI request", exc)
+        return None
+    content = surface.content
+    return start(request, (lambda: content(kwargs)) if content is not None else None)
+
+
+def _finish(surface: _Surface, invocation: Invocation, result: Any, is_async: bool) -> Any:
+    try:
+        return _handle_result(surface, invocation, result, is_async)
+    except Exception as exc:
+        _guard.report("reading an OpenAI response", exc)
+        invocation.succeed(Outcome({}))
+        return result
+
+
+def _sync_wrapper(surface: _Surface) -> Callable[..., Any]:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        invocation = _begin(surface, instance, kwargs)
+        if invocation is None:
+            return wrapped(*args, **kwargs)
+        token = _inside_call.set(True)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            invocation.fail(exc)
+            raise
+        finally:
+            _inside_call.reset(token)
+        return _finish(surface, invocation, result, False)
+
+    return wrapper
+
+
+def _async_wrapper(surface: _Surface) -> Callable[..., Any]:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        invocation = _begin(surface, instance, kwargs)
+        if invocation is None:
+            return await wrapped(*args, **kwargs)
+        token = _inside_call.set(True)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:  # includes CancelledError
+            invocation.fail(exc)
+            raise
+        finally:
+            _inside_call.reset(token)
+        return _finish(surface, invocation, result, True)
+
+    return wrapper
+
+
+# module, class, method, surface, async
+_TARGETS: tuple[tuple[str, str, str, _Surface, bool], ...] = (
+    ("openai.resources.chat.completions", "Completions", "create", CHAT, False),
+    ("openai.resources.chat.completions", "AsyncCompletions", "create", CHAT, True),
+    ("openai.resources.chat.completions", "Completions", "parse", CHAT, False),
+    ("openai.resources.chat.completions", "AsyncCompletions", "parse", CHAT, True),
+    ("openai.resources.beta.chat.completions", "Completions", "parse", CHAT, False),
+    ("openai.resources.beta.chat.completions", "AsyncCompletions", "parse", CHAT, True),
+    ("openai.resources.completions", "Completions", "create", COMPLETIONS, False),
+    ("openai.resources.completions", "AsyncCompletions", "create", COMPLETIONS, True),
+    ("openai.resources.embeddings", "Embeddings", "create", EMBEDDINGS, False),
+    ("openai.resources.embeddings", "AsyncEmbeddings", "create", EMBEDDINGS, True),
+    ("openai.resources.responses", "Responses", "create", RESPONSES, False),
+    ("openai.resources.responses", "AsyncResponses", "create", RESPONSES, True),
+    ("openai.resources.responses", "Responses", "parse", RESPONSES, False),
+    ("openai.resources.responses", "AsyncResponses", "parse", RESPONSES, True),
+)
+
+_lock = threading.Lock()
+_patched: list[tuple[type, str, Any]] = []
+
+
+def instrument_openai() -> None:
+    """Patch the ``openai`` client so every call becomes a GenAI span (idempotent).
+
+    Covers clients created before and after the call; ``uninstrument_openai()``
+    restores the original methods.
+
+    Raises:
+        ConfigurationError: ``openai`` is not installed.
+
+    Example:
+        >>> import otelite
+        >>> otelite.instrument_openai()
+        >>> otelite.uninstrument_openai()
+    """
+    try:
+        importlib.import_module("openai")
+    except ImportError as exc:
+        raise ConfigurationError(
+            'instrument_openai: the openai package is not installed; pip install "otelite[openai]"'
+        ) from exc
+    with _lock:
+        if _patched:
+            return
+        for module_name, class_name, method, surface, is_async in _TARGETS:
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:
+                continue  # this openai version has no such resource
+            cls = getattr(module, class_name, None)
+            original = cls.__dict__.get(method) if isinstance(cls, type) else None
+            if cls is None or original is None:
+                continue
+            wrapper = _async_wrapper(surface) if is_async else _sync_wrapper(surface)
+            setattr(cls, method, wrapt.FunctionWrapper(original, wrapper))
+            _patched.append((cls, method, original))
+
+
+def uninstrument_openai() -> None:
+    """Restore the original ``openai`` methods (idempotent).
+
+    Example:
+        >>> import otelite
+        >>> otelite.uninstrument_openai()
+    """
+    with _lock:
+        while _patched:
+            cls, method, original = _patched.pop()
+            setattr(cls, method, original)
+
+
+def is_instrumented() -> bool:
+    """Whether ``instrument_openai()`` is in effect."""
+    return bool(_patched)

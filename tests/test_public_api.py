@@ -1,0 +1,141 @@
+"""The public surface: curated names, docstrings, import rules, and a light `import otelite`."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import otelite
+import otelite.store
+import otelite.testing
+from otelite import _env
+
+SRC = Path(otelite.__file__).parent
+DOCS = Path(__file__).parent.parent / "docs"
+
+# Layers, lowest first; a module may import only from its own layer or below.
+LAYERS = {
+    "leaves": {"_version", "_exceptions", "_semconv", "_env"},
+    "utilities": {"_guard", "_content", "_sqlite"},
+    "runtime": {"_context", "_export", "_config", "_spans"},
+    "features": {"_decorators", "store"},
+    "surfaces": {"__init__", "testing", "_pytest_plugin"},
+}
+ORDER = list(LAYERS)
+
+
+def layer_of(module: str) -> int:
+    """Index of the layer a module belongs to."""
+    for i, name in enumerate(ORDER):
+        if module in LAYERS[name]:
+            return i
+    raise AssertionError(f"module {module!r} is in no layer; add it to LAYERS")
+
+
+def otelite_imports(path: Path) -> set[str]:
+    """The otelite modules a file imports (by top-level module name under otelite)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("otelite"):
+            parts = node.module.split(".")
+            if len(parts) > 1:
+                found.add(parts[1])
+            else:
+                found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("otelite."):
+                    found.add(alias.name.split(".")[1])
+    return found
+
+
+def test_all_is_sorted_and_complete() -> None:
+    """__all__ is sorted and every name in it exists."""
+    assert otelite.__all__ == sorted(otelite.__all__)
+    for name in otelite.__all__:
+        assert hasattr(otelite, name), name
+
+
+def test_every_public_name_has_a_docstring_with_example() -> None:
+    """Every public function and class says what it does and shows an example."""
+    for name in otelite.__all__:
+        if name == "__version__":
+            continue
+        obj = getattr(otelite, name)
+        doc = obj.__doc__ or ""
+        assert doc.strip(), f"otelite.{name} has no docstring"
+        if not issubclass(obj, Exception) if isinstance(obj, type) else True:
+            assert "Example" in doc or ">>>" in doc, f"otelite.{name} docstring has no example"
+
+
+def test_public_objects_show_public_module() -> None:
+    """Users see otelite.configure, not otelite._config.configure."""
+    assert otelite.configure.__module__ == "otelite"
+    assert otelite.ConfigurationError.__module__ == "otelite"
+
+
+def test_import_rules() -> None:
+    """Imports point down the layers; no internal module imports the top-level package."""
+    for path in SRC.glob("*.py"):
+        module = path.stem
+        for imported in otelite_imports(path):
+            if imported in ("__init__",):
+                raise AssertionError(f"{module} imports the top-level package")
+            assert layer_of(imported) <= layer_of(module), f"{module} imports {imported} (upward)"
+    for path in SRC.glob("_*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                assert all(a.name != "otelite" for a in node.names), f"{path.name} imports otelite"
+            if isinstance(node, ast.ImportFrom) and node.module == "otelite":
+                assert all(a.name.startswith("_") for a in node.names), (
+                    f"{path.name} imports public names from the top-level package"
+                )
+
+
+def test_only_export_module_imports_exporters() -> None:
+    """OTLP exporter modules are imported by _export only."""
+    for path in SRC.glob("*.py"):
+        text = path.read_text()
+        if "opentelemetry.exporter" in text:
+            assert path.name == "_export.py", path.name
+
+
+def test_attribute_names_spelled_only_in_semconv() -> None:
+    """No module other than _semconv writes a gen_ai.* name as a literal."""
+    for path in SRC.glob("*.py"):
+        if path.name == "_semconv.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert not node.value.startswith(("gen_ai.", "otelite.metadata", "user.id", "session.id")), (
+                    f"{path.name} spells {node.value!r}"
+                )
+
+
+def test_import_is_light() -> None:
+    """`import otelite` imports no optional dependency, no exporter and no tokenizer."""
+    code = (
+        "import sys, otelite\n"
+        "heavy = ['openai', 'tiktoken', 'grpc', 'requests', 'httpx', 'httpx2', 'pydantic',\n"
+        "         'opentelemetry.sdk', 'opentelemetry.exporter']\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_every_environment_variable_documented() -> None:
+    """docs/configuration.md lists every variable otelite reads."""
+    text = (DOCS / "configuration.md").read_text()
+    for var in _env.ALL:
+        assert f"`{var.name}`" in text, f"{var.name} missing from docs/configuration.md"
+
+
+def test_pytest_plugin_fixture(capture_spans: otelite.testing.Captured) -> None:
+    """The capture_spans fixture from the pytest11 entry point collects spans in memory."""
+    with otelite.span("from-fixture"):
+        pass
+    assert [s.name for s in capture_spans.spans] == ["from-fixture"]
