@@ -15,40 +15,54 @@ from otelite import _env
 SRC = Path(otelite.__file__).parent
 DOCS = Path(__file__).parent.parent / "docs"
 
-# Layers, lowest first; a module may import only from its own layer or below.
+# Layers, lowest first; a module may import only from its own layer or below,
+# and feature modules (each top-level name in "features") never import each other.
 LAYERS = {
     "leaves": {"_version", "_exceptions", "_semconv", "_env"},
     "utilities": {"_guard", "_content", "_sqlite"},
     "runtime": {"_context", "_export", "_config", "_spans"},
-    "features": {"_decorators", "store"},
+    "features": {"_decorators", "_integrations", "store"},
     "surfaces": {"__init__", "testing", "_pytest_plugin"},
 }
 ORDER = list(LAYERS)
 
 
 def layer_of(module: str) -> int:
-    """Index of the layer a module belongs to."""
+    """Index of the layer a module (dotted path below otelite) belongs to."""
+    top = module.split(".")[0]
     for i, name in enumerate(ORDER):
-        if module in LAYERS[name]:
+        if top in LAYERS[name]:
             return i
     raise AssertionError(f"module {module!r} is in no layer; add it to LAYERS")
 
 
 def otelite_imports(path: Path) -> set[str]:
-    """The otelite modules a file imports (by top-level module name under otelite)."""
+    """The otelite modules a file imports, as dotted paths below otelite."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("otelite"):
-            parts = node.module.split(".")
-            if len(parts) > 1:
-                found.add(parts[1])
+            rest = node.module[len("otelite") :].lstrip(".")
+            if rest:
+                found.add(rest)
             else:
                 found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("otelite."):
-                    found.add(alias.name.split(".")[1])
+                    found.add(alias.name[len("otelite.") :])
     return found
+
+
+def source_modules() -> dict[str, Path]:
+    """Every module of the package, by dotted path below otelite."""
+    modules = {}
+    for path in SRC.rglob("*.py"):
+        relative = path.relative_to(SRC).with_suffix("")
+        parts = list(relative.parts)
+        if parts[-1] == "__init__" and len(parts) > 1:
+            parts.pop()
+        modules[".".join(parts)] = path
+    return modules
 
 
 def test_all_is_sorted_and_complete() -> None:
@@ -77,27 +91,41 @@ def test_public_objects_show_public_module() -> None:
 
 
 def test_import_rules() -> None:
-    """Imports point down the layers; no internal module imports the top-level package."""
-    for path in SRC.glob("*.py"):
-        module = path.stem
+    """Imports point down the layers; features stay apart; nothing imports the top-level package."""
+    for module, path in source_modules().items():
         for imported in otelite_imports(path):
-            if imported in ("__init__",):
-                raise AssertionError(f"{module} imports the top-level package")
+            assert imported != "__init__", f"{module} imports the top-level package"
             assert layer_of(imported) <= layer_of(module), f"{module} imports {imported} (upward)"
-    for path in SRC.glob("_*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
+            if ORDER[layer_of(module)] == "features" == ORDER[layer_of(imported)]:
+                assert imported.split(".")[0] == module.split(".")[0], (
+                    f"feature {module} imports feature {imported}"
+                )
+        if module == "__init__":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
-                assert all(a.name != "otelite" for a in node.names), f"{path.name} imports otelite"
+                assert all(a.name != "otelite" for a in node.names), f"{module} imports otelite"
             if isinstance(node, ast.ImportFrom) and node.module == "otelite":
                 assert all(a.name.startswith("_") for a in node.names), (
-                    f"{path.name} imports public names from the top-level package"
+                    f"{module} imports public names from the top-level package"
                 )
+
+
+def test_only_the_openai_adapter_mentions_openai_imports() -> None:
+    """No module but the OpenAI adapter imports openai."""
+    for module, path in source_modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not any(n == "openai" or n.startswith("openai.") for n in names), module
 
 
 def test_only_export_module_imports_exporters() -> None:
     """OTLP exporter modules are imported by _export only."""
-    for path in SRC.glob("*.py"):
+    for path in source_modules().values():
         text = path.read_text()
         if "opentelemetry.exporter" in text:
             assert path.name == "_export.py", path.name
@@ -105,7 +133,7 @@ def test_only_export_module_imports_exporters() -> None:
 
 def test_attribute_names_spelled_only_in_semconv() -> None:
     """No module other than _semconv writes a gen_ai.* name as a literal."""
-    for path in SRC.glob("*.py"):
+    for path in source_modules().values():
         if path.name == "_semconv.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
