@@ -106,6 +106,13 @@ def test_signal_specific_endpoints_and_grpc(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.store_path is None
 
 
+def test_metrics_exporter_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_METRICS_EXPORTER=none keeps traces going to the endpoint but sends no metrics."""
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    settings = resolve(endpoint="http://collector:4318")
+    assert (settings.traces_endpoint, settings.metrics_endpoint) == ("http://collector:4318/v1/traces", None)
+
+
 def test_arguments_beat_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """An explicit argument wins over its variable."""
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4318")
@@ -141,6 +148,7 @@ def test_arguments_beat_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         ({"service_name": ""}, {}, "service_name: give a non-empty string"),
         ({"local_store": 3}, {}, "local_store: expected a path, True or False"),
         ({}, {"OTELITE_LOCAL_STORE": "sometimes"}, "OTELITE_LOCAL_STORE: 'sometimes' is not a boolean"),
+        ({}, {"OTEL_METRICS_EXPORTER": "prometheus"}, "OTEL_METRICS_EXPORTER: 'prometheus' is not supported"),
     ],
 )
 def test_bad_input_names_the_argument(

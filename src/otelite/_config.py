@@ -318,6 +318,14 @@ def resolve_settings(
                 else:
                     metrics_endpoint = value
 
+    metrics_exporter = (_env.OTEL_METRICS_EXPORTER.read() or "otlp").lower()
+    if metrics_exporter not in ("otlp", "none"):
+        raise ConfigurationError(
+            f"{_env.OTEL_METRICS_EXPORTER.name}: {metrics_exporter!r} is not supported; use 'otlp' or 'none'"
+        )
+    if metrics_exporter == "none":
+        metrics_endpoint = None
+
     if headers is not None:
         parsed_headers = _parse_headers("headers", headers)
     else:

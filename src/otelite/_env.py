@@ -76,6 +76,10 @@ OTEL_EXPORTER_OTLP_HEADERS = EnvVar(
     "OTEL_EXPORTER_OTLP_HEADERS",
     "Default for `headers`: `key=value` pairs separated by commas, values URL-encoded.",
 )
+OTEL_METRICS_EXPORTER = EnvVar(
+    "OTEL_METRICS_EXPORTER",
+    "`none` sends no metrics over OTLP (for backends that accept only traces); default `otlp`.",
+)
 OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT = EnvVar(
     "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
     "Default for `capture_content`: `true`/`false`, or the content modes "
