@@ -77,7 +77,11 @@ def smoke(session: nox.Session) -> None:
         "assert not loaded, f'import otelite loaded {loaded}'\n"
         "print('otelite', otelite.__version__, 'imports cleanly from', otelite.__file__)\n",
     )
-    session.run("python", "-c", "import importlib.util, sys; sys.exit(importlib.util.find_spec('openai') is not None)")
+    session.run(
+        "python",
+        "-c",
+        "import importlib.util, sys; sys.exit(importlib.util.find_spec('openai') is not None)",
+    )
 
 
 @nox.session(python="3.12")

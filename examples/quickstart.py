@@ -127,8 +127,10 @@ def main() -> None:
 
     with LocalStore() as store:
         trace = store.traces(limit=1)[0]
-        print(f"trace {trace.trace_id}: {trace.span_count} spans, {trace.llm_calls} LLM call, "
-              f"{trace.input_tokens}+{trace.output_tokens} tokens")
+        print(
+            f"trace {trace.trace_id}: {trace.span_count} spans, {trace.llm_calls} LLM call, "
+            f"{trace.input_tokens}+{trace.output_tokens} tokens"
+        )
 
         def show(nodes: list[Any], depth: int = 0) -> None:
             for node in nodes:

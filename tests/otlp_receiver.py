@@ -128,13 +128,17 @@ def grpc_receiver() -> Iterator[tuple[str, Received]]:
     received = Received()
 
     class Traces(trace_service_pb2_grpc.TraceServiceServicer):
-        def Export(self, request: ExportTraceServiceRequest, context: Any) -> ExportTraceServiceResponse:
+        def Export(
+            self, request: ExportTraceServiceRequest, context: Any
+        ) -> ExportTraceServiceResponse:
             received.traces.append(request)
             received.headers.append(dict(context.invocation_metadata()))
             return ExportTraceServiceResponse()
 
     class Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
-        def Export(self, request: ExportMetricsServiceRequest, context: Any) -> ExportMetricsServiceResponse:
+        def Export(
+            self, request: ExportMetricsServiceRequest, context: Any
+        ) -> ExportMetricsServiceResponse:
             received.metrics.append(request)
             return ExportMetricsServiceResponse()
 

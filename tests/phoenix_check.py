@@ -61,13 +61,17 @@ def wait_for_server(base: str, server: subprocess.Popen[bytes], log: Path) -> No
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"phoenix exited early ({server.returncode}):\n{log.read_text()[-4000:]}")
+            raise SystemExit(
+                f"phoenix exited early ({server.returncode}):\n{log.read_text()[-4000:]}"
+            )
         try:
             get_json(f"{base}/v1/projects")
             return
         except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
             time.sleep(1)
-    raise SystemExit(f"phoenix did not answer within {STARTUP_TIMEOUT_S}s:\n{log.read_text()[-4000:]}")
+    raise SystemExit(
+        f"phoenix did not answer within {STARTUP_TIMEOUT_S}s:\n{log.read_text()[-4000:]}"
+    )
 
 
 def fetch_spans(base: str) -> list[dict[str, Any]]:
@@ -79,7 +83,7 @@ def fetch_spans(base: str) -> list[dict[str, Any]]:
         except urllib.error.HTTPError as exc:
             if exc.code != 404:  # the project appears with the first span
                 raise
-        if EXPECTED_NAMES <= {s["name"] for s in spans}:
+        if {s["name"] for s in spans} >= EXPECTED_NAMES:
             return spans
         time.sleep(1)
     raise SystemExit(f"spans did not arrive in Phoenix; got {sorted(s['name'] for s in spans)}")
@@ -101,8 +105,9 @@ def check(spans: list[dict[str, Any]]) -> None:
     assert attrs["gen_ai.operation.name"] == "chat", attrs
     assert attrs["gen_ai.provider.name"] == "openai", attrs
     assert attrs["gen_ai.request.model"] == "gpt-4o-mini", attrs
-    assert isinstance(attrs["gen_ai.usage.input_tokens"], int) and attrs["gen_ai.usage.input_tokens"] > 0, attrs
-    assert isinstance(attrs["gen_ai.usage.output_tokens"], int) and attrs["gen_ai.usage.output_tokens"] > 0, attrs
+    for key in ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"):
+        assert isinstance(attrs[key], int), attrs
+        assert attrs[key] > 0, attrs
     root_attrs = flatten(root["attributes"])
     assert root_attrs["user.id"] == "quickstart-user", root_attrs
     print(
@@ -112,7 +117,9 @@ def check(spans: list[dict[str, Any]]) -> None:
 
 
 def main() -> int:
-    phoenix = shutil.which("phoenix", path=str(Path(sys.executable).parent)) or shutil.which("phoenix")
+    phoenix = shutil.which("phoenix", path=str(Path(sys.executable).parent)) or shutil.which(
+        "phoenix"
+    )
     if phoenix is None:
         raise SystemExit("the phoenix command is not installed (pip install arize-phoenix)")
     http_port, grpc_port = free_port(), free_port()
@@ -129,11 +136,17 @@ def main() -> int:
         }
         with log.open("wb") as out:
             server = subprocess.Popen(
-                [phoenix, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                [phoenix, "serve"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         try:
             wait_for_server(base, server, log)
-            app_env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELITE_"))}
+            app_env = {
+                k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELITE_"))
+            }
             app_env.pop("OPENAI_API_KEY", None)
             app_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = base
             app_env["OTEL_METRICS_EXPORTER"] = "none"  # Phoenix receives traces only

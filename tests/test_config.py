@@ -73,7 +73,9 @@ def test_defaults_resolve_to_local_store(tmp_path: Path) -> None:
     )
 
 
-def test_environment_variables_are_fallbacks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_environment_variables_are_fallbacks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """Every OTEL_*/OTELITE_* variable feeds its argument."""
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "api-key=abc%3D%3D, x-team = ml")
@@ -110,7 +112,10 @@ def test_metrics_exporter_none(monkeypatch: pytest.MonkeyPatch) -> None:
     """OTEL_METRICS_EXPORTER=none keeps traces going to the endpoint but sends no metrics."""
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
     settings = resolve(endpoint="http://collector:4318")
-    assert (settings.traces_endpoint, settings.metrics_endpoint) == ("http://collector:4318/v1/traces", None)
+    assert (settings.traces_endpoint, settings.metrics_endpoint) == (
+        "http://collector:4318/v1/traces",
+        None,
+    )
 
 
 def test_arguments_beat_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -129,26 +134,54 @@ def test_arguments_beat_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 @pytest.mark.parametrize(
     ("kwargs", "env", "message"),
     [
-        ({"endpoint": "localhost:4318"}, {}, "endpoint: 'localhost:4318' is not a valid OTLP endpoint URL"),
+        (
+            {"endpoint": "localhost:4318"},
+            {},
+            "endpoint: 'localhost:4318' is not a valid OTLP endpoint URL",
+        ),
         ({"endpoint": "ftp://host"}, {}, "endpoint: 'ftp://host' is not a valid"),
-        ({"endpoint": "http://host:99999"}, {}, "endpoint: 'http://host:99999' has an invalid port"),
-        ({}, {"OTEL_EXPORTER_OTLP_ENDPOINT": "nonsense"}, "OTEL_EXPORTER_OTLP_ENDPOINT: 'nonsense'"),
+        (
+            {"endpoint": "http://host:99999"},
+            {},
+            "endpoint: 'http://host:99999' has an invalid port",
+        ),
+        (
+            {},
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "nonsense"},
+            "OTEL_EXPORTER_OTLP_ENDPOINT: 'nonsense'",
+        ),
         ({"protocol": "http/json"}, {}, "protocol: unknown protocol 'http/json'; use one of"),
-        ({}, {"OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"}, "OTEL_EXPORTER_OTLP_PROTOCOL: unknown protocol"),
+        (
+            {},
+            {"OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"},
+            "OTEL_EXPORTER_OTLP_PROTOCOL: unknown protocol",
+        ),
         ({"headers": "novalue"}, {}, "headers: 'novalue' is not a 'key=value' pair"),
         ({}, {"OTEL_EXPORTER_OTLP_HEADERS": "a=1,=2"}, "OTEL_EXPORTER_OTLP_HEADERS: '=2'"),
         ({"headers": {"a": 1}}, {}, "headers: header 'a': 1 is invalid"),
         ({"sample_ratio": -0.1}, {}, "sample_ratio: -0.1 is out of range"),
         ({"sample_ratio": 1.5}, {}, "sample_ratio: 1.5 is out of range"),
         ({}, {"OTELITE_SAMPLE_RATIO": "half"}, "OTELITE_SAMPLE_RATIO: 'half' is not a number"),
-        ({}, {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "maybe"}, "CAPTURE_MESSAGE_CONTENT: 'maybe'"),
+        (
+            {},
+            {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "maybe"},
+            "CAPTURE_MESSAGE_CONTENT: 'maybe'",
+        ),
         ({"capture_content": "yes"}, {}, "capture_content: expected True or False"),
         ({"max_content_length": 0}, {}, "max_content_length: 0 must be a positive"),
         ({"redact": "mask"}, {}, "redact: expected a function"),
         ({"service_name": ""}, {}, "service_name: give a non-empty string"),
         ({"local_store": 3}, {}, "local_store: expected a path, True or False"),
-        ({}, {"OTELITE_LOCAL_STORE": "sometimes"}, "OTELITE_LOCAL_STORE: 'sometimes' is not a boolean"),
-        ({}, {"OTEL_METRICS_EXPORTER": "prometheus"}, "OTEL_METRICS_EXPORTER: 'prometheus' is not supported"),
+        (
+            {},
+            {"OTELITE_LOCAL_STORE": "sometimes"},
+            "OTELITE_LOCAL_STORE: 'sometimes' is not a boolean",
+        ),
+        (
+            {},
+            {"OTEL_METRICS_EXPORTER": "prometheus"},
+            "OTEL_METRICS_EXPORTER: 'prometheus' is not supported",
+        ),
     ],
 )
 def test_bad_input_names_the_argument(
@@ -167,7 +200,9 @@ def test_unwritable_store_path_is_configuration_error(tmp_path: Path) -> None:
     """A store path that cannot be created (its parent is a file) is refused, naming local_store."""
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    with pytest.raises(otelite.ConfigurationError, match=r"^local_store: .*cannot create the local store"):
+    with pytest.raises(
+        otelite.ConfigurationError, match=r"^local_store: .*cannot create the local store"
+    ):
         otelite.configure(tracer_provider=TracerProvider(), local_store=blocker / "store")
     assert blocker.read_text() == "not a directory"
 
@@ -261,7 +296,10 @@ def test_fresh_process_default_configure(tmp_path: Path) -> None:
             pass
         # no force_flush: the atexit hook must deliver the span
         """,
-        {"OTEL_SERVICE_NAME": "svc-from-env", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test"},
+        {
+            "OTEL_SERVICE_NAME": "svc-from-env",
+            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test",
+        },
         tmp_path,
     )
     assert result.returncode == 0, result.stderr

@@ -13,7 +13,10 @@ from otelite._content import ContentPolicy, redact_api_keys, redact_builtin, to_
     ("text", "expected"),
     [
         ("key sk-proj-AbCdEfGhIjKlMnOpQrStUv123", "key [REDACTED:api_key]"),
-        ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abcdefgh", "Authorization: [REDACTED:api_key]"),
+        (
+            "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abcdefgh",
+            "Authorization: [REDACTED:api_key]",
+        ),
         ("aws AKIAABCDEFGHIJKLMNOP here", "aws [REDACTED:api_key] here"),
         ("token ghp_" + "a" * 36, "token [REDACTED:api_key]"),
         ("no secrets here, sk-short", "no secrets here, sk-short"),

@@ -16,16 +16,19 @@ from otelite.testing import capture_spans
 def test_attributes_stamped_on_every_span_with_standard_names() -> None:
     """user/session/conversation ids use standard names; tags and metadata use otelite.*."""
     with capture_spans() as cap:
-        with otelite.attributes(
-            {"geo.country.iso_code": "DE"},
-            user_id="u-1",
-            session_id="s-1",
-            conversation_id="c-1",
-            tags=["beta", "rag"],
-            metadata={"plan": "pro", "seats": 3},
+        with (
+            otelite.attributes(
+                {"geo.country.iso_code": "DE"},
+                user_id="u-1",
+                session_id="s-1",
+                conversation_id="c-1",
+                tags=["beta", "rag"],
+                metadata={"plan": "pro", "seats": 3},
+            ),
+            otelite.span("outer"),
+            otelite.span("inner"),
         ):
-            with otelite.span("outer"), otelite.span("inner"):
-                pass
+            pass
         with otelite.span("after"):
             pass
     expected = {
@@ -93,9 +96,8 @@ async def test_attributes_follow_asyncio_tasks() -> None:
             with otelite.span("work"):
                 await asyncio.sleep(0)
 
-    with capture_spans() as cap:
-        with otelite.attributes(tags=["batch"]):
-            await asyncio.gather(*(handle(f"u{i}") for i in range(5)))
+    with capture_spans() as cap, otelite.attributes(tags=["batch"]):
+        await asyncio.gather(*(handle(f"u{i}") for i in range(5)))
     work = [s for s in cap.spans if s.name == "work"]
     assert sorted(s.attributes["user.id"] for s in work) == [f"u{i}" for i in range(5)]
     assert all(list(s.attributes["otelite.tags"]) == ["batch"] for s in work)
@@ -172,7 +174,9 @@ def test_current_attributes_reads_merged_view() -> None:
         ({"metadata": {"k": None}}, ValueError, "metadata\\['k'\\] is None"),
     ],
 )
-def test_bad_values_are_clear_errors(kwargs: dict[str, object], error: type[Exception], message: str) -> None:
+def test_bad_values_are_clear_errors(
+    kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
     """Wrong types are refused at once with a message naming the argument."""
     with pytest.raises(error, match=message):
         otelite.attributes(**kwargs)  # type: ignore[arg-type]

@@ -409,12 +409,11 @@ def count(n: int):  # type: ignore[no-untyped-def]
 
 def test_generator_exhausted_span_covers_iteration() -> None:
     """A generator's span starts at the call, ends when exhausted, and parents spans in its body."""
-    with capture_spans(capture_content=True) as cap:
-        with otelite.span("consumer"):
-            items = []
-            for item in count(2):
-                with otelite.span("per-item"):
-                    items.append(item)
+    with capture_spans(capture_content=True) as cap, otelite.span("consumer"):
+        items = []
+        for item in count(2):
+            with otelite.span("per-item"):
+                items.append(item)
     assert items == [0, 1]
     spans = {(s["name"], s["attributes"].get("i")): s for s in cap.as_dicts()}
     gen = spans[("count", None)]
@@ -527,10 +526,9 @@ async def test_asyncio_timeout_still_works() -> None:
     async def slow() -> None:
         await asyncio.sleep(10)
 
-    with capture_spans() as cap:
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.01):  # type: ignore[attr-defined]
-                await slow()
+    with capture_spans() as cap, pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01):  # type: ignore[attr-defined]
+            await slow()
     span = cap.spans[0]
     assert span.status.status_code.name == "ERROR"
     assert span.attributes["error.type"] == "asyncio.exceptions.CancelledError"
@@ -613,7 +611,9 @@ def test_no_configuration_is_a_silent_noop() -> None:
     assert pipeline(" X ") == ["x-0", "x-1"]
 
 
-def test_internal_failure_never_reaches_user(contained_errors: None, caplog: pytest.LogCaptureFixture) -> None:
+def test_internal_failure_never_reaches_user(
+    contained_errors: None, caplog: pytest.LogCaptureFixture
+) -> None:
     """A failing redact hook is contained: the function returns normally and one warning is logged."""
 
     def broken_redact(text: str) -> str:

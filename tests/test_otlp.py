@@ -22,7 +22,9 @@ STATUS_UNSET, STATUS_ERROR = 0, 2
 @otelite.trace(kind="workflow", name="rag")
 def pipeline(question: str) -> str:
     docs = search(question)
-    with otelite.span("answer", **{"gen_ai.usage.input_tokens": 42, "gen_ai.usage.output_tokens": 7}):
+    with otelite.span(
+        "answer", **{"gen_ai.usage.input_tokens": 42, "gen_ai.usage.output_tokens": 7}
+    ):
         return docs[0]
 
 
@@ -35,16 +37,19 @@ def exercise() -> None:
     """Produce one three-span trace and one failing span."""
     with otelite.attributes(user_id="u-7", tags=["wire"]):
         pipeline("q")
-    with pytest.raises(RuntimeError):
-        with otelite.span("broken"):
-            raise RuntimeError("x")
+    with pytest.raises(RuntimeError), otelite.span("broken"):
+        raise RuntimeError("x")
 
 
 def check_received(spans: list[dict[str, object]]) -> None:
     """The spans that arrived are exactly the ones produced, with tree, attributes and resource."""
     by_name = {s["name"]: s for s in spans}
     assert sorted(by_name) == ["answer", "broken", "invoke_workflow rag", "retrieval index"]
-    root, retrieval, answer = by_name["invoke_workflow rag"], by_name["retrieval index"], by_name["answer"]
+    root, retrieval, answer = (
+        by_name["invoke_workflow rag"],
+        by_name["retrieval index"],
+        by_name["answer"],
+    )
     assert root["parent_span_id"] is None
     assert retrieval["parent_span_id"] == root["span_id"]
     assert answer["parent_span_id"] == root["span_id"]
@@ -152,11 +157,19 @@ def test_metrics_and_env_endpoint_in_fresh_process(protocol: str, tmp_path: Path
 
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("OTEL")}, **env}
         result = subprocess.run(
-            [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+            [sys.executable, "-c", code],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         assert result.returncode == 0, result.stderr
         spans = received.spans()
-        assert [(s["name"], s["resource"]["service.name"]) for s in spans] == [("env-configured", "env-svc")]
+        assert [(s["name"], s["resource"]["service.name"]) for s in spans] == [
+            ("env-configured", "env-svc")
+        ]
         assert "otelite.test.calls" in received.metric_names()
     # An endpoint was configured and no local store asked for: nothing written locally.
     assert not (tmp_path / ".otelite").exists()

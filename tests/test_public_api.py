@@ -138,9 +138,9 @@ def test_attribute_names_spelled_only_in_semconv() -> None:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                assert not node.value.startswith(("gen_ai.", "otelite.metadata", "user.id", "session.id")), (
-                    f"{path.name} spells {node.value!r}"
-                )
+                assert not node.value.startswith(
+                    ("gen_ai.", "otelite.metadata", "user.id", "session.id")
+                ), f"{path.name} spells {node.value!r}"
 
 
 def test_import_is_light() -> None:

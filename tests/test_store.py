@@ -26,10 +26,23 @@ def test_schema_indexes_and_wal(tmp_path: Path) -> None:
     """A new store has the versioned schema, the indexes reports need, and WAL journaling."""
     conn = _sqlite.open_for_writing(tmp_path / "otelite.db")
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index' AND name NOT LIKE 'sqlite_%'")}
+    indexes = {
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='index' AND name NOT LIKE 'sqlite_%'"
+        )
+    }
     assert tables == {"otelite_meta", "resources", "spans"}
-    assert indexes == {"spans_start_time", "spans_model", "spans_user", "spans_session", "spans_roots"}
-    assert conn.execute("SELECT value FROM otelite_meta WHERE key='schema_version'").fetchone() == ("1",)
+    assert indexes == {
+        "spans_start_time",
+        "spans_model",
+        "spans_user",
+        "spans_session",
+        "spans_roots",
+    }
+    assert conn.execute("SELECT value FROM otelite_meta WHERE key='schema_version'").fetchone() == (
+        "1",
+    )
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.close()
 
@@ -60,7 +73,11 @@ def test_spans_round_trip_with_all_fields(tmp_path: Path) -> None:
         traces = store.traces()
         assert len(traces) == 2
         failing, main = traces
-        assert (failing.root_name, failing.status_code, failing.span_count) == ("failing", "ERROR", 1)
+        assert (failing.root_name, failing.status_code, failing.span_count) == (
+            "failing",
+            "ERROR",
+            1,
+        )
         assert (main.root_name, main.span_count, main.llm_calls) == ("root", 2, 1)
         assert (main.input_tokens, main.output_tokens, main.cost_usd) == (12, 5, 0.0001)
         assert (main.user_id, main.status_code) == ("u-1", "OK")
@@ -81,7 +98,9 @@ def test_spans_round_trip_with_all_fields(tmp_path: Path) -> None:
             "user.id": "u-1",
             "session.id": "s-1",
         }
-        assert chat.events == [{"name": "retry", "time_ns": chat.events[0]["time_ns"], "attributes": {"attempt": 1}}]
+        assert chat.events == [
+            {"name": "retry", "time_ns": chat.events[0]["time_ns"], "attributes": {"attempt": 1}}
+        ]
         assert chat.kind == "INTERNAL"
         assert chat.scope_name == "otelite"
         assert chat.resource["telemetry.sdk.language"] == "python"
@@ -135,7 +154,7 @@ def test_newer_schema_refused_and_untouched(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     before = digest(path)
-    with pytest.raises(otelite.ConfigurationError, match="schema version 99.*upgrade otelite"):
+    with pytest.raises(otelite.ConfigurationError, match=r"schema version 99.*upgrade otelite"):
         otelite.configure(tracer_provider=TracerProvider(), local_store=tmp_path)
     with pytest.raises(otelite.StoreSchemaError, match="The file was not modified"):
         LocalStore(tmp_path)
@@ -145,7 +164,9 @@ def test_newer_schema_refused_and_untouched(tmp_path: Path) -> None:
 
 def test_missing_corrupt_and_foreign_files(tmp_path: Path) -> None:
     """Reading a missing, corrupt or non-otelite file raises StoreError with the fix."""
-    with pytest.raises(otelite.StoreError, match="no local store here yet; call otelite.configure"):
+    with pytest.raises(
+        otelite.StoreError, match=r"no local store here yet; call otelite\.configure"
+    ):
         LocalStore(tmp_path / "nothing")
     assert not (tmp_path / "nothing").exists()
     corrupt = tmp_path / "corrupt.db"
@@ -208,6 +229,8 @@ def test_write_failure_is_contained(
         with otelite.span("lost"):
             pass
         otelite.force_flush()
-    messages = [r.getMessage() for r in caplog.records if r.name == "otelite" and r.levelname == "WARNING"]
+    messages = [
+        r.getMessage() for r in caplog.records if r.name == "otelite" and r.levelname == "WARNING"
+    ]
     assert len(messages) == 1
     assert "writing spans to the local store" in messages[0]

@@ -14,18 +14,20 @@ Example:
 
 from __future__ import annotations
 
+from contextlib import suppress as _suppress
+
 from otelite._config import configure, force_flush, is_configured, shutdown
 from otelite._content import redact_builtin
 from otelite._context import ContextThreadPoolExecutor, attributes, bind_context, current_attributes
 from otelite._decorators import span, trace
-from otelite._integrations._hosts import register_provider
-from otelite._integrations.openai import instrument_openai, uninstrument_openai
 from otelite._exceptions import (
     ConfigurationError,
     OteliteError,
     StoreError,
     StoreSchemaError,
 )
+from otelite._integrations._hosts import register_provider
+from otelite._integrations.openai import instrument_openai, uninstrument_openai
 from otelite._version import __version__
 
 __all__ = [
@@ -54,8 +56,6 @@ __all__ = [
 for _name in __all__:
     _obj = globals()[_name]
     if getattr(_obj, "__module__", "").startswith("otelite._"):
-        try:
+        with _suppress(AttributeError, TypeError):
             _obj.__module__ = "otelite"
-        except (AttributeError, TypeError):
-            pass
 del _name, _obj

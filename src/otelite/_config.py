@@ -24,10 +24,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from urllib.parse import unquote, urlparse
-
-from typing import TYPE_CHECKING
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import Meter, MeterProvider
@@ -153,7 +151,9 @@ def _validate_endpoint(argument: str, value: str, protocol: str) -> str:
     return value
 
 
-def _parse_headers(argument: str, value: Union[str, Mapping[str, str]]) -> tuple[tuple[str, str], ...]:
+def _parse_headers(
+    argument: str, value: Union[str, Mapping[str, str]]
+) -> tuple[tuple[str, str], ...]:
     if isinstance(value, Mapping):
         items = list(value.items())
         for key, val in items:
@@ -247,13 +247,13 @@ def _parse_max_length(value: Optional[int]) -> int:
     except (TypeError, ValueError):
         length = -1
     if isinstance(raw, bool) or length <= 0:
-        raise ConfigurationError(f"{argument}: {raw!r} must be a positive whole number of characters")
+        raise ConfigurationError(
+            f"{argument}: {raw!r} must be a positive whole number of characters"
+        )
     return length
 
 
-def _resolve_store(
-    local_store: Union[bool, StorePath, None], has_endpoint: bool
-) -> Optional[Path]:
+def _resolve_store(local_store: Union[bool, StorePath, None], has_endpoint: bool) -> Optional[Path]:
     if local_store is None:
         enabled = _env.OTELITE_LOCAL_STORE.read_bool(default=not has_endpoint)
         return _sqlite.default_store_path() if enabled else None
@@ -292,7 +292,9 @@ def resolve_settings(
         proto = _parse_protocol("protocol", protocol)
     else:
         raw = _env.OTEL_EXPORTER_OTLP_PROTOCOL.read()
-        proto = _parse_protocol(_env.OTEL_EXPORTER_OTLP_PROTOCOL.name, raw) if raw else "http/protobuf"
+        proto = (
+            _parse_protocol(_env.OTEL_EXPORTER_OTLP_PROTOCOL.name, raw) if raw else "http/protobuf"
+        )
 
     traces_endpoint = metrics_endpoint = None
     if endpoint is not None:
@@ -309,7 +311,10 @@ def resolve_settings(
             base = _validate_endpoint(_env.OTEL_EXPORTER_OTLP_ENDPOINT.name, base_env, proto)
             traces_endpoint = _signal_url(base, proto, "traces")
             metrics_endpoint = _signal_url(base, proto, "metrics")
-        for var in (_env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, _env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT):
+        for var in (
+            _env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+            _env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+        ):
             value = var.read()
             if value:
                 _validate_endpoint(var.name, value, proto)
@@ -348,7 +353,11 @@ def resolve_settings(
         )
     if redact_builtin is not None and not isinstance(redact_builtin, bool):
         raise ConfigurationError("redact_builtin: expected True or False")
-    builtin = redact_builtin if redact_builtin is not None else _env.OTELITE_REDACT_BUILTIN.read_bool(True)
+    builtin = (
+        redact_builtin
+        if redact_builtin is not None
+        else _env.OTELITE_REDACT_BUILTIN.read_bool(True)
+    )
     if resource_attributes is not None and not isinstance(resource_attributes, Mapping):
         raise ConfigurationError(
             "resource_attributes: expected a mapping such as {'deployment.environment': 'prod'}"
@@ -427,7 +436,11 @@ def _choose_provider(
                 "configure sampling on that provider instead"
             )
         return current, owned
-    sampler = ParentBased(TraceIdRatioBased(settings.sample_ratio)) if settings.sample_ratio is not None else None
+    sampler = (
+        ParentBased(TraceIdRatioBased(settings.sample_ratio))
+        if settings.sample_ratio is not None
+        else None
+    )
     provider = SdkTracerProvider(resource=_resource(settings), sampler=sampler)
     _owned_providers.add(id(provider))
     if isinstance(current, trace.ProxyTracerProvider):
@@ -458,7 +471,9 @@ def _choose_meter_provider(
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
     reader = PeriodicExportingMetricReader(
-        _export.otlp_metric_exporter(settings.metrics_endpoint, settings.protocol, dict(settings.headers))
+        _export.otlp_metric_exporter(
+            settings.metrics_endpoint, settings.protocol, dict(settings.headers)
+        )
     )
     provider = SdkMeterProvider(metric_readers=[reader], resource=_resource(settings))
     _owned_providers.add(id(provider))

@@ -126,16 +126,17 @@ class ContentPolicy:
         text = text[: self.max_length + _REDACTION_MARGIN]
         if self.redact is not None:
             try:
-                text = self.redact(text)
+                redacted: object = self.redact(text)
             except Exception as exc:
                 _guard.report("the redact hook given to configure()", exc)
                 return REDACTION_FAILED
-            if not isinstance(text, str):
+            if not isinstance(redacted, str):
                 _guard.report(
                     "the redact hook given to configure()",
-                    TypeError(f"redact hook returned {type(text).__name__}, expected str"),
+                    TypeError(f"redact hook returned {type(redacted).__name__}, expected str"),
                 )
                 return REDACTION_FAILED
+            text = redacted
         text = redact_builtin(text) if self.redact_builtin else redact_api_keys(text)
         if original_length > self.max_length or len(text) > self.max_length:
             dropped = max(original_length, len(text)) - self.max_length

@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     P = ParamSpec("P")
 
 R = TypeVar("R")
-AttributeValue = Union[str, bool, int, float, Sequence[str], Sequence[bool], Sequence[int], Sequence[float]]
+AttributeValue = Union[
+    str, bool, int, float, Sequence[str], Sequence[bool], Sequence[int], Sequence[float]
+]
 
 KEY = otel_context.create_key("otelite.attributes")
 EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -104,7 +106,7 @@ def _build(
     return attrs, tag_tuple
 
 
-class attributes:  # noqa: N801 - used like a function: ``with otelite.attributes(...)``
+class attributes:
     """Stamp attributes on every span started inside a block, a function, or a task.
 
     Nested blocks merge: inner values win, tags accumulate. The values also reach
@@ -175,7 +177,7 @@ class attributes:  # noqa: N801 - used like a function: ``with otelite.attribute
             @functools.wraps(func)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
                 with self._fresh():
-                    return await func(*args, **kwargs)  # type: ignore[misc]
+                    return await func(*args, **kwargs)
 
             return async_wrapper  # type: ignore[return-value]
 

@@ -123,7 +123,9 @@ class _Spec:
             if has_result and span.is_recording():
                 active = _config.active()
                 capture = (
-                    self.capture_output if self.capture_output is not None else active.content.capture
+                    self.capture_output
+                    if self.capture_output is not None
+                    else active.content.capture
                 )
                 if capture:
                     span.set_attribute(self.output_key, active.content.render(result))
@@ -282,7 +284,6 @@ def _wrap_async_generator(func: Callable[..., Any], spec: _Spec) -> Callable[...
                     value = yield item
             finally:
                 await agen.aclose()
-            return
         ctx = otel_trace.set_span_in_context(span)
         items = _capture_items(spec)
         ended = False
@@ -373,7 +374,9 @@ def _check_options(
         )
     for argument, value in (("capture_input", capture_input), ("capture_output", capture_output)):
         if value is not None and not isinstance(value, bool):
-            raise TypeError(f"@otelite.trace: {argument} must be True, False or None, got {value!r}")
+            raise TypeError(
+                f"@otelite.trace: {argument} must be True, False or None, got {value!r}"
+            )
 
 
 @overload

@@ -26,6 +26,7 @@ from otelite._sqlite import SpanWriter
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricExporter
 
+
 def otlp_span_exporter(url: str, protocol: str, headers: Mapping[str, str]) -> SpanExporter:
     """An OTLP span exporter for ``url`` over ``protocol``."""
     if protocol == "grpc":

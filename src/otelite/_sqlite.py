@@ -308,9 +308,7 @@ class SpanWriter:
                 self._conn = None
 
 
-def fetch_rows(
-    conn: sqlite3.Connection, sql: str, params: Iterable[Any] = ()
-) -> list[sqlite3.Row]:
+def fetch_rows(conn: sqlite3.Connection, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
     """Run a read query and return rows addressable by column name."""
     conn.row_factory = sqlite3.Row
     try:

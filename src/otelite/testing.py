@@ -80,14 +80,18 @@ class Captured:
         found = [s for s in self.spans if s.name == name]
         if len(found) != 1:
             names = sorted({s.name for s in self.spans})
-            raise AssertionError(f"expected one span named {name!r}, found {len(found)}; spans: {names}")
+            raise AssertionError(
+                f"expected one span named {name!r}, found {len(found)}; spans: {names}"
+            )
         return found[0]
 
     def clear(self) -> None:
         """Forget the spans captured so far."""
         self.exporter.clear()
 
-    def as_dicts(self, *, step_clock: bool = True, short_stacktraces: bool = True) -> list[dict[str, Any]]:
+    def as_dicts(
+        self, *, step_clock: bool = True, short_stacktraces: bool = True
+    ) -> list[dict[str, Any]]:
         """Finished spans as plain dicts, in start order, ready for ``==`` comparisons.
 
         With ``step_clock``, every timestamp is replaced by its rank among all the
@@ -95,7 +99,9 @@ class Captured:
         values are stable. With ``short_stacktraces``, ``exception.stacktrace``
         keeps only its last line (``ValueError: boom``).
         """
-        spans = sorted(self.spans, key=lambda s: (s.start_time or 0, s.context.span_id if s.context else 0))
+        spans = sorted(
+            self.spans, key=lambda s: (s.start_time or 0, s.context.span_id if s.context else 0)
+        )
         stamps: set[int] = set()
         for s in spans:
             stamps.update(t for t in (s.start_time, s.end_time) if t is not None)
@@ -130,7 +136,11 @@ class Captured:
                     "status_description": s.status.description,
                     "attributes": attrs(s.attributes),
                     "events": [
-                        {"name": e.name, "timestamp": clock(e.timestamp), "attributes": attrs(e.attributes)}
+                        {
+                            "name": e.name,
+                            "timestamp": clock(e.timestamp),
+                            "attributes": attrs(e.attributes),
+                        }
                         for e in s.events
                     ],
                 }
@@ -153,8 +163,8 @@ class Captured:
                             if hasattr(point, key):
                                 entry[key] = getattr(point, key)
                         if hasattr(point, "bucket_counts"):
-                            entry["bucket_counts"] = list(point.bucket_counts)
-                            entry["explicit_bounds"] = list(point.explicit_bounds)
+                            entry["bucket_counts"] = list(getattr(point, "bucket_counts", ()))
+                            entry["explicit_bounds"] = list(getattr(point, "explicit_bounds", ()))
                         points.append(entry)
         return out
 
@@ -178,11 +188,17 @@ def capture_spans(
     exporter = InMemorySpanExporter()
     reader = InMemoryMetricReader()
     resource = Resource({sc.SERVICE_NAME: TEST_SERVICE_NAME, **(resource_attributes or {})})
-    id_generator: IdGenerator = SequentialIdGenerator() if deterministic_ids else RandomIdGenerator()
-    tracer_provider = TracerProvider(resource=resource, id_generator=id_generator, shutdown_on_exit=False)
+    id_generator: IdGenerator = (
+        SequentialIdGenerator() if deterministic_ids else RandomIdGenerator()
+    )
+    tracer_provider = TracerProvider(
+        resource=resource, id_generator=id_generator, shutdown_on_exit=False
+    )
     tracer_provider.add_span_processor(ContextAttributesProcessor())
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    meter_provider = MeterProvider(metric_readers=[reader], resource=resource, shutdown_on_exit=False)
+    meter_provider = MeterProvider(
+        metric_readers=[reader], resource=resource, shutdown_on_exit=False
+    )
     policy = ContentPolicy(
         capture=capture_content,
         redact=redact,

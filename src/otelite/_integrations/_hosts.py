@@ -50,7 +50,9 @@ def register_provider(host: str, provider: str) -> None:
         >>> otelite.register_provider("llm.internal.example.com", "vllm")
     """
     if not isinstance(host, str) or not host.strip() or "/" in host:
-        raise ValueError(f"register_provider: host must be a bare host name such as 'api.example.com', got {host!r}")
+        raise ValueError(
+            f"register_provider: host must be a bare host name such as 'api.example.com', got {host!r}"
+        )
     if not isinstance(provider, str) or not provider.strip():
         raise ValueError(f"register_provider: provider must be a non-empty str, got {provider!r}")
     with _lock:

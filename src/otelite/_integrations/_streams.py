@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import weakref
 from types import TracebackType
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import wrapt
 
 from otelite._integrations._wrapper import StreamRecorder
+
+if TYPE_CHECKING:
+    _Proxy = wrapt.ObjectProxy[Any]
+else:
+    _Proxy = wrapt.ObjectProxy
 
 
 def _finish_abandoned(recorder: StreamRecorder) -> None:
@@ -23,7 +28,7 @@ def _finish_abandoned(recorder: StreamRecorder) -> None:
     recorder.finish()
 
 
-class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class SyncStreamProxy(_Proxy):
     """Wraps a synchronous stream (iterator with ``close()`` and context manager)."""
 
     def __init__(self, wrapped: Any, recorder: StreamRecorder) -> None:
@@ -69,7 +74,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
             self._self_finalizer()
 
 
-class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class AsyncStreamProxy(_Proxy):
     """Wraps an asynchronous stream (async iterator with ``await close()``)."""
 
     def __init__(self, wrapped: Any, recorder: StreamRecorder) -> None:

@@ -78,9 +78,14 @@ class _Instruments:
     __slots__ = ("duration", "per_chunk", "tokens", "ttfc")
 
     def __init__(self, meter: Meter) -> None:
-        duration_kwargs: dict[str, Any] = {"explicit_bucket_boundaries_advisory": list(sc.DURATION_BUCKETS)}
+        duration_kwargs: dict[str, Any] = {
+            "explicit_bucket_boundaries_advisory": list(sc.DURATION_BUCKETS)
+        }
         self.duration: Histogram = meter.create_histogram(
-            sc.METRIC_OPERATION_DURATION, unit="s", description="GenAI operation duration", **duration_kwargs
+            sc.METRIC_OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration",
+            **duration_kwargs,
         )
         self.tokens: Histogram = meter.create_histogram(
             sc.METRIC_TOKEN_USAGE,
@@ -122,7 +127,9 @@ class Invocation:
 
     __slots__ = ("_ended", "_lock", "active", "request", "span", "started")
 
-    def __init__(self, request: Request, content: Optional[Callable[[], Mapping[str, Any]]]) -> None:
+    def __init__(
+        self, request: Request, content: Optional[Callable[[], Mapping[str, Any]]]
+    ) -> None:
         self.active = _config.active()
         self.request = request
         attrs: Attributes = {
@@ -137,7 +144,9 @@ class Invocation:
                 attrs[sc.SERVER_PORT] = request.server_port
         attrs.update(request.attributes)
         name = f"{request.operation} {request.model}" if request.model else request.operation
-        self.span: Span = self.active.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+        self.span: Span = self.active.tracer.start_span(
+            name, kind=SpanKind.CLIENT, attributes=attrs
+        )
         self._ended = False
         self._lock = threading.Lock()
         if content is not None and self.active.content.capture and self.span.is_recording():
@@ -154,7 +163,9 @@ class Invocation:
             self._ended = True
             return True
 
-    def _metric_attributes(self, response_model: Optional[str], error_type: Optional[str]) -> Attributes:
+    def _metric_attributes(
+        self, response_model: Optional[str], error_type: Optional[str]
+    ) -> Attributes:
         request = self.request
         attrs: Attributes = {
             sc.GEN_AI_OPERATION_NAME: request.operation,
@@ -189,9 +200,13 @@ class Invocation:
             if span.is_recording():
                 span.set_attributes(outcome.attributes)
                 if first_chunk is not None:
-                    span.set_attribute(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, first_chunk - self.started)
+                    span.set_attribute(
+                        sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, first_chunk - self.started
+                    )
                 if outcome.output is not None and self.active.content.capture:
-                    span.set_attribute(sc.GEN_AI_OUTPUT_MESSAGES, self.active.content.render(outcome.output()))
+                    span.set_attribute(
+                        sc.GEN_AI_OUTPUT_MESSAGES, self.active.content.render(outcome.output())
+                    )
             if error is not None:
                 error_type = _spans.error_type(error)
                 _spans.record_error(span, error)
@@ -222,9 +237,13 @@ class Invocation:
         attrs = self._metric_attributes(outcome.response_model, error_type)
         made.duration.record(ended_at - self.started, attrs)
         if outcome.input_tokens is not None:
-            made.tokens.record(outcome.input_tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT})
+            made.tokens.record(
+                outcome.input_tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT}
+            )
         if outcome.output_tokens is not None:
-            made.tokens.record(outcome.output_tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT})
+            made.tokens.record(
+                outcome.output_tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT}
+            )
         if first_chunk is not None:
             made.ttfc.record(first_chunk - self.started, attrs)
         if chunk_gaps:
@@ -233,7 +252,9 @@ class Invocation:
                 record(gap, attrs)
 
 
-def start(request: Request, content: Optional[Callable[[], Mapping[str, Any]]] = None) -> Optional[Invocation]:
+def start(
+    request: Request, content: Optional[Callable[[], Mapping[str, Any]]] = None
+) -> Optional[Invocation]:
     """Begin an LLM call's span, or ``None`` when instrumentation is suppressed or fails."""
     if _spans.is_suppressed():
         return None

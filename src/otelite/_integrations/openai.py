@@ -17,7 +17,7 @@ import importlib
 import json
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import wrapt
 
@@ -35,8 +35,15 @@ from otelite._integrations._wrapper import (
     start,
 )
 
+if TYPE_CHECKING:
+    _Proxy = wrapt.ObjectProxy[Any]
+else:
+    _Proxy = wrapt.ObjectProxy
+
 # A call made inside an instrumented call (a helper calling ``create``) is not recorded twice.
-_inside_call: contextvars.ContextVar[bool] = contextvars.ContextVar("otelite_openai_call", default=False)
+_inside_call: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "otelite_openai_call", default=False
+)
 
 _SENTINELS = frozenset({"NotGiven", "Omit"})
 
@@ -132,7 +139,9 @@ def _common_params(kwargs: Mapping[str, Any], attrs: Attributes) -> None:
         attrs[sc.GEN_AI_REQUEST_STREAM] = True
 
 
-def _openai_request(kwargs: Mapping[str, Any], provider: str, api_type: Optional[str], attrs: Attributes) -> None:
+def _openai_request(
+    kwargs: Mapping[str, Any], provider: str, api_type: Optional[str], attrs: Attributes
+) -> None:
     if provider != sc.PROVIDER_OPENAI:
         return
     tier = kwargs.get("service_tier")
@@ -142,7 +151,9 @@ def _openai_request(kwargs: Mapping[str, Any], provider: str, api_type: Optional
         attrs[sc.OPENAI_API_TYPE] = api_type
 
 
-def _usage_attributes(usage: Any, attrs: Attributes, input_key: str, output_key: str) -> tuple[Optional[int], Optional[int]]:
+def _usage_attributes(
+    usage: Any, attrs: Attributes, input_key: str, output_key: str
+) -> tuple[Optional[int], Optional[int]]:
     input_tokens = _count(_get(usage, input_key))
     output_tokens = _count(_get(usage, output_key))
     if input_tokens is not None:
@@ -198,12 +209,31 @@ def _parts(content: Any) -> list[dict[str, Any]]:
             elif kind == "refusal":
                 parts.append({"type": "text", "content": _get(part, "refusal")})
             elif kind == "image_url":
-                parts.append({"type": "uri", "modality": "image", "uri": _get(_get(part, "image_url"), "url")})
+                parts.append(
+                    {
+                        "type": "uri",
+                        "modality": "image",
+                        "uri": _get(_get(part, "image_url"), "url"),
+                    }
+                )
             elif kind == "input_image":
-                parts.append({"type": "uri", "modality": "image", "uri": _get(part, "image_url") or _get(part, "file_id")})
+                parts.append(
+                    {
+                        "type": "uri",
+                        "modality": "image",
+                        "uri": _get(part, "image_url") or _get(part, "file_id"),
+                    }
+                )
             elif kind == "input_audio":
                 audio = _get(part, "input_audio")
-                parts.append({"type": "blob", "modality": "audio", "mime_type": f"audio/{_get(audio, 'format')}", "content": _get(audio, "data")})
+                parts.append(
+                    {
+                        "type": "blob",
+                        "modality": "audio",
+                        "mime_type": f"audio/{_get(audio, 'format')}",
+                        "content": _get(audio, "data"),
+                    }
+                )
             else:
                 parts.append({"type": "generic", "generic_type": str(kind)})
     return parts
@@ -235,13 +265,23 @@ def _chat_input(kwargs: Mapping[str, Any]) -> dict[str, Any]:
             continue
         if role == "tool":
             parts: list[dict[str, Any]] = [
-                {"type": "tool_call_response", "id": _get(message, "tool_call_id"), "response": content}
+                {
+                    "type": "tool_call_response",
+                    "id": _get(message, "tool_call_id"),
+                    "response": content,
+                }
             ]
         else:
             parts = _parts(content) + _tool_call_parts(_get(message, "tool_calls"))
             function_call = _get(message, "function_call")
             if function_call is not None:
-                parts.append({"type": "tool_call", "name": _get(function_call, "name"), "arguments": _json_or_text(_get(function_call, "arguments"))})
+                parts.append(
+                    {
+                        "type": "tool_call",
+                        "name": _get(function_call, "name"),
+                        "arguments": _json_or_text(_get(function_call, "arguments")),
+                    }
+                )
         entry: dict[str, Any] = {"role": role, "parts": parts}
         name = _get(message, "name")
         if name:
@@ -252,14 +292,18 @@ def _chat_input(kwargs: Mapping[str, Any]) -> dict[str, Any]:
         out[sc.GEN_AI_SYSTEM_INSTRUCTIONS] = system
     tools = kwargs.get("tools")
     if _given(tools):
-        out[sc.GEN_AI_TOOL_DEFINITIONS] = list(tools)
+        out[sc.GEN_AI_TOOL_DEFINITIONS] = list(tools or ())
     return out
 
 
 def _completion_input(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     prompt = kwargs.get("prompt")
     prompts = [prompt] if isinstance(prompt, str) else list(prompt or ())
-    return {sc.GEN_AI_INPUT_MESSAGES: [{"role": "user", "parts": [{"type": "text", "content": p}]} for p in prompts]}
+    return {
+        sc.GEN_AI_INPUT_MESSAGES: [
+            {"role": "user", "parts": [{"type": "text", "content": p}]} for p in prompts
+        ]
+    }
 
 
 def _responses_input(kwargs: Mapping[str, Any]) -> dict[str, Any]:
@@ -275,21 +319,48 @@ def _responses_input(kwargs: Mapping[str, Any]) -> dict[str, Any]:
         for item in items or ():
             kind = _get(item, "type")
             if kind == "function_call":
-                messages.append({"role": "assistant", "parts": [{"type": "tool_call", "id": _get(item, "call_id"), "name": _get(item, "name"), "arguments": _json_or_text(_get(item, "arguments"))}]})
+                messages.append(
+                    {
+                        "role": "assistant",
+                        "parts": [
+                            {
+                                "type": "tool_call",
+                                "id": _get(item, "call_id"),
+                                "name": _get(item, "name"),
+                                "arguments": _json_or_text(_get(item, "arguments")),
+                            }
+                        ],
+                    }
+                )
             elif kind == "function_call_output":
-                messages.append({"role": "tool", "parts": [{"type": "tool_call_response", "id": _get(item, "call_id"), "response": _get(item, "output")}]})
+                messages.append(
+                    {
+                        "role": "tool",
+                        "parts": [
+                            {
+                                "type": "tool_call_response",
+                                "id": _get(item, "call_id"),
+                                "response": _get(item, "output"),
+                            }
+                        ],
+                    }
+                )
             elif _get(item, "role") is not None:
                 role = _get(item, "role")
                 if role in ("system", "developer"):
-                    out.setdefault(sc.GEN_AI_SYSTEM_INSTRUCTIONS, []).extend(_parts(_get(item, "content")))
+                    out.setdefault(sc.GEN_AI_SYSTEM_INSTRUCTIONS, []).extend(
+                        _parts(_get(item, "content"))
+                    )
                 else:
                     messages.append({"role": role, "parts": _parts(_get(item, "content"))})
             else:
-                messages.append({"role": "user", "parts": [{"type": "generic", "generic_type": str(kind)}]})
+                messages.append(
+                    {"role": "user", "parts": [{"type": "generic", "generic_type": str(kind)}]}
+                )
     out[sc.GEN_AI_INPUT_MESSAGES] = messages
     tools = kwargs.get("tools")
     if _given(tools):
-        out[sc.GEN_AI_TOOL_DEFINITIONS] = list(tools)
+        out[sc.GEN_AI_TOOL_DEFINITIONS] = list(tools or ())
     return out
 
 
@@ -316,7 +387,9 @@ def _chat_request(instance: Any, kwargs: Mapping[str, Any], operation: str = sc.
     api_type = "chat_completions" if operation == sc.OP_CHAT else None
     _openai_request(kwargs, provider, api_type, attrs)
     model = kwargs.get("model")
-    return Request(operation, provider, model if isinstance(model, str) else None, host, port, attrs)
+    return Request(
+        operation, provider, model if isinstance(model, str) else None, host, port, attrs
+    )
 
 
 def _chat_outcome(response: Any, provider: str) -> Outcome:
@@ -328,8 +401,12 @@ def _chat_outcome(response: Any, provider: str) -> Outcome:
     if model:
         attrs[sc.GEN_AI_RESPONSE_MODEL] = model
     choices = _get(response, "choices") or []
-    attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [_finish_reason(_get(c, "finish_reason")) for c in choices]
-    input_tokens, output_tokens = _usage_attributes(_get(response, "usage"), attrs, "prompt_tokens", "completion_tokens")
+    attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [
+        _finish_reason(_get(c, "finish_reason")) for c in choices
+    ]
+    input_tokens, output_tokens = _usage_attributes(
+        _get(response, "usage"), attrs, "prompt_tokens", "completion_tokens"
+    )
     _openai_response(response, provider, attrs)
 
     def output() -> list[dict[str, Any]]:
@@ -344,8 +421,20 @@ def _chat_outcome(response: Any, provider: str) -> Outcome:
             parts += _tool_call_parts(_get(message, "tool_calls"))
             function_call = _get(message, "function_call")
             if function_call is not None:
-                parts.append({"type": "tool_call", "name": _get(function_call, "name"), "arguments": _json_or_text(_get(function_call, "arguments"))})
-            messages.append({"role": "assistant", "parts": parts, "finish_reason": _finish_reason(_get(choice, "finish_reason"))})
+                parts.append(
+                    {
+                        "type": "tool_call",
+                        "name": _get(function_call, "name"),
+                        "arguments": _json_or_text(_get(function_call, "arguments")),
+                    }
+                )
+            messages.append(
+                {
+                    "role": "assistant",
+                    "parts": parts,
+                    "finish_reason": _finish_reason(_get(choice, "finish_reason")),
+                }
+            )
         return messages
 
     return Outcome(attrs, model, input_tokens, output_tokens, output)
@@ -402,7 +491,9 @@ class ChatAccumulator:
                 if refusal:
                     state.refusal.append(refusal)
                 for call in _get(delta, "tool_calls") or ():
-                    slot = state.tool_calls.setdefault(_get(call, "index") or 0, {"id": None, "name": None, "arguments": []})
+                    slot = state.tool_calls.setdefault(
+                        _get(call, "index") or 0, {"id": None, "name": None, "arguments": []}
+                    )
                     slot["id"] = slot["id"] or _get(call, "id")
                     function = _get(call, "function")
                     slot["name"] = slot["name"] or _get(function, "name")
@@ -411,7 +502,9 @@ class ChatAccumulator:
                         slot["arguments"].append(arguments)
                 function_call = _get(delta, "function_call")
                 if function_call is not None:
-                    slot = state.tool_calls.setdefault(0, {"id": None, "name": None, "arguments": []})
+                    slot = state.tool_calls.setdefault(
+                        0, {"id": None, "name": None, "arguments": []}
+                    )
                     slot["name"] = slot["name"] or _get(function_call, "name")
                     if _get(function_call, "arguments"):
                         slot["arguments"].append(_get(function_call, "arguments"))
@@ -426,8 +519,12 @@ class ChatAccumulator:
         if self._model:
             attrs[sc.GEN_AI_RESPONSE_MODEL] = self._model
         indexes = sorted(self._choices)
-        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [_finish_reason(self._choices[i].finish_reason) for i in indexes]
-        input_tokens, output_tokens = _usage_attributes(self._usage, attrs, "prompt_tokens", "completion_tokens")
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [
+            _finish_reason(self._choices[i].finish_reason) for i in indexes
+        ]
+        input_tokens, output_tokens = _usage_attributes(
+            self._usage, attrs, "prompt_tokens", "completion_tokens"
+        )
         if self._provider == sc.PROVIDER_OPENAI:
             if self._tier:
                 attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = self._tier
@@ -445,8 +542,21 @@ class ChatAccumulator:
                 if state.refusal:
                     parts.append({"type": "text", "content": "".join(state.refusal)})
                 for _, call in sorted(state.tool_calls.items()):
-                    parts.append({"type": "tool_call", "id": call["id"], "name": call["name"], "arguments": _json_or_text("".join(call["arguments"]))})
-                messages.append({"role": "assistant", "parts": parts, "finish_reason": _finish_reason(state.finish_reason)})
+                    parts.append(
+                        {
+                            "type": "tool_call",
+                            "id": call["id"],
+                            "name": call["name"],
+                            "arguments": _json_or_text("".join(call["arguments"])),
+                        }
+                    )
+                messages.append(
+                    {
+                        "role": "assistant",
+                        "parts": parts,
+                        "finish_reason": _finish_reason(state.finish_reason),
+                    }
+                )
             return messages
 
         return Outcome(attrs, self._model, input_tokens, output_tokens, output)
@@ -466,7 +576,9 @@ def _embeddings_request(instance: Any, kwargs: Mapping[str, Any]) -> Request:
     if dimensions is not None:
         attrs[sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dimensions
     model = kwargs.get("model")
-    return Request(sc.OP_EMBEDDINGS, provider, model if isinstance(model, str) else None, host, port, attrs)
+    return Request(
+        sc.OP_EMBEDDINGS, provider, model if isinstance(model, str) else None, host, port, attrs
+    )
 
 
 def _embeddings_outcome(response: Any, provider: str) -> Outcome:
@@ -501,7 +613,9 @@ def _responses_request(instance: Any, kwargs: Mapping[str, Any]) -> Request:
         attrs[sc.GEN_AI_CONVERSATION_ID] = conversation_id
     _openai_request(kwargs, provider, "responses", attrs)
     model = kwargs.get("model")
-    return Request(sc.OP_CHAT, provider, model if isinstance(model, str) else None, host, port, attrs)
+    return Request(
+        sc.OP_CHAT, provider, model if isinstance(model, str) else None, host, port, attrs
+    )
 
 
 def _responses_finish_reason(response: Any) -> str:
@@ -511,7 +625,9 @@ def _responses_finish_reason(response: Any) -> str:
         return "tool_calls" if any(_get(i, "type") == "function_call" for i in output) else "stop"
     if status == "incomplete":
         reason = _get(_get(response, "incomplete_details"), "reason")
-        return {"max_output_tokens": "length", "content_filter": "content_filter"}.get(reason, str(reason))
+        return {"max_output_tokens": "length", "content_filter": "content_filter"}.get(
+            reason, str(reason)
+        )
     return "error" if status in ("failed", "cancelled", None) else str(status)
 
 
@@ -522,13 +638,22 @@ def _responses_output(response: Any) -> list[dict[str, Any]]:
         if kind == "message":
             parts.extend(_parts(_get(item, "content")))
         elif kind == "function_call":
-            parts.append({"type": "tool_call", "id": _get(item, "call_id"), "name": _get(item, "name"), "arguments": _json_or_text(_get(item, "arguments"))})
+            parts.append(
+                {
+                    "type": "tool_call",
+                    "id": _get(item, "call_id"),
+                    "name": _get(item, "name"),
+                    "arguments": _json_or_text(_get(item, "arguments")),
+                }
+            )
         elif kind == "reasoning":
             for summary in _get(item, "summary") or ():
                 parts.append({"type": "reasoning", "content": _get(summary, "text")})
         elif kind:
             parts.append({"type": "server_tool_call", "name": str(kind), "id": _get(item, "id")})
-    return [{"role": "assistant", "parts": parts, "finish_reason": _responses_finish_reason(response)}]
+    return [
+        {"role": "assistant", "parts": parts, "finish_reason": _responses_finish_reason(response)}
+    ]
 
 
 def _responses_outcome(response: Any, provider: str) -> Outcome:
@@ -540,7 +665,9 @@ def _responses_outcome(response: Any, provider: str) -> Outcome:
     if model:
         attrs[sc.GEN_AI_RESPONSE_MODEL] = model
     attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [_responses_finish_reason(response)]
-    input_tokens, output_tokens = _usage_attributes(_get(response, "usage"), attrs, "input_tokens", "output_tokens")
+    input_tokens, output_tokens = _usage_attributes(
+        _get(response, "usage"), attrs, "input_tokens", "output_tokens"
+    )
     if provider == sc.PROVIDER_OPENAI:
         tier = _text(_get(response, "service_tier"))
         if tier:
@@ -590,7 +717,13 @@ class ResponsesAccumulator:
             model,
             None,
             None,
-            lambda: [{"role": "assistant", "parts": [{"type": "text", "content": text}] if text else [], "finish_reason": "error"}],
+            lambda: [
+                {
+                    "role": "assistant",
+                    "parts": [{"type": "text", "content": text}] if text else [],
+                    "finish_reason": "error",
+                }
+            ],
         )
 
 
@@ -655,7 +788,9 @@ def _handle_result(surface: _Surface, invocation: Invocation, result: Any, is_as
     if name == "LegacyAPIResponse":
         return _LegacyResponseProxy(result, surface, invocation, is_async)
     if name in ("APIResponse", "AsyncAPIResponse"):
-        return (_AsyncRawResponseProxy if name == "AsyncAPIResponse" else _RawResponseProxy)(result, surface, invocation)
+        return (_AsyncRawResponseProxy if name == "AsyncAPIResponse" else _RawResponseProxy)(
+            result, surface, invocation
+        )
     invocation.succeed(surface.outcome(result, provider))
     return result
 
@@ -668,10 +803,12 @@ def _parsed_result(surface: _Surface, invocation: Invocation, parsed: Any, is_as
         return parsed
 
 
-class _LegacyResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class _LegacyResponseProxy(_Proxy):
     """``with_raw_response``: the body is read; ``parse()`` gives the object the span is made from."""
 
-    def __init__(self, wrapped: Any, surface: _Surface, invocation: Invocation, is_async: bool) -> None:
+    def __init__(
+        self, wrapped: Any, surface: _Surface, invocation: Invocation, is_async: bool
+    ) -> None:
         super().__init__(wrapped)
         self._self_surface = surface
         self._self_invocation = invocation
@@ -686,12 +823,14 @@ class _LegacyResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         key = kwargs.get("to")
         if key in self._self_parsed:
             return self._self_parsed[key]
-        result = _parsed_result(self._self_surface, self._self_invocation, parsed, self._self_is_async)
+        result = _parsed_result(
+            self._self_surface, self._self_invocation, parsed, self._self_is_async
+        )
         self._self_parsed[key] = result
         return result
 
 
-class _RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class _RawResponseProxy(_Proxy):
     """``with_streaming_response`` (sync): the span ends when the body is parsed or closed."""
 
     def __init__(self, wrapped: Any, surface: _Surface, invocation: Invocation) -> None:
@@ -717,7 +856,7 @@ class _RawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc]
                 self._self_invocation.succeed(Outcome({}))
 
 
-class _AsyncRawResponseProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class _AsyncRawResponseProxy(_Proxy):
     """``with_streaming_response`` (async): the span ends when the body is parsed or closed."""
 
     def __init__(self, wrapped: Any, surface: _Surface, invocation: Invocation) -> None:
@@ -765,7 +904,9 @@ def _finish(surface: _Surface, invocation: Invocation, result: Any, is_async: bo
 
 
 def _sync_wrapper(surface: _Surface) -> Callable[..., Any]:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         invocation = _begin(surface, instance, kwargs)
         if invocation is None:
             return wrapped(*args, **kwargs)
@@ -783,7 +924,9 @@ def _sync_wrapper(surface: _Surface) -> Callable[..., Any]:
 
 
 def _async_wrapper(surface: _Surface) -> Callable[..., Any]:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         invocation = _begin(surface, instance, kwargs)
         if invocation is None:
             return await wrapped(*args, **kwargs)
