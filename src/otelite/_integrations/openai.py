@@ -99,6 +99,16 @@ def _server(instance: Any) -> tuple[Optional[str], Optional[int], bool]:
     return host, port, azure
 
 
+def _model(instance: Any, kwargs: Mapping[str, Any], azure: bool) -> Optional[str]:
+    """The requested model; for an Azure client bound to a deployment, that deployment."""
+    if azure:
+        deployment = getattr(getattr(instance, "_client", None), "_azure_deployment", None)
+        if isinstance(deployment, str) and deployment:
+            return deployment
+    model = kwargs.get("model")
+    return model if isinstance(model, str) else None
+
+
 def _provider(host: Optional[str], port: Optional[int], azure: bool) -> str:
     return sc.PROVIDER_AZURE_OPENAI if azure else _hosts.provider_for(host, port)
 
@@ -386,10 +396,7 @@ def _chat_request(instance: Any, kwargs: Mapping[str, Any], operation: str = sc.
         attrs[sc.GEN_AI_OUTPUT_TYPE] = output_type
     api_type = "chat_completions" if operation == sc.OP_CHAT else None
     _openai_request(kwargs, provider, api_type, attrs)
-    model = kwargs.get("model")
-    return Request(
-        operation, provider, model if isinstance(model, str) else None, host, port, attrs
-    )
+    return Request(operation, provider, _model(instance, kwargs, azure), host, port, attrs)
 
 
 def _chat_outcome(response: Any, provider: str) -> Outcome:
@@ -575,10 +582,7 @@ def _embeddings_request(instance: Any, kwargs: Mapping[str, Any]) -> Request:
     dimensions = _integer(kwargs.get("dimensions"))
     if dimensions is not None:
         attrs[sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dimensions
-    model = kwargs.get("model")
-    return Request(
-        sc.OP_EMBEDDINGS, provider, model if isinstance(model, str) else None, host, port, attrs
-    )
+    return Request(sc.OP_EMBEDDINGS, provider, _model(instance, kwargs, azure), host, port, attrs)
 
 
 def _embeddings_outcome(response: Any, provider: str) -> Outcome:
@@ -612,10 +616,7 @@ def _responses_request(instance: Any, kwargs: Mapping[str, Any]) -> Request:
     if isinstance(conversation_id, str) and conversation_id:
         attrs[sc.GEN_AI_CONVERSATION_ID] = conversation_id
     _openai_request(kwargs, provider, "responses", attrs)
-    model = kwargs.get("model")
-    return Request(
-        sc.OP_CHAT, provider, model if isinstance(model, str) else None, host, port, attrs
-    )
+    return Request(sc.OP_CHAT, provider, _model(instance, kwargs, azure), host, port, attrs)
 
 
 def _responses_finish_reason(response: Any) -> str:

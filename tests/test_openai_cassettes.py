@@ -1,0 +1,173 @@
+"""Every recorded interaction replayed through an instrumented real client: one correct span per call."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any, Optional
+
+import openai
+import pytest
+
+import otelite
+from cassettes import Interaction, all_cassettes, call_kwargs, load, make_client, method_for
+from otelite.testing import Captured, capture_spans
+
+CONTENT_KEYS = {
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+    "gen_ai.tool.definitions",
+}
+OPERATIONS = {
+    "/chat/completions": "chat",
+    "/completions": "text_completion",
+    "/embeddings": "embeddings",
+    "/responses": "chat",
+}
+
+
+@pytest.fixture(autouse=True)
+def _instrumented() -> Iterator[None]:
+    """openai is instrumented for every test here, and restored afterwards."""
+    otelite.instrument_openai()
+    yield
+    otelite.uninstrument_openai()
+
+
+def dump(value: Any) -> Any:
+    """A comparable snapshot of what the caller received."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(warnings=False)
+    return value
+
+
+def run_sync(client: Any, interaction: Interaction) -> tuple[Any, Optional[BaseException]]:
+    """Make the recorded call; return what the caller got (chunks for streams) or the error."""
+    method = method_for(client, interaction)
+    try:
+        result = method(**call_kwargs(method, interaction))
+        if interaction.is_stream:
+            return [dump(chunk) for chunk in result], None
+        return dump(result), None
+    except openai.OpenAIError as exc:
+        return None, exc
+
+
+async def run_async(client: Any, interaction: Interaction) -> tuple[Any, Optional[BaseException]]:
+    method = method_for(client, interaction)
+    try:
+        result = await method(**call_kwargs(method, interaction))
+        if interaction.is_stream:
+            return [dump(chunk) async for chunk in result], None
+        return dump(result), None
+    except openai.OpenAIError as exc:
+        return None, exc
+
+
+def expected_provider(interaction: Interaction) -> str:
+    url = interaction.url
+    if "openai.azure.com" in url:
+        return "azure.ai.openai"
+    if "api.openai.com" in url:
+        return "openai"
+    if "localhost:8000" in url:
+        return "vllm"
+    if "openrouter.ai" in url:
+        return "openrouter"
+    if "api.deepseek.com" in url:
+        return "deepseek"
+    raise AssertionError(f"no expected provider for {url}")
+
+
+def expected_usage(interaction: Interaction) -> dict[str, int]:
+    """The gen_ai.usage.* attributes the recording implies, computed from the raw JSON."""
+    usage = interaction.recorded_usage()
+    if not usage:
+        return {}
+    out = {}
+    input_tokens = usage.get("prompt_tokens", usage.get("input_tokens"))
+    output_tokens = usage.get("completion_tokens", usage.get("output_tokens"))
+    if input_tokens is not None:
+        out["gen_ai.usage.input_tokens"] = input_tokens
+    if output_tokens is not None and interaction.endpoint != "/embeddings":
+        out["gen_ai.usage.output_tokens"] = output_tokens
+    details_in = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+    if details_in.get("cached_tokens") is not None:
+        out["gen_ai.usage.cache_read.input_tokens"] = details_in["cached_tokens"]
+    details_out = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
+    if details_out.get("reasoning_tokens") is not None:
+        out["gen_ai.usage.reasoning.output_tokens"] = details_out["reasoning_tokens"]
+    return out
+
+
+def check_span(cap: Captured, interaction: Interaction, model: str, error: Optional[BaseException]) -> None:
+    """Exactly one CLIENT span with the operation, provider, usage and status the recording implies."""
+    (span,) = cap.spans
+    attrs = dict(span.attributes or {})
+    operation = OPERATIONS[interaction.endpoint]
+    assert span.name == f"{operation} {model}"
+    assert span.kind.name == "CLIENT"
+    assert attrs["gen_ai.operation.name"] == operation
+    assert attrs["gen_ai.provider.name"] == expected_provider(interaction)
+    assert attrs["gen_ai.request.model"] == model
+    assert attrs["server.address"] == interaction.url.split("/")[2].split(":")[0]
+    assert isinstance(attrs["server.port"], int)
+    usage = {k: v for k, v in attrs.items() if k.startswith("gen_ai.usage.")}
+    assert usage == expected_usage(interaction)
+    assert not CONTENT_KEYS & attrs.keys(), "content must not be captured by default"
+    if error is None:
+        assert span.status.status_code.name == "UNSET"
+        assert "error.type" not in attrs
+    else:
+        assert span.status.status_code.name == "ERROR"
+        assert attrs["error.type"] == f"{type(error).__module__}.{type(error).__qualname__}"
+    if attrs["gen_ai.provider.name"] != "openai":
+        assert not [k for k in attrs if k.startswith("openai.")], "openai.* only for provider openai"
+    points = cap.metrics()["gen_ai.client.operation.duration"]
+    assert len(points) == 1
+    assert points[0]["count"] == 1
+    assert points[0]["attributes"]["gen_ai.provider.name"] == attrs["gen_ai.provider.name"]
+    if error is not None:
+        assert points[0]["attributes"]["error.type"] == attrs["error.type"]
+
+
+def model_of(interaction: Interaction) -> str:
+    body = interaction.request or {}
+    if "/openai/deployments/" in interaction.url:
+        return interaction.url.split("/deployments/")[1].split("/")[0]
+    return str(body["model"])
+
+
+@pytest.mark.parametrize("name", all_cassettes())
+def test_replay_sync(name: str) -> None:
+    """Sync client: each recorded call gives exactly one correct span, and the caller's result is unchanged."""
+    interactions = load(name)
+    otelite.uninstrument_openai()
+    plain_client, plain_replay = make_client(interactions)
+    plain = [run_sync(plain_client, i) for i in interactions]
+    otelite.instrument_openai()
+    client, replay = make_client(interactions)
+    for interaction, (plain_result, plain_error) in zip(interactions, plain):
+        with capture_spans() as cap:
+            result, error = run_sync(client, interaction)
+        assert result == plain_result
+        assert type(error) is type(plain_error)
+        check_span(cap, interaction, model_of(interaction), error)
+    assert replay.mismatches == plain_replay.mismatches == []
+
+
+@pytest.mark.parametrize("name", all_cassettes())
+def test_replay_async(name: str) -> None:
+    """Async client: the same, one correct span per call."""
+    interactions = load(name)
+    client, replay = make_client(interactions, is_async=True)
+
+    async def main() -> None:
+        for interaction in interactions:
+            with capture_spans() as cap:
+                _, error = await run_async(client, interaction)
+            check_span(cap, interaction, model_of(interaction), error)
+
+    asyncio.run(main())
+    assert replay.mismatches == []
