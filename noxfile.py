@@ -39,7 +39,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.12")
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package (targeting Python 3.9)."""
-    session.install("mypy>=1.10", "-e", ".[openai]")
+    session.install("mypy>=1.10", "types-PyYAML", "-e", ".[dev,openai]")
     session.run("mypy")
 
 

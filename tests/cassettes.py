@@ -141,13 +141,25 @@ class Replay:
         self.served += 1
         sent = json.loads(request.content) if request.content else None
         self.sent.append(sent or {})
-        if request.method != recorded.method or urlsplit(str(request.url)).path != urlsplit(recorded.url).path:
-            self.mismatches.append(f"{request.method} {request.url} != {recorded.method} {recorded.url}")
+        if (
+            request.method != recorded.method
+            or urlsplit(str(request.url)).path != urlsplit(recorded.url).path
+        ):
+            self.mismatches.append(
+                f"{request.method} {request.url} != {recorded.method} {recorded.url}"
+            )
+
         def strip(body: Any) -> Any:
-            return {k: v for k, v in body.items() if k not in IGNORED_REQUEST_KEYS} if isinstance(body, dict) else body
+            return (
+                {k: v for k, v in body.items() if k not in IGNORED_REQUEST_KEYS}
+                if isinstance(body, dict)
+                else body
+            )
 
         if strip(sent) != strip(recorded.request):
-            self.mismatches.append(f"body differs for {recorded.url}: {strip(sent)} != {strip(recorded.request)}")
+            self.mismatches.append(
+                f"body differs for {recorded.url}: {strip(sent)} != {strip(recorded.request)}"
+            )
         return http.Response(recorded.status, headers=recorded.headers, content=recorded.body)
 
 
@@ -178,7 +190,9 @@ def make_client(interactions: list[Interaction], *, is_async: bool = False) -> t
     else:
         client_cls = getattr(openai, kind)
         http_client = http.Client(transport=transport)
-    client = client_cls(api_key="test-key-not-real", http_client=http_client, max_retries=0, **kwargs)
+    client = client_cls(
+        api_key="test-key-not-real", http_client=http_client, max_retries=0, **kwargs
+    )
     return client, replay
 
 

@@ -101,7 +101,9 @@ def expected_usage(interaction: Interaction) -> dict[str, int]:
     return out
 
 
-def check_span(cap: Captured, interaction: Interaction, model: str, error: Optional[BaseException]) -> None:
+def check_span(
+    cap: Captured, interaction: Interaction, model: str, error: Optional[BaseException]
+) -> None:
     """Exactly one CLIENT span with the operation, provider, usage and status the recording implies."""
     (span,) = cap.spans
     attrs = dict(span.attributes or {})
@@ -123,7 +125,9 @@ def check_span(cap: Captured, interaction: Interaction, model: str, error: Optio
         assert span.status.status_code.name == "ERROR"
         assert attrs["error.type"] == f"{type(error).__module__}.{type(error).__qualname__}"
     if attrs["gen_ai.provider.name"] != "openai":
-        assert not [k for k in attrs if k.startswith("openai.")], "openai.* only for provider openai"
+        assert not [k for k in attrs if k.startswith("openai.")], (
+            "openai.* only for provider openai"
+        )
     points = cap.metrics()["gen_ai.client.operation.duration"]
     assert len(points) == 1
     assert points[0]["count"] == 1

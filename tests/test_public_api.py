@@ -22,7 +22,7 @@ LAYERS = {
     "utilities": {"_guard", "_content", "_sqlite"},
     "runtime": {"_context", "_export", "_config", "_spans"},
     "features": {"_decorators", "_integrations", "store"},
-    "surfaces": {"__init__", "testing", "_pytest_plugin"},
+    "surfaces": {"__init__", "testing", "_pytest_plugin", "instrumentation"},
 }
 ORDER = list(LAYERS)
 

@@ -1,0 +1,347 @@
+"""The stream lifecycle matrix (D4): every streaming surface ends its span exactly once, however the stream ends."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Iterator
+from typing import Any, Callable
+
+import openai
+import pytest
+
+import otelite
+from cassettes import http
+from fakeopenai import (
+    AsyncFrames,
+    Frames,
+    Recorder,
+    chat_chunks,
+    completion_chunks,
+    response_events,
+    sse,
+    stream_response,
+)
+from otelite.testing import Captured, capture_spans
+
+MESSAGES = [{"role": "user", "content": "Say Paris."}]
+PIECES = ["Pa", "ri", "s", "."]
+
+# surface -> (frames, how to call create(stream=True), attributes when the stream completed)
+SURFACES: dict[str, tuple[list[bytes], Callable[[Any], Callable[..., Any]], dict[str, Any]]] = {
+    "chat": (
+        sse(chat_chunks(PIECES)),
+        lambda c: (
+            lambda **kw: c.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True, **kw
+            )
+        ),
+        {
+            "gen_ai.response.finish_reasons": ("stop",),
+            "gen_ai.usage.input_tokens": 9,
+            "gen_ai.usage.output_tokens": 4,
+        },
+    ),
+    "completions": (
+        sse(completion_chunks(PIECES)),
+        lambda c: (
+            lambda **kw: c.completions.create(
+                model="gpt-3.5-turbo-instruct", prompt="Say Paris.", stream=True, **kw
+            )
+        ),
+        {"gen_ai.response.finish_reasons": ("length",)},
+    ),
+    "responses": (
+        sse(response_events(PIECES), done=False, named=True),
+        lambda c: (
+            lambda **kw: c.responses.create(
+                model="gpt-4.1-mini", input="Say Paris.", stream=True, **kw
+            )
+        ),
+        {
+            "gen_ai.response.finish_reasons": ("stop",),
+            "gen_ai.usage.input_tokens": 20,
+            "gen_ai.usage.output_tokens": 6,
+        },
+    ),
+}
+
+
+@pytest.fixture(autouse=True)
+def _instrumented() -> Iterator[None]:
+    """openai is instrumented for every test here, and restored afterwards."""
+    otelite.instrument_openai()
+    yield
+    otelite.uninstrument_openai()
+
+
+def make(surface: str, is_async: bool, **frames_kw: Any) -> Callable[..., Any]:
+    frames, call, _ = SURFACES[surface]
+    body_cls = AsyncFrames if is_async else Frames
+    handler = Recorder(lambda request: stream_response(body_cls(frames, **frames_kw)))
+    transport = http.MockTransport(handler)
+    if is_async:
+        c: Any = openai.AsyncOpenAI(
+            api_key="sk-x", max_retries=0, http_client=http.AsyncClient(transport=transport)
+        )
+    else:
+        c = openai.OpenAI(
+            api_key="sk-x", max_retries=0, http_client=http.Client(transport=transport)
+        )
+    return call(c)
+
+
+def only_span(cap: Captured) -> Any:
+    """Exactly one span was recorded (so it ended exactly once)."""
+    spans = cap.spans
+    assert len(spans) == 1, [s.name for s in spans]
+    assert spans[0].end_time is not None
+    return spans[0]
+
+
+SURFACE_NAMES = list(SURFACES)
+
+
+@pytest.mark.parametrize("surface", SURFACE_NAMES)
+def test_exhausted_sync(surface: str) -> None:
+    """Iterated to the end: the caller's chunks are those of an uninstrumented client; full usage on the span."""
+    otelite.uninstrument_openai()
+    plain = [c.model_dump(warnings=False) for c in make(surface, False)()]
+    otelite.instrument_openai()
+    with capture_spans() as cap:
+        stream = make(surface, False)()
+        assert isinstance(stream, openai.Stream)
+        got = [c.model_dump(warnings=False) for c in stream]
+    assert got == plain
+    span = only_span(cap)
+    assert span.status.status_code.name == "UNSET"
+    for key, value in SURFACES[surface][2].items():
+        assert span.attributes[key] == value, key
+    assert span.attributes["gen_ai.request.stream"] is True
+    assert span.attributes["gen_ai.response.time_to_first_chunk"] > 0
+
+
+@pytest.mark.parametrize("surface", SURFACE_NAMES)
+def test_exhausted_async(surface: str) -> None:
+    """The same for the async client."""
+
+    async def main() -> list[Any]:
+        stream = await make(surface, True)()
+        assert isinstance(stream, openai.AsyncStream)
+        return [c async for c in stream]
+
+    with capture_spans() as cap:
+        chunks = asyncio.run(main())
+    assert len(chunks) >= len(PIECES)
+    span = only_span(cap)
+    for key, value in SURFACES[surface][2].items():
+        assert span.attributes[key] == value, key
+
+
+@pytest.mark.parametrize("surface", SURFACE_NAMES)
+def test_break_then_garbage_collected(surface: str) -> None:
+    """Broken out of and dropped: the span ends at collection, with the output seen so far."""
+    with capture_spans(capture_content=True) as cap:
+        stream = make(surface, False)()
+        for i, _ in enumerate(stream):
+            if i == 3:  # the first text has arrived, the end has not
+                break
+        assert cap.spans == []
+        del stream
+        gc.collect()
+        span = only_span(cap)
+    assert span.status.status_code.name == "UNSET"
+    assert span.attributes["gen_ai.response.finish_reasons"] == ("error",)
+    assert '"Pa' in span.attributes["gen_ai.output.messages"]
+
+
+@pytest.mark.parametrize("surface", SURFACE_NAMES)
+def test_close_and_context_exit(surface: str) -> None:
+    """close() and leaving a `with` block each end the span once; closing again changes nothing."""
+    with capture_spans() as cap:
+        stream = make(surface, False)()
+        next(iter(stream))
+        stream.close()
+        stream.close()
+        only_span(cap)
+        cap.clear()
+        with make(surface, False)() as stream2:
+            next(iter(stream2))
+        only_span(cap)
+
+
+def consume_failing(surface: str, is_async: bool) -> BaseException:
+    """Iterate a stream whose connection drops after two frames; return what was raised."""
+
+    async def consume_async() -> None:
+        async for _ in await make(surface, True, fail_after=2)():
+            pass
+
+    try:
+        if is_async:
+            asyncio.run(consume_async())
+        else:
+            for _ in make(surface, False, fail_after=2)():
+                pass
+    except Exception as exc:
+        return exc
+    raise AssertionError("the stream did not fail")
+
+
+@pytest.mark.parametrize("surface", SURFACE_NAMES)
+@pytest.mark.parametrize("is_async", [False, True])
+def test_error_mid_stream(surface: str, is_async: bool) -> None:
+    """A connection dropped mid-stream reaches the caller as without otelite; the span ends with ERROR."""
+    otelite.uninstrument_openai()
+    plain = consume_failing(surface, is_async)
+    otelite.instrument_openai()
+    with capture_spans() as cap:
+        got = consume_failing(surface, is_async)
+    assert type(got) is type(plain)
+    assert str(got) == str(plain)
+    span = only_span(cap)
+    assert span.status.status_code.name == "ERROR"
+    assert span.attributes["error.type"] == f"{type(got).__module__}.{type(got).__qualname__}"
+
+
+@pytest.mark.parametrize("surface", SURFACE_NAMES)
+def test_cancelled_task(surface: str) -> None:
+    """Cancelling the consuming task ends the span (with CancelledError) and the task is cancelled."""
+
+    async def main() -> None:
+        async def consume() -> None:
+            async for _ in await make(surface, True, delay=0.05)():
+                pass
+
+        task = asyncio.ensure_future(consume())
+        await asyncio.sleep(0.12)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    with capture_spans() as cap:
+        asyncio.run(main())
+    span = only_span(cap)
+    assert span.attributes["error.type"].endswith("CancelledError")
+
+
+@pytest.mark.parametrize("surface", SURFACE_NAMES)
+def test_async_close_and_context_exit(surface: str) -> None:
+    """await close() and `async with` end the span once."""
+
+    async def main(cap: Captured) -> None:
+        stream = await make(surface, True)()
+        await stream.__anext__()
+        await stream.close()
+        only_span(cap)
+        cap.clear()
+        async with await make(surface, True)() as stream2:
+            await stream2.__anext__()
+        only_span(cap)
+
+    with capture_spans() as cap:
+        asyncio.run(main(cap))
+
+
+def resource_of(surface: str, c: Any) -> Any:
+    return {"chat": c.chat.completions, "completions": c.completions, "responses": c.responses}[
+        surface
+    ]
+
+
+def raw_kwargs(surface: str) -> dict[str, Any]:
+    return {
+        "chat": {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True},
+        "completions": {"model": "gpt-3.5-turbo-instruct", "prompt": "Say Paris.", "stream": True},
+        "responses": {"model": "gpt-4.1-mini", "input": "Say Paris.", "stream": True},
+    }[surface]
+
+
+def clients(surface: str) -> tuple[Any, Any]:
+    frames = SURFACES[surface][0]
+    sync_t = http.MockTransport(lambda r: stream_response(Frames(frames)))
+    async_t = http.MockTransport(lambda r: stream_response(AsyncFrames(frames)))
+    return (
+        openai.OpenAI(api_key="sk-x", max_retries=0, http_client=http.Client(transport=sync_t)),
+        openai.AsyncOpenAI(
+            api_key="sk-x", max_retries=0, http_client=http.AsyncClient(transport=async_t)
+        ),
+    )
+
+
+@pytest.mark.parametrize("surface", SURFACE_NAMES)
+def test_with_raw_response(surface: str) -> None:
+    """with_raw_response: parse() gives the (proxied) stream; the span carries the stream's usage."""
+    sync_client, async_client = clients(surface)
+    with capture_spans() as cap:
+        raw = resource_of(surface, sync_client).with_raw_response.create(**raw_kwargs(surface))
+        assert raw.headers["content-type"] == "text/event-stream"
+        stream = raw.parse()
+        assert isinstance(stream, openai.Stream)
+        assert raw.parse() is stream
+        list(stream)
+        span = only_span(cap)
+        for key, value in SURFACES[surface][2].items():
+            assert span.attributes[key] == value, key
+        cap.clear()
+
+        async def main() -> None:
+            raw = await resource_of(surface, async_client).with_raw_response.create(
+                **raw_kwargs(surface)
+            )
+            [c async for c in raw.parse()]
+
+        asyncio.run(main())
+        only_span(cap)
+
+
+@pytest.mark.parametrize("surface", SURFACE_NAMES)
+def test_with_streaming_response(surface: str) -> None:
+    """with_streaming_response: the span ends when the parsed stream ends, or when the block exits."""
+    sync_client, async_client = clients(surface)
+    with capture_spans() as cap:
+        with resource_of(surface, sync_client).with_streaming_response.create(
+            **raw_kwargs(surface)
+        ) as response:
+            list(response.parse())
+        span = only_span(cap)
+        for key, value in SURFACES[surface][2].items():
+            assert span.attributes[key] == value, key
+        cap.clear()
+        with resource_of(surface, sync_client).with_streaming_response.create(
+            **raw_kwargs(surface)
+        ):
+            pass  # never parsed: the span still ends at exit
+        only_span(cap)
+        cap.clear()
+
+        async def main() -> None:
+            async with resource_of(surface, async_client).with_streaming_response.create(
+                **raw_kwargs(surface)
+            ) as response:
+                [c async for c in await response.parse()]
+
+        asyncio.run(main())
+        only_span(cap)
+
+
+def test_chat_stream_helper() -> None:
+    """client.chat.completions.stream() (the helper) records one span with usage."""
+    sync_client, _ = clients("chat")
+    with capture_spans() as cap:
+        with sync_client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as stream:
+            text = "".join(e.delta for e in stream if e.type == "content.delta")
+    assert text == "Paris."
+    span = only_span(cap)
+    assert span.attributes["gen_ai.usage.output_tokens"] == 4
+
+
+def test_responses_stream_helper() -> None:
+    """client.responses.stream() (the helper) records one span with usage."""
+    sync_client, _ = clients("responses")
+    with capture_spans() as cap:
+        with sync_client.responses.stream(model="gpt-4.1-mini", input="Say Paris.") as stream:
+            final = stream.get_final_response()
+    assert final.output_text == "Paris."
+    span = only_span(cap)
+    assert span.attributes["gen_ai.usage.input_tokens"] == 20
