@@ -15,7 +15,7 @@ PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
 TIKTOKEN_CACHE = ROOT.parent / "shared" / "tiktoken-cache"
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "typecheck", "tests", "smoke", "docs"]
+nox.options.sessions = ["lint", "typecheck", "tests", "openai", "smoke", "docs"]
 nox.options.error_on_missing_interpreters = True
 
 # pyenv keeps each interpreter in its own folder; put them all on PATH so that
@@ -48,6 +48,24 @@ def tests(session: nox.Session) -> None:
     """The test suite on every supported Python (with the newest dependencies)."""
     session.install("-e", ".[dev,openai]")
     session.run("pytest", *session.posargs)
+
+
+# The oldest supported openai, and the newest of each major (3.x is built on httpx2).
+OPENAI_VERSIONS = ["1.66.0", "1.109.1", "2.54.0", "3.57.0"]
+
+
+@nox.session(python="3.12")
+@nox.parametrize("openai_version", OPENAI_VERSIONS)
+def openai(session: nox.Session, openai_version: str) -> None:
+    """The OpenAI instrumentation tests against one openai version."""
+    session.install("-e", ".[dev]", f"openai=={openai_version}")
+    session.run(
+        "pytest",
+        "tests/test_openai.py",
+        "tests/test_openai_streams.py",
+        "tests/test_openai_cassettes.py",
+        *session.posargs,
+    )
 
 
 @nox.session(python="3.9", name="tests-oldest")

@@ -329,7 +329,12 @@ def test_chat_stream_helper() -> None:
     """client.chat.completions.stream() (the helper) records one span with usage."""
     sync_client, _ = clients("chat")
     with capture_spans() as cap:
-        with sync_client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as stream:
+        # The helper moved from client.beta.chat.completions to client.chat.completions in openai 1.9x.
+        helper = (
+            getattr(sync_client.chat.completions, "stream", None)
+            or sync_client.beta.chat.completions.stream
+        )
+        with helper(model="gpt-4o-mini", messages=MESSAGES) as stream:
             text = "".join(e.delta for e in stream if e.type == "content.delta")
     assert text == "Paris."
     span = only_span(cap)

@@ -25,7 +25,7 @@ from otelite._integrations.openai import instrument_openai, uninstrument_openai
 
 __all__ = ["OpenAIInstrumentor"]
 
-_SUPPORTED = ("openai >= 1.40",)
+_SUPPORTED = ("openai >= 1.66",)
 
 
 class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc,unused-ignore]
