@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import otelite
+from aio import asyncio_test
 from otelite import _config
 from otelite.testing import capture_spans
 
@@ -86,6 +87,7 @@ def test_explicit_span_attribute_beats_context() -> None:
     assert cap.spans[0].attributes["user.id"] == "own"
 
 
+@asyncio_test
 async def test_attributes_follow_asyncio_tasks() -> None:
     """Tasks created inside the block carry its attributes, each with its own values."""
 

@@ -15,6 +15,7 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 import otelite
+from aio import asyncio_test
 from otelite.testing import Captured, capture_spans
 
 MOD = __name__
@@ -262,6 +263,7 @@ def test_signature_and_metadata_preserved() -> None:
     assert inspect.isasyncgenfunction(stream)
 
 
+@asyncio_test
 async def test_coroutine_span_and_gather_parents() -> None:
     """Coroutines gathered under a parent each get their own child span of that parent."""
 
@@ -485,6 +487,7 @@ def test_generator_error_mid_way() -> None:
     assert span.attributes["error.type"] == "ValueError"
 
 
+@asyncio_test
 async def test_async_generator_lifecycle() -> None:
     """An async generator's span ends once on exhaustion, on break + aclose, and on error."""
 
@@ -519,6 +522,7 @@ async def test_async_generator_lifecycle() -> None:
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout is new in 3.11")
+@asyncio_test
 async def test_asyncio_timeout_still_works() -> None:
     """asyncio.timeout around a traced coroutine raises TimeoutError as without otelite."""
 
@@ -534,6 +538,7 @@ async def test_asyncio_timeout_still_works() -> None:
     assert span.attributes["error.type"] == "asyncio.exceptions.CancelledError"
 
 
+@asyncio_test
 async def test_wait_for_and_cancel() -> None:
     """wait_for times out and task.cancel() cancels through a traced coroutine."""
 

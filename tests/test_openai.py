@@ -671,9 +671,13 @@ def test_instrumentor_entry_point() -> None:
 
     from otelite.instrumentation import OpenAIInstrumentor
 
-    found = [
-        ep for ep in entry_points(group="opentelemetry_instrumentor") if ep.name == "otelite-openai"
-    ]
+    eps: Any = entry_points()
+    group = (
+        eps.select(group="opentelemetry_instrumentor")
+        if hasattr(eps, "select")
+        else eps.get("opentelemetry_instrumentor", [])
+    )
+    found = [ep for ep in group if ep.name == "otelite-openai"]
     assert [ep.load() for ep in found] == [OpenAIInstrumentor]
     otelite.uninstrument_openai()
     original = Completions.__dict__["create"]

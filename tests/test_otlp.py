@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -81,16 +82,24 @@ def provider() -> TracerProvider:
     return TracerProvider(resource=Resource.create({"service.name": "wire-test"}))
 
 
+def meters() -> MeterProvider:
+    """An isolated meter provider with no reader (metrics over the wire are tested in a fresh process)."""
+    return MeterProvider()
+
+
 def test_otlp_http_round_trip() -> None:
     """Spans exported over OTLP/HTTP arrive at /v1/traces, decoded whole, with the headers."""
     with http_receiver() as (url, received):
         otelite.configure(
-            tracer_provider=provider(), endpoint=url, headers={"x-api-key": "secret-token"}
+            tracer_provider=provider(),
+            meter_provider=meters(),
+            endpoint=url,
+            headers={"x-api-key": "secret-token"},
         )
         exercise()
         assert otelite.force_flush()
         check_received(received.spans())
-        assert set(received.paths) == {"/v1/traces"}
+        assert set(received.paths) == {"/v1/traces"}  # no metrics: an isolated meter provider
         assert all(h["x-api-key"] == "secret-token" for h in received.headers)
         assert all("secret-token" not in str(s) for s in received.spans())
 
@@ -99,7 +108,11 @@ def test_otlp_grpc_round_trip() -> None:
     """Spans exported over OTLP/gRPC arrive decoded whole, with the headers as metadata."""
     with grpc_receiver() as (url, received):
         otelite.configure(
-            tracer_provider=provider(), endpoint=url, protocol="grpc", headers="x-team=ml"
+            tracer_provider=provider(),
+            meter_provider=meters(),
+            endpoint=url,
+            protocol="grpc",
+            headers="x-team=ml",
         )
         exercise()
         assert otelite.force_flush()
@@ -112,7 +125,9 @@ def test_endpoint_and_local_store_together(tmp_path: Path) -> None:
     from otelite.store import LocalStore
 
     with http_receiver() as (url, received):
-        otelite.configure(tracer_provider=provider(), endpoint=url, local_store=tmp_path)
+        otelite.configure(
+            tracer_provider=provider(), meter_provider=meters(), endpoint=url, local_store=tmp_path
+        )
         exercise()
         otelite.force_flush()
         wire = sorted(s["name"] for s in received.spans())
@@ -127,7 +142,7 @@ def test_collector_down_never_breaks_the_app(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
     with http_receiver() as (url, _):
         pass  # the port is closed again: nothing listens there
-    otelite.configure(tracer_provider=provider(), endpoint=url)
+    otelite.configure(tracer_provider=provider(), meter_provider=meters(), endpoint=url)
     assert pipeline("q") == "Q"
     otelite.force_flush(timeout_millis=2000)
 

@@ -174,8 +174,12 @@ def open_for_reading(path: Path) -> sqlite3.Connection:
             timeout=BUSY_TIMEOUT_S,
             check_same_thread=False,
         )
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: not a readable otelite store ({exc})") from exc
+    try:
         version = _stored_version(conn)
     except sqlite3.Error as exc:
+        conn.close()
         raise StoreError(f"{path}: not a readable otelite store ({exc})") from exc
     if version is None:
         conn.close()

@@ -13,8 +13,9 @@ Responses API are covered, sync and async, plain and streamed, including the
 from __future__ import annotations
 
 import contextvars
-import importlib
+import importlib.util
 import json
+import sys
 import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -944,33 +945,67 @@ def _async_wrapper(surface: _Surface) -> Callable[..., Any]:
     return wrapper
 
 
-# module, class, method, surface, async
-_TARGETS: tuple[tuple[str, str, str, _Surface, bool], ...] = (
-    ("openai.resources.chat.completions", "Completions", "create", CHAT, False),
-    ("openai.resources.chat.completions", "AsyncCompletions", "create", CHAT, True),
-    ("openai.resources.chat.completions", "Completions", "parse", CHAT, False),
-    ("openai.resources.chat.completions", "AsyncCompletions", "parse", CHAT, True),
-    ("openai.resources.beta.chat.completions", "Completions", "parse", CHAT, False),
-    ("openai.resources.beta.chat.completions", "AsyncCompletions", "parse", CHAT, True),
-    ("openai.resources.completions", "Completions", "create", COMPLETIONS, False),
-    ("openai.resources.completions", "AsyncCompletions", "create", COMPLETIONS, True),
-    ("openai.resources.embeddings", "Embeddings", "create", EMBEDDINGS, False),
-    ("openai.resources.embeddings", "AsyncEmbeddings", "create", EMBEDDINGS, True),
-    ("openai.resources.responses", "Responses", "create", RESPONSES, False),
-    ("openai.resources.responses", "AsyncResponses", "create", RESPONSES, True),
-    ("openai.resources.responses", "Responses", "parse", RESPONSES, False),
-    ("openai.resources.responses", "AsyncResponses", "parse", RESPONSES, True),
+# (modules that may define the class, class, method, surface, async). Newer openai
+# versions split resources into packages and load them lazily, so patching happens
+# in a post-import hook: when the defining module is imported (or at once if it
+# already is), never by importing resources the application does not use.
+_CHAT_MODULES = (
+    "openai.resources.chat.completions.completions",
+    "openai.resources.chat.completions",
+)
+_BETA_MODULES = ("openai.resources.beta.chat.completions",)
+_COMPLETIONS_MODULES = ("openai.resources.completions",)
+_EMBEDDINGS_MODULES = ("openai.resources.embeddings",)
+_RESPONSES_MODULES = ("openai.resources.responses.responses", "openai.resources.responses")
+_TARGETS: tuple[tuple[tuple[str, ...], str, str, _Surface, bool], ...] = (
+    (_CHAT_MODULES, "Completions", "create", CHAT, False),
+    (_CHAT_MODULES, "AsyncCompletions", "create", CHAT, True),
+    (_CHAT_MODULES, "Completions", "parse", CHAT, False),
+    (_CHAT_MODULES, "AsyncCompletions", "parse", CHAT, True),
+    (_BETA_MODULES, "Completions", "parse", CHAT, False),
+    (_BETA_MODULES, "AsyncCompletions", "parse", CHAT, True),
+    (_COMPLETIONS_MODULES, "Completions", "create", COMPLETIONS, False),
+    (_COMPLETIONS_MODULES, "AsyncCompletions", "create", COMPLETIONS, True),
+    (_EMBEDDINGS_MODULES, "Embeddings", "create", EMBEDDINGS, False),
+    (_EMBEDDINGS_MODULES, "AsyncEmbeddings", "create", EMBEDDINGS, True),
+    (_RESPONSES_MODULES, "Responses", "create", RESPONSES, False),
+    (_RESPONSES_MODULES, "AsyncResponses", "create", RESPONSES, True),
+    (_RESPONSES_MODULES, "Responses", "parse", RESPONSES, False),
+    (_RESPONSES_MODULES, "AsyncResponses", "parse", RESPONSES, True),
 )
 
-_lock = threading.Lock()
+_lock = threading.RLock()
+_active = False
 _patched: list[tuple[type, str, Any]] = []
+_hooked: set[str] = set()
+
+
+def _patch_module(module: Any) -> None:
+    """Post-import hook: patch the targets this module defines (once each)."""
+    with _lock, _guard.contained("patching openai"):
+        if not _active:
+            return
+        name = module.__name__
+        for modules, class_name, method, surface, is_async in _TARGETS:
+            if name not in modules:
+                continue
+            cls = module.__dict__.get(class_name)
+            if not isinstance(cls, type):
+                continue
+            original = cls.__dict__.get(method)
+            if original is None or isinstance(original, wrapt.FunctionWrapper):
+                continue
+            wrapper = _async_wrapper(surface) if is_async else _sync_wrapper(surface)
+            setattr(cls, method, wrapt.FunctionWrapper(original, wrapper))
+            _patched.append((cls, method, original))
 
 
 def instrument_openai() -> None:
     """Patch the ``openai`` client so every call becomes a GenAI span (idempotent).
 
     Covers clients created before and after the call; ``uninstrument_openai()``
-    restores the original methods.
+    restores the original methods. Resource modules openai has not loaded yet
+    are patched when they load, so instrumenting costs no extra imports.
 
     Raises:
         ConfigurationError: ``openai`` is not installed.
@@ -980,27 +1015,23 @@ def instrument_openai() -> None:
         >>> otelite.instrument_openai()
         >>> otelite.uninstrument_openai()
     """
-    try:
-        importlib.import_module("openai")
-    except ImportError as exc:
+    global _active
+    if importlib.util.find_spec("openai") is None:
         raise ConfigurationError(
             'instrument_openai: the openai package is not installed; pip install "otelite[openai]"'
-        ) from exc
+        )
     with _lock:
-        if _patched:
+        if _active:
             return
-        for module_name, class_name, method, surface, is_async in _TARGETS:
-            try:
-                module = importlib.import_module(module_name)
-            except ImportError:
-                continue  # this openai version has no such resource
-            cls = getattr(module, class_name, None)
-            original = cls.__dict__.get(method) if isinstance(cls, type) else None
-            if cls is None or original is None:
-                continue
-            wrapper = _async_wrapper(surface) if is_async else _sync_wrapper(surface)
-            setattr(cls, method, wrapt.FunctionWrapper(original, wrapper))
-            _patched.append((cls, method, original))
+        _active = True
+        for modules, *_ in _TARGETS:
+            for name in modules:
+                if name in _hooked:
+                    if name in sys.modules:
+                        _patch_module(sys.modules[name])
+                    continue
+                _hooked.add(name)
+                wrapt.register_post_import_hook(_patch_module, name)
 
 
 def uninstrument_openai() -> None:
@@ -1010,7 +1041,9 @@ def uninstrument_openai() -> None:
         >>> import otelite
         >>> otelite.uninstrument_openai()
     """
+    global _active
     with _lock:
+        _active = False
         while _patched:
             cls, method, original = _patched.pop()
             setattr(cls, method, original)
@@ -1018,4 +1051,4 @@ def uninstrument_openai() -> None:
 
 def is_instrumented() -> bool:
     """Whether ``instrument_openai()`` is in effect."""
-    return bool(_patched)
+    return _active

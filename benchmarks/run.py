@@ -1,0 +1,332 @@
+"""otelite benchmarks: overhead per instrumented call, import time, memory. Writes docs/performance.md.
+
+Run with `nox -s bench`. Every LLM call goes through the real openai client
+over an in-process mock transport that returns pre-built bytes, so the numbers
+are the client's own cost plus what instrumentation adds.
+
+Overhead is measured against two references on the same provider:
+* the same call with otelite not instrumented (the baseline), and
+* the "floor": the same call inside one plain OpenTelemetry span that sets the
+  same attributes by hand — the least any instrumentation could cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Callable
+
+import openai
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind
+
+import otelite
+
+ROOT = Path(__file__).resolve().parent.parent
+http: Any = sys.modules[openai.DefaultHttpxClient.__mro__[1].__module__.split(".")[0]]
+QUICK = "--quick" in sys.argv
+CALLS = 500 if QUICK else 2000
+REPEATS = 5 if QUICK else 9
+MEMORY_CALLS = 4000 if QUICK else 20000
+MESSAGES = [{"role": "user", "content": "Capital of France?"}]
+
+
+class DropExporter(SpanExporter):
+    """Receives batches and drops them (export cost out of the picture, batching kept)."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+def chat_body() -> bytes:
+    return json.dumps(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris."}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15},
+        }
+    ).encode()
+
+
+def stream_body(chunks: int = 50) -> bytes:
+    base = {"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini-2024-07-18"}
+    frames = [
+        {**base, "choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]}
+        for i in range(chunks - 2)
+    ]
+    frames.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    frames.append({**base, "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 48, "total_tokens": 60}})
+    return b"".join(f"data: {json.dumps(f)}\n\n".encode() for f in frames) + b"data: [DONE]\n\n"
+
+
+def embeddings_body() -> bytes:
+    return json.dumps(
+        {
+            "object": "list",
+            "data": [{"object": "embedding", "index": 0, "embedding": [0.1] * 16}],
+            "model": "text-embedding-3-small",
+            "usage": {"prompt_tokens": 4, "total_tokens": 4},
+        }
+    ).encode()
+
+
+BODIES = {"chat": chat_body(), "stream": stream_body(), "embeddings": embeddings_body()}
+
+
+def handler(request: Any) -> Any:
+    path = request.url.path
+    if path.endswith("/embeddings"):
+        return http.Response(200, content=BODIES["embeddings"], headers={"content-type": "application/json"})
+    if b'"stream": true' in request.content or b'"stream":true' in request.content:
+        return http.Response(200, content=BODIES["stream"], headers={"content-type": "text/event-stream"})
+    return http.Response(200, content=BODIES["chat"], headers={"content-type": "application/json"})
+
+
+SYNC = openai.OpenAI(api_key="sk-bench", max_retries=0, http_client=http.Client(transport=http.MockTransport(handler)))
+ASYNC = openai.AsyncOpenAI(api_key="sk-bench", max_retries=0, http_client=http.AsyncClient(transport=http.MockTransport(handler)))
+
+
+def chat() -> Any:
+    return SYNC.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, temperature=0)
+
+
+def stream() -> Any:
+    return list(SYNC.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}))
+
+
+def embeddings() -> Any:
+    return SYNC.embeddings.create(model="text-embedding-3-small", input="hello")
+
+
+async def achat() -> Any:
+    return await ASYNC.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, temperature=0)
+
+
+CASES: dict[str, tuple[Callable[[], Any], bool]] = {
+    "sync chat": (chat, False),
+    "50-chunk stream": (stream, False),
+    "async chat": (achat, True),
+    "embeddings": (embeddings, False),
+}
+
+
+def timed(fn: Callable[[], Any], is_async: bool, calls: int) -> float:
+    """Mean time per call over ``calls`` calls, in microseconds."""
+    gc.collect()
+    if is_async:
+
+        async def loop() -> float:
+            start = time.perf_counter()
+            for _ in range(calls):
+                await fn()
+            return time.perf_counter() - start
+
+        elapsed = asyncio.run(loop())
+    else:
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        elapsed = time.perf_counter() - start
+    return elapsed / calls * 1e6
+
+
+def compare(variants: dict[str, tuple[Callable[[], Any], Callable[[], None]]], is_async: bool) -> dict[str, float]:
+    """Per-call time of each variant: runs interleaved REPEATS times, the minimum kept (least noise)."""
+    best = {name: float("inf") for name in variants}
+    for _ in range(REPEATS):
+        for name, (fn, setup) in variants.items():
+            setup()
+            timed(fn, is_async, CALLS // 10)  # warm up after switching
+            best[name] = min(best[name], timed(fn, is_async, CALLS))
+    return best
+
+
+def floor_wrapper(fn: Callable[[], Any], is_async: bool, tracer: Any, name: str, start_attrs: dict[str, Any], end_attrs: dict[str, Any]) -> Callable[[], Any]:
+    """The same call inside one plain span with the same attributes set by hand."""
+    if is_async:
+
+        async def afloor() -> Any:
+            span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=start_attrs)
+            result = await fn()
+            span.set_attributes(end_attrs)
+            span.end()
+            return result
+
+        return afloor
+
+    def floor() -> Any:
+        span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=start_attrs)
+        result = fn()
+        span.set_attributes(end_attrs)
+        span.end()
+        return result
+
+    return floor
+
+
+def attributes_of(fn: Callable[[], Any], is_async: bool) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The span name and attributes otelite records for this call (start-time and end-time sets)."""
+    from otelite.testing import capture_spans
+
+    with capture_spans() as cap:
+        asyncio.run(fn()) if is_async else fn()
+    span = cap.spans[0]
+    attrs = dict(span.attributes or {})
+    start_keys = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "server.address", "server.port")
+    start = {k: v for k, v in attrs.items() if k in start_keys or k.startswith("gen_ai.request.")}
+    end = {k: v for k, v in attrs.items() if k not in start}
+    return span.name, start, end
+
+
+def overhead() -> list[dict[str, Any]]:
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(DropExporter()))
+    meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    otelite.configure(tracer_provider=provider, meter_provider=meters, local_store=False)
+    tracer = provider.get_tracer("bench")
+    rows = []
+    for label, (fn, is_async) in CASES.items():
+        otelite.instrument_openai()
+        name, start_attrs, end_attrs = attributes_of(fn, is_async)
+        otelite.uninstrument_openai()
+        floor_fn = floor_wrapper(fn, is_async, tracer, name, start_attrs, end_attrs)
+        times = compare(
+            {
+                "baseline": (fn, otelite.uninstrument_openai),
+                "floor": (floor_fn, otelite.uninstrument_openai),
+                "otelite": (fn, otelite.instrument_openai),
+            },
+            is_async,
+        )
+        otelite.uninstrument_openai()
+        baseline, floor, instrumented = times["baseline"], times["floor"], times["otelite"]
+        rows.append(
+            {
+                "case": label,
+                "baseline_us": baseline,
+                "floor_us": floor,
+                "otelite_us": instrumented,
+                "floor_overhead_us": floor - baseline,
+                "otelite_overhead_us": instrumented - baseline,
+                "ratio": (instrumented - baseline) / max(floor - baseline, 1e-9),
+            }
+        )
+    otelite.shutdown()
+    return rows
+
+
+def memory() -> dict[str, float]:
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(DropExporter()))
+    otelite.configure(tracer_provider=provider, meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]), local_store=False)
+    otelite.instrument_openai()
+    half = MEMORY_CALLS // 2
+    for _ in range(500):
+        chat()
+    gc.collect()
+    tracemalloc.start()
+    for _ in range(half):
+        chat()
+    gc.collect()
+    at_half = tracemalloc.get_traced_memory()[0]
+    for _ in range(half):
+        chat()
+    gc.collect()
+    at_end = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    otelite.uninstrument_openai()
+    otelite.shutdown()
+    return {"calls": MEMORY_CALLS, "at_half_kib": at_half / 1024, "at_end_kib": at_end / 1024, "growth_kib": (at_end - at_half) / 1024}
+
+
+def import_ms(code: str, runs: int) -> float:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL", "OTELITE"))}
+    times = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"],
+            capture_output=True, text=True, check=True, env=env,
+        )
+        times.append(float(out.stdout.strip()) * 1000)
+    return statistics.median(times)
+
+
+def imports() -> dict[str, float]:
+    runs = 5 if QUICK else 15
+    # Bytecode caches are warmed first so every run measures the same thing.
+    import_ms("import openai, otelite; otelite.instrument_openai()", 2)
+    base = import_ms("import openai", runs)
+    both = import_ms("import openai, otelite; otelite.instrument_openai()", runs)
+    return {"openai_ms": base, "with_otelite_ms": both, "added_ms": both - base}
+
+
+def write_report(rows: list[dict[str, Any]], mem: dict[str, float], imp: dict[str, float]) -> str:
+    lines = [
+        "# Performance",
+        "",
+        "Measured by `nox -s bench` (`benchmarks/run.py`). The real `openai` client talks to an",
+        "in-process mock transport returning pre-built bytes; spans go through a `BatchSpanProcessor`",
+        "to an exporter that drops them, metrics to an in-memory reader. *Overhead* is the time per",
+        "call above the same call uninstrumented; the *floor* is the same call inside one plain",
+        "OpenTelemetry span with the same attributes set by hand.",
+        "",
+        f"* Date: {datetime.date.today().isoformat()}",
+        f"* Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+        f"* Python {platform.python_version()}, openai {openai.__version__}, otelite {otelite.__version__}",
+        f"* {CALLS} calls per measurement; baseline, floor and otelite runs interleaved {REPEATS} times, minimum kept",
+        "",
+        "| case | uninstrumented µs/call | floor overhead µs | otelite overhead µs | otelite / floor |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['case']} | {r['baseline_us']:.1f} | {r['floor_overhead_us']:.1f} | {r['otelite_overhead_us']:.1f} | {r['ratio']:.2f}× |"
+        )
+    lines += [
+        "",
+        "Targets: at most 1.3× the floor for non-streaming calls, 2× for the 50-chunk stream.",
+        "",
+        "## Memory",
+        "",
+        f"{mem['calls']} instrumented chat calls; traced Python memory after {mem['calls'] // 2} calls:",
+        f"{mem['at_half_kib']:.0f} KiB, after {mem['calls']}: {mem['at_end_kib']:.0f} KiB "
+        f"(growth {mem['growth_kib']:+.0f} KiB).",
+        "",
+        "## Import time",
+        "",
+        f"`import openai`: {imp['openai_ms']:.1f} ms; `import openai, otelite` + `instrument_openai()`:",
+        f"{imp['with_otelite_ms']:.1f} ms; added: **{imp['added_ms']:.1f} ms** (median of fresh interpreters).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    rows = overhead()
+    mem = memory()
+    imp = imports()
+    report = write_report(rows, mem, imp)
+    print(report)
+    if not QUICK:
+        (ROOT / "docs" / "performance.md").write_text(report)
+
+
+if __name__ == "__main__":
+    main()
