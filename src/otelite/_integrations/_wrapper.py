@@ -125,7 +125,7 @@ def instruments(meter: Meter) -> _Instruments:
 class Invocation:
     """One in-flight LLM call: its span, clock and metric attributes; ends exactly once."""
 
-    __slots__ = ("_ended", "_lock", "active", "request", "span", "started")
+    __slots__ = ("_ended", "_lock", "_metric_base", "active", "request", "span", "started")
 
     def __init__(
         self, request: Request, content: Optional[Callable[[], Mapping[str, Any]]]
@@ -142,6 +142,7 @@ class Invocation:
             attrs[sc.SERVER_ADDRESS] = request.server_address
             if request.server_port is not None:
                 attrs[sc.SERVER_PORT] = request.server_port
+        self._metric_base = dict(attrs)
         attrs.update(request.attributes)
         name = f"{request.operation} {request.model}" if request.model else request.operation
         self.span: Span = self.active.tracer.start_span(
@@ -166,19 +167,9 @@ class Invocation:
     def _metric_attributes(
         self, response_model: Optional[str], error_type: Optional[str]
     ) -> Attributes:
-        request = self.request
-        attrs: Attributes = {
-            sc.GEN_AI_OPERATION_NAME: request.operation,
-            sc.GEN_AI_PROVIDER_NAME: request.provider,
-        }
-        if request.model:
-            attrs[sc.GEN_AI_REQUEST_MODEL] = request.model
+        attrs = self._metric_base  # built at start; the call has ended, so it is extended in place
         if response_model:
             attrs[sc.GEN_AI_RESPONSE_MODEL] = response_model
-        if request.server_address:
-            attrs[sc.SERVER_ADDRESS] = request.server_address
-            if request.server_port is not None:
-                attrs[sc.SERVER_PORT] = request.server_port
         if error_type:
             attrs[sc.ERROR_TYPE] = error_type
         return attrs

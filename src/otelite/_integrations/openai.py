@@ -12,11 +12,13 @@ Responses API are covered, sync and async, plain and streamed, including the
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import importlib.util
 import json
 import sys
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -53,10 +55,8 @@ _SENTINELS = frozenset({"NotGiven", "Omit"})
 
 
 def _get(obj: Any, name: str) -> Any:
-    """A field of a dict or an object; ``None`` when absent."""
-    if obj is None:
-        return None
-    if isinstance(obj, Mapping):
+    """A field of a dict (request parameters) or an object (openai's models); ``None`` when absent."""
+    if isinstance(obj, dict):
         return obj.get(name)
     return getattr(obj, name, None)
 
@@ -88,10 +88,28 @@ def _text(value: Any) -> Optional[str]:
     return value if isinstance(value, str) and value else None
 
 
+_servers: weakref.WeakKeyDictionary[Any, tuple[Any, tuple[Optional[str], Optional[int], bool]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _server(instance: Any) -> tuple[Optional[str], Optional[int], bool]:
     """Host and port of the resource's client base URL, and whether it is an Azure client."""
     client = getattr(instance, "_client", None)
     url = getattr(client, "base_url", None)
+    try:
+        cached = _servers.get(client)
+    except TypeError:  # not weak-referenceable
+        cached = None
+    if cached is not None and cached[0] is url:
+        return cached[1]
+    result = _read_server(client, url)
+    with contextlib.suppress(TypeError):
+        _servers[client] = (url, result)
+    return result
+
+
+def _read_server(client: Any, url: Any) -> tuple[Optional[str], Optional[int], bool]:
     host = getattr(url, "host", None) or None
     port = getattr(url, "port", None)
     if port is None and host:
@@ -770,11 +788,18 @@ def _class_name(obj: Any) -> str:
     return type(obj).__name__
 
 
+_stream_types: dict[type, bool] = {}
+
+
 def _is_stream(result: Any) -> bool:
-    name = _class_name(result)
-    return name in ("Stream", "AsyncStream") or any(
-        base.__name__ in ("Stream", "AsyncStream") for base in type(result).__mro__[1:]
-    )
+    """Whether ``result`` is an openai ``Stream``/``AsyncStream`` (by class, cached per type)."""
+    cls = type(result)
+    found = _stream_types.get(cls)
+    if found is None:
+        found = any(base.__name__ in ("Stream", "AsyncStream") for base in cls.__mro__)
+        if len(_stream_types) < 256:
+            _stream_types[cls] = found
+    return found
 
 
 def _handle_result(surface: _Surface, invocation: Invocation, result: Any, is_async: bool) -> Any:
