@@ -39,8 +39,8 @@ import otelite
 ROOT = Path(__file__).resolve().parent.parent
 http: Any = sys.modules[openai.DefaultHttpxClient.__mro__[1].__module__.split(".")[0]]
 QUICK = "--quick" in sys.argv
-CALLS = 500 if QUICK else 2000
-REPEATS = 5 if QUICK else 9
+CALLS = 300 if QUICK else 1000
+REPEATS = 3 if QUICK else 5
 MEMORY_CALLS = 4000 if QUICK else 20000
 MESSAGES = [{"role": "user", "content": "Capital of France?"}]
 
@@ -59,20 +59,37 @@ def chat_body() -> bytes:
             "object": "chat.completion",
             "created": 1,
             "model": "gpt-4o-mini-2024-07-18",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris."}, "finish_reason": "stop"}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "Paris."},
+                    "finish_reason": "stop",
+                }
+            ],
             "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15},
         }
     ).encode()
 
 
 def stream_body(chunks: int = 50) -> bytes:
-    base = {"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini-2024-07-18"}
+    base = {
+        "id": "chatcmpl-s",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-4o-mini-2024-07-18",
+    }
     frames = [
         {**base, "choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]}
         for i in range(chunks - 2)
     ]
     frames.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    frames.append({**base, "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 48, "total_tokens": 60}})
+    frames.append(
+        {
+            **base,
+            "choices": [],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 48, "total_tokens": 60},
+        }
+    )
     return b"".join(f"data: {json.dumps(f)}\n\n".encode() for f in frames) + b"data: [DONE]\n\n"
 
 
@@ -93,14 +110,26 @@ BODIES = {"chat": chat_body(), "stream": stream_body(), "embeddings": embeddings
 def handler(request: Any) -> Any:
     path = request.url.path
     if path.endswith("/embeddings"):
-        return http.Response(200, content=BODIES["embeddings"], headers={"content-type": "application/json"})
+        return http.Response(
+            200, content=BODIES["embeddings"], headers={"content-type": "application/json"}
+        )
     if b'"stream": true' in request.content or b'"stream":true' in request.content:
-        return http.Response(200, content=BODIES["stream"], headers={"content-type": "text/event-stream"})
+        return http.Response(
+            200, content=BODIES["stream"], headers={"content-type": "text/event-stream"}
+        )
     return http.Response(200, content=BODIES["chat"], headers={"content-type": "application/json"})
 
 
-SYNC = openai.OpenAI(api_key="sk-bench", max_retries=0, http_client=http.Client(transport=http.MockTransport(handler)))
-ASYNC = openai.AsyncOpenAI(api_key="sk-bench", max_retries=0, http_client=http.AsyncClient(transport=http.MockTransport(handler)))
+SYNC = openai.OpenAI(
+    api_key="sk-bench",
+    max_retries=0,
+    http_client=http.Client(transport=http.MockTransport(handler)),
+)
+ASYNC = openai.AsyncOpenAI(
+    api_key="sk-bench",
+    max_retries=0,
+    http_client=http.AsyncClient(transport=http.MockTransport(handler)),
+)
 
 
 def chat() -> Any:
@@ -108,7 +137,14 @@ def chat() -> Any:
 
 
 def stream() -> Any:
-    return list(SYNC.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}))
+    return list(
+        SYNC.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
 
 
 def embeddings() -> Any:
@@ -116,7 +152,9 @@ def embeddings() -> Any:
 
 
 async def achat() -> Any:
-    return await ASYNC.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, temperature=0)
+    return await ASYNC.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, temperature=0
+    )
 
 
 CASES: dict[str, tuple[Callable[[], Any], bool]] = {
@@ -147,7 +185,9 @@ def timed(fn: Callable[[], Any], is_async: bool, calls: int) -> float:
     return elapsed / calls * 1e6
 
 
-def compare(variants: dict[str, tuple[Callable[[], Any], Callable[[], None]]], is_async: bool) -> dict[str, float]:
+def compare(
+    variants: dict[str, tuple[Callable[[], Any], Callable[[], None]]], is_async: bool
+) -> dict[str, float]:
     """Per-call time of each variant: runs interleaved REPEATS times, the minimum kept (least noise)."""
     best = {name: float("inf") for name in variants}
     for _ in range(REPEATS):
@@ -158,7 +198,14 @@ def compare(variants: dict[str, tuple[Callable[[], Any], Callable[[], None]]], i
     return best
 
 
-def floor_wrapper(fn: Callable[[], Any], is_async: bool, tracer: Any, name: str, start_attrs: dict[str, Any], end_attrs: dict[str, Any]) -> Callable[[], Any]:
+def floor_wrapper(
+    fn: Callable[[], Any],
+    is_async: bool,
+    tracer: Any,
+    name: str,
+    start_attrs: dict[str, Any],
+    end_attrs: dict[str, Any],
+) -> Callable[[], Any]:
     """The same call inside one plain span with the same attributes set by hand."""
     if is_async:
 
@@ -181,7 +228,9 @@ def floor_wrapper(fn: Callable[[], Any], is_async: bool, tracer: Any, name: str,
     return floor
 
 
-def attributes_of(fn: Callable[[], Any], is_async: bool) -> tuple[str, dict[str, Any], dict[str, Any]]:
+def attributes_of(
+    fn: Callable[[], Any], is_async: bool
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """The span name and attributes otelite records for this call (start-time and end-time sets)."""
     from otelite.testing import capture_spans
 
@@ -189,7 +238,13 @@ def attributes_of(fn: Callable[[], Any], is_async: bool) -> tuple[str, dict[str,
         asyncio.run(fn()) if is_async else fn()
     span = cap.spans[0]
     attrs = dict(span.attributes or {})
-    start_keys = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "server.address", "server.port")
+    start_keys = (
+        "gen_ai.operation.name",
+        "gen_ai.provider.name",
+        "gen_ai.request.model",
+        "server.address",
+        "server.port",
+    )
     start = {k: v for k, v in attrs.items() if k in start_keys or k.startswith("gen_ai.request.")}
     end = {k: v for k, v in attrs.items() if k not in start}
     return span.name, start, end
@@ -235,7 +290,11 @@ def overhead() -> list[dict[str, Any]]:
 def memory() -> dict[str, float]:
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(DropExporter()))
-    otelite.configure(tracer_provider=provider, meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]), local_store=False)
+    otelite.configure(
+        tracer_provider=provider,
+        meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]),
+        local_store=False,
+    )
     otelite.instrument_openai()
     half = MEMORY_CALLS // 2
     for _ in range(500):
@@ -253,7 +312,12 @@ def memory() -> dict[str, float]:
     tracemalloc.stop()
     otelite.uninstrument_openai()
     otelite.shutdown()
-    return {"calls": MEMORY_CALLS, "at_half_kib": at_half / 1024, "at_end_kib": at_end / 1024, "growth_kib": (at_end - at_half) / 1024}
+    return {
+        "calls": MEMORY_CALLS,
+        "at_half_kib": at_half / 1024,
+        "at_end_kib": at_end / 1024,
+        "growth_kib": (at_end - at_half) / 1024,
+    }
 
 
 def import_ms(code: str, runs: int) -> float:
@@ -261,8 +325,15 @@ def import_ms(code: str, runs: int) -> float:
     times = []
     for _ in range(runs):
         out = subprocess.run(
-            [sys.executable, "-c", f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"],
-            capture_output=True, text=True, check=True, env=env,
+            [
+                sys.executable,
+                "-c",
+                f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
         )
         times.append(float(out.stdout.strip()) * 1000)
     return statistics.median(times)
