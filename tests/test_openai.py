@@ -723,3 +723,93 @@ def test_opentelemetry_instrument_command(tmp_path: Any) -> None:
     span = json.loads(out.stdout)
     assert span["name"] == "chat gpt-4o-mini"
     assert span["attributes"]["gen_ai.usage.input_tokens"] == 3
+
+
+def test_parse_structured_output_sync_and_async() -> None:
+    """chat.completions.parse (sync and async) records one span with output type json."""
+    import pydantic
+
+    class City(pydantic.BaseModel):
+        name: str
+
+    body = chat_completion(content='{"name": "Paris"}')
+    sync_c = client(chat_handler(body))
+    async_c = client(chat_handler(body), is_async=True)
+    sync_parse = (
+        getattr(sync_c.chat.completions, "parse", None) or sync_c.beta.chat.completions.parse
+    )
+    async_parse = (
+        getattr(async_c.chat.completions, "parse", None) or async_c.beta.chat.completions.parse
+    )
+    with capture_spans() as cap:
+        parsed = sync_parse(model="gpt-4o-mini", messages=MESSAGES, response_format=City)
+        assert parsed.choices[0].message.parsed == City(name="Paris")
+        parsed_async = asyncio.run(
+            async_parse(model="gpt-4o-mini", messages=MESSAGES, response_format=City)
+        )
+        assert parsed_async.choices[0].message.parsed == City(name="Paris")
+    assert len(cap.spans) == 2
+    for span in cap.spans:
+        assert span.name == "chat gpt-4o-mini"
+        assert span.attributes["gen_ai.output.type"] == "json"
+        assert span.attributes["gen_ai.usage.input_tokens"] == 12
+
+
+def test_raw_and_streaming_response_non_stream() -> None:
+    """with_raw_response and with_streaming_response on plain calls: same objects for the caller, one span each."""
+    handler = chat_handler(chat_completion())
+    c = client(handler)
+    with capture_spans() as cap:
+        raw = c.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert raw.http_response.status_code == 200
+        completion = raw.parse()
+        assert isinstance(completion, openai.types.chat.ChatCompletion)
+        assert completion.choices[0].message.content == "Paris."
+        with c.chat.completions.with_streaming_response.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        ) as response:
+            assert response.parse().usage.prompt_tokens == 12
+    assert [s.name for s in cap.spans] == ["chat gpt-4o-mini", "chat gpt-4o-mini"]
+    for span in cap.spans:
+        assert span.attributes["gen_ai.usage.input_tokens"] == 12
+        assert span.attributes["gen_ai.response.id"] == "chatcmpl-1"
+
+
+def test_async_raw_and_streaming_response_non_stream() -> None:
+    """The async raw and streaming-response variants record one span each."""
+    c = client(chat_handler(chat_completion()), is_async=True)
+
+    async def main() -> None:
+        raw = await c.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        )
+        assert raw.parse().choices[0].message.content == "Paris."
+        async with c.chat.completions.with_streaming_response.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        ) as response:
+            assert (await response.parse()).usage.completion_tokens == 3
+
+    with capture_spans() as cap:
+        asyncio.run(main())
+    assert [s.attributes["gen_ai.usage.output_tokens"] for s in cap.spans] == [3, 3]
+
+
+def test_late_imported_resources_are_patched(tmp_path: Any) -> None:
+    """instrument_openai() before openai loads a resource module: the module is patched when it loads."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, otelite\n"
+        "otelite.instrument_openai()\n"
+        "assert 'openai.resources.embeddings' not in sys.modules\n"
+        "import openai\n"
+        "from openai.resources.embeddings import Embeddings\n"
+        "assert type(Embeddings.__dict__['create']).__name__ == 'FunctionWrapper', type(Embeddings.__dict__['create'])\n"
+        "otelite.uninstrument_openai()\n"
+        "assert type(Embeddings.__dict__['create']).__name__ == 'function'\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
