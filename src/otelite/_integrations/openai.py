@@ -479,10 +479,20 @@ class _Choice:
 class ChatAccumulator:
     """Rebuilds a chat (or legacy completion) response from its chunks."""
 
-    __slots__ = ("_choices", "_fingerprint", "_id", "_model", "_provider", "_tier", "_usage")
+    __slots__ = (
+        "_capture",
+        "_choices",
+        "_fingerprint",
+        "_id",
+        "_model",
+        "_provider",
+        "_tier",
+        "_usage",
+    )
 
-    def __init__(self, provider: str) -> None:
+    def __init__(self, provider: str, capture: bool) -> None:
         self._provider = provider
+        self._capture = capture
         self._id: Optional[str] = None
         self._model: Optional[str] = None
         self._usage: Any = None
@@ -491,52 +501,58 @@ class ChatAccumulator:
         self._choices: dict[int, _Choice] = {}
 
     def add(self, chunk: Any) -> None:
-        self._id = self._id or _text(_get(chunk, "id"))
+        # Runs for every chunk the caller reads: read only what the span needs.
+        if self._id is None:
+            self._id = _text(_get(chunk, "id"))
         # Azure's first chunk has model "": keep the last real name.
         self._model = _text(_get(chunk, "model")) or self._model
         usage = _get(chunk, "usage")
         if usage is not None:
             self._usage = usage  # providers that repeat cumulative usage: the last one wins
-        self._tier = _text(_get(chunk, "service_tier")) or self._tier
-        self._fingerprint = _text(_get(chunk, "system_fingerprint")) or self._fingerprint
+        if self._provider == sc.PROVIDER_OPENAI:
+            self._tier = _text(_get(chunk, "service_tier")) or self._tier
+            self._fingerprint = _text(_get(chunk, "system_fingerprint")) or self._fingerprint
         for choice in _get(chunk, "choices") or ():
             index = _get(choice, "index") or 0
             state = self._choices.get(index)
             if state is None:
                 state = self._choices[index] = _Choice()
-            delta = _get(choice, "delta")
-            if delta is None:  # legacy completions stream text directly
-                text = _get(choice, "text")
-                if text:
-                    state.text.append(text)
-            else:
-                content = _get(delta, "content")
-                if content:
-                    state.text.append(content)
-                refusal = _get(delta, "refusal")
-                if refusal:
-                    state.refusal.append(refusal)
-                for call in _get(delta, "tool_calls") or ():
-                    slot = state.tool_calls.setdefault(
-                        _get(call, "index") or 0, {"id": None, "name": None, "arguments": []}
-                    )
-                    slot["id"] = slot["id"] or _get(call, "id")
-                    function = _get(call, "function")
-                    slot["name"] = slot["name"] or _get(function, "name")
-                    arguments = _get(function, "arguments")
-                    if arguments:
-                        slot["arguments"].append(arguments)
-                function_call = _get(delta, "function_call")
-                if function_call is not None:
-                    slot = state.tool_calls.setdefault(
-                        0, {"id": None, "name": None, "arguments": []}
-                    )
-                    slot["name"] = slot["name"] or _get(function_call, "name")
-                    if _get(function_call, "arguments"):
-                        slot["arguments"].append(_get(function_call, "arguments"))
             reason = _get(choice, "finish_reason")
             if reason:
                 state.finish_reason = reason
+            if self._capture:
+                self._add_content(state, choice)
+
+    @staticmethod
+    def _add_content(state: _Choice, choice: Any) -> None:
+        delta = _get(choice, "delta")
+        if delta is None:  # legacy completions stream text directly
+            text = _get(choice, "text")
+            if text:
+                state.text.append(text)
+            return
+        content = _get(delta, "content")
+        if content:
+            state.text.append(content)
+        refusal = _get(delta, "refusal")
+        if refusal:
+            state.refusal.append(refusal)
+        for call in _get(delta, "tool_calls") or ():
+            slot = state.tool_calls.setdefault(
+                _get(call, "index") or 0, {"id": None, "name": None, "arguments": []}
+            )
+            slot["id"] = slot["id"] or _get(call, "id")
+            function = _get(call, "function")
+            slot["name"] = slot["name"] or _get(function, "name")
+            arguments = _get(function, "arguments")
+            if arguments:
+                slot["arguments"].append(arguments)
+        function_call = _get(delta, "function_call")
+        if function_call is not None:
+            slot = state.tool_calls.setdefault(0, {"id": None, "name": None, "arguments": []})
+            slot["name"] = slot["name"] or _get(function_call, "name")
+            if _get(function_call, "arguments"):
+                slot["arguments"].append(_get(function_call, "arguments"))
 
     def outcome(self) -> Outcome:
         attrs: Attributes = {}
@@ -698,10 +714,11 @@ def _responses_outcome(response: Any, provider: str) -> Outcome:
 class ResponsesAccumulator:
     """Follows a Responses API event stream; the terminal event carries the whole response."""
 
-    __slots__ = ("_final", "_latest", "_provider", "_text")
+    __slots__ = ("_capture", "_final", "_latest", "_provider", "_text")
 
-    def __init__(self, provider: str) -> None:
+    def __init__(self, provider: str, capture: bool) -> None:
         self._provider = provider
+        self._capture = capture
         self._latest: Any = None
         self._final: Any = None
         self._text: list[str] = []
@@ -713,7 +730,7 @@ class ResponsesAccumulator:
             self._latest = response
             if kind in ("response.completed", "response.incomplete", "response.failed"):
                 self._final = response
-        elif kind == "response.output_text.delta":
+        elif self._capture and kind == "response.output_text.delta":
             delta = _get(event, "delta")
             if isinstance(delta, str):
                 self._text.append(delta)
@@ -752,7 +769,7 @@ class ResponsesAccumulator:
 RequestReader = Callable[[Any, Mapping[str, Any]], Request]
 OutcomeReader = Callable[[Any, str], Outcome]
 ContentReader = Callable[[Mapping[str, Any]], dict[str, Any]]
-AccumulatorFactory = Callable[[str], Any]
+AccumulatorFactory = Callable[[str, bool], Any]
 
 
 class _Surface:
@@ -809,7 +826,8 @@ def _handle_result(surface: _Surface, invocation: Invocation, result: Any, is_as
         if surface.accumulator is None:
             invocation.succeed(Outcome({}))
             return result
-        recorder = StreamRecorder(invocation, surface.accumulator(provider))
+        capture = invocation.active.content.capture
+        recorder = StreamRecorder(invocation, surface.accumulator(provider, capture))
         return AsyncStreamProxy(result, recorder) if is_async else SyncStreamProxy(result, recorder)
     name = _class_name(result)
     if name == "LegacyAPIResponse":
