@@ -84,7 +84,11 @@ def test_chat_whole_span_and_metrics() -> None:
             service_tier="default",
         )
     assert isinstance(result, openai.types.chat.ChatCompletion)
-    assert cap.as_dicts() == [
+    spans = cap.as_dicts()
+    # gpt-4o-mini in the catalog: $0.15/M input, $0.075/M cached input, $0.60/M output.
+    cost = spans[0]["attributes"].pop("gen_ai.usage.cost")
+    assert cost == pytest.approx((10 * 0.15 + 2 * 0.075 + 3 * 0.6) / 1e6)
+    assert spans == [
         {
             "name": "chat gpt-4o-mini",
             "kind": "CLIENT",
@@ -115,6 +119,11 @@ def test_chat_whole_span_and_metrics() -> None:
                 "gen_ai.usage.reasoning.output_tokens": 0,
                 "openai.response.service_tier": "default",
                 "openai.response.system_fingerprint": "fp_1",
+                "otelite.cost.source": "genai-prices",
+                "otelite.cost.catalog_version": "0.2.3",
+                "otelite.cost.catalog_date": "2026-11-26",
+                "otelite.cost.estimated": False,
+                "otelite.cost.override": False,
             },
             "events": [],
         }
@@ -353,6 +362,7 @@ def test_chat_stream_whole_span(is_async: bool) -> None:
     attrs = span["attributes"]
     ttfc = attrs.pop("gen_ai.response.time_to_first_chunk")
     assert 0 < ttfc < 5
+    assert attrs.pop("gen_ai.usage.cost") == pytest.approx((9 * 0.15 + 3 * 0.6) / 1e6)
     assert attrs == {
         **CHAT_ATTRS,
         "gen_ai.request.stream": True,
@@ -361,6 +371,11 @@ def test_chat_stream_whole_span(is_async: bool) -> None:
         "gen_ai.response.finish_reasons": ["stop"],
         "gen_ai.usage.input_tokens": 9,
         "gen_ai.usage.output_tokens": 3,
+        "otelite.cost.source": "genai-prices",
+        "otelite.cost.catalog_version": "0.2.3",
+        "otelite.cost.catalog_date": "2026-11-26",
+        "otelite.cost.estimated": False,
+        "otelite.cost.override": False,
         "gen_ai.input.messages": json.dumps(
             [{"role": "user", "parts": [{"type": "text", "content": "Capital of France?"}]}]
         ),
@@ -434,7 +449,7 @@ def test_azure_first_chunk_without_model() -> None:
     attrs = cap.spans[0].attributes
     assert attrs["gen_ai.response.model"] == "gpt-4o-2024-08-06"
     assert attrs["gen_ai.response.id"] == "chatcmpl-s"
-    assert "gen_ai.usage.input_tokens" not in attrs
+    assert attrs["otelite.usage.estimated"] is True  # no usage chunk arrived
 
 
 @pytest.mark.parametrize(
@@ -473,9 +488,16 @@ def test_malformed_responses_never_raise(body: dict[str, Any]) -> None:
         got = client(handler).chat.completions.create(model="m", messages=MESSAGES)
     assert got.model_dump(warnings=False) == expected
     attrs = cap.spans[0].attributes
-    assert "gen_ai.usage.input_tokens" not in attrs
-    assert "gen_ai.usage.output_tokens" not in attrs
     assert cap.spans[0].status.status_code.name == "UNSET"
+    if "usage" in body:
+        # Negative / non-numeric usage is never used nor priced.
+        assert attrs["otelite.usage.unreadable"] is True
+        assert "gen_ai.usage.input_tokens" not in attrs
+        assert "gen_ai.usage.cost" not in attrs
+    else:
+        # No usage at all: counted from the request and marked estimated.
+        assert attrs["otelite.usage.estimated"] is True
+        assert attrs["gen_ai.usage.input_tokens"] > 0
 
 
 def test_non_json_body_error() -> None:
@@ -520,6 +542,12 @@ def test_embeddings_span() -> None:
         "gen_ai.embeddings.dimension.count": 2,
         "gen_ai.response.model": "text-embedding-3-small",
         "gen_ai.usage.input_tokens": 4,
+        "gen_ai.usage.cost": pytest.approx(4 * 0.02 / 1e6),
+        "otelite.cost.source": "genai-prices",
+        "otelite.cost.catalog_version": "0.2.3",
+        "otelite.cost.catalog_date": "2026-11-26",
+        "otelite.cost.estimated": False,
+        "otelite.cost.override": False,
     }
 
 

@@ -19,10 +19,10 @@ DOCS = Path(__file__).parent.parent / "docs"
 # and feature modules (each top-level name in "features") never import each other.
 LAYERS = {
     "leaves": {"_version", "_exceptions", "_semconv", "_env"},
-    "utilities": {"_guard", "_content", "_sqlite"},
+    "utilities": {"_guard", "_content", "_sqlite", "_tokens", "_pricing"},
     "runtime": {"_context", "_export", "_config", "_spans"},
     "features": {"_decorators", "_integrations", "store"},
-    "surfaces": {"__init__", "testing", "_pytest_plugin", "instrumentation"},
+    "surfaces": {"__init__", "testing", "_pytest_plugin", "instrumentation", "tokens"},
 }
 ORDER = list(LAYERS)
 

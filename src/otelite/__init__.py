@@ -27,7 +27,11 @@ from otelite._exceptions import (
     StoreSchemaError,
 )
 from otelite._integrations._hosts import register_provider
-from otelite._integrations.openai import instrument_openai, uninstrument_openai
+from otelite._integrations.openai import (
+    enable_stream_usage,
+    instrument_openai,
+    uninstrument_openai,
+)
 from otelite._version import __version__
 
 __all__ = [
@@ -41,6 +45,7 @@ __all__ = [
     "bind_context",
     "configure",
     "current_attributes",
+    "enable_stream_usage",
     "force_flush",
     "instrument_openai",
     "is_configured",

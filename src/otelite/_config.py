@@ -35,6 +35,7 @@ from otelite import _env, _guard, _sqlite
 from otelite import _semconv as sc
 from otelite._content import DEFAULT_MAX_CONTENT_LENGTH, ContentPolicy
 from otelite._exceptions import ConfigurationError, StoreError
+from otelite._pricing import UserPrices, load_user_prices
 from otelite._version import __version__
 
 if TYPE_CHECKING:
@@ -69,6 +70,8 @@ class Settings:
     sample_ratio: Optional[float] = None
     resource_attributes: tuple[tuple[str, Any], ...] = ()
     content: ContentPolicy = field(default_factory=ContentPolicy)
+    prices: Optional[UserPrices] = None
+    stream_usage: bool = True
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class Active:
     tracer: Tracer
     meter: Meter
     content: ContentPolicy
+    prices: Optional[UserPrices] = None
+    stream_usage: bool = True
 
 
 @dataclass
@@ -286,6 +291,8 @@ def resolve_settings(
     max_content_length: Optional[int],
     sample_ratio: Optional[float],
     resource_attributes: Optional[Mapping[str, Any]],
+    prices: Union[str, os.PathLike[str], Mapping[str, Any], None] = None,
+    stream_usage: Optional[bool] = None,
 ) -> Settings:
     """Merge arguments with environment variables and validate everything."""
     if protocol is not None:
@@ -363,6 +370,10 @@ def resolve_settings(
             "resource_attributes: expected a mapping such as {'deployment.environment': 'prod'}"
         )
 
+    if stream_usage is not None and not isinstance(stream_usage, bool):
+        raise ConfigurationError("stream_usage: expected True or False")
+    user_prices = load_user_prices(prices, _env.OTELITE_PRICES_FILE.read())  # type: ignore[arg-type]
+
     return Settings(
         service_name=service_name,
         traces_endpoint=traces_endpoint,
@@ -378,6 +389,10 @@ def resolve_settings(
             redact_builtin=builtin,
             max_length=_parse_max_length(max_content_length),
         ),
+        prices=user_prices,
+        stream_usage=stream_usage
+        if stream_usage is not None
+        else _env.OTELITE_STREAM_USAGE.read_bool(True),
     )
 
 
@@ -497,6 +512,8 @@ def configure(
     tracer_provider: Optional[TracerProvider] = None,
     meter_provider: Optional[MeterProvider] = None,
     resource_attributes: Optional[Mapping[str, Any]] = None,
+    prices: Union[str, os.PathLike[str], Mapping[str, Any], None] = None,
+    stream_usage: Optional[bool] = None,
 ) -> None:
     """Set otelite up: where spans go, what is captured, how much is sampled.
 
@@ -520,6 +537,10 @@ def configure(
         tracer_provider: an SDK provider to use instead of the global one (stays isolated).
         meter_provider: a meter provider to use instead of the global one.
         resource_attributes: extra resource attributes (``OTEL_RESOURCE_ATTRIBUTES``).
+        prices: per-model prices (a mapping, or a JSON file) that add to or override the
+            bundled catalog (``OTELITE_PRICES_FILE``).
+        stream_usage: ask OpenAI / Azure OpenAI for usage in streams (default ``True``,
+            ``OTELITE_STREAM_USAGE``); the extra usage chunk is hidden from the caller.
 
     Raises:
         ConfigurationError: an argument or variable is invalid; the message names it.
@@ -550,6 +571,8 @@ def configure(
             max_content_length=max_content_length,
             sample_ratio=sample_ratio,
             resource_attributes=resource_attributes,
+            prices=prices,
+            stream_usage=stream_usage,
         )
         explicit_same = (tracer_provider is None or tracer_provider is _state.provider) and (
             meter_provider is None or meter_provider is _state.meter_provider
@@ -573,6 +596,8 @@ def configure(
             _tracer_from(provider),
             _meter_from(meter_provider_used or metrics.get_meter_provider()),
             settings.content,
+            settings.prices,
+            settings.stream_usage,
         )
         if not _state.atexit_registered:
             atexit.register(_at_exit)

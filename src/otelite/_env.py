@@ -106,6 +106,16 @@ OTELITE_REDACT_BUILTIN = EnvVar(
     "Default for `redact_builtin`: `false` turns off the built-in e-mail and card-number "
     "patterns (API keys are always removed).",
 )
+OTELITE_PRICES_FILE = EnvVar(
+    "OTELITE_PRICES_FILE",
+    "Default for `prices`: a JSON file of per-model prices (USD per million tokens) that add to "
+    "or override the bundled catalog.",
+)
+OTELITE_STREAM_USAGE = EnvVar(
+    "OTELITE_STREAM_USAGE",
+    "Default for `stream_usage`: `false` stops otelite from asking OpenAI and Azure OpenAI for "
+    "usage in streams (it then estimates it).",
+)
 RAISE_INTERNAL_ERRORS = EnvVar(
     "OTELITE_RAISE_INTERNAL_ERRORS",
     "`true` makes otelite's own failures raise instead of being logged (for otelite's tests).",

@@ -38,6 +38,7 @@ from otelite import _config
 from otelite import _semconv as sc
 from otelite._content import DEFAULT_MAX_CONTENT_LENGTH, ContentPolicy
 from otelite._export import ContextAttributesProcessor
+from otelite._pricing import parse_user_prices
 
 __all__ = ["Captured", "SequentialIdGenerator", "capture_spans"]
 
@@ -178,12 +179,14 @@ def capture_spans(
     redact_builtin: bool = True,
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH,
     resource_attributes: Optional[Mapping[str, Any]] = None,
+    prices: Optional[Mapping[str, Any]] = None,
+    stream_usage: bool = True,
 ) -> Iterator[Captured]:
     """Collect the spans and metrics otelite records inside the block, in memory.
 
     The application's own configuration (exporters, the global provider) is left
-    alone and restored afterwards. ``capture_content`` and the redaction options
-    work as in ``configure()``.
+    alone and restored afterwards. ``capture_content``, the redaction options,
+    ``prices`` and ``stream_usage`` work as in ``configure()``.
     """
     exporter = InMemorySpanExporter()
     reader = InMemoryMetricReader()
@@ -206,7 +209,11 @@ def capture_spans(
         max_length=max_content_length,
     )
     active = _config.Active(
-        _config._tracer_from(tracer_provider), _config._meter_from(meter_provider), policy
+        _config._tracer_from(tracer_provider),
+        _config._meter_from(meter_provider),
+        policy,
+        parse_user_prices(prices, "prices") if prices is not None else None,
+        stream_usage,
     )
     try:
         with _config.override(active):

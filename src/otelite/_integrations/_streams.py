@@ -40,17 +40,19 @@ class SyncStreamProxy(_Proxy):
         return self
 
     def __next__(self) -> Any:
-        try:
-            chunk = self.__wrapped__.__next__()
-        except StopIteration:
-            self._self_finalizer()
-            raise
-        except BaseException as exc:
-            self._self_recorder.finish(exc)
-            self._self_finalizer.detach()
-            raise
-        self._self_recorder.chunk(chunk)
-        return chunk
+        while True:
+            try:
+                chunk = self.__wrapped__.__next__()
+            except StopIteration:
+                self._self_finalizer()
+                raise
+            except BaseException as exc:
+                self._self_recorder.finish(exc)
+                self._self_finalizer.detach()
+                raise
+            if not self._self_recorder.chunk(chunk):
+                return chunk
+            # A usage-only chunk otelite asked for: the caller never sees it.
 
     def close(self) -> None:
         try:
@@ -86,17 +88,20 @@ class AsyncStreamProxy(_Proxy):
         return self
 
     async def __anext__(self) -> Any:
-        try:
-            chunk = await self.__wrapped__.__anext__()
-        except StopAsyncIteration:
-            self._self_finalizer()
-            raise
-        except BaseException as exc:  # includes CancelledError: the task was cancelled mid-stream
-            self._self_recorder.finish(exc)
-            self._self_finalizer.detach()
-            raise
-        self._self_recorder.chunk(chunk)
-        return chunk
+        while True:
+            try:
+                chunk = await self.__wrapped__.__anext__()
+            except StopAsyncIteration:
+                self._self_finalizer()
+                raise
+            except (
+                BaseException
+            ) as exc:  # includes CancelledError: the task was cancelled mid-stream
+                self._self_recorder.finish(exc)
+                self._self_finalizer.detach()
+                raise
+            if not self._self_recorder.chunk(chunk):
+                return chunk
 
     async def close(self) -> None:
         try:

@@ -14,10 +14,10 @@ import time
 from collections.abc import Mapping
 from typing import Any, Callable, Optional, Protocol
 
-from opentelemetry.metrics import Histogram, Meter
+from opentelemetry.metrics import Counter, Histogram, Meter
 from opentelemetry.trace import Span, SpanKind
 
-from otelite import _config, _guard, _spans
+from otelite import _config, _guard, _pricing, _spans
 from otelite import _semconv as sc
 
 Attributes = dict[str, Any]
@@ -48,7 +48,18 @@ class Request:
 class Outcome:
     """What an adapter read from a response (or a finished stream)."""
 
-    __slots__ = ("attributes", "input_tokens", "output", "output_tokens", "response_model")
+    __slots__ = (
+        "attributes",
+        "audio_input_tokens",
+        "audio_output_tokens",
+        "cache_read_tokens",
+        "estimated",
+        "input_tokens",
+        "output",
+        "output_tokens",
+        "response_model",
+        "service_tier",
+    )
 
     def __init__(
         self,
@@ -57,6 +68,12 @@ class Outcome:
         input_tokens: Optional[int] = None,
         output_tokens: Optional[int] = None,
         output: Optional[Callable[[], Any]] = None,
+        *,
+        cache_read_tokens: int = 0,
+        audio_input_tokens: int = 0,
+        audio_output_tokens: int = 0,
+        service_tier: Optional[str] = None,
+        estimated: bool = False,
     ) -> None:
         self.attributes = attributes
         self.response_model = response_model
@@ -64,18 +81,25 @@ class Outcome:
         self.output_tokens = output_tokens
         # Built only when content capture is on.
         self.output = output
+        self.cache_read_tokens = cache_read_tokens
+        self.audio_input_tokens = audio_input_tokens
+        self.audio_output_tokens = audio_output_tokens
+        self.service_tier = service_tier
+        self.estimated = estimated
 
 
 class Accumulator(Protocol):
     """Collects a stream's chunks and reports the outcome seen so far."""
 
-    def add(self, chunk: Any) -> None: ...
+    def add(self, chunk: Any) -> bool:
+        """Account for a chunk; ``True`` hides it from the caller (a usage chunk otelite asked for)."""
+        ...
 
     def outcome(self) -> Outcome: ...
 
 
 class _Instruments:
-    __slots__ = ("duration", "per_chunk", "tokens", "ttfc")
+    __slots__ = ("cost", "duration", "per_chunk", "tokens", "ttfc")
 
     def __init__(self, meter: Meter) -> None:
         duration_kwargs: dict[str, Any] = {
@@ -98,6 +122,11 @@ class _Instruments:
             unit="s",
             description="Time to receive the first chunk of a streamed response",
             **duration_kwargs,
+        )
+        self.cost: Counter = meter.create_counter(
+            sc.METRIC_COST,
+            unit="USD",
+            description="Cost of GenAI calls, from token usage and prices",
         )
         self.per_chunk: Histogram = meter.create_histogram(
             sc.METRIC_TIME_PER_OUTPUT_CHUNK,
@@ -187,9 +216,11 @@ class Invocation:
         ended_at = time.perf_counter()
         span = self.span
         error_type = None
+        cost = self._price(outcome)
         try:
             if span.is_recording():
                 span.set_attributes(outcome.attributes)
+                self._record_cost(span, outcome, cost)
                 if first_chunk is not None:
                     span.set_attribute(
                         sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, first_chunk - self.started
@@ -203,7 +234,44 @@ class Invocation:
                 _spans.record_error(span, error)
         finally:
             span.end()
-        self._record_metrics(outcome, ended_at, error_type, first_chunk, chunk_gaps)
+        self._record_metrics(outcome, ended_at, error_type, first_chunk, chunk_gaps, cost)
+
+    def _price(self, outcome: Outcome) -> Optional[_pricing.Cost]:
+        if outcome.input_tokens is None and outcome.output_tokens is None:
+            return None
+        usage = _pricing.TokenUsage(
+            input_tokens=outcome.input_tokens or 0,
+            output_tokens=outcome.output_tokens or 0,
+            cache_read_tokens=outcome.cache_read_tokens,
+            input_audio_tokens=outcome.audio_input_tokens,
+            output_audio_tokens=outcome.audio_output_tokens,
+        )
+        try:
+            return _pricing.price_call(
+                self.request.provider,
+                (outcome.response_model, self.request.model),
+                usage,
+                outcome.service_tier,
+                self.active.prices,
+            )
+        except Exception as exc:
+            _guard.report("pricing an LLM call", exc)
+            return None
+
+    @staticmethod
+    def _record_cost(span: Span, outcome: Outcome, cost: Optional[_pricing.Cost]) -> None:
+        if outcome.input_tokens is None and outcome.output_tokens is None:
+            return
+        if cost is None:
+            span.set_attribute(sc.OTELITE_COST_UNPRICED, True)
+            return
+        span.set_attribute(sc.GEN_AI_USAGE_COST, cost.usd)
+        span.set_attribute(sc.OTELITE_COST_SOURCE, cost.source)
+        if cost.version:
+            span.set_attribute(sc.OTELITE_COST_CATALOG_VERSION, cost.version)
+            span.set_attribute(sc.OTELITE_COST_CATALOG_DATE, cost.date)
+        span.set_attribute(sc.OTELITE_COST_ESTIMATED, outcome.estimated)
+        span.set_attribute(sc.OTELITE_COST_OVERRIDE, cost.override)
 
     def fail(self, exc: BaseException) -> None:
         """The call raised before any response: record the error, end the span, emit metrics."""
@@ -214,7 +282,7 @@ class Invocation:
             _spans.record_error(self.span, exc)
         finally:
             self.span.end()
-        self._record_metrics(Outcome({}), ended_at, _spans.error_type(exc), None, None)
+        self._record_metrics(Outcome({}), ended_at, _spans.error_type(exc), None, None, None)
 
     def _record_metrics(
         self,
@@ -223,6 +291,7 @@ class Invocation:
         error_type: Optional[str],
         first_chunk: Optional[float],
         chunk_gaps: Optional[list[float]],
+        cost: Optional[_pricing.Cost],
     ) -> None:
         made = instruments(self.active.meter)
         attrs = self._metric_attributes(outcome.response_model, error_type)
@@ -235,6 +304,8 @@ class Invocation:
             made.tokens.record(
                 outcome.output_tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT}
             )
+        if cost is not None:
+            made.cost.add(cost.usd, attrs)
         if first_chunk is not None:
             made.ttfc.record(first_chunk - self.started, attrs)
         if chunk_gaps:
@@ -268,8 +339,8 @@ class StreamRecorder:
         self._last = 0.0
         self._gaps: list[float] = []
 
-    def chunk(self, chunk: Any) -> None:
-        """Account for one chunk the caller is about to receive."""
+    def chunk(self, chunk: Any) -> bool:
+        """Account for one chunk; ``True`` means the caller must not see it (see Accumulator.add)."""
         now = time.perf_counter()
         if self.first_chunk is None:
             self.first_chunk = now
@@ -277,9 +348,10 @@ class StreamRecorder:
             self._gaps.append(now - self._last)
         self._last = now
         try:
-            self._accumulator.add(chunk)
+            return self._accumulator.add(chunk)
         except Exception as exc:
             _guard.report("reading a stream chunk", exc)
+            return False
 
     def finish(self, error: Optional[BaseException] = None) -> None:
         """End the span with what was seen so far (the stream ended, was closed, or failed)."""

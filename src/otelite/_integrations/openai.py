@@ -37,6 +37,7 @@ from otelite._integrations._wrapper import (
     StreamRecorder,
     start,
 )
+from otelite._tokens import count_any_tokens, count_message_tokens, count_tokens
 
 if TYPE_CHECKING:
     _Proxy = wrapt.ObjectProxy[Any]
@@ -180,24 +181,109 @@ def _openai_request(
         attrs[sc.OPENAI_API_TYPE] = api_type
 
 
-def _usage_attributes(
-    usage: Any, attrs: Attributes, input_key: str, output_key: str
-) -> tuple[Optional[int], Optional[int]]:
-    input_tokens = _count(_get(usage, input_key))
-    output_tokens = _count(_get(usage, output_key))
-    if input_tokens is not None:
-        attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
-    if output_tokens is not None:
-        attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
-    details_in = _get(usage, "prompt_tokens_details") or _get(usage, "input_tokens_details")
-    cached = _count(_get(details_in, "cached_tokens"))
-    if cached is not None:
-        attrs[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cached
-    details_out = _get(usage, "completion_tokens_details") or _get(usage, "output_tokens_details")
-    reasoning = _count(_get(details_out, "reasoning_tokens"))
-    if reasoning is not None:
-        attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
-    return input_tokens, output_tokens
+class _Usage:
+    """Token counts read from a response's usage object."""
+
+    __slots__ = ("audio_in", "audio_out", "cached", "input", "output", "reasoning", "unreadable")
+
+    def __init__(self, usage: Any, input_key: str, output_key: str) -> None:
+        raw_in, raw_out = _get(usage, input_key), _get(usage, output_key)
+        self.input = _count(raw_in)
+        self.output = _count(raw_out)
+        # A server that sends negative or non-numeric counts: recorded as unreadable, never priced.
+        self.unreadable = (raw_in is not None and self.input is None) or (
+            raw_out is not None and self.output is None
+        )
+        if self.unreadable:
+            self.input = self.output = None
+        details_in = _get(usage, "prompt_tokens_details") or _get(usage, "input_tokens_details")
+        details_out = _get(usage, "completion_tokens_details") or _get(
+            usage, "output_tokens_details"
+        )
+        self.cached = _count(_get(details_in, "cached_tokens"))
+        self.audio_in = _count(_get(details_in, "audio_tokens"))
+        self.reasoning = _count(_get(details_out, "reasoning_tokens"))
+        self.audio_out = _count(_get(details_out, "audio_tokens"))
+
+    def apply(self, attrs: Attributes) -> None:
+        if self.unreadable:
+            attrs[sc.OTELITE_USAGE_UNREADABLE] = True
+            return
+        if self.input is not None:
+            attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = self.input
+        if self.output is not None:
+            attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = self.output
+        if self.cached is not None:
+            attrs[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = self.cached
+        if self.reasoning is not None:
+            attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = self.reasoning
+
+
+def _estimate_input(operation: str, kwargs: Mapping[str, Any], model: str) -> int:
+    """Prompt tokens counted from the request, when the server reported none."""
+    if operation == sc.OP_CHAT and "messages" in kwargs:
+        tools = kwargs.get("tools")
+        return count_message_tokens(
+            kwargs.get("messages") or (), model, tools if _given(tools) else None
+        )
+    if "prompt" in kwargs:
+        return count_any_tokens(kwargs.get("prompt") or "", model)
+    total = 0
+    instructions = kwargs.get("instructions")
+    if isinstance(instructions, str):
+        total += count_tokens(instructions, model)
+    items = kwargs.get("input")
+    if isinstance(items, str) or operation == sc.OP_EMBEDDINGS:
+        return total + count_any_tokens(items if items is not None else "", model)
+    messages = [i for i in items or () if _get(i, "role") is not None]
+    others = [i for i in items or () if _get(i, "role") is None]
+    if messages:
+        total += count_message_tokens(messages, model)
+    if others:
+        total += count_any_tokens(others, model)
+    return total
+
+
+def _outcome(
+    attrs: Attributes,
+    model: Optional[str],
+    usage: Optional[_Usage],
+    request: Request,
+    kwargs: Mapping[str, Any],
+    output_text: Callable[[], str],
+    output: Optional[Callable[[], Any]],
+    service_tier: Optional[str],
+    estimate_output: bool = True,
+) -> Outcome:
+    """Attributes plus usage; when the server sent no usage, counted from request and output."""
+    estimated = False
+    if usage is not None:
+        usage.apply(attrs)
+        input_tokens, output_tokens = usage.input, usage.output
+    else:
+        input_tokens = output_tokens = None
+    if usage is None or (usage.input is None and usage.output is None and not usage.unreadable):
+        reference = model or request.model or ""
+        with _guard.contained("estimating token usage"):
+            input_tokens = int(_estimate_input(request.operation, kwargs, reference))
+            attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
+            if estimate_output:
+                output_tokens = int(count_tokens(output_text(), reference))
+                attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
+            attrs[sc.OTELITE_USAGE_ESTIMATED] = True
+            estimated = True
+    return Outcome(
+        attrs,
+        model,
+        input_tokens,
+        output_tokens,
+        output,
+        cache_read_tokens=(usage.cached or 0) if usage is not None else 0,
+        audio_input_tokens=(usage.audio_in or 0) if usage is not None else 0,
+        audio_output_tokens=(usage.audio_out or 0) if usage is not None else 0,
+        service_tier=service_tier,
+        estimated=estimated,
+    )
 
 
 def _openai_response(obj: Any, provider: str, attrs: Attributes) -> None:
@@ -418,7 +504,18 @@ def _chat_request(instance: Any, kwargs: Mapping[str, Any], operation: str = sc.
     return Request(operation, provider, _model(instance, kwargs, azure), host, port, attrs)
 
 
-def _chat_outcome(response: Any, provider: str) -> Outcome:
+def _choice_text(choice: Any) -> str:
+    message = _get(choice, "message")
+    if message is None:
+        return str(_get(choice, "text") or "")
+    parts = [str(_get(message, "content") or ""), str(_get(message, "refusal") or "")]
+    for call in _get(message, "tool_calls") or ():
+        function = _get(call, "function")
+        parts.append(f"{_get(function, 'name') or ''}{_get(function, 'arguments') or ''}")
+    return "".join(parts)
+
+
+def _chat_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) -> Outcome:
     attrs: Attributes = {}
     response_id = _text(_get(response, "id"))
     if response_id:
@@ -430,10 +527,11 @@ def _chat_outcome(response: Any, provider: str) -> Outcome:
     attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [
         _finish_reason(_get(c, "finish_reason")) for c in choices
     ]
-    input_tokens, output_tokens = _usage_attributes(
-        _get(response, "usage"), attrs, "prompt_tokens", "completion_tokens"
+    raw_usage = _get(response, "usage")
+    usage = (
+        _Usage(raw_usage, "prompt_tokens", "completion_tokens") if raw_usage is not None else None
     )
-    _openai_response(response, provider, attrs)
+    _openai_response(response, request.provider, attrs)
 
     def output() -> list[dict[str, Any]]:
         messages = []
@@ -463,7 +561,16 @@ def _chat_outcome(response: Any, provider: str) -> Outcome:
             )
         return messages
 
-    return Outcome(attrs, model, input_tokens, output_tokens, output)
+    return _outcome(
+        attrs,
+        model,
+        usage,
+        request,
+        kwargs,
+        lambda: "".join(_choice_text(c) for c in choices),
+        output,
+        _text(_get(response, "service_tier")),
+    )
 
 
 class _Choice:
@@ -483,16 +590,22 @@ class ChatAccumulator:
         "_capture",
         "_choices",
         "_fingerprint",
+        "_hide_usage",
         "_id",
+        "_kwargs",
         "_model",
-        "_provider",
+        "_request",
         "_tier",
         "_usage",
     )
 
-    def __init__(self, provider: str, capture: bool) -> None:
-        self._provider = provider
+    def __init__(
+        self, request: Request, kwargs: Mapping[str, Any], capture: bool, hide_usage: bool
+    ) -> None:
+        self._request = request
+        self._kwargs = kwargs
         self._capture = capture
+        self._hide_usage = hide_usage
         self._id: Optional[str] = None
         self._model: Optional[str] = None
         self._usage: Any = None
@@ -500,19 +613,17 @@ class ChatAccumulator:
         self._fingerprint: Optional[str] = None
         self._choices: dict[int, _Choice] = {}
 
-    def add(self, chunk: Any) -> None:
+    def add(self, chunk: Any) -> bool:
         # Runs for every chunk the caller reads: read only what the span needs.
         if self._id is None:
             self._id = _text(_get(chunk, "id"))
         # Azure's first chunk has model "": keep the last real name.
         self._model = _text(_get(chunk, "model")) or self._model
-        usage = _get(chunk, "usage")
-        if usage is not None:
-            self._usage = usage  # providers that repeat cumulative usage: the last one wins
-        if self._provider == sc.PROVIDER_OPENAI:
-            self._tier = _text(_get(chunk, "service_tier")) or self._tier
+        self._tier = _text(_get(chunk, "service_tier")) or self._tier
+        if self._request.provider == sc.PROVIDER_OPENAI:
             self._fingerprint = _text(_get(chunk, "system_fingerprint")) or self._fingerprint
-        for choice in _get(chunk, "choices") or ():
+        choices = _get(chunk, "choices") or ()
+        for choice in choices:
             index = _get(choice, "index") or 0
             state = self._choices.get(index)
             if state is None:
@@ -520,8 +631,14 @@ class ChatAccumulator:
             reason = _get(choice, "finish_reason")
             if reason:
                 state.finish_reason = reason
-            if self._capture:
-                self._add_content(state, choice)
+            # Text is kept even without capture: it is what usage is estimated from.
+            self._add_content(state, choice)
+        usage = _get(chunk, "usage")
+        if usage is not None:
+            self._usage = usage  # providers that repeat cumulative usage: the last one wins
+            # The usage-only chunk otelite asked for is not shown to the caller.
+            return self._hide_usage and not choices
+        return False
 
     @staticmethod
     def _add_content(state: _Choice, choice: Any) -> None:
@@ -564,15 +681,20 @@ class ChatAccumulator:
         attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [
             _finish_reason(self._choices[i].finish_reason) for i in indexes
         ]
-        input_tokens, output_tokens = _usage_attributes(
-            self._usage, attrs, "prompt_tokens", "completion_tokens"
-        )
-        if self._provider == sc.PROVIDER_OPENAI:
+        if self._request.provider == sc.PROVIDER_OPENAI:
             if self._tier:
                 attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = self._tier
             if self._fingerprint:
                 attrs[sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = self._fingerprint
         choices = self._choices
+
+        def text() -> str:
+            out = []
+            for state in choices.values():
+                out += state.text + state.refusal
+                for call in state.tool_calls.values():
+                    out.append(str(call["name"] or "") + "".join(call["arguments"]))
+            return "".join(out)
 
         def output() -> list[dict[str, Any]]:
             messages = []
@@ -601,7 +723,14 @@ class ChatAccumulator:
                 )
             return messages
 
-        return Outcome(attrs, self._model, input_tokens, output_tokens, output)
+        usage = (
+            _Usage(self._usage, "prompt_tokens", "completion_tokens")
+            if self._usage is not None
+            else None
+        )
+        return _outcome(
+            attrs, self._model, usage, self._request, self._kwargs, text, output, self._tier
+        )
 
 
 # --- embeddings ----------------------------------------------------------------------------
@@ -620,15 +749,18 @@ def _embeddings_request(instance: Any, kwargs: Mapping[str, Any]) -> Request:
     return Request(sc.OP_EMBEDDINGS, provider, _model(instance, kwargs, azure), host, port, attrs)
 
 
-def _embeddings_outcome(response: Any, provider: str) -> Outcome:
+def _embeddings_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) -> Outcome:
     attrs: Attributes = {}
     model = _text(_get(response, "model"))
     if model:
         attrs[sc.GEN_AI_RESPONSE_MODEL] = model
-    input_tokens = _count(_get(_get(response, "usage"), "prompt_tokens"))
-    if input_tokens is not None:
-        attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
-    return Outcome(attrs, model, input_tokens, None, None)
+    raw_usage = _get(response, "usage")
+    usage = (
+        _Usage(raw_usage, "prompt_tokens", "completion_tokens") if raw_usage is not None else None
+    )
+    outcome = _outcome(attrs, model, usage, request, kwargs, str, None, None, estimate_output=False)
+    outcome.output_tokens = None  # embeddings produce no output tokens
+    return outcome
 
 
 # --- Responses API --------------------------------------------------------------------
@@ -692,7 +824,17 @@ def _responses_output(response: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _responses_outcome(response: Any, provider: str) -> Outcome:
+def _responses_text(response: Any) -> str:
+    parts = []
+    for item in _get(response, "output") or ():
+        for content in _get(item, "content") or ():
+            parts.append(str(_get(content, "text") or ""))
+        if _get(item, "type") == "function_call":
+            parts.append(f"{_get(item, 'name') or ''}{_get(item, 'arguments') or ''}")
+    return "".join(parts)
+
+
+def _responses_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) -> Outcome:
     attrs: Attributes = {}
     response_id = _text(_get(response, "id"))
     if response_id:
@@ -701,43 +843,53 @@ def _responses_outcome(response: Any, provider: str) -> Outcome:
     if model:
         attrs[sc.GEN_AI_RESPONSE_MODEL] = model
     attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [_responses_finish_reason(response)]
-    input_tokens, output_tokens = _usage_attributes(
-        _get(response, "usage"), attrs, "input_tokens", "output_tokens"
+    tier = _text(_get(response, "service_tier"))
+    if request.provider == sc.PROVIDER_OPENAI and tier:
+        attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = tier
+    raw_usage = _get(response, "usage")
+    usage = _Usage(raw_usage, "input_tokens", "output_tokens") if raw_usage is not None else None
+    return _outcome(
+        attrs,
+        model,
+        usage,
+        request,
+        kwargs,
+        lambda: _responses_text(response),
+        lambda: _responses_output(response),
+        tier,
     )
-    if provider == sc.PROVIDER_OPENAI:
-        tier = _text(_get(response, "service_tier"))
-        if tier:
-            attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = tier
-    return Outcome(attrs, model, input_tokens, output_tokens, lambda: _responses_output(response))
 
 
 class ResponsesAccumulator:
     """Follows a Responses API event stream; the terminal event carries the whole response."""
 
-    __slots__ = ("_capture", "_final", "_latest", "_provider", "_text")
+    __slots__ = ("_final", "_kwargs", "_latest", "_request", "_text")
 
-    def __init__(self, provider: str, capture: bool) -> None:
-        self._provider = provider
-        self._capture = capture
+    def __init__(
+        self, request: Request, kwargs: Mapping[str, Any], capture: bool, hide_usage: bool
+    ) -> None:
+        self._request = request
+        self._kwargs = kwargs
         self._latest: Any = None
         self._final: Any = None
         self._text: list[str] = []
 
-    def add(self, event: Any) -> None:
+    def add(self, event: Any) -> bool:
         kind = _get(event, "type")
         response = _get(event, "response")
         if response is not None:
             self._latest = response
             if kind in ("response.completed", "response.incomplete", "response.failed"):
                 self._final = response
-        elif self._capture and kind == "response.output_text.delta":
+        elif kind == "response.output_text.delta":
             delta = _get(event, "delta")
             if isinstance(delta, str):
-                self._text.append(delta)
+                self._text.append(delta)  # kept for estimating usage if the stream is cut short
+        return False
 
     def outcome(self) -> Outcome:
         if self._final is not None:
-            return _responses_outcome(self._final, self._provider)
+            return _responses_outcome(self._final, self._request, self._kwargs)
         # Closed before the end: what the created/in-progress events said, and the text so far.
         attrs: Attributes = {}
         response = self._latest
@@ -749,11 +901,13 @@ class ResponsesAccumulator:
             attrs[sc.GEN_AI_RESPONSE_MODEL] = model
         attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = ["error"]
         text = "".join(self._text)
-        return Outcome(
+        return _outcome(
             attrs,
             model,
             None,
-            None,
+            self._request,
+            self._kwargs,
+            lambda: text,
             lambda: [
                 {
                     "role": "assistant",
@@ -761,21 +915,62 @@ class ResponsesAccumulator:
                     "finish_reason": "error",
                 }
             ],
+            None,
         )
+
+
+# --- usage in streams ------------------------------------------------------------------
+
+# Providers known to accept stream_options={"include_usage": true}; users add more.
+_STREAM_USAGE_PROVIDERS: set[str] = {sc.PROVIDER_OPENAI, sc.PROVIDER_AZURE_OPENAI}
+_AZURE_STREAM_USAGE_SINCE = "2024-09-01"  # older Azure api-versions reject stream_options
+_RAW_HEADER = "x-stainless-raw-response"
+
+
+def enable_stream_usage(provider: str) -> None:
+    """Let otelite ask ``provider`` for usage in streamed responses (it must accept
+    ``stream_options={"include_usage": true}``, as OpenAI-compatible servers such as
+    vLLM, DeepSeek and Groq do).
+
+    Example:
+        >>> import otelite
+        >>> otelite.enable_stream_usage("vllm")
+    """
+    if not isinstance(provider, str) or not provider:
+        raise ValueError(f"enable_stream_usage: provider must be a non-empty str, got {provider!r}")
+    _STREAM_USAGE_PROVIDERS.add(provider)
+
+
+def _with_stream_usage(
+    instance: Any, kwargs: Mapping[str, Any], request: Request, enabled: bool
+) -> Optional[dict[str, Any]]:
+    """The call's arguments with usage requested, or ``None`` to leave the call alone."""
+    if not enabled or kwargs.get("stream") is not True or _given(kwargs.get("stream_options")):
+        return None
+    if request.provider not in _STREAM_USAGE_PROVIDERS:
+        return None
+    headers = kwargs.get("extra_headers")
+    if isinstance(headers, Mapping) and any(str(k).lower() == _RAW_HEADER for k in headers):
+        return None  # the caller reads the raw body: it must be exactly what it asked for
+    if request.provider == sc.PROVIDER_AZURE_OPENAI:
+        version = getattr(getattr(instance, "_client", None), "_api_version", None)
+        if not isinstance(version, str) or version[:10] < _AZURE_STREAM_USAGE_SINCE:
+            return None
+    return {**kwargs, "stream_options": {"include_usage": True}}
 
 
 # --- the wrappers ------------------------------------------------------------------------
 
 RequestReader = Callable[[Any, Mapping[str, Any]], Request]
-OutcomeReader = Callable[[Any, str], Outcome]
+OutcomeReader = Callable[[Any, Request, Mapping[str, Any]], Outcome]
 ContentReader = Callable[[Mapping[str, Any]], dict[str, Any]]
-AccumulatorFactory = Callable[[str, bool], Any]
+AccumulatorFactory = Callable[[Request, Mapping[str, Any], bool, bool], Any]
 
 
 class _Surface:
     """How to read one patched method's request, response and stream."""
 
-    __slots__ = ("accumulator", "content", "outcome", "request")
+    __slots__ = ("accumulator", "content", "outcome", "request", "stream_usage")
 
     def __init__(
         self,
@@ -783,26 +978,48 @@ class _Surface:
         outcome: OutcomeReader,
         content: Optional[ContentReader],
         accumulator: Optional[AccumulatorFactory],
+        stream_usage: bool = False,
     ) -> None:
         self.request = request
         self.outcome = outcome
         self.content = content
         self.accumulator = accumulator
+        self.stream_usage = stream_usage
 
 
-CHAT = _Surface(_chat_request, _chat_outcome, _chat_input, ChatAccumulator)
+CHAT = _Surface(_chat_request, _chat_outcome, _chat_input, ChatAccumulator, stream_usage=True)
 COMPLETIONS = _Surface(
     lambda instance, kwargs: _chat_request(instance, kwargs, sc.OP_TEXT_COMPLETION),
     _chat_outcome,
     _completion_input,
     ChatAccumulator,
+    stream_usage=True,
 )
 EMBEDDINGS = _Surface(_embeddings_request, _embeddings_outcome, None, None)
 RESPONSES = _Surface(_responses_request, _responses_outcome, _responses_input, ResponsesAccumulator)
 
 
-def _class_name(obj: Any) -> str:
-    return type(obj).__name__
+class _Call:
+    """One intercepted call: what to read it with, its span, and the arguments sent."""
+
+    __slots__ = ("hide_usage", "invocation", "is_async", "kwargs", "surface")
+
+    def __init__(
+        self,
+        surface: _Surface,
+        invocation: Invocation,
+        kwargs: Mapping[str, Any],
+        hide_usage: bool,
+        is_async: bool,
+    ) -> None:
+        self.surface = surface
+        self.invocation = invocation
+        self.kwargs = kwargs
+        self.hide_usage = hide_usage
+        self.is_async = is_async
+
+    def outcome(self, result: Any) -> Outcome:
+        return self.surface.outcome(result, self.invocation.request, self.kwargs)
 
 
 _stream_types: dict[type, bool] = {}
@@ -819,30 +1036,37 @@ def _is_stream(result: Any) -> bool:
     return found
 
 
-def _handle_result(surface: _Surface, invocation: Invocation, result: Any, is_async: bool) -> Any:
+def _handle_result(call: _Call, result: Any) -> Any:
     """Finish the span for a complete response, or hand back a proxy that finishes it later."""
-    provider = invocation.request.provider
+    invocation = call.invocation
     if _is_stream(result):
-        if surface.accumulator is None:
+        factory = call.surface.accumulator
+        if factory is None:
             invocation.succeed(Outcome({}))
             return result
         capture = invocation.active.content.capture
-        recorder = StreamRecorder(invocation, surface.accumulator(provider, capture))
-        return AsyncStreamProxy(result, recorder) if is_async else SyncStreamProxy(result, recorder)
-    name = _class_name(result)
-    if name == "LegacyAPIResponse":
-        return _LegacyResponseProxy(result, surface, invocation, is_async)
-    if name in ("APIResponse", "AsyncAPIResponse"):
-        return (_AsyncRawResponseProxy if name == "AsyncAPIResponse" else _RawResponseProxy)(
-            result, surface, invocation
+        recorder = StreamRecorder(
+            invocation, factory(invocation.request, call.kwargs, capture, call.hide_usage)
         )
-    invocation.succeed(surface.outcome(result, provider))
+        return (
+            AsyncStreamProxy(result, recorder)
+            if call.is_async
+            else SyncStreamProxy(result, recorder)
+        )
+    name = type(result).__name__
+    if name == "LegacyAPIResponse":
+        return _LegacyResponseProxy(result, call)
+    if name == "APIResponse":
+        return _RawResponseProxy(result, call)
+    if name == "AsyncAPIResponse":
+        return _AsyncRawResponseProxy(result, call)
+    invocation.succeed(call.outcome(result))
     return result
 
 
-def _parsed_result(surface: _Surface, invocation: Invocation, parsed: Any, is_async: bool) -> Any:
+def _parsed_result(call: _Call, parsed: Any) -> Any:
     try:
-        return _handle_result(surface, invocation, parsed, is_async)
+        return _handle_result(call, parsed)
     except Exception as exc:
         _guard.report("reading an OpenAI raw response", exc)
         return parsed
@@ -851,13 +1075,9 @@ def _parsed_result(surface: _Surface, invocation: Invocation, parsed: Any, is_as
 class _LegacyResponseProxy(_Proxy):
     """``with_raw_response``: the body is read; ``parse()`` gives the object the span is made from."""
 
-    def __init__(
-        self, wrapped: Any, surface: _Surface, invocation: Invocation, is_async: bool
-    ) -> None:
+    def __init__(self, wrapped: Any, call: _Call) -> None:
         super().__init__(wrapped)
-        self._self_surface = surface
-        self._self_invocation = invocation
-        self._self_is_async = is_async
+        self._self_call = call
         self._self_parsed: dict[Any, Any] = {}
         if not getattr(wrapped, "_stream", False):
             # Not a stream: parse now (openai caches it) so the span ends with the call.
@@ -868,9 +1088,7 @@ class _LegacyResponseProxy(_Proxy):
         key = kwargs.get("to")
         if key in self._self_parsed:
             return self._self_parsed[key]
-        result = _parsed_result(
-            self._self_surface, self._self_invocation, parsed, self._self_is_async
-        )
+        result = _parsed_result(self._self_call, parsed)
         self._self_parsed[key] = result
         return result
 
@@ -878,10 +1096,9 @@ class _LegacyResponseProxy(_Proxy):
 class _RawResponseProxy(_Proxy):
     """``with_streaming_response`` (sync): the span ends when the body is parsed or closed."""
 
-    def __init__(self, wrapped: Any, surface: _Surface, invocation: Invocation) -> None:
+    def __init__(self, wrapped: Any, call: _Call) -> None:
         super().__init__(wrapped)
-        self._self_surface = surface
-        self._self_invocation = invocation
+        self._self_call = call
         self._self_result: Any = None
         self._self_done = False
 
@@ -890,7 +1107,7 @@ class _RawResponseProxy(_Proxy):
         if self._self_done:
             return self._self_result if self._self_result is not None else parsed
         self._self_done = True
-        self._self_result = _parsed_result(self._self_surface, self._self_invocation, parsed, False)
+        self._self_result = _parsed_result(self._self_call, parsed)
         return self._self_result
 
     def close(self) -> None:
@@ -898,16 +1115,15 @@ class _RawResponseProxy(_Proxy):
             self.__wrapped__.close()
         finally:
             if not self._self_done:
-                self._self_invocation.succeed(Outcome({}))
+                self._self_call.invocation.succeed(Outcome({}))
 
 
 class _AsyncRawResponseProxy(_Proxy):
     """``with_streaming_response`` (async): the span ends when the body is parsed or closed."""
 
-    def __init__(self, wrapped: Any, surface: _Surface, invocation: Invocation) -> None:
+    def __init__(self, wrapped: Any, call: _Call) -> None:
         super().__init__(wrapped)
-        self._self_surface = surface
-        self._self_invocation = invocation
+        self._self_call = call
         self._self_result: Any = None
         self._self_done = False
 
@@ -916,7 +1132,7 @@ class _AsyncRawResponseProxy(_Proxy):
         if self._self_done:
             return self._self_result if self._self_result is not None else parsed
         self._self_done = True
-        self._self_result = _parsed_result(self._self_surface, self._self_invocation, parsed, True)
+        self._self_result = _parsed_result(self._self_call, parsed)
         return self._self_result
 
     async def close(self) -> None:
@@ -924,10 +1140,12 @@ class _AsyncRawResponseProxy(_Proxy):
             await self.__wrapped__.close()
         finally:
             if not self._self_done:
-                self._self_invocation.succeed(Outcome({}))
+                self._self_call.invocation.succeed(Outcome({}))
 
 
-def _begin(surface: _Surface, instance: Any, kwargs: Mapping[str, Any]) -> Optional[Invocation]:
+def _begin(
+    surface: _Surface, instance: Any, kwargs: dict[str, Any], is_async: bool
+) -> Optional[_Call]:
     if _inside_call.get():
         return None
     try:
@@ -936,15 +1154,27 @@ def _begin(surface: _Surface, instance: Any, kwargs: Mapping[str, Any]) -> Optio
         _guard.report("reading an OpenAI request", exc)
         return None
     content = surface.content
-    return start(request, (lambda: content(kwargs)) if content is not None else None)
+    invocation = start(request, (lambda: content(kwargs)) if content is not None else None)
+    if invocation is None:
+        return None
+    sent: Mapping[str, Any] = kwargs
+    if surface.stream_usage:
+        try:
+            injected = _with_stream_usage(instance, kwargs, request, invocation.active.stream_usage)
+        except Exception as exc:
+            _guard.report("requesting usage in a stream", exc)
+            injected = None
+        if injected is not None:
+            sent = injected
+    return _Call(surface, invocation, sent, sent is not kwargs, is_async)
 
 
-def _finish(surface: _Surface, invocation: Invocation, result: Any, is_async: bool) -> Any:
+def _finish(call: _Call, result: Any) -> Any:
     try:
-        return _handle_result(surface, invocation, result, is_async)
+        return _handle_result(call, result)
     except Exception as exc:
         _guard.report("reading an OpenAI response", exc)
-        invocation.succeed(Outcome({}))
+        call.invocation.succeed(Outcome({}))
         return result
 
 
@@ -952,18 +1182,18 @@ def _sync_wrapper(surface: _Surface) -> Callable[..., Any]:
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        invocation = _begin(surface, instance, kwargs)
-        if invocation is None:
+        call = _begin(surface, instance, kwargs, False)
+        if call is None:
             return wrapped(*args, **kwargs)
         token = _inside_call.set(True)
         try:
-            result = wrapped(*args, **kwargs)
+            result = wrapped(*args, **call.kwargs)
         except BaseException as exc:
-            invocation.fail(exc)
+            call.invocation.fail(exc)
             raise
         finally:
             _inside_call.reset(token)
-        return _finish(surface, invocation, result, False)
+        return _finish(call, result)
 
     return wrapper
 
@@ -972,18 +1202,18 @@ def _async_wrapper(surface: _Surface) -> Callable[..., Any]:
     async def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        invocation = _begin(surface, instance, kwargs)
-        if invocation is None:
+        call = _begin(surface, instance, kwargs, True)
+        if call is None:
             return await wrapped(*args, **kwargs)
         token = _inside_call.set(True)
         try:
-            result = await wrapped(*args, **kwargs)
+            result = await wrapped(*args, **call.kwargs)
         except BaseException as exc:  # includes CancelledError
-            invocation.fail(exc)
+            call.invocation.fail(exc)
             raise
         finally:
             _inside_call.reset(token)
-        return _finish(surface, invocation, result, True)
+        return _finish(call, result)
 
     return wrapper
 

@@ -1,0 +1,393 @@
+"""Prices: an offline, dated catalog snapshot plus user overrides; cost without network.
+
+``prices.json`` beside this module is generated from the genai-prices catalog by
+``scripts/update_prices.py`` (``nox -s prices``) and carries its source version
+and date. Users add or override prices (fine-tuned and self-hosted models,
+negotiated rates) with ``configure(prices=...)`` or ``OTELITE_PRICES_FILE``. The
+catalog loads on first use; every lookup after that is a dictionary access.
+An unknown model gets no cost — never a silent $0 — and one warning per model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from otelite._exceptions import ConfigurationError
+
+logger = logging.getLogger("otelite")
+
+CATALOG_PATH = Path(__file__).with_name("prices.json")
+USER_SOURCE = "user"
+
+# otelite's gen_ai.provider.name -> the catalog's provider id
+PROVIDER_IDS: Mapping[str, str] = {
+    "openai": "openai",
+    "azure.ai.openai": "azure",
+    "groq": "groq",
+    "deepseek": "deepseek",
+    "mistral_ai": "mistral",
+    "x_ai": "x-ai",
+    "openrouter": "openrouter",
+    "together_ai": "together",
+    "perplexity": "perplexity",
+    "gcp.gemini": "google",
+    "fireworks_ai": "fireworks",
+    "cerebras": "cerebras",
+    "moonshot_ai": "moonshotai",
+}
+_PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "input_audio", "output_audio")
+_CATALOG_FIELDS = {
+    "input_mtok": "input",
+    "output_mtok": "output",
+    "cache_read_mtok": "cache_read",
+    "cache_write_mtok": "cache_write",
+    "input_audio_mtok": "input_audio",
+    "output_audio_mtok": "output_audio",
+}
+
+PriceValue = Union[
+    float, Mapping[str, Any]
+]  # a number, or {"base": x, "tiers": [{"start": n, "price": y}]}
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """Token counts of one call, as the conventions define them (details are subsets)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    input_audio_tokens: int = 0
+    output_audio_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens for one model (``None``: not priced separately)."""
+
+    input: PriceValue
+    output: PriceValue = 0.0
+    cache_read: Optional[PriceValue] = None
+    cache_write: Optional[PriceValue] = None
+    input_audio: Optional[PriceValue] = None
+    output_audio: Optional[PriceValue] = None
+    source: str = "genai-prices"
+    override: bool = False
+    tiers: Optional[Mapping[str, Mapping[str, PriceValue]]] = None
+
+    def for_tier(self, tier: Optional[str]) -> Price:
+        """The prices of a service tier (``flex``, ``priority``, ``batch``), or these."""
+        if not tier or not self.tiers or tier not in self.tiers:
+            return self
+        changes = dict(self.tiers[tier])
+        return Price(
+            input=changes.get("input", self.input),
+            output=changes.get("output", self.output),
+            cache_read=changes.get("cache_read", self.cache_read),
+            cache_write=changes.get("cache_write", self.cache_write),
+            input_audio=changes.get("input_audio", self.input_audio),
+            output_audio=changes.get("output_audio", self.output_audio),
+            source=self.source,
+            override=self.override,
+        )
+
+
+def _rate(value: Optional[PriceValue], input_tokens: int) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        # Tiered: past a tier's start, every token is priced at that tier (as providers bill).
+        rate = float(value["base"])
+        for tier in value.get("tiers", ()):
+            if input_tokens > int(tier["start"]):
+                rate = float(tier["price"])
+        return rate
+    return float(value)
+
+
+def cost_usd(price: Price, usage: TokenUsage) -> float:
+    """Cost in USD: cached, cache-write and audio tokens at their own rates where priced."""
+    n = usage.input_tokens
+    input_rate = _rate(price.input, n) or 0.0
+    output_rate = _rate(price.output, n) or 0.0
+    cache_read = _rate(price.cache_read, n)
+    cache_write = _rate(price.cache_write, n)
+    audio_in = _rate(price.input_audio, n)
+    audio_out = _rate(price.output_audio, n)
+    text_in = usage.input_tokens
+    total = 0.0
+    if cache_read is not None:
+        text_in -= usage.cache_read_tokens
+        total += usage.cache_read_tokens * cache_read
+    if cache_write is not None:
+        text_in -= usage.cache_write_tokens
+        total += usage.cache_write_tokens * cache_write
+    if audio_in is not None:
+        text_in -= usage.input_audio_tokens
+        total += usage.input_audio_tokens * audio_in
+    text_out = usage.output_tokens
+    if audio_out is not None:
+        text_out -= usage.output_audio_tokens
+        total += usage.output_audio_tokens * audio_out
+    total += max(text_in, 0) * input_rate + max(text_out, 0) * output_rate
+    return total / 1_000_000
+
+
+def _matches(rule: Mapping[str, Any], name: str) -> bool:
+    if "or" in rule:
+        return any(_matches(r, name) for r in rule["or"])
+    if "and" in rule:
+        return all(_matches(r, name) for r in rule["and"])
+    if "equals" in rule:
+        return name == str(rule["equals"])
+    if "starts_with" in rule:
+        return name.startswith(str(rule["starts_with"]))
+    if "ends_with" in rule:
+        return name.endswith(str(rule["ends_with"]))
+    if "contains" in rule:
+        return str(rule["contains"]) in name
+    if "regex" in rule:
+        return re.search(str(rule["regex"]), name) is not None
+    return False
+
+
+def _catalog_price(entry: Mapping[str, Any]) -> Price:
+    fields = {_CATALOG_FIELDS[k]: v for k, v in entry["prices"].items() if k in _CATALOG_FIELDS}
+    tiers = {
+        tier: {_CATALOG_FIELDS[k]: v for k, v in values.items() if k in _CATALOG_FIELDS}
+        for tier, values in (entry.get("service_tiers") or {}).items()
+    }
+    return Price(
+        input=fields.get("input", 0.0),
+        output=fields.get("output", 0.0),
+        cache_read=fields.get("cache_read"),
+        cache_write=fields.get("cache_write"),
+        input_audio=fields.get("input_audio"),
+        output_audio=fields.get("output_audio"),
+        tiers=tiers or None,
+    )
+
+
+class Catalog:
+    """The bundled snapshot, loaded once, with a per-(provider, model) lookup cache."""
+
+    def __init__(self, path: Path = CATALOG_PATH) -> None:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        self.source: str = data["source"]
+        self.version: str = data["source_version"]
+        self.date: str = data["date"]
+        self._providers: Mapping[str, Any] = data["providers"]
+        self._cache: dict[tuple[str, str], Optional[Price]] = {}
+
+    def _find(
+        self, provider_id: str, name: str, seen: frozenset[str] = frozenset()
+    ) -> Optional[Price]:
+        provider = self._providers.get(provider_id)
+        if provider is None or provider_id in seen:
+            return None
+        for entry in provider["models"]:
+            if _matches(entry["match"], name):
+                return _catalog_price(entry)
+        for fallback in provider.get("fallback", ()):
+            found = self._find(fallback, name, seen | {provider_id})
+            if found is not None:
+                return found
+        return None
+
+    def lookup(self, provider: str, model: str) -> Optional[Price]:
+        """The catalog price of ``model`` at ``provider`` (cached), or ``None``."""
+        key = (provider, model)
+        if key in self._cache:
+            return self._cache[key]
+        provider_id = PROVIDER_IDS.get(provider)
+        found = self._find(provider_id, model.lower()) if provider_id else None
+        if len(self._cache) > 4096:
+            self._cache.clear()
+        self._cache[key] = found
+        return found
+
+
+_catalog_lock = threading.Lock()
+_catalog: Optional[Catalog] = None
+
+
+def catalog() -> Catalog:
+    """The bundled catalog, loaded on first use."""
+    global _catalog
+    if _catalog is None:
+        with _catalog_lock:
+            if _catalog is None:
+                _catalog = Catalog()
+    return _catalog
+
+
+# --- user prices --------------------------------------------------------------------
+
+
+def _check_value(where: str, model: str, field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise ConfigurationError(
+            f"{where}: model {model!r}, field {field!r}: {value!r} is not a number; give USD per "
+            "million tokens, e.g. 0.15"
+        )
+    if value < 0:
+        raise ConfigurationError(
+            f"{where}: model {model!r}, field {field!r}: {value!r} is negative"
+        )
+    return float(value)
+
+
+@dataclass(frozen=True)
+class UserPrices:
+    """Validated user prices: exact model names, and prefixes written as ``name*``."""
+
+    exact: Mapping[tuple[Optional[str], str], Price]
+    prefixes: tuple[tuple[Optional[str], str, Price], ...]
+
+    def lookup(self, provider: str, model: str) -> Optional[Price]:
+        name = model.lower()
+        for key in ((provider, name), (None, name)):
+            if key in self.exact:
+                return self.exact[key]
+        for scope, prefix, price in self.prefixes:
+            if (scope is None or scope == provider) and name.startswith(prefix):
+                return price
+        return None
+
+
+def parse_user_prices(data: Any, where: str) -> UserPrices:
+    """Validate ``{"model": {"input": x, "output": y, ...}, ...}`` (USD per million tokens).
+
+    Optional fields: ``cache_read``, ``cache_write``, ``input_audio``, ``output_audio``
+    and ``provider`` (restricts the entry to one ``gen_ai.provider.name``). A model
+    name ending in ``*`` matches by prefix.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigurationError(
+            f"{where}: expected a mapping of model names to prices, such as "
+            '{"ft:gpt-4o-mini:acme::x1": {"input": 0.3, "output": 1.2}}'
+        )
+    exact: dict[tuple[Optional[str], str], Price] = {}
+    prefixes: list[tuple[Optional[str], str, Price]] = []
+    for model, entry in data.items():
+        if not isinstance(model, str) or not model.strip("* "):
+            raise ConfigurationError(
+                f"{where}: model names must be non-empty strings, got {model!r}"
+            )
+        if not isinstance(entry, Mapping):
+            raise ConfigurationError(
+                f"{where}: model {model!r}: expected a mapping of prices, got {type(entry).__name__}"
+            )
+        unknown = set(entry) - set(_PRICE_FIELDS) - {"provider"}
+        if unknown:
+            raise ConfigurationError(
+                f"{where}: model {model!r}: unknown field(s) {sorted(unknown)}; use "
+                f"{', '.join(_PRICE_FIELDS)} or provider"
+            )
+        if "input" not in entry:
+            raise ConfigurationError(f"{where}: model {model!r}: field 'input' is required")
+        values = {f: _check_value(where, model, f, entry[f]) for f in _PRICE_FIELDS if f in entry}
+        provider = entry.get("provider")
+        if provider is not None and (not isinstance(provider, str) or not provider):
+            raise ConfigurationError(
+                f"{where}: model {model!r}: field 'provider' must be a non-empty string"
+            )
+        price = Price(source=USER_SOURCE, override=True, **values)  # type: ignore[arg-type]
+        name = model.strip().lower()
+        if name.endswith("*"):
+            prefixes.append((provider, name[:-1], price))
+        else:
+            exact[(provider, name)] = price
+    prefixes.sort(key=lambda p: -len(p[1]))  # the most specific prefix wins
+    return UserPrices(exact, tuple(prefixes))
+
+
+def load_user_prices(
+    value: Union[str, Path, Mapping[str, Any], None], env_file: Optional[str]
+) -> Optional[UserPrices]:
+    """User prices from ``configure(prices=...)`` (mapping or file) or ``OTELITE_PRICES_FILE``."""
+    if value is None and env_file is None:
+        return None
+    if isinstance(value, Mapping):
+        return parse_user_prices(value, "prices")
+    path = Path(value if value is not None else env_file)  # type: ignore[arg-type]
+    where = f"prices file {path}" if value is not None else f"OTELITE_PRICES_FILE ({path})"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"{where}: cannot read it ({exc})") from exc
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}: not valid JSON ({exc})") from exc
+    return parse_user_prices(data, where)
+
+
+# --- the one call instrumentation makes --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cost:
+    """A priced call: USD and where the price came from."""
+
+    usd: float
+    source: str
+    version: str
+    date: str
+    override: bool
+
+
+_warned_lock = threading.Lock()
+_warned: set[tuple[str, str]] = set()
+
+
+def price_call(
+    provider: str,
+    models: tuple[Optional[str], ...],
+    usage: TokenUsage,
+    service_tier: Optional[str],
+    user: Optional[UserPrices],
+) -> Optional[Cost]:
+    """Cost of a call, trying each model name in turn (response model first); ``None`` if unknown."""
+    names = [m for m in models if m]
+    for name in names:
+        if user is not None:
+            price = user.lookup(provider, name)
+            if price is not None:
+                return Cost(cost_usd(price, usage), USER_SOURCE, "", "", True)
+    book = catalog()
+    for name in names:
+        price = book.lookup(provider, name)
+        if price is not None:
+            return Cost(
+                cost_usd(price.for_tier(service_tier), usage),
+                book.source,
+                book.version,
+                book.date,
+                False,
+            )
+    key = (provider, names[0] if names else "")
+    if key not in _warned:
+        with _warned_lock:
+            first = key not in _warned
+            _warned.add(key)
+        if first:
+            logger.warning(
+                "otelite: no price for model %r at provider %r; its calls get no cost attribute "
+                "(marked otelite.cost.unpriced). Add it with configure(prices=...) or OTELITE_PRICES_FILE.",
+                key[1],
+                provider,
+            )
+    return None
+
+
+def _reset_warnings_for_tests() -> None:
+    with _warned_lock:
+        _warned.clear()
