@@ -22,7 +22,15 @@ LAYERS = {
     "utilities": {"_guard", "_content", "_sqlite", "_tokens", "_pricing"},
     "runtime": {"_context", "_export", "_config", "_spans"},
     "features": {"_decorators", "_integrations", "store"},
-    "surfaces": {"__init__", "testing", "_pytest_plugin", "instrumentation", "tokens"},
+    "surfaces": {
+        "__init__",
+        "__main__",
+        "cli",
+        "testing",
+        "_pytest_plugin",
+        "instrumentation",
+        "tokens",
+    },
 }
 ORDER = list(LAYERS)
 

@@ -223,11 +223,18 @@ def _estimate_input(operation: str, kwargs: Mapping[str, Any], model: str) -> in
     """Prompt tokens counted from the request, when the server reported none."""
     if operation == sc.OP_CHAT and "messages" in kwargs:
         tools = kwargs.get("tools")
-        return count_message_tokens(
-            kwargs.get("messages") or (), model, tools if _given(tools) else None
+        prompt = int(
+            count_message_tokens(
+                kwargs.get("messages") or (), model, tools if _given(tools) else None
+            )
         )
+        # A structured-output schema is part of the prompt the model sees.
+        schema = _get(_get(kwargs.get("response_format"), "json_schema"), "schema")
+        if isinstance(schema, Mapping):
+            prompt += int(count_any_tokens(schema, model))
+        return prompt
     if "prompt" in kwargs:
-        return count_any_tokens(kwargs.get("prompt") or "", model)
+        return int(count_any_tokens(kwargs.get("prompt") or "", model))
     total = 0
     instructions = kwargs.get("instructions")
     if isinstance(instructions, str):
