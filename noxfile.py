@@ -117,6 +117,13 @@ def phoenix(session: nox.Session) -> None:
 
 
 @nox.session(python="3.12")
+def prices(session: nox.Session) -> None:
+    """Regenerate src/otelite/prices.json from the genai-prices catalog (pin its version in pyproject)."""
+    session.install("genai-prices==0.2.3")
+    session.run("python", "scripts/update_prices.py")
+
+
+@nox.session(python="3.12")
 def bench(session: nox.Session) -> None:
     """Benchmarks (overhead per call, import time, memory); writes docs/performance.md."""
     session.install("-e", ".[openai]")

@@ -175,3 +175,21 @@ def test_pytest_plugin_fixture(capture_spans: otelite.testing.Captured) -> None:
     with otelite.span("from-fixture"):
         pass
     assert [s.name for s in capture_spans.spans] == ["from-fixture"]
+
+
+def test_every_attribute_documented() -> None:
+    """docs/attributes.md names every attribute and metric that _semconv spells."""
+    from otelite import _semconv
+
+    text = (DOCS / "attributes.md").read_text()
+    names = [
+        value
+        for key, value in vars(_semconv).items()
+        if key.isupper()
+        and isinstance(value, str)
+        and "." in value
+        and not value.startswith("https://")
+        and not key.startswith(("OP_", "PROVIDER_", "TOKEN_TYPE"))
+    ]
+    missing = [n for n in names if f"`{n}" not in text]
+    assert missing == []
