@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import threading
 from collections.abc import Mapping
@@ -233,19 +232,6 @@ def catalog() -> Catalog:
 # --- user prices --------------------------------------------------------------------
 
 
-def _check_value(where: str, model: str, field: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise ConfigurationError(
-            f"{where}: model {model!r}, field {field!r}: {value!r} is not a number; give USD per "
-            "million tokens, e.g. 0.15"
-        )
-    if value < 0:
-        raise ConfigurationError(
-            f"{where}: model {model!r}, field {field!r}: {value!r} is negative"
-        )
-    return float(value)
-
-
 @dataclass(frozen=True)
 class UserPrices:
     """Validated user prices: exact model names, and prefixes written as ``name*``."""
@@ -264,18 +250,60 @@ class UserPrices:
         return None
 
 
-def parse_user_prices(data: Any, where: str) -> UserPrices:
-    """Validate ``{"model": {"input": x, "output": y, ...}, ...}`` (USD per million tokens).
+def _entry_model() -> Any:
+    """The pydantic model of one price entry (built on first use: pydantic loads lazily)."""
+    global _ENTRY_MODEL
+    if _ENTRY_MODEL is None:
+        from pydantic import BaseModel, ConfigDict, Field
 
-    Optional fields: ``cache_read``, ``cache_write``, ``input_audio``, ``output_audio``
-    and ``provider`` (restricts the entry to one ``gen_ai.provider.name``). A model
-    name ending in ``*`` matches by prefix.
+        price = Field(default=None, ge=0, allow_inf_nan=False)
+
+        class PriceEntry(BaseModel):
+            model_config = ConfigDict(extra="forbid", strict=True)
+
+            input: float = Field(ge=0, allow_inf_nan=False)
+            output: Optional[float] = price
+            cache_read: Optional[float] = price
+            cache_write: Optional[float] = price
+            input_audio: Optional[float] = price
+            output_audio: Optional[float] = price
+            provider: Optional[str] = Field(default=None, min_length=1)
+
+        _ENTRY_MODEL = PriceEntry
+    return _ENTRY_MODEL
+
+
+_ENTRY_MODEL: Any = None
+
+
+def _validation_message(where: str, model: str, error: Any) -> str:
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "(entry)"
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown field {field!r} (use {', '.join(_PRICE_FIELDS)} or provider)")
+        elif item["type"] == "missing":
+            problems.append(f"field {field!r} is required")
+        else:
+            problems.append(f"field {field!r}: {item['msg']} (got {item.get('input')!r})")
+    return f"{where}: model {model!r}: " + "; ".join(problems)
+
+
+def parse_user_prices(data: Any, where: str) -> UserPrices:
+    """Validate ``{"model": {"input": x, "output": y, ...}, ...}`` (USD per million tokens) with pydantic.
+
+    Optional fields: ``output``, ``cache_read``, ``cache_write``, ``input_audio``,
+    ``output_audio`` and ``provider`` (restricts the entry to one
+    ``gen_ai.provider.name``). A model name ending in ``*`` matches by prefix.
     """
+    from pydantic import ValidationError
+
     if not isinstance(data, Mapping):
         raise ConfigurationError(
             f"{where}: expected a mapping of model names to prices, such as "
             '{"ft:gpt-4o-mini:acme::x1": {"input": 0.3, "output": 1.2}}'
         )
+    entry_model = _entry_model()
     exact: dict[tuple[Optional[str], str], Price] = {}
     prefixes: list[tuple[Optional[str], str, Price]] = []
     for model, entry in data.items():
@@ -287,26 +315,20 @@ def parse_user_prices(data: Any, where: str) -> UserPrices:
             raise ConfigurationError(
                 f"{where}: model {model!r}: expected a mapping of prices, got {type(entry).__name__}"
             )
-        unknown = set(entry) - set(_PRICE_FIELDS) - {"provider"}
-        if unknown:
-            raise ConfigurationError(
-                f"{where}: model {model!r}: unknown field(s) {sorted(unknown)}; use "
-                f"{', '.join(_PRICE_FIELDS)} or provider"
+        try:
+            parsed = entry_model.model_validate(
+                {k: float(v) if type(v) is int else v for k, v in entry.items()}
             )
-        if "input" not in entry:
-            raise ConfigurationError(f"{where}: model {model!r}: field 'input' is required")
-        values = {f: _check_value(where, model, f, entry[f]) for f in _PRICE_FIELDS if f in entry}
-        provider = entry.get("provider")
-        if provider is not None and (not isinstance(provider, str) or not provider):
-            raise ConfigurationError(
-                f"{where}: model {model!r}: field 'provider' must be a non-empty string"
-            )
-        price = Price(source=USER_SOURCE, override=True, **values)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            raise ConfigurationError(_validation_message(where, model, exc)) from None
+        values = {f: getattr(parsed, f) for f in _PRICE_FIELDS if getattr(parsed, f) is not None}
+        values.setdefault("output", 0.0)
+        price = Price(source=USER_SOURCE, override=True, **values)
         name = model.strip().lower()
         if name.endswith("*"):
-            prefixes.append((provider, name[:-1], price))
+            prefixes.append((parsed.provider, name[:-1], price))
         else:
-            exact[(provider, name)] = price
+            exact[(parsed.provider, name)] = price
     prefixes.sort(key=lambda p: -len(p[1]))  # the most specific prefix wins
     return UserPrices(exact, tuple(prefixes))
 
