@@ -841,3 +841,25 @@ def test_late_imported_resources_are_patched(tmp_path: Any) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_responses_parse() -> None:
+    """responses.parse records one span with json output type and the usage."""
+    import pydantic
+
+    class City(pydantic.BaseModel):
+        name: str
+
+    body = response_object('{"name": "Paris"}')
+    c = client(chat_handler(body))
+    if not hasattr(c.responses, "parse"):
+        pytest.skip("this openai version has no responses.parse")
+    with capture_spans() as cap:
+        parsed = c.responses.parse(
+            model="gpt-4.1-mini", input="Capital of France?", text_format=City
+        )
+    assert parsed.output_parsed == City(name="Paris")
+    (span,) = cap.spans
+    assert span.attributes["gen_ai.output.type"] == "json"
+    assert span.attributes["gen_ai.usage.input_tokens"] == 20
+    assert span.attributes["openai.api.type"] == "responses"
