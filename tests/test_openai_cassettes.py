@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import Iterator
 from typing import Any, Optional
 
@@ -159,7 +160,8 @@ CATALOG_PROVIDERS = {
 
 def expected_cost(attrs: dict[str, Any], interaction: Interaction) -> Optional[float]:
     """The cost from the genai-prices library itself (the catalog otelite's snapshot comes from)."""
-    genai_prices = pytest.importorskip("genai_prices")
+    import genai_prices
+
     provider = CATALOG_PROVIDERS.get(attrs["gen_ai.provider.name"])
     if provider is None:
         return None
@@ -211,6 +213,10 @@ def check_cost(attrs: dict[str, Any], interaction: Interaction) -> None:
     """Priced calls carry the catalog's cost and provenance; unpriced ones are marked, never $0."""
     if "gen_ai.usage.input_tokens" not in attrs:
         assert "gen_ai.usage.cost" not in attrs
+        return
+    if importlib.util.find_spec("genai_prices") is None:
+        # genai-prices needs Python 3.11+; there the figure is checked against it.
+        assert ("gen_ai.usage.cost" in attrs) is not attrs.get("otelite.cost.unpriced", False)
         return
     expected = expected_cost(attrs, interaction)
     if expected is None:
