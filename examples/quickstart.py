@@ -127,9 +127,10 @@ def main() -> None:
 
     with LocalStore() as store:
         trace = store.traces(limit=1)[0]
+        cost = f"${trace.cost_usd:.6f}" if trace.cost_usd is not None else "no price"
         print(
             f"trace {trace.trace_id}: {trace.span_count} spans, {trace.llm_calls} LLM call, "
-            f"{trace.input_tokens}+{trace.output_tokens} tokens"
+            f"{trace.input_tokens}+{trace.output_tokens} tokens, {cost}"
         )
 
         def show(nodes: list[Any], depth: int = 0) -> None:
