@@ -219,16 +219,13 @@ class Invocation:
         cost = self._price(outcome)
         try:
             if span.is_recording():
-                span.set_attributes(outcome.attributes)
-                self._record_cost(span, outcome, cost)
+                attrs = outcome.attributes  # one set_attributes call: the span lock is taken once
+                self._cost_attributes(attrs, outcome, cost)
                 if first_chunk is not None:
-                    span.set_attribute(
-                        sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, first_chunk - self.started
-                    )
+                    attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = first_chunk - self.started
                 if outcome.output is not None and self.active.content.capture:
-                    span.set_attribute(
-                        sc.GEN_AI_OUTPUT_MESSAGES, self.active.content.render(outcome.output())
-                    )
+                    attrs[sc.GEN_AI_OUTPUT_MESSAGES] = self.active.content.render(outcome.output())
+                span.set_attributes(attrs)
             if error is not None:
                 error_type = _spans.error_type(error)
                 _spans.record_error(span, error)
@@ -259,19 +256,19 @@ class Invocation:
             return None
 
     @staticmethod
-    def _record_cost(span: Span, outcome: Outcome, cost: Optional[_pricing.Cost]) -> None:
+    def _cost_attributes(attrs: Attributes, outcome: Outcome, cost: Optional[_pricing.Cost]) -> None:
         if outcome.input_tokens is None and outcome.output_tokens is None:
             return
         if cost is None:
-            span.set_attribute(sc.OTELITE_COST_UNPRICED, True)
+            attrs[sc.OTELITE_COST_UNPRICED] = True
             return
-        span.set_attribute(sc.GEN_AI_USAGE_COST, cost.usd)
-        span.set_attribute(sc.OTELITE_COST_SOURCE, cost.source)
+        attrs[sc.GEN_AI_USAGE_COST] = cost.usd
+        attrs[sc.OTELITE_COST_SOURCE] = cost.source
         if cost.version:
-            span.set_attribute(sc.OTELITE_COST_CATALOG_VERSION, cost.version)
-            span.set_attribute(sc.OTELITE_COST_CATALOG_DATE, cost.date)
-        span.set_attribute(sc.OTELITE_COST_ESTIMATED, outcome.estimated)
-        span.set_attribute(sc.OTELITE_COST_OVERRIDE, cost.override)
+            attrs[sc.OTELITE_COST_CATALOG_VERSION] = cost.version
+            attrs[sc.OTELITE_COST_CATALOG_DATE] = cost.date
+        attrs[sc.OTELITE_COST_ESTIMATED] = outcome.estimated
+        attrs[sc.OTELITE_COST_OVERRIDE] = cost.override
 
     def fail(self, exc: BaseException) -> None:
         """The call raised before any response: record the error, end the span, emit metrics."""
