@@ -33,6 +33,7 @@ from otelite._integrations.openai import (
     uninstrument_openai,
 )
 from otelite._version import __version__
+from otelite.prompts import get_prompt
 
 __all__ = [
     "ConfigurationError",
@@ -47,6 +48,7 @@ __all__ = [
     "current_attributes",
     "enable_stream_usage",
     "force_flush",
+    "get_prompt",
     "instrument_openai",
     "is_configured",
     "redact_builtin",

@@ -116,6 +116,14 @@ OTELITE_STREAM_USAGE = EnvVar(
     "Default for `stream_usage`: `false` stops otelite from asking OpenAI and Azure OpenAI for "
     "usage in streams (it then estimates it).",
 )
+OTELITE_PROMPTS_DIR = EnvVar(
+    "OTELITE_PROMPTS_DIR",
+    "Directory of the prompt registry (default `prompts` in the working directory).",
+)
+OTELITE_AUTHOR = EnvVar(
+    "OTELITE_AUTHOR",
+    "Author recorded with prompt versions and label moves (default: GIT_AUTHOR_NAME, then the user).",
+)
 RAISE_INTERNAL_ERRORS = EnvVar(
     "OTELITE_RAISE_INTERNAL_ERRORS",
     "`true` makes otelite's own failures raise instead of being logged (for otelite's tests).",

@@ -130,6 +130,15 @@ SESSION_ID: Final = "session.id"
 SERVICE_NAME: Final = "service.name"
 SERVICE_VERSION: Final = "service.version"
 
+# --- prompts (otelite.prompts) ------------------------------------------------------
+GEN_AI_PROMPT_NAME: Final = "gen_ai.prompt.name"
+GEN_AI_PROMPT_VERSION: Final = "gen_ai.prompt.version"
+OTELITE_PROMPT_LABEL: Final = "otelite.prompt.label"
+OTELITE_PROMPT_VARIABLES: Final = "otelite.prompt.variables"
+# Not a span attribute: the Python attribute compiled prompts carry so that an
+# instrumented call can tell which prompt version its input came from.
+PROMPT_LINK: Final = "otelite_prompt"
+
 # --- otelite's own -----------------------------------------------------------------
 OTELITE_USAGE_ESTIMATED: Final = "otelite.usage.estimated"
 OTELITE_USAGE_UNREADABLE: Final = "otelite.usage.unreadable"

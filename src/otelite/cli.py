@@ -1,16 +1,25 @@
 """The ``otelite`` command line (also ``python -m otelite``).
 
 Commands:
-    otelite tokenizers prefetch   download and cache tiktoken's encodings for offline machines
+    otelite tokenizers prefetch        download and cache tiktoken's encodings for offline machines
+    otelite prompts list               the prompts in the registry
+    otelite prompts show NAME[@V|:L]   one version (latest production by default)
+    otelite prompts push NAME --file F [--label L] [-m MESSAGE]
+    otelite prompts label NAME LABEL VERSION
+    otelite prompts rollback NAME LABEL
+    otelite prompts diff NAME A B
+    otelite prompts history NAME
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Optional
+from pathlib import Path
+from typing import Any, Optional
 
 from otelite._version import __version__
 
@@ -35,6 +44,103 @@ def _prefetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry(args: argparse.Namespace) -> Any:
+    from otelite.prompts import PromptRegistry
+
+    return PromptRegistry(args.dir)
+
+
+def _split_ref(ref: str) -> tuple[str, Optional[int], Optional[str]]:
+    """``name``, ``name@3`` or ``name:staging``."""
+    if "@" in ref:
+        name, _, number = ref.partition("@")
+        if not number.isdigit():
+            raise SystemExit(f"otelite: {ref!r}: the version after '@' must be a number")
+        return name, int(number), None
+    if ":" in ref:
+        name, _, label = ref.partition(":")
+        return name, None, label
+    return ref, None, None
+
+
+def _describe(version: Any) -> str:
+    labels = f" [{', '.join(version.labels)}]" if version.labels else ""
+    head = f"{version.name} v{version.version}{labels} — {version.kind}, {version.created} by {version.author}"
+    if version.message:
+        head += f": {version.message}"
+    lines = [head]
+    if version.config:
+        lines.append("config: " + json.dumps(dict(version.config), sort_keys=True))
+    if version.variables:
+        lines.append("variables: " + ", ".join(version.variables))
+    lines.append("")
+    if version.kind == "text":
+        lines.append(version.template)
+    else:
+        from otelite.prompts._files import render_messages
+
+        lines.append(render_messages(version.messages).rstrip("\n"))
+    return "\n".join(lines)
+
+
+def _prompts(args: argparse.Namespace) -> int:
+    from otelite.prompts import PromptError
+    from otelite.prompts._files import parse_messages
+
+    registry = _registry(args)
+    action = args.prompts_command
+    try:
+        if action == "list":
+            names = registry.list()
+            if not names:
+                print(
+                    f"no prompts in {registry.path}; add one with: otelite prompts push NAME --file F"
+                )
+            for name in names:
+                latest = registry.versions(name)[-1]
+                labels = {}
+                for version in registry.versions(name):
+                    for label in version.labels:
+                        labels[label] = version.version
+                tags = ", ".join(f"{k}=v{v}" for k, v in sorted(labels.items()))
+                print(f"{name}  v{latest.version}  {tags}")
+        elif action == "show":
+            name, number, label = _split_ref(args.ref)
+            print(_describe(registry.get(name, version=number, label=label)))
+        elif action == "push":
+            text = Path(args.file).read_text(encoding="utf-8")
+            chat = args.chat or text.startswith("=== ")
+            version = registry.push(
+                args.name,
+                messages=parse_messages(text, args.file) if chat else None,
+                template=None if chat else text,
+                labels=args.label or [],
+                message=args.message or "",
+            )
+            print(
+                f"{version.name} v{version.version}"
+                + (f" [{', '.join(version.labels)}]" if version.labels else "")
+            )
+        elif action == "label":
+            version = registry.set_label(args.name, args.label, args.version)
+            print(f"{args.name}: {args.label} -> v{version.version}")
+        elif action == "rollback":
+            version = registry.rollback(args.name, args.label)
+            print(f"{args.name}: {args.label} rolled back to v{version.version}")
+        elif action == "diff":
+            print(registry.diff(args.name, args.a, args.b), end="")
+        elif action == "history":
+            for entry in registry.history(args.name):
+                before = f"v{entry['from']}" if entry.get("from") else "(none)"
+                print(
+                    f"{entry['time']}  {entry['author']}  {entry['action']:<8} {entry['label']}: {before} -> v{entry['to']}"
+                )
+    except (PromptError, OSError) as exc:
+        print(f"otelite: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="otelite", description="otelite command line")
     parser.add_argument("--version", action="version", version=f"otelite {__version__}")
@@ -48,6 +154,39 @@ def build_parser() -> argparse.ArgumentParser:
         "encodings", nargs="*", help="encodings to fetch (default: o200k_base cl100k_base)"
     )
     fetch.set_defaults(handler=_prefetch)
+
+    prompts = commands.add_parser("prompts", help="the local prompt registry")
+    prompts.add_argument(
+        "--dir", help="registry directory (default $OTELITE_PROMPTS_DIR or ./prompts)"
+    )
+    actions = prompts.add_subparsers(dest="prompts_command", required=True)
+    actions.add_parser("list", help="list the prompts")
+    show = actions.add_parser("show", help="show NAME, NAME@VERSION or NAME:LABEL")
+    show.add_argument("ref")
+    push = actions.add_parser("push", help="store a new version from a file")
+    push.add_argument("name")
+    push.add_argument(
+        "--file", required=True, help="a text template, or a chat prompt in '=== role' form"
+    )
+    push.add_argument("--chat", action="store_true", help="read the file as a chat prompt")
+    push.add_argument(
+        "--label", action="append", help="point this label at the new version (repeatable)"
+    )
+    push.add_argument("-m", "--message", help="why this version exists")
+    label = actions.add_parser("label", help="point LABEL at VERSION (promote)")
+    label.add_argument("name")
+    label.add_argument("label")
+    label.add_argument("version", type=int)
+    rollback = actions.add_parser("rollback", help="move LABEL back to its previous version")
+    rollback.add_argument("name")
+    rollback.add_argument("label")
+    diff = actions.add_parser("diff", help="unified diff between two versions")
+    diff.add_argument("name")
+    diff.add_argument("a", type=int)
+    diff.add_argument("b", type=int)
+    history = actions.add_parser("history", help="every label move")
+    history.add_argument("name")
+    prompts.set_defaults(handler=_prompts)
     return parser
 
 

@@ -256,7 +256,9 @@ class Invocation:
             return None
 
     @staticmethod
-    def _cost_attributes(attrs: Attributes, outcome: Outcome, cost: Optional[_pricing.Cost]) -> None:
+    def _cost_attributes(
+        attrs: Attributes, outcome: Outcome, cost: Optional[_pricing.Cost]
+    ) -> None:
         if outcome.input_tokens is None and outcome.output_tokens is None:
             return
         if cost is None:

@@ -489,6 +489,40 @@ def _responses_input(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 # --- chat completions -------------------------------------------------------------------
 
 
+def _prompt_link(kwargs: Mapping[str, Any]) -> Any:
+    """The prompt version the call's input was compiled from (see otelite.prompts), if any."""
+    for key in ("messages", "prompt", "input", "instructions"):
+        value = kwargs.get(key)
+        link = getattr(value, sc.PROMPT_LINK, None)
+        if link is not None:
+            return link
+        if isinstance(value, list):
+            for item in value:
+                link = getattr(item, sc.PROMPT_LINK, None) or getattr(
+                    _get(item, "content"), sc.PROMPT_LINK, None
+                )
+                if link is not None:
+                    return link
+    return None
+
+
+def _prompt_attributes(kwargs: Mapping[str, Any], attrs: Attributes) -> None:
+    link = _prompt_link(kwargs)
+    if link is None:
+        return
+    attrs[sc.GEN_AI_PROMPT_NAME] = link.name
+    attrs[sc.GEN_AI_PROMPT_VERSION] = link.version
+    if link.label:
+        attrs[sc.OTELITE_PROMPT_LABEL] = link.label
+
+
+def _with_prompt_variables(kwargs: Mapping[str, Any], content: dict[str, Any]) -> dict[str, Any]:
+    link = _prompt_link(kwargs)
+    if link is not None and link.variables:
+        content[sc.OTELITE_PROMPT_VARIABLES] = dict(link.variables)
+    return content
+
+
 def _finish_reason(value: Any) -> str:
     return value if isinstance(value, str) and value else "error"
 
@@ -508,6 +542,7 @@ def _chat_request(instance: Any, kwargs: Mapping[str, Any], operation: str = sc.
         attrs[sc.GEN_AI_OUTPUT_TYPE] = output_type
     api_type = "chat_completions" if operation == sc.OP_CHAT else None
     _openai_request(kwargs, provider, api_type, attrs)
+    _prompt_attributes(kwargs, attrs)
     return Request(operation, provider, _model(instance, kwargs, azure), host, port, attrs)
 
 
@@ -790,6 +825,7 @@ def _responses_request(instance: Any, kwargs: Mapping[str, Any]) -> Request:
     if isinstance(conversation_id, str) and conversation_id:
         attrs[sc.GEN_AI_CONVERSATION_ID] = conversation_id
     _openai_request(kwargs, provider, "responses", attrs)
+    _prompt_attributes(kwargs, attrs)
     return Request(sc.OP_CHAT, provider, _model(instance, kwargs, azure), host, port, attrs)
 
 
@@ -994,16 +1030,27 @@ class _Surface:
         self.stream_usage = stream_usage
 
 
-CHAT = _Surface(_chat_request, _chat_outcome, _chat_input, ChatAccumulator, stream_usage=True)
+CHAT = _Surface(
+    _chat_request,
+    _chat_outcome,
+    lambda kwargs: _with_prompt_variables(kwargs, _chat_input(kwargs)),
+    ChatAccumulator,
+    stream_usage=True,
+)
 COMPLETIONS = _Surface(
     lambda instance, kwargs: _chat_request(instance, kwargs, sc.OP_TEXT_COMPLETION),
     _chat_outcome,
-    _completion_input,
+    lambda kwargs: _with_prompt_variables(kwargs, _completion_input(kwargs)),
     ChatAccumulator,
     stream_usage=True,
 )
 EMBEDDINGS = _Surface(_embeddings_request, _embeddings_outcome, None, None)
-RESPONSES = _Surface(_responses_request, _responses_outcome, _responses_input, ResponsesAccumulator)
+RESPONSES = _Surface(
+    _responses_request,
+    _responses_outcome,
+    lambda kwargs: _with_prompt_variables(kwargs, _responses_input(kwargs)),
+    ResponsesAccumulator,
+)
 
 
 class _Call:
