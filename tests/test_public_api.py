@@ -21,7 +21,7 @@ LAYERS = {
     "leaves": {"_version", "_exceptions", "_semconv", "_env"},
     "utilities": {"_guard", "_content", "_sqlite", "_tokens", "_pricing"},
     "runtime": {"_context", "_export", "_config", "_spans"},
-    "features": {"_decorators", "_integrations", "store", "prompts"},
+    "features": {"_decorators", "_integrations", "store", "prompts", "datasets"},
     "surfaces": {
         "__init__",
         "__main__",

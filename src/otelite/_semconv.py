@@ -129,6 +129,8 @@ USER_ID: Final = "user.id"
 SESSION_ID: Final = "session.id"
 SERVICE_NAME: Final = "service.name"
 SERVICE_VERSION: Final = "service.version"
+GEO_COUNTRY: Final = "geo.country.iso_code"
+GEO_REGION: Final = "geo.region.iso_code"
 
 # --- prompts (otelite.prompts) ------------------------------------------------------
 GEN_AI_PROMPT_NAME: Final = "gen_ai.prompt.name"

@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS resources (
     id           INTEGER PRIMARY KEY,
     fingerprint  TEXT NOT NULL UNIQUE,
     service_name TEXT,
+    service_version TEXT,
     attributes   TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS spans (
@@ -63,6 +64,11 @@ CREATE TABLE IF NOT EXISTS spans (
     output_tokens  INTEGER,
     cost_usd       REAL,
     error_type     TEXT,
+    ttfc_s         REAL,
+    usage_estimated INTEGER,
+    unpriced       INTEGER,
+    prompt         TEXT,
+    geo            TEXT,
     attributes     TEXT NOT NULL,
     events         TEXT,
     links          TEXT,
@@ -78,12 +84,10 @@ CREATE INDEX IF NOT EXISTS spans_roots ON spans (start_time_ns) WHERE parent_spa
 SPAN_COLUMNS = (
     "trace_id, span_id, parent_span_id, name, kind, start_time_ns, end_time_ns, status_code, "
     "status_message, resource_id, scope_name, operation, provider, model, user_id, session_id, "
-    "input_tokens, output_tokens, cost_usd, error_type, attributes, events, links"
+    "input_tokens, output_tokens, cost_usd, error_type, ttfc_s, usage_estimated, unpriced, prompt, "
+    "geo, attributes, events, links"
 )
-_INSERT = (
-    f"INSERT OR IGNORE INTO spans ({SPAN_COLUMNS}) VALUES "
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_INSERT = f"INSERT OR IGNORE INTO spans ({SPAN_COLUMNS}) VALUES (" + ", ".join("?" * 28) + ")"
 
 
 def default_store_path() -> Path:
@@ -223,23 +227,34 @@ class SpanWriter:
         self.path = path
         self._conn: Optional[sqlite3.Connection] = open_for_writing(path)
         self._resource_ids: dict[str, int] = {}
+        self._by_object: dict[int, tuple[Any, int]] = {}
         self._lock = threading.Lock()
 
-    def _resource_id(self, conn: sqlite3.Connection, attributes: Mapping[str, Any]) -> int:
+    def _resource_id(self, conn: sqlite3.Connection, resource: Any) -> int:
+        # Spans of one provider share one Resource object: look it up by identity first.
+        known = self._by_object.get(id(resource))
+        if known is not None and known[0] is resource:
+            return known[1]
+        attributes = resource.attributes
         text = _json(dict(sorted(_attributes_dict(attributes).items())))
         fingerprint = hashlib.sha1(text.encode()).hexdigest()
         cached = self._resource_ids.get(fingerprint)
-        if cached is not None:
-            return cached
-        conn.execute(
-            "INSERT OR IGNORE INTO resources (fingerprint, service_name, attributes) "
-            "VALUES (?, ?, ?)",
-            (fingerprint, _str_or_none(attributes.get(sc.SERVICE_NAME)), text),
-        )
-        row = conn.execute("SELECT id FROM resources WHERE fingerprint = ?", (fingerprint,))
-        resource_id = int(row.fetchone()[0])
-        self._resource_ids[fingerprint] = resource_id
-        return resource_id
+        if cached is None:
+            conn.execute(
+                "INSERT OR IGNORE INTO resources (fingerprint, service_name, service_version, attributes) "
+                "VALUES (?, ?, ?, ?)",
+                (
+                    fingerprint,
+                    _str_or_none(attributes.get(sc.SERVICE_NAME)),
+                    _str_or_none(attributes.get(sc.SERVICE_VERSION)),
+                    text,
+                ),
+            )
+            row = conn.execute("SELECT id FROM resources WHERE fingerprint = ?", (fingerprint,))
+            cached = int(row.fetchone()[0])
+            self._resource_ids[fingerprint] = cached
+        self._by_object[id(resource)] = (resource, cached)
+        return cached
 
     def _row(self, conn: sqlite3.Connection, span: ReadableSpan) -> tuple[Any, ...]:
         ctx = span.context
@@ -262,7 +277,13 @@ class SpanWriter:
             }
             for link in span.links
         ]
-        resource_id = self._resource_id(conn, span.resource.attributes) if span.resource else None
+        resource_id = self._resource_id(conn, span.resource) if span.resource else None
+        prompt_name = _str_or_none(attrs.get(sc.GEN_AI_PROMPT_NAME))
+        prompt = (
+            f"{prompt_name}@{attrs.get(sc.GEN_AI_PROMPT_VERSION)}"
+            if prompt_name is not None
+            else None
+        )
         return (
             format(ctx.trace_id, "032x"),
             format(ctx.span_id, "016x"),
@@ -284,6 +305,11 @@ class SpanWriter:
             _int_or_none(attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)),
             _float_or_none(attrs.get(sc.GEN_AI_USAGE_COST)),
             _str_or_none(attrs.get(sc.ERROR_TYPE)),
+            _float_or_none(attrs.get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)),
+            1 if attrs.get(sc.OTELITE_USAGE_ESTIMATED) is True else None,
+            1 if attrs.get(sc.OTELITE_COST_UNPRICED) is True else None,
+            prompt,
+            _str_or_none(attrs.get(sc.GEO_COUNTRY)),
             _json(attrs),
             _json(events) if events else None,
             _json(links) if links else None,
@@ -302,6 +328,7 @@ class SpanWriter:
             except BaseException:
                 conn.execute("ROLLBACK")
                 self._resource_ids.clear()
+                self._by_object.clear()
                 raise
 
     def close(self) -> None:
@@ -319,3 +346,49 @@ def fetch_rows(conn: sqlite3.Connection, sql: str, params: Iterable[Any] = ()) -
         return list(conn.execute(sql, tuple(params)).fetchall())
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot read the local store ({exc})") from exc
+
+
+def prune_older_than(path: Path, cutoff_ns: int) -> int:
+    """Delete traces whose newest span started before ``cutoff_ns``; returns spans deleted."""
+    conn = open_for_writing(path)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        cursor = conn.execute(
+            "DELETE FROM spans WHERE trace_id IN "
+            "(SELECT trace_id FROM spans GROUP BY trace_id HAVING MAX(start_time_ns) < ?)",
+            (cutoff_ns,),
+        )
+        conn.execute("COMMIT")
+        deleted = cursor.rowcount
+        if deleted:
+            conn.execute("VACUUM")
+        return int(deleted)
+    finally:
+        conn.close()
+
+
+def prune_to_size(path: Path, max_bytes: int) -> int:
+    """Delete the oldest traces until the file fits in ``max_bytes``; returns spans deleted."""
+    conn = open_for_writing(path)
+    deleted = 0
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        size = path.stat().st_size
+        if size <= max_bytes:
+            return 0
+        total = int(conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0])
+        if total:
+            per_span = size / total
+            excess = int((size - max_bytes) / per_span) + 1
+            conn.execute("BEGIN IMMEDIATE")
+            cursor = conn.execute(
+                "DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM spans GROUP BY trace_id "
+                "ORDER BY MIN(start_time_ns) LIMIT (SELECT COUNT(DISTINCT trace_id) * ? / ? + 1 FROM spans))",
+                (excess, total),
+            )
+            conn.execute("COMMIT")
+            deleted = int(cursor.rowcount)
+        conn.execute("VACUUM")
+        return deleted
+    finally:
+        conn.close()

@@ -1,6 +1,9 @@
 """The ``otelite`` command line (also ``python -m otelite``).
 
 Commands:
+    otelite traces | trace ID | stats --by KEYS | graph ID     read the local store
+    otelite export finetune OUT.jsonl | export otlp --endpoint URL
+    otelite prune --older-than 30d | --max-size 1GB
     otelite tokenizers prefetch        download and cache tiktoken's encodings for offline machines
     otelite prompts list               the prompts in the registry
     otelite prompts show NAME[@V|:L]   one version (latest production by default)
@@ -21,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+from otelite import _cli_store
 from otelite._version import __version__
 
 
@@ -187,12 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
     history = actions.add_parser("history", help="every label move")
     history.add_argument("name")
     prompts.set_defaults(handler=_prompts)
+    _cli_store.add_commands(commands)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
+    if args.handler.__module__ == _cli_store.__name__:
+        return _cli_store.run(args.handler, args)
     return int(args.handler(args))
 
 

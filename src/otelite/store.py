@@ -22,9 +22,10 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Optional, Union
@@ -32,7 +33,15 @@ from typing import Any, Optional, Union
 from otelite import _sqlite
 from otelite._exceptions import StoreError
 
-__all__ = ["LocalStore", "SpanNode", "StoredSpan", "TraceSummary"]
+__all__ = [
+    "LLM_OPERATIONS",
+    "STATS_KEYS",
+    "LocalStore",
+    "SpanNode",
+    "StatsRow",
+    "StoredSpan",
+    "TraceSummary",
+]
 
 
 @dataclass(frozen=True)
@@ -91,7 +100,53 @@ class SpanNode:
     children: list[SpanNode] = field(default_factory=list)
 
 
-_LLM_OPERATIONS = ("chat", "text_completion", "generate_content", "embeddings")
+LLM_OPERATIONS = ("chat", "text_completion", "generate_content", "embeddings")
+
+# `otelite stats --by` keys and the SQL that computes each.
+STATS_KEYS: Mapping[str, str] = {
+    "model": "s.model",
+    "provider": "s.provider",
+    "operation": "s.operation",
+    "user": "s.user_id",
+    "session": "s.session_id",
+    "service": "r.service_name",
+    "service.version": "r.service_version",
+    "prompt": "s.prompt",
+    "geo": "s.geo",
+    "day": "strftime('%Y-%m-%d', s.start_time_ns / 1000000000, 'unixepoch')",
+    "hour": "strftime('%Y-%m-%d %H:00', s.start_time_ns / 1000000000, 'unixepoch')",
+}
+
+
+def _percentile(values: Sequence[float], percent: float) -> float:
+    """Nearest-rank percentile of sorted ``values`` (0 for none)."""
+    if not values:
+        return 0.0
+    rank = max(1, math.ceil(percent / 100 * len(values)))
+    return float(values[rank - 1])
+
+
+@dataclass(frozen=True)
+class StatsRow:
+    """Aggregates of LLM calls for one group (``key`` holds one value per ``--by`` key)."""
+
+    key: tuple[Optional[str], ...]
+    calls: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Optional[float]
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    p50_ttfc_ms: Optional[float]
+    estimated_share: float
+    unpriced: int
+
+    @property
+    def error_rate(self) -> float:
+        """Errors over calls."""
+        return self.errors / self.calls if self.calls else 0.0
 
 
 def _loads(text: Optional[str], default: Any) -> Any:
@@ -198,33 +253,89 @@ class LocalStore:
             (parent.children if parent is not None else roots).append(node)
         return roots
 
-    def traces(self, limit: int = 20) -> list[TraceSummary]:
-        """The most recent traces, newest first, with totals over their spans."""
+    def traces(
+        self,
+        limit: int = 20,
+        *,
+        since_ns: Optional[int] = None,
+        until_ns: Optional[int] = None,
+        service: Optional[str] = None,
+        model: Optional[str] = None,
+        user: Optional[str] = None,
+        session: Optional[str] = None,
+        status: Optional[str] = None,
+        min_cost: Optional[float] = None,
+        min_duration_ms: Optional[float] = None,
+        name_contains: Optional[str] = None,
+    ) -> list[TraceSummary]:
+        """The most recent traces, newest first, with totals over their spans.
+
+        Filters keep a trace when any of its spans matches (service, model, user,
+        session, text in a span name) or when its totals do (status ``OK``/``ERROR``,
+        minimum cost in USD, minimum duration).
+        """
         if not isinstance(limit, int) or limit <= 0:
             raise ValueError(f"limit must be a positive int, got {limit!r}")
-        placeholders = ",".join("?" for _ in _LLM_OPERATIONS)
+        span_filters: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("s.model", model),
+            ("s.user_id", user),
+            ("s.session_id", session),
+            ("r.service_name", service),
+        ):
+            if value is not None:
+                span_filters.append(f"{column} = ?")
+                params.append(value)
+        if name_contains:
+            span_filters.append("instr(s.name, ?) > 0")
+            params.append(name_contains)
+        if since_ns is not None:
+            span_filters.append("s.start_time_ns >= ?")
+            params.append(since_ns)
+        if until_ns is not None:
+            span_filters.append("s.start_time_ns < ?")
+            params.append(until_ns)
+        where = " AND ".join(span_filters) or "1"
+        having: list[str] = []
+        having_params: list[Any] = []
+        if status is not None:
+            if status.upper() not in ("OK", "ERROR"):
+                raise ValueError(f"status must be OK or ERROR, got {status!r}")
+            having.append("MAX(t.status_code = 'ERROR') = ?")
+            having_params.append(1 if status.upper() == "ERROR" else 0)
+        if min_cost is not None:
+            having.append("TOTAL(t.cost_usd) >= ?")
+            having_params.append(min_cost)
+        if min_duration_ms is not None:
+            having.append("(MAX(t.end_time_ns) - MIN(t.start_time_ns)) >= ?")
+            having_params.append(int(min_duration_ms * 1e6))
+        having_sql = ("HAVING " + " AND ".join(having)) if having else ""
+        placeholders = ",".join("?" for _ in LLM_OPERATIONS)
         rows = _sqlite.fetch_rows(
             self._conn,
             f"""
-            WITH recent AS (
-                SELECT trace_id FROM spans GROUP BY trace_id
-                ORDER BY MIN(start_time_ns) DESC LIMIT ?
+            WITH matching AS (
+                SELECT DISTINCT s.trace_id FROM spans s LEFT JOIN resources r ON r.id = s.resource_id
+                WHERE {where}
             )
-            SELECT s.trace_id AS trace_id,
-                   MIN(s.start_time_ns) AS start_time_ns,
-                   MAX(s.end_time_ns) AS end_time_ns,
+            SELECT t.trace_id AS trace_id,
+                   MIN(t.start_time_ns) AS start_time_ns,
+                   MAX(t.end_time_ns) AS end_time_ns,
                    COUNT(*) AS span_count,
-                   SUM(s.operation IN ({placeholders})) AS llm_calls,
-                   TOTAL(s.input_tokens) AS input_tokens,
-                   TOTAL(s.output_tokens) AS output_tokens,
-                   SUM(s.cost_usd) AS cost_usd,
-                   MAX(s.status_code = 'ERROR') AS has_error,
-                   MAX(s.user_id) AS user_id
-            FROM spans s JOIN recent USING (trace_id)
-            GROUP BY s.trace_id
+                   SUM(t.operation IN ({placeholders})) AS llm_calls,
+                   TOTAL(t.input_tokens) AS input_tokens,
+                   TOTAL(t.output_tokens) AS output_tokens,
+                   SUM(t.cost_usd) AS cost_usd,
+                   MAX(t.status_code = 'ERROR') AS has_error,
+                   MAX(t.user_id) AS user_id
+            FROM spans t JOIN matching USING (trace_id)
+            GROUP BY t.trace_id
+            {having_sql}
             ORDER BY start_time_ns DESC
+            LIMIT ?
             """,
-            (limit, *_LLM_OPERATIONS),
+            (*params, *LLM_OPERATIONS, *having_params, limit),
         )
         summaries = []
         for row in rows:
@@ -251,6 +362,132 @@ class LocalStore:
                 )
             )
         return summaries
+
+    def stats(
+        self,
+        by: Sequence[str],
+        *,
+        since_ns: Optional[int] = None,
+        where: Optional[Mapping[str, str]] = None,
+    ) -> list[StatsRow]:
+        """Aggregates over LLM calls, grouped by one or more keys (see ``STATS_KEYS``).
+
+        Each row has calls, errors, tokens, cost, latency percentiles (p50/p95/p99),
+        the median time to first chunk of streams, the share of calls whose usage was
+        estimated, and the number of calls without a price. Rows are sorted by calls.
+        """
+        keys = list(by)
+        unknown = [k for k in keys if k not in STATS_KEYS]
+        if not keys or unknown:
+            raise ValueError(
+                f"unknown --by key {unknown[0] if unknown else '(none)'!r}; "
+                f"valid keys: {', '.join(STATS_KEYS)}"
+            )
+        exprs = [STATS_KEYS[k] for k in keys]
+        filters = [f"s.operation IN ({','.join('?' for _ in LLM_OPERATIONS)})"]
+        params: list[Any] = list(LLM_OPERATIONS)
+        if since_ns is not None:
+            filters.append("s.start_time_ns >= ?")
+            params.append(since_ns)
+        for key, value in (where or {}).items():
+            if key not in STATS_KEYS:
+                raise ValueError(
+                    f"unknown --where key {key!r}; valid keys: {', '.join(STATS_KEYS)}"
+                )
+            filters.append(f"{STATS_KEYS[key]} = ?")
+            params.append(value)
+        group = ", ".join(f"k{i}" for i in range(len(keys)))
+        select_keys = ", ".join(f"{e} AS k{i}" for i, e in enumerate(exprs))
+        base = f"FROM spans s LEFT JOIN resources r ON r.id = s.resource_id WHERE {' AND '.join(filters)}"
+        totals = _sqlite.fetch_rows(
+            self._conn,
+            f"""SELECT {select_keys}, COUNT(*) AS calls, SUM(s.status_code = 'ERROR') AS errors,
+                       TOTAL(s.input_tokens) AS input_tokens, TOTAL(s.output_tokens) AS output_tokens,
+                       SUM(s.cost_usd) AS cost, COUNT(s.usage_estimated) AS estimated,
+                       COUNT(s.unpriced) AS unpriced
+                {base} GROUP BY {group}""",
+            params,
+        )
+        latencies: dict[tuple[Any, ...], list[int]] = {}
+        ttfcs: dict[tuple[Any, ...], list[float]] = {}
+        cursor = self._conn.execute(
+            f"SELECT {select_keys}, s.end_time_ns - s.start_time_ns, s.ttfc_s {base}", params
+        )
+        width = len(keys)
+        for row in cursor:
+            group_key = tuple(row[:width])
+            latencies.setdefault(group_key, []).append(row[width])
+            if row[width + 1] is not None:
+                ttfcs.setdefault(group_key, []).append(row[width + 1])
+        out = []
+        for row in totals:
+            group_key = tuple(row[f"k{i}"] for i in range(width))
+            durations = sorted(latencies.get(group_key, []))
+            firsts = sorted(ttfcs.get(group_key, []))
+            calls = int(row["calls"])
+            out.append(
+                StatsRow(
+                    key=group_key,
+                    calls=calls,
+                    errors=int(row["errors"] or 0),
+                    input_tokens=int(row["input_tokens"]),
+                    output_tokens=int(row["output_tokens"]),
+                    cost_usd=row["cost"],
+                    p50_ms=_percentile(durations, 50) / 1e6,
+                    p95_ms=_percentile(durations, 95) / 1e6,
+                    p99_ms=_percentile(durations, 99) / 1e6,
+                    p50_ttfc_ms=_percentile(firsts, 50) * 1000 if firsts else None,
+                    estimated_share=int(row["estimated"]) / calls if calls else 0.0,
+                    unpriced=int(row["unpriced"]),
+                )
+            )
+        out.sort(key=lambda r: (-r.calls, [str(k) for k in r.key]))
+        return out
+
+    def llm_spans(
+        self,
+        *,
+        since_ns: Optional[int] = None,
+        until_ns: Optional[int] = None,
+        model: Optional[str] = None,
+    ) -> Iterator[StoredSpan]:
+        """LLM call spans, oldest first (for exports), optionally filtered."""
+        filters = [f"operation IN ({','.join('?' for _ in LLM_OPERATIONS)})"]
+        params: list[Any] = list(LLM_OPERATIONS)
+        for clause, value in (
+            ("start_time_ns >= ?", since_ns),
+            ("start_time_ns < ?", until_ns),
+            ("model = ?", model),
+        ):
+            if value is not None:
+                filters.append(clause)
+                params.append(value)
+        for row in _sqlite.fetch_rows(
+            self._conn,
+            f"SELECT {_sqlite.SPAN_COLUMNS} FROM spans WHERE {' AND '.join(filters)} ORDER BY start_time_ns",
+            params,
+        ):
+            yield self._span(row)
+
+    def iter_spans(self, batch: int = 1000) -> Iterator[list[StoredSpan]]:
+        """Every stored span in batches, oldest first (for replaying the store elsewhere)."""
+        last = (-1, "", "")
+        while True:
+            rows = _sqlite.fetch_rows(
+                self._conn,
+                f"SELECT {_sqlite.SPAN_COLUMNS} FROM spans WHERE (start_time_ns, trace_id, span_id) > (?, ?, ?) "
+                "ORDER BY start_time_ns, trace_id, span_id LIMIT ?",
+                (*last, batch),
+            )
+            if not rows:
+                return
+            spans = [self._span(r) for r in rows]
+            last = (spans[-1].start_time_ns, spans[-1].trace_id, spans[-1].span_id)
+            yield spans
+
+    def count(self) -> int:
+        """How many spans the store holds."""
+        return int(_sqlite.fetch_rows(self._conn, "SELECT COUNT(*) AS n FROM spans")[0]["n"])
 
     def all_spans(self) -> Sequence[StoredSpan]:
         """Every stored span, oldest first (for small stores and tests)."""

@@ -1,0 +1,620 @@
+"""The store commands of the ``otelite`` CLI: traces, trace, stats, graph, export, prune.
+
+Text output fits 80 columns and uses colour only on a terminal (and never with
+``NO_COLOR``); every command takes ``--json``. Exit codes: 0 done, 1 nothing
+matched, 2 bad input or an unusable store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import io
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+from otelite import datasets
+from otelite._exceptions import OteliteError, StoreError
+from otelite.store import STATS_KEYS, LocalStore, SpanNode, StatsRow, StoredSpan, TraceSummary
+
+WIDTH = 80
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$", re.IGNORECASE)
+_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZES = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+class UsageError(OteliteError):
+    """A command-line argument is invalid (exit code 2)."""
+
+
+def parse_duration(text: str, argument: str) -> float:
+    """``30m``, ``24h``, ``7d`` -> seconds."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise UsageError(f"{argument}: {text!r} is not a duration; write e.g. 30m, 24h or 7d")
+    return float(match.group(1)) * _UNITS_S[match.group(2)]
+
+
+def parse_size(text: str, argument: str) -> int:
+    """``500MB``, ``1GB``, ``2GiB`` -> bytes."""
+    match = _SIZE.match(text.strip())
+    if not match:
+        raise UsageError(f"{argument}: {text!r} is not a size; write e.g. 500MB or 1GB")
+    return int(float(match.group(1)) * _SIZES[(match.group(2) or "b").lower()])
+
+
+def _since_ns(args: argparse.Namespace) -> Optional[int]:
+    since = getattr(args, "since", None)
+    if not since:
+        return None
+    return time.time_ns() - int(parse_duration(since, "--since") * 1e9)
+
+
+def _open(args: argparse.Namespace) -> LocalStore:
+    return LocalStore(args.store or os.environ.get("OTELITE_HOME") or None)
+
+
+# --- formatting -------------------------------------------------------------------------
+
+
+class Style:
+    """ANSI colour when writing to a terminal, plain text otherwise."""
+
+    def __init__(self, stream: Any) -> None:
+        self.on = bool(getattr(stream, "isatty", lambda: False)()) and not os.environ.get(
+            "NO_COLOR"
+        )
+
+    def _wrap(self, code: str, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.on else text
+
+    def red(self, text: str) -> str:
+        return self._wrap("31", text)
+
+    def dim(self, text: str) -> str:
+        return self._wrap("2", text)
+
+    def bold(self, text: str) -> str:
+        return self._wrap("1", text)
+
+
+def fmt_duration_ns(ns: float) -> str:
+    ms = ns / 1e6
+    if ms < 1000:
+        return f"{ms:.1f}ms"
+    return f"{ms / 1000:.2f}s"
+
+
+def fmt_cost(cost: Optional[float]) -> str:
+    if cost is None:
+        return "-"
+    return f"${cost:.2f}" if cost >= 1 else f"${cost:.5f}"
+
+
+def fmt_count(n: float) -> str:
+    if n >= 1e6:
+        return f"{n / 1e6:.1f}M"
+    if n >= 1e4:
+        return f"{n / 1e3:.0f}k"
+    return str(int(n))
+
+
+def fmt_time(ns: int) -> str:
+    return datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.timezone.utc).strftime(
+        "%m-%d %H:%M:%S"
+    )
+
+
+def cut(text: str, width: int) -> str:
+    """``text`` fitted to ``width`` characters (an ellipsis marks a cut)."""
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+# --- traces ---------------------------------------------------------------------------------
+
+
+def _trace_dict(t: TraceSummary) -> dict[str, Any]:
+    return {
+        "trace_id": t.trace_id,
+        "start_time_ns": t.start_time_ns,
+        "root": t.root_name,
+        "duration_ms": t.duration_ns / 1e6,
+        "spans": t.span_count,
+        "llm_calls": t.llm_calls,
+        "input_tokens": t.input_tokens,
+        "output_tokens": t.output_tokens,
+        "cost_usd": t.cost_usd,
+        "status": t.status_code,
+        "service": t.service_name,
+        "user": t.user_id,
+    }
+
+
+def cmd_traces(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        traces = store.traces(
+            limit=args.limit,
+            since_ns=_since_ns(args),
+            service=args.service,
+            model=args.model,
+            user=args.user,
+            session=args.session,
+            status=args.status,
+            min_cost=args.min_cost,
+            min_duration_ms=args.min_duration_ms,
+            name_contains=args.name,
+        )
+    if args.json:
+        _print_json([_trace_dict(t) for t in traces])
+        return 0 if traces else 1
+    if not traces:
+        print("no traces match; widen the filters or run your app with otelite.configure()")
+        return 1
+    style = Style(sys.stdout)
+    print(
+        style.bold(
+            f"{'START (UTC)':<14} {'ROOT':<17} {'DURATION':>7} {'LLM':>3} {'TOKENS':>9} {'COST':>8} {'ST':<3} USER"
+        )
+    )
+    for t in traces:
+        tokens = f"{fmt_count(t.input_tokens)}+{fmt_count(t.output_tokens)}" if t.llm_calls else "-"
+        status = style.red("ERR") if t.status_code == "ERROR" else "OK "
+        line = (
+            f"{fmt_time(t.start_time_ns):<14} {cut(t.root_name, 17):<17} {fmt_duration_ns(t.duration_ns):>7} "
+            f"{t.llm_calls:>3} {cut(tokens, 9):>9} {cut(fmt_cost(t.cost_usd), 8):>8} {status} "
+            f"{cut(t.user_id or '-', 12)}"
+        )
+        print(line)
+    print(style.dim(f"{len(traces)} traces; show one with: otelite trace <id prefix>"))
+    return 0
+
+
+# --- one trace -----------------------------------------------------------------------------
+
+_CONTENT_KEYS = (
+    "gen_ai.system_instructions",
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "otelite.input",
+    "otelite.output",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+)
+
+
+def _walk(nodes: Sequence[SpanNode], depth: int = 0) -> list[tuple[int, StoredSpan]]:
+    out: list[tuple[int, StoredSpan]] = []
+    for node in nodes:
+        out.append((depth, node.span))
+        out.extend(_walk(node.children, depth + 1))
+    return out
+
+
+def _llm_details(span: StoredSpan) -> str:
+    a = span.attributes
+    parts = [str(a.get("gen_ai.response.model") or a.get("gen_ai.request.model") or "")]
+    if "gen_ai.usage.input_tokens" in a or "gen_ai.usage.output_tokens" in a:
+        tokens = (
+            f"{a.get('gen_ai.usage.input_tokens', 0)}+{a.get('gen_ai.usage.output_tokens', 0)} tok"
+        )
+        if a.get("otelite.usage.estimated"):
+            tokens += " (est.)"
+        parts.append(tokens)
+    if "gen_ai.usage.cost" in a:
+        parts.append(fmt_cost(float(a["gen_ai.usage.cost"])))
+    elif a.get("otelite.cost.unpriced"):
+        parts.append("no price")
+    if "gen_ai.response.time_to_first_chunk" in a:
+        parts.append(f"ttfc {float(a['gen_ai.response.time_to_first_chunk']) * 1000:.0f}ms")
+    return " · ".join(p for p in parts if p)
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        roots = store.trace_tree(args.trace_id)
+    rows = _walk(roots)
+    spans = [span for _, span in rows]
+    start = min(s.start_time_ns for s in spans)
+    end = max(s.end_time_ns for s in spans)
+    if args.json:
+        _print_json(
+            [
+                {
+                    "depth": depth,
+                    "span_id": s.span_id,
+                    "parent_span_id": s.parent_span_id,
+                    "name": s.name,
+                    "kind": s.kind,
+                    "start_offset_ms": (s.start_time_ns - start) / 1e6,
+                    "duration_ms": s.duration_ns / 1e6,
+                    "status": s.status_code,
+                    "status_message": s.status_message,
+                    "attributes": s.attributes,
+                }
+                for depth, s in rows
+            ]
+        )
+        return 0
+    style = Style(sys.stdout)
+    total = max(end - start, 1)
+    tokens_in = sum(int(s.attributes.get("gen_ai.usage.input_tokens", 0)) for s in spans)
+    tokens_out = sum(int(s.attributes.get("gen_ai.usage.output_tokens", 0)) for s in spans)
+    costs = [
+        float(s.attributes["gen_ai.usage.cost"])
+        for s in spans
+        if "gen_ai.usage.cost" in s.attributes
+    ]
+    service = spans[0].resource.get("service.name", "")
+    header = (
+        f"trace {spans[0].trace_id}  {service}  {fmt_duration_ns(end - start)}  {len(spans)} spans  "
+        f"{tokens_in}+{tokens_out} tok  {fmt_cost(sum(costs) if costs else None)}"
+    )
+    print(style.bold(cut(header, WIDTH)))
+    bar_width = 20
+    for depth, span in rows:
+        offset = int((span.start_time_ns - start) / total * bar_width)
+        length = max(1, round(span.duration_ns / total * bar_width)) if span.duration_ns else 0
+        length = min(length, bar_width - offset)
+        bar = " " * offset + "█" * length + " " * (bar_width - offset - length)
+        name = cut("  " * depth + span.name, 46)
+        status = style.red(" ERROR") if span.status_code == "ERROR" else ""
+        print(f"{name:<46} {fmt_duration_ns(span.duration_ns):>9} |{bar}|{status}")
+        indent = "  " * depth + "  ↳ "
+        if span.attributes.get("gen_ai.operation.name") in (
+            "chat",
+            "text_completion",
+            "embeddings",
+        ):
+            print(style.dim(cut(indent + _llm_details(span), WIDTH)))
+        if span.status_code == "ERROR":
+            reason = span.status_message or str(span.attributes.get("error.type", ""))
+            print(style.red(cut(indent + reason, WIDTH)))
+        if args.content:
+            for key in _CONTENT_KEYS:
+                if key in span.attributes:
+                    print(cut(f"{indent}{key}: {span.attributes[key]}", WIDTH))
+    return 0
+
+
+# --- stats ---------------------------------------------------------------------------------
+
+
+def _stats_dict(keys: Sequence[str], row: StatsRow) -> dict[str, Any]:
+    return {
+        **dict(zip(keys, row.key)),
+        "calls": row.calls,
+        "errors": row.errors,
+        "error_rate": round(row.error_rate, 6),
+        "input_tokens": row.input_tokens,
+        "output_tokens": row.output_tokens,
+        "cost_usd": row.cost_usd,
+        "p50_ms": round(row.p50_ms, 3),
+        "p95_ms": round(row.p95_ms, 3),
+        "p99_ms": round(row.p99_ms, 3),
+        "p50_ttfc_ms": round(row.p50_ttfc_ms, 3) if row.p50_ttfc_ms is not None else None,
+        "estimated_share": round(row.estimated_share, 6),
+        "unpriced": row.unpriced,
+    }
+
+
+def _parse_where(items: Optional[Sequence[str]]) -> dict[str, str]:
+    where: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--where: {item!r} is not KEY=VALUE; keys: {', '.join(STATS_KEYS)}")
+        where[key.strip()] = value.strip()
+    return where
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    keys = [k.strip() for k in args.by.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in STATS_KEYS]
+    if unknown or not keys:
+        raise UsageError(
+            f"--by: unknown key {unknown[0] if unknown else '(none)'!r}; valid keys: {', '.join(STATS_KEYS)}"
+        )
+    with _open(args) as store:
+        rows = store.stats(keys, since_ns=_since_ns(args), where=_parse_where(args.where))
+    data = [_stats_dict(keys, r) for r in rows]
+    if args.json:
+        _print_json(data)
+        return 0 if rows else 1
+    if args.csv:
+        out = io.StringIO()
+        writer = csv.DictWriter(
+            out, fieldnames=list(data[0]) if data else [*keys, "calls"], lineterminator="\n"
+        )
+        writer.writeheader()
+        writer.writerows(data)
+        print(out.getvalue(), end="")
+        return 0 if rows else 1
+    if not rows:
+        print(
+            "no LLM calls match; widen --since / --where, or instrument your client with otelite.instrument_openai()"
+        )
+        return 1
+    style = Style(sys.stdout)
+    label = ",".join(keys).upper()
+    print(
+        style.bold(
+            f"{cut(label, 12):<12} {'CALLS':>5} {'ERR%':>5} {'IN':>5} {'OUT':>5} {'COST':>9} {'P50':>7} {'P95':>7} {'P99':>7} {'TTFC':>6} {'EST%':>4}"
+        )
+    )
+    for row in rows:
+        name = " / ".join("-" if k is None else str(k) for k in row.key)
+        metrics = (
+            f"{row.calls:>5} {row.error_rate * 100:>5.1f} {fmt_count(row.input_tokens):>5} "
+            f"{fmt_count(row.output_tokens):>5} {cut(fmt_cost(row.cost_usd), 9):>9} "
+            f"{fmt_duration_ns(row.p50_ms * 1e6):>7} {fmt_duration_ns(row.p95_ms * 1e6):>7} "
+            f"{fmt_duration_ns(row.p99_ms * 1e6):>7} "
+            f"{(f'{row.p50_ttfc_ms:.0f}ms' if row.p50_ttfc_ms is not None else '-'):>6} "
+            f"{row.estimated_share * 100:>4.0f}"
+        )
+        if len(name) > 12:
+            print(cut(name, WIDTH))
+            name = ""
+        print(f"{name:<12} {metrics}")
+    unpriced = sum(r.unpriced for r in rows)
+    footer = f"{sum(r.calls for r in rows)} LLM calls"
+    if unpriced:
+        footer += f"; {unpriced} without a price (add them with configure(prices=...))"
+    print(style.dim(footer))
+    return 0
+
+
+# --- graph ---------------------------------------------------------------------------------
+
+
+def _mermaid_label(span: StoredSpan) -> str:
+    text = f"{span.name}<br/>{fmt_duration_ns(span.duration_ns)}"
+    a = span.attributes
+    if "gen_ai.usage.input_tokens" in a:
+        text += f" · {a.get('gen_ai.usage.input_tokens', 0)}+{a.get('gen_ai.usage.output_tokens', 0)} tok"
+    return text.replace('"', "#quot;")
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        roots = store.trace_tree(args.trace_id)
+    rows = _walk(roots)
+    ids = {span.span_id: f"s{i + 1}" for i, (_, span) in enumerate(rows)}
+    lines = ["flowchart TD"]
+    for _, span in rows:
+        node = ids[span.span_id]
+        label = _mermaid_label(span)
+        operation = span.attributes.get("gen_ai.operation.name")
+        if operation in ("chat", "text_completion", "embeddings"):
+            shape = f'{node}(["{label}"])'
+        elif operation == "execute_tool":
+            shape = f'{node}{{{{"{label}"}}}}'
+        else:
+            shape = f'{node}["{label}"]'
+        lines.append(f"    {shape}")
+        if span.status_code == "ERROR":
+            lines.append(f"    style {node} stroke:#d33,stroke-width:2px")
+    for _, span in rows:
+        if span.parent_span_id in ids:
+            lines.append(f"    {ids[span.parent_span_id]} --> {ids[span.span_id]}")
+    text = "\n".join(lines) + "\n"
+    if args.json:
+        _print_json({"mermaid": text})
+    else:
+        print(text, end="")
+    return 0
+
+
+# --- export -------------------------------------------------------------------------------
+
+
+def cmd_export_finetune(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    with _open(args) as store:
+        result = datasets.finetune_records(
+            store.llm_spans(model=args.model, since_ns=_since_ns(args)),
+            prompt=args.prompt,
+            label=args.label,
+            tags=args.tag or (),
+        )
+    summary = {"written": len(result.records), "out": str(out), "skipped": dict(result.skipped)}
+    if not result.records:
+        reason = datasets.explain_empty(result)
+        if args.json:
+            _print_json({**summary, "written": 0, "reason": reason})
+        else:
+            print(f"nothing written: {reason}", file=sys.stderr)
+        return 1
+    datasets.write_jsonl(out, result.records)
+    if args.json:
+        _print_json(summary)
+    else:
+        skipped = ", ".join(f"{n} {why}" for why, n in sorted(result.skipped.items())) or "none"
+        print(f"wrote {len(result.records)} examples to {out} (skipped: {skipped})")
+    return 0
+
+
+def _to_readable(span: StoredSpan) -> Any:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+    def context(trace_id: str, span_id: str) -> SpanContext:
+        return SpanContext(
+            int(trace_id, 16), int(span_id, 16), is_remote=False, trace_flags=TraceFlags(1)
+        )
+
+    def attrs(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if v is not None}
+
+    return ReadableSpan(
+        name=span.name,
+        context=context(span.trace_id, span.span_id),
+        parent=context(span.trace_id, span.parent_span_id) if span.parent_span_id else None,
+        resource=Resource(attrs(span.resource)),
+        attributes=attrs(span.attributes),
+        events=[
+            Event(e["name"], attrs(e.get("attributes") or {}), e.get("time_ns"))
+            for e in span.events
+        ],
+        kind=SpanKind[span.kind],
+        status=Status(StatusCode[span.status_code], span.status_message),
+        start_time=span.start_time_ns,
+        end_time=span.end_time_ns,
+        instrumentation_scope=InstrumentationScope(span.scope_name or "otelite"),
+    )
+
+
+def cmd_export_otlp(args: argparse.Namespace) -> int:
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from otelite import _export
+
+    protocol = args.protocol
+    url = args.endpoint if protocol == "grpc" else args.endpoint.rstrip("/") + "/v1/traces"
+    if not re.match(r"^https?://[^/]+", args.endpoint):
+        raise UsageError(
+            f"--endpoint: {args.endpoint!r} is not a URL; write e.g. http://localhost:4318"
+        )
+    exporter = _export.otlp_span_exporter(url, protocol, {})
+    sent = 0
+    with _open(args) as store:
+        total = store.count()
+        for batch in store.iter_spans(batch=args.batch):
+            if exporter.export([_to_readable(s) for s in batch]) is not SpanExportResult.SUCCESS:
+                print(
+                    f"otelite: the endpoint refused a batch after {sent} spans; nothing more sent",
+                    file=sys.stderr,
+                )
+                exporter.shutdown()
+                return 2
+            sent += len(batch)
+            if sys.stderr.isatty():
+                print(f"\rsent {sent}/{total} spans", end="", file=sys.stderr)
+    exporter.shutdown()
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    if args.json:
+        _print_json({"sent": sent, "endpoint": url})
+    else:
+        print(f"sent {sent} spans to {url} (span ids kept: re-sending is idempotent)")
+    return 0
+
+
+# --- prune ---------------------------------------------------------------------------------
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from otelite import _sqlite
+
+    if not args.older_than and not args.max_size:
+        raise UsageError("prune: give --older-than (e.g. 30d) and/or --max-size (e.g. 1GB)")
+    path = _sqlite.resolve_store_path(args.store or os.environ.get("OTELITE_HOME") or None)
+    LocalStore(path).close()  # refuses missing, corrupt and newer stores with a clear message
+    before = path.stat().st_size
+    deleted = 0
+    if args.older_than:
+        cutoff = time.time_ns() - int(parse_duration(args.older_than, "--older-than") * 1e9)
+        deleted += _sqlite.prune_older_than(path, cutoff)
+    if args.max_size:
+        deleted += _sqlite.prune_to_size(path, parse_size(args.max_size, "--max-size"))
+    after = path.stat().st_size
+    if args.json:
+        _print_json({"deleted_spans": deleted, "bytes_before": before, "bytes_after": after})
+    else:
+        print(f"deleted {deleted} spans; store {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
+    return 0
+
+
+def add_commands(commands: Any) -> None:
+    """Register the store commands on the CLI's subparsers."""
+
+    def common(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--store", help="store directory or .db file (default $OTELITE_HOME or .otelite)"
+        )
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+    traces = commands.add_parser("traces", help="recent traces, one line each")
+    common(traces)
+    traces.add_argument("-n", "--limit", type=int, default=20)
+    traces.add_argument("--since", help="only traces newer than this (30m, 24h, 7d)")
+    traces.add_argument("--service")
+    traces.add_argument("--model")
+    traces.add_argument("--user")
+    traces.add_argument("--session")
+    traces.add_argument("--status", choices=["OK", "ERROR", "ok", "error"])
+    traces.add_argument("--min-cost", type=float, help="minimum trace cost in USD")
+    traces.add_argument("--min-duration-ms", type=float)
+    traces.add_argument("--name", help="text in a span name")
+    traces.set_defaults(handler=cmd_traces)
+
+    trace = commands.add_parser("trace", help="one trace as a tree (an id prefix is enough)")
+    common(trace)
+    trace.add_argument("trace_id")
+    trace.add_argument("--content", action="store_true", help="show captured messages and passages")
+    trace.set_defaults(handler=cmd_trace)
+
+    stats = commands.add_parser("stats", help="calls, errors, tokens, cost and latency by key")
+    common(stats)
+    stats.add_argument(
+        "--by", default="model", help=f"comma-separated keys: {', '.join(STATS_KEYS)}"
+    )
+    stats.add_argument("--since", help="only calls newer than this (30m, 24h, 7d)")
+    stats.add_argument("--where", action="append", help="KEY=VALUE filter (repeatable)")
+    stats.add_argument("--csv", action="store_true", help="CSV output")
+    stats.set_defaults(handler=cmd_stats)
+
+    graph = commands.add_parser("graph", help="a trace as a Mermaid flowchart")
+    common(graph)
+    graph.add_argument("trace_id")
+    graph.set_defaults(handler=cmd_graph)
+
+    export = commands.add_parser("export", help="export recorded data")
+    targets = export.add_subparsers(dest="export_command", required=True)
+    finetune = targets.add_parser("finetune", help="LLM calls as OpenAI chat fine-tuning JSONL")
+    common(finetune)
+    finetune.add_argument("out")
+    finetune.add_argument("--model")
+    finetune.add_argument("--prompt", help="prompt name, or NAME@VERSION")
+    finetune.add_argument("--label", help="prompt label the calls were made with")
+    finetune.add_argument(
+        "--tag", action="append", help="only calls carrying this tag (repeatable)"
+    )
+    finetune.add_argument("--since", help="only calls newer than this (30m, 24h, 7d)")
+    finetune.set_defaults(handler=cmd_export_finetune)
+    otlp = targets.add_parser("otlp", help="replay stored spans to an OTLP endpoint")
+    common(otlp)
+    otlp.add_argument("--endpoint", required=True, help="OTLP base URL, e.g. http://localhost:4318")
+    otlp.add_argument("--protocol", choices=["http/protobuf", "grpc"], default="http/protobuf")
+    otlp.add_argument("--batch", type=int, default=512)
+    otlp.set_defaults(handler=cmd_export_otlp)
+
+    prune = commands.add_parser("prune", help="delete old spans, or shrink the store")
+    common(prune)
+    prune.add_argument("--older-than", help="delete spans older than this (e.g. 30d)")
+    prune.add_argument(
+        "--max-size", help="delete the oldest traces until the store fits (e.g. 1GB)"
+    )
+    prune.set_defaults(handler=cmd_prune)
+
+
+def run(handler: Any, args: argparse.Namespace) -> int:
+    """Run a store command, turning otelite's errors into a message and exit code 2."""
+    try:
+        return int(handler(args))
+    except (StoreError, UsageError, ValueError) as exc:
+        print(f"otelite: {exc}", file=sys.stderr)
+        return 2
