@@ -26,6 +26,7 @@ LAYERS = {
         "__init__",
         "__main__",
         "cli",
+        "_cli_store",
         "testing",
         "_pytest_plugin",
         "instrumentation",

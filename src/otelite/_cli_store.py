@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from otelite import datasets
+from otelite import _semconv as sc
+from otelite.datasets import explain_empty, finetune_records, write_jsonl
 from otelite._exceptions import OteliteError, StoreError
 from otelite.store import STATS_KEYS, LocalStore, SpanNode, StatsRow, StoredSpan, TraceSummary
 
@@ -184,14 +185,17 @@ def cmd_traces(args: argparse.Namespace) -> int:
 # --- one trace -----------------------------------------------------------------------------
 
 _CONTENT_KEYS = (
-    "gen_ai.system_instructions",
-    "gen_ai.input.messages",
-    "gen_ai.output.messages",
-    "otelite.input",
-    "otelite.output",
-    "gen_ai.tool.call.arguments",
-    "gen_ai.tool.call.result",
+    sc.GEN_AI_SYSTEM_INSTRUCTIONS,
+    sc.GEN_AI_INPUT_MESSAGES,
+    sc.GEN_AI_OUTPUT_MESSAGES,
+    sc.OTELITE_INPUT,
+    sc.OTELITE_OUTPUT,
+    sc.GEN_AI_TOOL_CALL_ARGUMENTS,
+    sc.GEN_AI_TOOL_CALL_RESULT,
 )
+
+
+_LLM_OPERATIONS = (sc.OP_CHAT, sc.OP_TEXT_COMPLETION, sc.OP_EMBEDDINGS)
 
 
 def _walk(nodes: Sequence[SpanNode], depth: int = 0) -> list[tuple[int, StoredSpan]]:
@@ -204,20 +208,18 @@ def _walk(nodes: Sequence[SpanNode], depth: int = 0) -> list[tuple[int, StoredSp
 
 def _llm_details(span: StoredSpan) -> str:
     a = span.attributes
-    parts = [str(a.get("gen_ai.response.model") or a.get("gen_ai.request.model") or "")]
-    if "gen_ai.usage.input_tokens" in a or "gen_ai.usage.output_tokens" in a:
-        tokens = (
-            f"{a.get('gen_ai.usage.input_tokens', 0)}+{a.get('gen_ai.usage.output_tokens', 0)} tok"
-        )
-        if a.get("otelite.usage.estimated"):
+    parts = [str(a.get(sc.GEN_AI_RESPONSE_MODEL) or a.get(sc.GEN_AI_REQUEST_MODEL) or "")]
+    if sc.GEN_AI_USAGE_INPUT_TOKENS in a or sc.GEN_AI_USAGE_OUTPUT_TOKENS in a:
+        tokens = f"{a.get(sc.GEN_AI_USAGE_INPUT_TOKENS, 0)}+{a.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0)} tok"
+        if a.get(sc.OTELITE_USAGE_ESTIMATED):
             tokens += " (est.)"
         parts.append(tokens)
-    if "gen_ai.usage.cost" in a:
-        parts.append(fmt_cost(float(a["gen_ai.usage.cost"])))
-    elif a.get("otelite.cost.unpriced"):
+    if sc.GEN_AI_USAGE_COST in a:
+        parts.append(fmt_cost(float(a[sc.GEN_AI_USAGE_COST])))
+    elif a.get(sc.OTELITE_COST_UNPRICED):
         parts.append("no price")
-    if "gen_ai.response.time_to_first_chunk" in a:
-        parts.append(f"ttfc {float(a['gen_ai.response.time_to_first_chunk']) * 1000:.0f}ms")
+    if sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK in a:
+        parts.append(f"ttfc {float(a[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK]) * 1000:.0f}ms")
     return " · ".join(p for p in parts if p)
 
 
@@ -249,14 +251,14 @@ def cmd_trace(args: argparse.Namespace) -> int:
         return 0
     style = Style(sys.stdout)
     total = max(end - start, 1)
-    tokens_in = sum(int(s.attributes.get("gen_ai.usage.input_tokens", 0)) for s in spans)
-    tokens_out = sum(int(s.attributes.get("gen_ai.usage.output_tokens", 0)) for s in spans)
+    tokens_in = sum(int(s.attributes.get(sc.GEN_AI_USAGE_INPUT_TOKENS, 0)) for s in spans)
+    tokens_out = sum(int(s.attributes.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0)) for s in spans)
     costs = [
-        float(s.attributes["gen_ai.usage.cost"])
+        float(s.attributes[sc.GEN_AI_USAGE_COST])
         for s in spans
-        if "gen_ai.usage.cost" in s.attributes
+        if sc.GEN_AI_USAGE_COST in s.attributes
     ]
-    service = spans[0].resource.get("service.name", "")
+    service = spans[0].resource.get(sc.SERVICE_NAME, "")
     header = (
         f"trace {spans[0].trace_id}  {service}  {fmt_duration_ns(end - start)}  {len(spans)} spans  "
         f"{tokens_in}+{tokens_out} tok  {fmt_cost(sum(costs) if costs else None)}"
@@ -272,14 +274,10 @@ def cmd_trace(args: argparse.Namespace) -> int:
         status = style.red(" ERROR") if span.status_code == "ERROR" else ""
         print(f"{name:<46} {fmt_duration_ns(span.duration_ns):>9} |{bar}|{status}")
         indent = "  " * depth + "  ↳ "
-        if span.attributes.get("gen_ai.operation.name") in (
-            "chat",
-            "text_completion",
-            "embeddings",
-        ):
+        if span.attributes.get(sc.GEN_AI_OPERATION_NAME) in _LLM_OPERATIONS:
             print(style.dim(cut(indent + _llm_details(span), WIDTH)))
         if span.status_code == "ERROR":
-            reason = span.status_message or str(span.attributes.get("error.type", ""))
+            reason = span.status_message or str(span.attributes.get(sc.ERROR_TYPE, ""))
             print(style.red(cut(indent + reason, WIDTH)))
         if args.content:
             for key in _CONTENT_KEYS:
@@ -381,8 +379,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def _mermaid_label(span: StoredSpan) -> str:
     text = f"{span.name}<br/>{fmt_duration_ns(span.duration_ns)}"
     a = span.attributes
-    if "gen_ai.usage.input_tokens" in a:
-        text += f" · {a.get('gen_ai.usage.input_tokens', 0)}+{a.get('gen_ai.usage.output_tokens', 0)} tok"
+    if sc.GEN_AI_USAGE_INPUT_TOKENS in a:
+        text += f" · {a.get(sc.GEN_AI_USAGE_INPUT_TOKENS, 0)}+{a.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0)} tok"
     return text.replace('"', "#quot;")
 
 
@@ -395,10 +393,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
     for _, span in rows:
         node = ids[span.span_id]
         label = _mermaid_label(span)
-        operation = span.attributes.get("gen_ai.operation.name")
-        if operation in ("chat", "text_completion", "embeddings"):
+        operation = span.attributes.get(sc.GEN_AI_OPERATION_NAME)
+        if operation in _LLM_OPERATIONS:
             shape = f'{node}(["{label}"])'
-        elif operation == "execute_tool":
+        elif operation == sc.OP_EXECUTE_TOOL:
             shape = f'{node}{{{{"{label}"}}}}'
         else:
             shape = f'{node}["{label}"]'
@@ -422,7 +420,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_export_finetune(args: argparse.Namespace) -> int:
     out = Path(args.out)
     with _open(args) as store:
-        result = datasets.finetune_records(
+        result = finetune_records(
             store.llm_spans(model=args.model, since_ns=_since_ns(args)),
             prompt=args.prompt,
             label=args.label,
@@ -430,13 +428,13 @@ def cmd_export_finetune(args: argparse.Namespace) -> int:
         )
     summary = {"written": len(result.records), "out": str(out), "skipped": dict(result.skipped)}
     if not result.records:
-        reason = datasets.explain_empty(result)
+        reason = explain_empty(result)
         if args.json:
             _print_json({**summary, "written": 0, "reason": reason})
         else:
             print(f"nothing written: {reason}", file=sys.stderr)
         return 1
-    datasets.write_jsonl(out, result.records)
+    write_jsonl(out, result.records)
     if args.json:
         _print_json(summary)
     else:
