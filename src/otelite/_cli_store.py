@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from otelite import _semconv as sc
-from otelite.datasets import explain_empty, finetune_records, write_jsonl
 from otelite._exceptions import OteliteError, StoreError
+from otelite.datasets import explain_empty, finetune_records, write_jsonl
 from otelite.store import STATS_KEYS, LocalStore, SpanNode, StatsRow, StoredSpan, TraceSummary
 
 WIDTH = 80
