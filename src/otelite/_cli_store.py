@@ -97,7 +97,11 @@ def fmt_duration_ns(ns: float) -> str:
 def fmt_cost(cost: Optional[float]) -> str:
     if cost is None:
         return "-"
-    return f"${cost:.2f}" if cost >= 1 else f"${cost:.5f}"
+    if cost >= 1:
+        return f"${cost:.2f}"
+    if cost >= 0.00001 or cost == 0:
+        return f"${cost:.5f}"
+    return f"${cost:.1e}"  # a fraction of a cent: keep it visible
 
 
 def fmt_count(n: float) -> str:
@@ -260,7 +264,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     ]
     service = spans[0].resource.get(sc.SERVICE_NAME, "")
     header = (
-        f"trace {spans[0].trace_id}  {service}  {fmt_duration_ns(end - start)}  {len(spans)} spans  "
+        f"{spans[0].trace_id}  {service}  {fmt_duration_ns(end - start)}  {len(spans)} spans  "
         f"{tokens_in}+{tokens_out} tok  {fmt_cost(sum(costs) if costs else None)}"
     )
     print(style.bold(cut(header, WIDTH)))
@@ -348,17 +352,17 @@ def cmd_stats(args: argparse.Namespace) -> int:
     label = ",".join(keys).upper()
     print(
         style.bold(
-            f"{cut(label, 12):<12} {'CALLS':>5} {'ERR%':>5} {'IN':>5} {'OUT':>5} {'COST':>9} {'P50':>7} {'P95':>7} {'P99':>7} {'TTFC':>6} {'EST%':>4}"
+            f"{cut(label, 12):<12} {'CALLS':>5} {'ERR%':>5} {'IN':>5} {'OUT':>5} {'COST':>8} {'P50':>7} {'P95':>7} {'P99':>7} {'TTFC':>5} {'EST%':>4}"
         )
     )
     for row in rows:
         name = " / ".join("-" if k is None else str(k) for k in row.key)
         metrics = (
             f"{row.calls:>5} {row.error_rate * 100:>5.1f} {fmt_count(row.input_tokens):>5} "
-            f"{fmt_count(row.output_tokens):>5} {cut(fmt_cost(row.cost_usd), 9):>9} "
+            f"{fmt_count(row.output_tokens):>5} {cut(fmt_cost(row.cost_usd), 8):>8} "
             f"{fmt_duration_ns(row.p50_ms * 1e6):>7} {fmt_duration_ns(row.p95_ms * 1e6):>7} "
             f"{fmt_duration_ns(row.p99_ms * 1e6):>7} "
-            f"{(f'{row.p50_ttfc_ms:.0f}ms' if row.p50_ttfc_ms is not None else '-'):>6} "
+            f"{(f'{row.p50_ttfc_ms:.0f}ms' if row.p50_ttfc_ms is not None else '-'):>5} "
             f"{row.estimated_share * 100:>4.0f}"
         )
         if len(name) > 12:

@@ -1,0 +1,148 @@
+"""A small local store with fixed ids and times, for snapshot tests of the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from otelite._export import LocalStoreExporter
+from otelite.testing import SequentialIdGenerator
+
+T0 = 1_767_225_600_000_000_000  # 2026-01-01 00:00:00 UTC
+MS = 1_000_000
+
+CHAT_CONTENT = {
+    "gen_ai.system_instructions": json.dumps([{"type": "text", "content": "Answer briefly."}]),
+    "gen_ai.input.messages": json.dumps(
+        [
+            {"role": "user", "parts": [{"type": "text", "content": "Weather in Paris?"}]},
+            {
+                "role": "assistant",
+                "parts": [
+                    {
+                        "type": "tool_call",
+                        "id": "call_1",
+                        "name": "weather",
+                        "arguments": {"city": "Paris"},
+                    }
+                ],
+            },
+            {
+                "role": "tool",
+                "parts": [{"type": "tool_call_response", "id": "call_1", "response": "sunny, 21C"}],
+            },
+        ]
+    ),
+    "gen_ai.output.messages": json.dumps(
+        [
+            {
+                "role": "assistant",
+                "parts": [{"type": "text", "content": "Sunny and 21C."}],
+                "finish_reason": "stop",
+            }
+        ]
+    ),
+}
+
+
+def llm_attrs(
+    model: str, response_model: str, tokens_in: int, tokens_out: int, cost: float, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": model,
+        "gen_ai.response.model": response_model,
+        "gen_ai.usage.input_tokens": tokens_in,
+        "gen_ai.usage.output_tokens": tokens_out,
+        "gen_ai.usage.cost": cost,
+        **extra,
+    }
+
+
+def build_store(path: Path) -> Path:
+    """Write three traces (a RAG pipeline, a failed call, an embeddings call) into ``path``."""
+    provider = TracerProvider(
+        resource=Resource({"service.name": "snap", "service.version": "1.2.0"}),
+        id_generator=SequentialIdGenerator(),
+        shutdown_on_exit=False,
+    )
+    exporter = LocalStoreExporter(path / "otelite.db")
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("otelite")
+
+    root = tracer.start_span(
+        "invoke_workflow rag", start_time=T0, attributes={"user.id": "u1", "session.id": "s1"}
+    )
+    ctx = __import__("opentelemetry.trace", fromlist=["set_span_in_context"]).set_span_in_context(
+        root
+    )
+    retrieval = tracer.start_span(
+        "retrieval docs", context=ctx, kind=SpanKind.CLIENT, start_time=T0 + 1 * MS
+    )
+    retrieval.end(end_time=T0 + 3 * MS)
+    chat = tracer.start_span(
+        "chat gpt-4o-mini",
+        context=ctx,
+        kind=SpanKind.CLIENT,
+        start_time=T0 + 4 * MS,
+        attributes=llm_attrs(
+            "gpt-4o-mini",
+            "gpt-4o-mini-2024-07-18",
+            100,
+            20,
+            0.000027,
+            **{
+                "gen_ai.response.time_to_first_chunk": 0.012,
+                "user.id": "u1",
+                "session.id": "s1",
+                "geo.country.iso_code": "DE",
+                "gen_ai.prompt.name": "qa",
+                "gen_ai.prompt.version": 2,
+                "otelite.prompt.label": "production",
+                "otelite.tags": ["beta"],
+                **CHAT_CONTENT,
+            },
+        ),
+    )
+    chat.end(end_time=T0 + 54 * MS)
+    root.end(end_time=T0 + 60 * MS)
+
+    failed = tracer.start_span(
+        "chat gpt-4o",
+        kind=SpanKind.CLIENT,
+        start_time=T0 + 3600 * 1000 * MS,
+        attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o",
+            "user.id": "u2",
+            "error.type": "openai.RateLimitError",
+        },
+    )
+    failed.set_status(Status(StatusCode.ERROR, "RateLimitError: slow down"))
+    failed.end(end_time=T0 + 3600 * 1000 * MS + 200 * MS)
+
+    embed = tracer.start_span(
+        "embeddings text-embedding-3-small",
+        kind=SpanKind.CLIENT,
+        start_time=T0 + 7200 * 1000 * MS,
+        attributes={
+            "gen_ai.operation.name": "embeddings",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "text-embedding-3-small",
+            "gen_ai.usage.input_tokens": 10,
+            "gen_ai.usage.cost": 2e-07,
+            "otelite.usage.estimated": True,
+            "user.id": "u1",
+        },
+    )
+    embed.end(end_time=T0 + 7200 * 1000 * MS + 30 * MS)
+    provider.shutdown()
+    return path
