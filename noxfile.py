@@ -116,6 +116,13 @@ def phoenix(session: nox.Session) -> None:
     session.run("python", "tests/phoenix_check.py", *session.posargs)
 
 
+@nox.session(python="3.12", name="bench-store")
+def bench_store(session: nox.Session) -> None:
+    """The local store at scale: 1M spans ingested, then the CLI's queries (docs/performance.md)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/store_scale.py", *session.posargs)
+
+
 @nox.session(python="3.12")
 def prices(session: nox.Session) -> None:
     """Regenerate src/otelite/prices.json from the genai-prices catalog (pin its version in pyproject)."""

@@ -234,3 +234,23 @@ def test_write_failure_is_contained(
     ]
     assert len(messages) == 1
     assert "writing spans to the local store" in messages[0]
+
+
+def test_retention_applied_automatically(tmp_path: Path) -> None:
+    """configure(retention=...) deletes traces older than the retention when otelite starts."""
+    from opentelemetry.sdk.trace import TracerProvider as Provider
+
+    provider = Provider()
+    otelite.configure(tracer_provider=provider, local_store=tmp_path)
+    tracer = provider.get_tracer("t")
+    old = tracer.start_span("old", start_time=1_000_000_000)
+    old.end(end_time=2_000_000_000)
+    with otelite.span("recent"):
+        pass
+    otelite.force_flush()
+    otelite.shutdown()
+    otelite.configure(tracer_provider=provider, local_store=tmp_path, retention="30d")
+    with LocalStore(tmp_path) as store:
+        assert [s.name for s in store.all_spans()] == ["recent"]
+    with pytest.raises(otelite.ConfigurationError, match="retention: 'soon' is not a duration"):
+        otelite.configure(tracer_provider=provider, local_store=tmp_path, retention="soon")

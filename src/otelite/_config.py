@@ -19,6 +19,7 @@ import atexit
 import logging
 import math
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -72,6 +73,7 @@ class Settings:
     content: ContentPolicy = field(default_factory=ContentPolicy)
     prices: Optional[UserPrices] = None
     stream_usage: bool = True
+    retention_s: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,28 @@ def _parse_capture(value: Optional[bool]) -> bool:
     )
 
 
+_RETENTION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _parse_retention(value: Union[str, float, None]) -> Optional[float]:
+    argument = "retention"
+    raw: Any = value
+    if raw is None:
+        raw = _env.OTELITE_RETENTION.read()
+        argument = _env.OTELITE_RETENTION.name
+        if raw is None:
+            return None
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0:
+        return float(raw)
+    match = _RETENTION.match(raw) if isinstance(raw, str) else None
+    if match is None or float(match.group(1)) <= 0:
+        raise ConfigurationError(
+            f"{argument}: {raw!r} is not a duration; give seconds or a text such as '30d', '12h' or '2w'"
+        )
+    return float(match.group(1)) * _SECONDS[match.group(2)]
+
+
 def _parse_max_length(value: Optional[int]) -> int:
     argument = "max_content_length"
     raw: Any = value
@@ -293,6 +317,7 @@ def resolve_settings(
     resource_attributes: Optional[Mapping[str, Any]],
     prices: Union[str, os.PathLike[str], Mapping[str, Any], None] = None,
     stream_usage: Optional[bool] = None,
+    retention: Union[str, float, None] = None,
 ) -> Settings:
     """Merge arguments with environment variables and validate everything."""
     if protocol is not None:
@@ -393,6 +418,7 @@ def resolve_settings(
         stream_usage=stream_usage
         if stream_usage is not None
         else _env.OTELITE_STREAM_USAGE.read_bool(True),
+        retention_s=_parse_retention(retention),
     )
 
 
@@ -419,7 +445,7 @@ def _processors(settings: Settings) -> list[SpanProcessor]:
         processors.append(_export.batch(exporter))
     if settings.store_path is not None:
         try:
-            store = _export.LocalStoreExporter(settings.store_path)
+            store = _export.LocalStoreExporter(settings.store_path, settings.retention_s)
         except StoreError as exc:
             raise ConfigurationError(
                 f"local_store: {exc}. Pass local_store= (or set OTELITE_HOME) to a writable "
@@ -514,6 +540,7 @@ def configure(
     resource_attributes: Optional[Mapping[str, Any]] = None,
     prices: Union[str, os.PathLike[str], Mapping[str, Any], None] = None,
     stream_usage: Optional[bool] = None,
+    retention: Union[str, float, None] = None,
 ) -> None:
     """Set otelite up: where spans go, what is captured, how much is sampled.
 
@@ -541,6 +568,8 @@ def configure(
             bundled catalog (``OTELITE_PRICES_FILE``).
         stream_usage: ask OpenAI / Azure OpenAI for usage in streams (default ``True``,
             ``OTELITE_STREAM_USAGE``); the extra usage chunk is hidden from the caller.
+        retention: how long the local store keeps traces, e.g. ``"30d"`` (``OTELITE_RETENTION``);
+            older traces are deleted when otelite starts and hourly after.
 
     Raises:
         ConfigurationError: an argument or variable is invalid; the message names it.
@@ -573,6 +602,7 @@ def configure(
             resource_attributes=resource_attributes,
             prices=prices,
             stream_usage=stream_usage,
+            retention=retention,
         )
         explicit_same = (tracer_provider is None or tracer_provider is _state.provider) and (
             meter_provider is None or meter_provider is _state.meter_provider

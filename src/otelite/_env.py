@@ -94,6 +94,10 @@ OTELITE_LOCAL_STORE = EnvVar(
     "OTELITE_LOCAL_STORE",
     "`true` keeps a local copy even when an OTLP endpoint is set; `false` disables the store.",
 )
+OTELITE_RETENTION = EnvVar(
+    "OTELITE_RETENTION",
+    "Default for `retention`: how long the local store keeps traces (e.g. `30d`); default forever.",
+)
 OTELITE_SAMPLE_RATIO = EnvVar(
     "OTELITE_SAMPLE_RATIO", "Default for `sample_ratio`: fraction of traces kept, 0.0 to 1.0."
 )

@@ -85,8 +85,8 @@ class ContextAttributesProcessor(SpanProcessor):
 class LocalStoreExporter(SpanExporter):
     """Writes spans into the local SQLite store (used behind a BatchSpanProcessor)."""
 
-    def __init__(self, path: Path) -> None:
-        self._writer = SpanWriter(path)
+    def __init__(self, path: Path, retention_s: Optional[float] = None) -> None:
+        self._writer = SpanWriter(path, retention_s)
         self.path = path
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:

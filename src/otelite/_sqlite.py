@@ -15,6 +15,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -220,15 +221,26 @@ def _str_or_none(value: Any) -> Optional[str]:
     return value if isinstance(value, str) else None
 
 
-class SpanWriter:
-    """Writes batches of finished spans into one store file, one transaction per batch."""
+RETENTION_CHECK_S = 3600.0  # how often a long-running writer applies the retention
 
-    def __init__(self, path: Path) -> None:
+
+class SpanWriter:
+    """Writes batches of finished spans into one store file, one transaction per batch.
+
+    With ``retention_s``, traces older than that are deleted when the writer opens
+    and then once an hour while it writes.
+    """
+
+    def __init__(self, path: Path, retention_s: Optional[float] = None) -> None:
         self.path = path
+        self.retention_s = retention_s
         self._conn: Optional[sqlite3.Connection] = open_for_writing(path)
+        self._last_retention = 0.0
         self._resource_ids: dict[str, int] = {}
         self._by_object: dict[int, tuple[Any, int]] = {}
         self._lock = threading.Lock()
+        if retention_s is not None:
+            self.apply_retention()
 
     def _resource_id(self, conn: sqlite3.Connection, resource: Any) -> int:
         # Spans of one provider share one Resource object: look it up by identity first.
@@ -315,12 +327,37 @@ class SpanWriter:
             _json(links) if links else None,
         )
 
+    def apply_retention(self) -> int:
+        """Delete traces older than the retention; returns the number of spans deleted."""
+        if self.retention_s is None or self._conn is None:
+            return 0
+        self._last_retention = time.monotonic()
+        cutoff = time.time_ns() - int(self.retention_s * 1e9)
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = conn.execute(
+                "DELETE FROM spans WHERE trace_id IN "
+                "(SELECT trace_id FROM spans GROUP BY trace_id HAVING MAX(start_time_ns) < ?)",
+                (cutoff,),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return int(cursor.rowcount)
+
     def write(self, spans: Sequence[ReadableSpan]) -> None:
         """Insert ``spans`` in one transaction; a span already stored is left as it is."""
         with self._lock:
             conn = self._conn
             if conn is None:
                 raise StoreError(f"{self.path}: the store writer is closed")
+            if (
+                self.retention_s is not None
+                and time.monotonic() - self._last_retention > RETENTION_CHECK_S
+            ):
+                self.apply_retention()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(_INSERT, [self._row(conn, s) for s in spans])
