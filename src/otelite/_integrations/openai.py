@@ -523,6 +523,16 @@ def _with_prompt_variables(kwargs: Mapping[str, Any], content: dict[str, Any]) -
     return content
 
 
+def _identity(attrs: Attributes, response_id: Any, model: Any) -> Optional[str]:
+    """Record the response id and model (when they are real strings); returns the model."""
+    found_id, found_model = _text(response_id), _text(model)
+    if found_id:
+        attrs[sc.GEN_AI_RESPONSE_ID] = found_id
+    if found_model:
+        attrs[sc.GEN_AI_RESPONSE_MODEL] = found_model
+    return found_model
+
+
 def _finish_reason(value: Any) -> str:
     return value if isinstance(value, str) and value else "error"
 
@@ -559,12 +569,7 @@ def _choice_text(choice: Any) -> str:
 
 def _chat_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) -> Outcome:
     attrs: Attributes = {}
-    response_id = _text(_get(response, "id"))
-    if response_id:
-        attrs[sc.GEN_AI_RESPONSE_ID] = response_id
-    model = _text(_get(response, "model"))
-    if model:
-        attrs[sc.GEN_AI_RESPONSE_MODEL] = model
+    model = _identity(attrs, _get(response, "id"), _get(response, "model"))
     choices = _get(response, "choices") or []
     attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [
         _finish_reason(_get(c, "finish_reason")) for c in choices
@@ -715,10 +720,7 @@ class ChatAccumulator:
 
     def outcome(self) -> Outcome:
         attrs: Attributes = {}
-        if self._id:
-            attrs[sc.GEN_AI_RESPONSE_ID] = self._id
-        if self._model:
-            attrs[sc.GEN_AI_RESPONSE_MODEL] = self._model
+        _identity(attrs, self._id, self._model)
         indexes = sorted(self._choices)
         attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [
             _finish_reason(self._choices[i].finish_reason) for i in indexes
@@ -793,9 +795,7 @@ def _embeddings_request(instance: Any, kwargs: Mapping[str, Any]) -> Request:
 
 def _embeddings_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) -> Outcome:
     attrs: Attributes = {}
-    model = _text(_get(response, "model"))
-    if model:
-        attrs[sc.GEN_AI_RESPONSE_MODEL] = model
+    model = _identity(attrs, None, _get(response, "model"))
     raw_usage = _get(response, "usage")
     usage = (
         _Usage(raw_usage, "prompt_tokens", "completion_tokens") if raw_usage is not None else None
@@ -879,12 +879,7 @@ def _responses_text(response: Any) -> str:
 
 def _responses_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) -> Outcome:
     attrs: Attributes = {}
-    response_id = _text(_get(response, "id"))
-    if response_id:
-        attrs[sc.GEN_AI_RESPONSE_ID] = response_id
-    model = _text(_get(response, "model"))
-    if model:
-        attrs[sc.GEN_AI_RESPONSE_MODEL] = model
+    model = _identity(attrs, _get(response, "id"), _get(response, "model"))
     attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [_responses_finish_reason(response)]
     tier = _text(_get(response, "service_tier"))
     if request.provider == sc.PROVIDER_OPENAI and tier:
@@ -936,12 +931,7 @@ class ResponsesAccumulator:
         # Closed before the end: what the created/in-progress events said, and the text so far.
         attrs: Attributes = {}
         response = self._latest
-        response_id = _text(_get(response, "id"))
-        if response_id:
-            attrs[sc.GEN_AI_RESPONSE_ID] = response_id
-        model = _text(_get(response, "model"))
-        if model:
-            attrs[sc.GEN_AI_RESPONSE_MODEL] = model
+        model = _identity(attrs, _get(response, "id"), _get(response, "model"))
         attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = ["error"]
         text = "".join(self._text)
         return _outcome(
