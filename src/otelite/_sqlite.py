@@ -31,6 +31,7 @@ SCHEMA_VERSION = 1
 DB_FILENAME = "otelite.db"
 DEFAULT_DIRNAME = ".otelite"
 BUSY_TIMEOUT_S = 30.0
+CACHE_KIB = 65536  # SQLite page cache per connection
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS otelite_meta (
@@ -140,6 +141,8 @@ def open_for_writing(path: Path) -> sqlite3.Connection:
         _refuse_newer(path, _stored_version(conn))
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        # Index pages stay in memory: inserts at random trace ids stop re-reading the disk.
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = _stored_version(conn)
@@ -182,6 +185,7 @@ def open_for_reading(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: not a readable otelite store ({exc})") from exc
     try:
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         version = _stored_version(conn)
     except sqlite3.Error as exc:
         conn.close()

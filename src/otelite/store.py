@@ -118,6 +118,62 @@ STATS_KEYS: Mapping[str, str] = {
 }
 
 
+class _Group:
+    """Running totals of one stats group."""
+
+    __slots__ = (
+        "calls",
+        "cost",
+        "durations",
+        "errors",
+        "estimated",
+        "input_tokens",
+        "output_tokens",
+        "ttfcs",
+        "unpriced",
+    )
+
+    def __init__(self) -> None:
+        self.calls = self.errors = self.input_tokens = self.output_tokens = self.estimated = (
+            self.unpriced
+        ) = 0
+        self.cost: Optional[float] = None
+        self.durations: list[int] = []
+        self.ttfcs: list[float] = []
+
+    def add(self, values: Sequence[Any]) -> None:
+        duration, ttfc, failed, tokens_in, tokens_out, cost, estimated, unpriced = values
+        self.calls += 1
+        self.durations.append(duration)
+        if ttfc is not None:
+            self.ttfcs.append(ttfc)
+        self.errors += failed
+        self.input_tokens += tokens_in or 0
+        self.output_tokens += tokens_out or 0
+        if cost is not None:
+            self.cost = (self.cost or 0.0) + cost
+        self.estimated += 1 if estimated else 0
+        self.unpriced += 1 if unpriced else 0
+
+    def row(self, key: tuple[Any, ...]) -> StatsRow:
+        durations = sorted(self.durations)
+        firsts = sorted(self.ttfcs)
+        return StatsRow(
+            key=key,
+            calls=self.calls,
+            errors=self.errors,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cost_usd=self.cost,
+            p50_ms=_percentile(durations, 50) / 1e6,
+            p95_ms=_percentile(durations, 95) / 1e6,
+            p99_ms=_percentile(durations, 99) / 1e6,
+            p50_ttfc_ms=_percentile(firsts, 50) * 1000 if firsts else None,
+            estimated_share=self.estimated / self.calls if self.calls else 0.0,
+            unpriced=self.unpriced,
+        )
+
+
 def _percentile(values: Sequence[float], percent: float) -> float:
     """Nearest-rank percentile of sorted ``values`` (0 for none)."""
     if not values:
@@ -396,51 +452,28 @@ class LocalStore:
                 )
             filters.append(f"{STATS_KEYS[key]} = ?")
             params.append(value)
-        group = ", ".join(f"k{i}" for i in range(len(keys)))
         select_keys = ", ".join(f"{e} AS k{i}" for i, e in enumerate(exprs))
-        base = f"FROM spans s LEFT JOIN resources r ON r.id = s.resource_id WHERE {' AND '.join(filters)}"
-        totals = _sqlite.fetch_rows(
-            self._conn,
-            f"""SELECT {select_keys}, COUNT(*) AS calls, SUM(s.status_code = 'ERROR') AS errors,
-                       TOTAL(s.input_tokens) AS input_tokens, TOTAL(s.output_tokens) AS output_tokens,
-                       SUM(s.cost_usd) AS cost, COUNT(s.usage_estimated) AS estimated,
-                       COUNT(s.unpriced) AS unpriced
-                {base} GROUP BY {group}""",
+        join = (
+            "LEFT JOIN resources r ON r.id = s.resource_id "
+            if any(e.startswith("r.") for e in exprs)
+            else ""
+        )
+        # One pass over the matching calls; sums and percentiles are computed per group here.
+        cursor = self._conn.execute(
+            f"""SELECT {select_keys}, s.end_time_ns - s.start_time_ns, s.ttfc_s, s.status_code = 'ERROR',
+                       s.input_tokens, s.output_tokens, s.cost_usd, s.usage_estimated, s.unpriced
+                FROM spans s {join}WHERE {" AND ".join(filters)}""",
             params,
         )
-        latencies: dict[tuple[Any, ...], list[int]] = {}
-        ttfcs: dict[tuple[Any, ...], list[float]] = {}
-        cursor = self._conn.execute(
-            f"SELECT {select_keys}, s.end_time_ns - s.start_time_ns, s.ttfc_s {base}", params
-        )
         width = len(keys)
+        groups: dict[tuple[Any, ...], _Group] = {}
         for row in cursor:
             group_key = tuple(row[:width])
-            latencies.setdefault(group_key, []).append(row[width])
-            if row[width + 1] is not None:
-                ttfcs.setdefault(group_key, []).append(row[width + 1])
-        out = []
-        for row in totals:
-            group_key = tuple(row[f"k{i}"] for i in range(width))
-            durations = sorted(latencies.get(group_key, []))
-            firsts = sorted(ttfcs.get(group_key, []))
-            calls = int(row["calls"])
-            out.append(
-                StatsRow(
-                    key=group_key,
-                    calls=calls,
-                    errors=int(row["errors"] or 0),
-                    input_tokens=int(row["input_tokens"]),
-                    output_tokens=int(row["output_tokens"]),
-                    cost_usd=row["cost"],
-                    p50_ms=_percentile(durations, 50) / 1e6,
-                    p95_ms=_percentile(durations, 95) / 1e6,
-                    p99_ms=_percentile(durations, 99) / 1e6,
-                    p50_ttfc_ms=_percentile(firsts, 50) * 1000 if firsts else None,
-                    estimated_share=int(row["estimated"]) / calls if calls else 0.0,
-                    unpriced=int(row["unpriced"]),
-                )
-            )
+            group = groups.get(group_key)
+            if group is None:
+                group = groups[group_key] = _Group()
+            group.add(row[width:])
+        out = [group.row(key) for key, group in groups.items()]
         out.sort(key=lambda r: (-r.calls, [str(k) for k in r.key]))
         return out
 
