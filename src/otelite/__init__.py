@@ -33,7 +33,6 @@ from otelite._integrations.openai import (
     uninstrument_openai,
 )
 from otelite._version import __version__
-from otelite.prompts import get_prompt
 
 __all__ = [
     "ConfigurationError",
@@ -61,8 +60,17 @@ __all__ = [
 
 # Users see public paths (otelite.configure, not otelite._config.configure).
 for _name in __all__:
-    _obj = globals()[_name]
+    _obj = globals().get(_name)
     if getattr(_obj, "__module__", "").startswith("otelite._"):
         with _suppress(AttributeError, TypeError):
             _obj.__module__ = "otelite"
 del _name, _obj
+
+
+def __getattr__(name: str) -> object:
+    # The prompt registry loads on first use: `import otelite` stays light.
+    if name == "get_prompt":
+        from otelite.prompts import get_prompt
+
+        return get_prompt
+    raise AttributeError(f"module 'otelite' has no attribute {name!r}")

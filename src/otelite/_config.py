@@ -32,20 +32,20 @@ from opentelemetry import metrics, trace
 from opentelemetry.metrics import Meter, MeterProvider
 from opentelemetry.trace import Tracer, TracerProvider
 
-from otelite import _env, _guard, _sqlite
+from otelite import _env, _guard
 from otelite import _semconv as sc
 from otelite._content import DEFAULT_MAX_CONTENT_LENGTH, ContentPolicy
 from otelite._exceptions import ConfigurationError, StoreError
-from otelite._pricing import UserPrices, load_user_prices
 from otelite._version import __version__
 
 if TYPE_CHECKING:
-    # The SDK and exporters load when configure() runs, not at ``import otelite``.
+    # The SDK, exporters, store and prices load when configure() runs, not at ``import otelite``.
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import SpanProcessor
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
     from otelite import _export
+    from otelite._pricing import UserPrices
 
 PROTOCOLS = ("http/protobuf", "grpc")
 
@@ -283,6 +283,8 @@ def _parse_max_length(value: Optional[int]) -> int:
 
 
 def _resolve_store(local_store: Union[bool, StorePath, None], has_endpoint: bool) -> Optional[Path]:
+    from otelite import _sqlite
+
     if local_store is None:
         enabled = _env.OTELITE_LOCAL_STORE.read_bool(default=not has_endpoint)
         return _sqlite.default_store_path() if enabled else None
@@ -397,6 +399,8 @@ def resolve_settings(
 
     if stream_usage is not None and not isinstance(stream_usage, bool):
         raise ConfigurationError("stream_usage: expected True or False")
+    from otelite._pricing import load_user_prices
+
     user_prices = load_user_prices(prices, _env.OTELITE_PRICES_FILE.read())  # type: ignore[arg-type]
 
     return Settings(
