@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,8 +60,3 @@ def store_dir(tmp_path: Path) -> Path:
     """A fresh directory for a local store."""
     path = tmp_path / "store"
     return path
-
-
-def env_flag(name: str) -> bool:
-    """True when the environment variable is set to a true value."""
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")

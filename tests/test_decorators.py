@@ -16,7 +16,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 import otelite
 from aio import asyncio_test
-from otelite.testing import Captured, capture_spans
+from otelite.testing import capture_spans
 
 MOD = __name__
 
@@ -636,7 +636,3 @@ def test_internal_failure_never_reaches_user(
     warnings = [r for r in caplog.records if r.name == "otelite" and r.levelname == "WARNING"]
     assert len(warnings) == 1
     assert "redact hook" in warnings[0].getMessage()
-
-
-def _unused(cap: Captured) -> None:  # keeps the Captured import used for typing
-    del cap

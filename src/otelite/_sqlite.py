@@ -77,9 +77,9 @@ CREATE TABLE IF NOT EXISTS spans (
     PRIMARY KEY (trace_id, span_id)
 );
 CREATE INDEX IF NOT EXISTS spans_start_time ON spans (start_time_ns);
-CREATE INDEX IF NOT EXISTS spans_model ON spans (model, start_time_ns);
-CREATE INDEX IF NOT EXISTS spans_user ON spans (user_id, start_time_ns);
-CREATE INDEX IF NOT EXISTS spans_session ON spans (session_id);
+CREATE INDEX IF NOT EXISTS spans_model ON spans (model, start_time_ns) WHERE model IS NOT NULL;
+CREATE INDEX IF NOT EXISTS spans_user ON spans (user_id, start_time_ns) WHERE user_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS spans_session ON spans (session_id) WHERE session_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS spans_roots ON spans (start_time_ns) WHERE parent_span_id IS NULL;
 """
 

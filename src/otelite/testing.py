@@ -22,7 +22,7 @@ Example:
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Callable, Optional
 
@@ -221,8 +221,3 @@ def capture_spans(
     finally:
         # The meter provider stays readable after the block, so tests can assert then.
         tracer_provider.shutdown()
-
-
-def spans_named(spans: Sequence[ReadableSpan], name: str) -> list[ReadableSpan]:
-    """The spans in ``spans`` called ``name``."""
-    return [s for s in spans if s.name == name]
