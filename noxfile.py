@@ -15,7 +15,7 @@ PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
 TIKTOKEN_CACHE = ROOT.parent / "shared" / "tiktoken-cache"
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "typecheck", "tests", "openai", "smoke", "docs"]
+nox.options.sessions = ["lint", "typecheck", "tests", "tests-oldest", "openai", "smoke", "docs"]
 nox.options.error_on_missing_interpreters = True
 
 # pyenv keeps each interpreter in its own folder; put them all on PATH so that

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, Protocol
 
 from opentelemetry.metrics import Counter, Histogram, Meter
@@ -98,41 +98,57 @@ class Accumulator(Protocol):
     def outcome(self) -> Outcome: ...
 
 
+def _histogram(
+    meter: Meter, name: str, unit: str, description: str, buckets: Sequence[float]
+) -> Histogram:
+    try:
+        return meter.create_histogram(
+            name,
+            unit=unit,
+            description=description,
+            explicit_bucket_boundaries_advisory=list(buckets),
+        )
+    except TypeError:
+        # opentelemetry-api older than 1.28 has no bucket advice: the SDK's default buckets apply.
+        return meter.create_histogram(name, unit=unit, description=description)
+
+
 class _Instruments:
     __slots__ = ("cost", "duration", "per_chunk", "tokens", "ttfc")
 
     def __init__(self, meter: Meter) -> None:
-        duration_kwargs: dict[str, Any] = {
-            "explicit_bucket_boundaries_advisory": list(sc.DURATION_BUCKETS)
-        }
-        self.duration: Histogram = meter.create_histogram(
+        self.duration = _histogram(
+            meter,
             sc.METRIC_OPERATION_DURATION,
-            unit="s",
-            description="GenAI operation duration",
-            **duration_kwargs,
+            "s",
+            "GenAI operation duration",
+            sc.DURATION_BUCKETS,
         )
-        self.tokens: Histogram = meter.create_histogram(
+        self.tokens = _histogram(
+            meter,
             sc.METRIC_TOKEN_USAGE,
-            unit="{token}",
-            description="Number of input and output tokens used",
-            explicit_bucket_boundaries_advisory=list(sc.TOKEN_BUCKETS),
+            "{token}",
+            "Number of input and output tokens used",
+            sc.TOKEN_BUCKETS,
         )
-        self.ttfc: Histogram = meter.create_histogram(
+        self.ttfc = _histogram(
+            meter,
             sc.METRIC_TIME_TO_FIRST_CHUNK,
-            unit="s",
-            description="Time to receive the first chunk of a streamed response",
-            **duration_kwargs,
+            "s",
+            "Time to receive the first chunk of a streamed response",
+            sc.DURATION_BUCKETS,
+        )
+        self.per_chunk = _histogram(
+            meter,
+            sc.METRIC_TIME_PER_OUTPUT_CHUNK,
+            "s",
+            "Time between consecutive chunks of a streamed response",
+            sc.DURATION_BUCKETS,
         )
         self.cost: Counter = meter.create_counter(
             sc.METRIC_COST,
             unit="USD",
             description="Cost of GenAI calls, from token usage and prices",
-        )
-        self.per_chunk: Histogram = meter.create_histogram(
-            sc.METRIC_TIME_PER_OUTPUT_CHUNK,
-            unit="s",
-            description="Time between consecutive chunks of a streamed response",
-            **duration_kwargs,
         )
 
 
