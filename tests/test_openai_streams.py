@@ -122,6 +122,8 @@ def test_exhausted_sync(surface: str) -> None:
     with capture_spans() as cap:
         stream = make(surface, False)()
         assert isinstance(stream, openai.Stream)
+        assert stream.response.status_code == 200  # the proxy passes attributes through
+        assert stream.response.headers["content-type"] == "text/event-stream"
         got = [c.model_dump(warnings=False) for c in stream]
     assert got == plain
     span = only_span(cap)
