@@ -20,8 +20,8 @@ DOCS = Path(__file__).parent.parent / "docs"
 LAYERS = {
     "leaves": {"_version", "_exceptions", "_semconv", "_env"},
     "utilities": {"_guard", "_content", "_sqlite", "_tokens", "_pricing"},
-    "runtime": {"_context", "_export", "_config", "_spans"},
-    "features": {"_decorators", "_integrations", "store", "prompts", "datasets"},
+    "runtime": {"_context", "_export", "_config", "_spans", "_evaluation", "_checks"},
+    "features": {"_decorators", "_integrations", "store", "prompts", "datasets", "evals"},
     "surfaces": {
         "__init__",
         "__main__",

@@ -20,6 +20,7 @@ from otelite._config import configure, force_flush, is_configured, shutdown
 from otelite._content import redact_builtin
 from otelite._context import ContextThreadPoolExecutor, attributes, bind_context, current_attributes
 from otelite._decorators import span, trace
+from otelite._evaluation import score
 from otelite._exceptions import (
     ConfigurationError,
     OteliteError,
@@ -52,6 +53,7 @@ __all__ = [
     "is_configured",
     "redact_builtin",
     "register_provider",
+    "score",
     "shutdown",
     "span",
     "trace",

@@ -21,7 +21,7 @@ import math
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +74,7 @@ class Settings:
     prices: Optional[UserPrices] = None
     stream_usage: bool = True
     retention_s: Optional[float] = None
+    checks: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class Active:
     content: ContentPolicy
     prices: Optional[UserPrices] = None
     stream_usage: bool = True
+    checks: tuple[Any, ...] = ()
 
 
 @dataclass
@@ -320,6 +322,7 @@ def resolve_settings(
     prices: Union[str, os.PathLike[str], Mapping[str, Any], None] = None,
     stream_usage: Optional[bool] = None,
     retention: Union[str, float, None] = None,
+    checks: Optional[Sequence[Any]] = None,
 ) -> Settings:
     """Merge arguments with environment variables and validate everything."""
     if protocol is not None:
@@ -403,6 +406,16 @@ def resolve_settings(
 
     user_prices = load_user_prices(prices, _env.OTELITE_PRICES_FILE.read())  # type: ignore[arg-type]
 
+    from otelite import _checks
+
+    if checks is not None:
+        parsed_checks = _checks.validate(checks)
+    else:
+        raw_checks = _env.OTELITE_CHECKS.read()
+        parsed_checks = (
+            _checks.parse_env(raw_checks, _env.OTELITE_CHECKS.name) if raw_checks else ()
+        )
+
     return Settings(
         service_name=service_name,
         traces_endpoint=traces_endpoint,
@@ -423,6 +436,7 @@ def resolve_settings(
         if stream_usage is not None
         else _env.OTELITE_STREAM_USAGE.read_bool(True),
         retention_s=_parse_retention(retention),
+        checks=parsed_checks,
     )
 
 
@@ -545,6 +559,7 @@ def configure(
     prices: Union[str, os.PathLike[str], Mapping[str, Any], None] = None,
     stream_usage: Optional[bool] = None,
     retention: Union[str, float, None] = None,
+    checks: Optional[Sequence[Any]] = None,
 ) -> None:
     """Set otelite up: where spans go, what is captured, how much is sampled.
 
@@ -574,6 +589,9 @@ def configure(
             ``OTELITE_STREAM_USAGE``); the extra usage chunk is hidden from the caller.
         retention: how long the local store keeps traces, e.g. ``"30d"`` (``OTELITE_RETENTION``);
             older traces are deleted when otelite starts and hourly after.
+        checks: online checks run on every instrumented LLM response, such as
+            ``[evals.checks.refusal(), evals.checks.truncated()]`` (``OTELITE_CHECKS``);
+            failures are marked on the span and counted in ``otelite.client.check.failures``.
 
     Raises:
         ConfigurationError: an argument or variable is invalid; the message names it.
@@ -607,6 +625,7 @@ def configure(
             prices=prices,
             stream_usage=stream_usage,
             retention=retention,
+            checks=checks,
         )
         explicit_same = (tracer_provider is None or tracer_provider is _state.provider) and (
             meter_provider is None or meter_provider is _state.meter_provider
@@ -632,6 +651,7 @@ def configure(
             settings.content,
             settings.prices,
             settings.stream_usage,
+            settings.checks,
         )
         if not _state.atexit_registered:
             atexit.register(_at_exit)

@@ -55,6 +55,15 @@ def _mask_card(match: re.Match[str]) -> str:
     return "[REDACTED:card]" if _luhn_ok(digits) else match.group(0)
 
 
+EMAIL_PATTERN = _EMAIL
+CARD_PATTERN = _CARD
+
+
+def is_card_number(text: str) -> bool:
+    """Whether ``text`` (digits with optional spaces or dashes) passes the Luhn check."""
+    return _luhn_ok(re.sub(r"[ \-]", "", text))
+
+
 def redact_api_keys(text: str) -> str:
     """Replace API keys and bearer tokens with ``[REDACTED:api_key]``.
 

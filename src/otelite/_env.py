@@ -120,6 +120,11 @@ OTELITE_STREAM_USAGE = EnvVar(
     "Default for `stream_usage`: `false` stops otelite from asking OpenAI and Azure OpenAI for "
     "usage in streams (it then estimates it).",
 )
+OTELITE_CHECKS = EnvVar(
+    "OTELITE_CHECKS",
+    "Default for `checks`: built-in online checks by name, comma-separated "
+    "(`empty`, `refusal`, `truncated`, `error`, `invalid_json`, `pii`, `slow:SECONDS`).",
+)
 OTELITE_PROMPTS_DIR = EnvVar(
     "OTELITE_PROMPTS_DIR",
     "Directory of the prompt registry (default `prompts` in the working directory).",

@@ -158,5 +158,35 @@ OTELITE_TAGS: Final = "otelite.tags"
 OTELITE_METADATA_PREFIX: Final = "otelite.metadata."
 CODE_FUNCTION_NAME: Final = "code.function.name"
 
+# --- evaluation (otelite.evals, otelite.score, online checks) -------------------------
+# The conventions' evaluation event and its attributes (development status in v1.41).
+GEN_AI_EVALUATION_RESULT: Final = "gen_ai.evaluation.result"
+GEN_AI_EVALUATION_NAME: Final = "gen_ai.evaluation.name"
+GEN_AI_EVALUATION_SCORE_VALUE: Final = "gen_ai.evaluation.score.value"
+GEN_AI_EVALUATION_SCORE_LABEL: Final = "gen_ai.evaluation.score.label"
+GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
+OTELITE_EVALUATION_PASSED: Final = "otelite.evaluation.passed"
+OTELITE_EVALUATION_KIND: Final = "otelite.evaluation.kind"
+OTELITE_EVALUATION_SOURCE: Final = "otelite.evaluation.source"
+OTELITE_EVALUATION_COMMENT: Final = "otelite.evaluation.comment"
+OTELITE_EVALUATION_ERROR: Final = "otelite.evaluation.error"
+OTELITE_EVALUATION_AGREEMENT: Final = "otelite.evaluation.agreement"
+OTELITE_EVALUATION_SAMPLES: Final = "otelite.evaluation.samples"
+OTELITE_EVALUATION_INPUT_TOKENS: Final = "otelite.evaluation.usage.input_tokens"
+OTELITE_EVALUATION_OUTPUT_TOKENS: Final = "otelite.evaluation.usage.output_tokens"
+OTELITE_EVALUATION_COST: Final = "otelite.evaluation.cost"
+# Marks spans made for evaluation (judge calls, dataset runs) so their cost is
+# reported apart from the application's; its one value:
+OTELITE_TRAFFIC: Final = "otelite.traffic"
+TRAFFIC_EVALUATION: Final = "evaluation"
+OTELITE_EVAL_RUN_NAME: Final = "otelite.eval.run.name"
+OTELITE_EVAL_RUN_ID: Final = "otelite.eval.run.id"
+OTELITE_EVAL_ROW: Final = "otelite.eval.row"
+OTELITE_EVAL_REPEAT: Final = "otelite.eval.repeat"
+# Online checks: the names of the checks a response failed, and the failure counter.
+OTELITE_CHECKS_FAILED: Final = "otelite.checks.failed"
+OTELITE_CHECK_NAME: Final = "otelite.check.name"
+METRIC_CHECK_FAILURES: Final = "otelite.client.check.failures"
+
 # Attributes the local store copies into indexed columns.
 STORE_MODEL_KEYS: Final = (GEN_AI_REQUEST_MODEL, GEN_AI_RESPONSE_MODEL)

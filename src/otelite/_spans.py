@@ -12,6 +12,8 @@ try:  # opentelemetry-api exposes the key every instrumentation checks
 except ImportError:  # pragma: no cover - very old API versions
     _SUPPRESS_INSTRUMENTATION_KEY = otel_context.create_key("suppress_instrumentation")
 
+SUPPRESS_KEY = _SUPPRESS_INSTRUMENTATION_KEY
+
 
 def is_suppressed() -> bool:
     """True inside ``suppress_instrumentation()``: otelite then creates no spans."""

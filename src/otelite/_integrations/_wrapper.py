@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, Protocol
 from opentelemetry.metrics import Counter, Histogram, Meter
 from opentelemetry.trace import Span, SpanKind
 
-from otelite import _config, _guard, _pricing, _spans
+from otelite import _checks, _config, _context, _evaluation, _guard, _pricing, _spans
 from otelite import _semconv as sc
 
 Attributes = dict[str, Any]
@@ -57,8 +57,10 @@ class Outcome:
         "input_tokens",
         "output",
         "output_tokens",
+        "refused",
         "response_model",
         "service_tier",
+        "text",
     )
 
     def __init__(
@@ -74,6 +76,8 @@ class Outcome:
         audio_output_tokens: int = 0,
         service_tier: Optional[str] = None,
         estimated: bool = False,
+        text: Optional[Callable[[], str]] = None,
+        refused: bool = False,
     ) -> None:
         self.attributes = attributes
         self.response_model = response_model
@@ -86,6 +90,9 @@ class Outcome:
         self.audio_output_tokens = audio_output_tokens
         self.service_tier = service_tier
         self.estimated = estimated
+        # The output's plain text, read only by online checks that need it.
+        self.text = text
+        self.refused = refused
 
 
 class Accumulator(Protocol):
@@ -170,7 +177,16 @@ def instruments(meter: Meter) -> _Instruments:
 class Invocation:
     """One in-flight LLM call: its span, clock and metric attributes; ends exactly once."""
 
-    __slots__ = ("_ended", "_lock", "_metric_base", "active", "request", "span", "started")
+    __slots__ = (
+        "_content",
+        "_ended",
+        "_lock",
+        "_metric_base",
+        "active",
+        "request",
+        "span",
+        "started",
+    )
 
     def __init__(
         self, request: Request, content: Optional[Callable[[], Mapping[str, Any]]]
@@ -188,6 +204,9 @@ class Invocation:
             if request.server_port is not None:
                 attrs[sc.SERVER_PORT] = request.server_port
         self._metric_base = dict(attrs)
+        traffic = _context.current_attributes().get(sc.OTELITE_TRAFFIC)
+        if traffic is not None:
+            self._metric_base[sc.OTELITE_TRAFFIC] = traffic
         attrs.update(request.attributes)
         name = f"{request.operation} {request.model}" if request.model else request.operation
         self.span: Span = self.active.tracer.start_span(
@@ -195,6 +214,7 @@ class Invocation:
         )
         self._ended = False
         self._lock = threading.Lock()
+        self._content = content
         if content is not None and self.active.content.capture and self.span.is_recording():
             with _guard.contained("recording the request content"):
                 render = self.active.content.render
@@ -245,9 +265,37 @@ class Invocation:
             if error is not None:
                 error_type = _spans.error_type(error)
                 _spans.record_error(span, error)
+            if self.active.checks:
+                self._run_checks(outcome, ended_at, error_type)
         finally:
             span.end()
+        _evaluation.count_call(
+            outcome.input_tokens, outcome.output_tokens, cost.usd if cost is not None else None
+        )
         self._record_metrics(outcome, ended_at, error_type, first_chunk, chunk_gaps, cost)
+
+    def _run_checks(self, outcome: Outcome, ended_at: float, error_type: Optional[str]) -> None:
+        request = self.request
+        attrs = outcome.attributes
+        finish = attrs.get(sc.GEN_AI_RESPONSE_FINISH_REASONS) or ()
+        response_id = attrs.get(sc.GEN_AI_RESPONSE_ID)
+        content = self._content
+        call = _checks.Call(
+            operation=request.operation,
+            provider=request.provider,
+            request_model=request.model,
+            response_model=outcome.response_model,
+            finish_reasons=[str(r) for r in finish],
+            output_type=request.attributes.get(sc.GEN_AI_OUTPUT_TYPE),
+            duration_s=ended_at - self.started,
+            error_type=error_type,
+            refused=outcome.refused,
+            response_id=response_id if isinstance(response_id, str) else None,
+            output_text=outcome.text,
+            input_text=(lambda: _checks.messages_text(content())) if content is not None else None,
+            span_context=self.span.get_span_context(),
+        )
+        _checks.run(self.active.checks, call, self.span, self.active.meter)
 
     def _price(self, outcome: Outcome) -> Optional[_pricing.Cost]:
         if outcome.input_tokens is None and outcome.output_tokens is None:
@@ -295,6 +343,8 @@ class Invocation:
         ended_at = time.perf_counter()
         try:
             _spans.record_error(self.span, exc)
+            if self.active.checks:
+                self._run_checks(Outcome({}), ended_at, _spans.error_type(exc))
         finally:
             self.span.end()
         self._record_metrics(Outcome({}), ended_at, _spans.error_type(exc), None, None, None)

@@ -261,6 +261,7 @@ def _outcome(
     output: Optional[Callable[[], Any]],
     service_tier: Optional[str],
     estimate_output: bool = True,
+    refused: bool = False,
 ) -> Outcome:
     """Attributes plus usage; when the server sent no usage, counted from request and output."""
     estimated = False
@@ -290,6 +291,8 @@ def _outcome(
         audio_output_tokens=(usage.audio_out or 0) if usage is not None else 0,
         service_tier=service_tier,
         estimated=estimated,
+        text=output_text,
+        refused=refused,
     )
 
 
@@ -617,6 +620,7 @@ def _chat_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) ->
         lambda: "".join(_choice_text(c) for c in choices),
         output,
         _text(_get(response, "service_tier")),
+        refused=any(_get(_get(c, "message"), "refusal") for c in choices),
     )
 
 
@@ -773,7 +777,15 @@ class ChatAccumulator:
             else None
         )
         return _outcome(
-            attrs, self._model, usage, self._request, self._kwargs, text, output, self._tier
+            attrs,
+            self._model,
+            usage,
+            self._request,
+            self._kwargs,
+            text,
+            output,
+            self._tier,
+            refused=any(state.refusal for state in choices.values()),
         )
 
 
@@ -871,7 +883,7 @@ def _responses_text(response: Any) -> str:
     parts = []
     for item in _get(response, "output") or ():
         for content in _get(item, "content") or ():
-            parts.append(str(_get(content, "text") or ""))
+            parts.append(str(_get(content, "text") or _get(content, "refusal") or ""))
         if _get(item, "type") == "function_call":
             parts.append(f"{_get(item, 'name') or ''}{_get(item, 'arguments') or ''}")
     return "".join(parts)
@@ -895,6 +907,11 @@ def _responses_outcome(response: Any, request: Request, kwargs: Mapping[str, Any
         lambda: _responses_text(response),
         lambda: _responses_output(response),
         tier,
+        refused=any(
+            _get(content, "type") == "refusal"
+            for item in _get(response, "output") or ()
+            for content in _get(item, "content") or ()
+        ),
     )
 
 
