@@ -32,16 +32,18 @@ def test_schema_indexes_and_wal(tmp_path: Path) -> None:
             "SELECT name FROM sqlite_master WHERE type='index' AND name NOT LIKE 'sqlite_%'"
         )
     }
-    assert tables == {"otelite_meta", "resources", "spans"}
+    assert tables == {"otelite_meta", "resources", "spans", "scores"}
     assert indexes == {
         "spans_start_time",
         "spans_model",
         "spans_user",
         "spans_session",
         "spans_roots",
+        "scores_target",
+        "scores_name",
     }
     assert conn.execute("SELECT value FROM otelite_meta WHERE key='schema_version'").fetchone() == (
-        "1",
+        "2",
     )
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.close()

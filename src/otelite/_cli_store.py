@@ -321,8 +321,59 @@ def _parse_where(items: Optional[Sequence[str]]) -> dict[str, str]:
     return where
 
 
+def cmd_score_stats(args: argparse.Namespace) -> int:
+    keys = [k.strip() for k in (args.by or "").split(",") if k.strip()]
+    unknown = [k for k in keys if k not in STATS_KEYS]
+    if unknown:
+        raise UsageError(f"--by: unknown key {unknown[0]!r}; valid keys: {', '.join(STATS_KEYS)}")
+    with _open(args) as store:
+        rows = store.score_stats(keys, since_ns=_since_ns(args), where=_parse_where(args.where))
+    data = [
+        {
+            "name": r.name,
+            **dict(zip(keys, r.key)),
+            "count": r.count,
+            "scored": r.scored,
+            "mean": r.mean,
+            "passed": r.passed,
+            "failed": r.failed,
+            "pass_rate": r.pass_rate,
+        }
+        for r in rows
+    ]
+    if args.json:
+        _print_json(data)
+        return 0 if rows else 1
+    if args.csv:
+        out = io.StringIO()
+        writer = csv.DictWriter(
+            out, fieldnames=list(data[0]) if data else ["name", *keys, "count"], lineterminator="\n"
+        )
+        writer.writeheader()
+        writer.writerows(data)
+        print(out.getvalue(), end="")
+        return 0 if rows else 1
+    if not rows:
+        print("no scores recorded; score spans with otelite.score() or run otelite.evals")
+        return 1
+    style = Style(sys.stdout)
+    label = ",".join(["score", *keys]).upper()
+    print(style.bold(f"{cut(label, 24):<24} {'COUNT':>6} {'MEAN':>8} {'PASS%':>6} {'FAILED':>6}"))
+    for row in rows:
+        name = " / ".join([row.name, *("-" if k is None else str(k) for k in row.key)])
+        mean = f"{row.mean:.3f}" if row.mean is not None else "-"
+        rate = f"{row.pass_rate * 100:.1f}" if row.pass_rate is not None else "-"
+        if len(name) > 24:
+            print(cut(name, WIDTH))
+            name = ""
+        print(f"{name:<24} {row.count:>6} {mean:>8} {rate:>6} {row.failed:>6}")
+    return 0
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
-    keys = [k.strip() for k in args.by.split(",") if k.strip()]
+    if args.scores:
+        return cmd_score_stats(args)
+    keys = [k.strip() for k in (args.by or "model").split(",") if k.strip()]
     unknown = [k for k in keys if k not in STATS_KEYS]
     if unknown or not keys:
         raise UsageError(
@@ -421,14 +472,42 @@ def cmd_graph(args: argparse.Namespace) -> int:
 # --- export -------------------------------------------------------------------------------
 
 
+def _parse_min_score(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name.strip():
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise UsageError(
+            f"--min-score {text!r}: write NAME=VALUE, e.g. --min-score correctness=1"
+        ) from None
+
+
 def cmd_export_finetune(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    thresholds = [_parse_min_score(text) for text in args.min_score or ()]
     with _open(args) as store:
+        keep = None
+        if thresholds:
+            lookups = [(name, limit, store.min_scores(name)) for name, limit in thresholds]
+
+            def keep(span: Any) -> bool:
+                # The call's own score counts; else the lowest score anywhere in its trace.
+                for _, limit, (by_span, by_trace) in lookups:
+                    found = by_span.get((span.trace_id, span.span_id))
+                    if found is None:
+                        found = by_trace.get(span.trace_id)
+                    if found is None or found < limit:
+                        return False
+                return True
+
         result = finetune_records(
             store.llm_spans(model=args.model, since_ns=_since_ns(args)),
             prompt=args.prompt,
             label=args.label,
             tags=args.tag or (),
+            keep=keep,
         )
     summary = {"written": len(result.records), "out": str(out), "skipped": dict(result.skipped)}
     if not result.records:
@@ -572,7 +651,14 @@ def add_commands(commands: Any) -> None:
     stats = commands.add_parser("stats", help="calls, errors, tokens, cost and latency by key")
     common(stats)
     stats.add_argument(
-        "--by", default="model", help=f"comma-separated keys: {', '.join(STATS_KEYS)}"
+        "--by",
+        default=None,
+        help=f"comma-separated keys (default model; none with --scores): {', '.join(STATS_KEYS)}",
+    )
+    stats.add_argument(
+        "--scores",
+        action="store_true",
+        help="aggregate scores (count, mean, pass rate) by name, and by --by keys of the scored spans",
     )
     stats.add_argument("--since", help="only calls newer than this (30m, 24h, 7d)")
     stats.add_argument("--where", action="append", help="KEY=VALUE filter (repeatable)")
@@ -596,6 +682,13 @@ def add_commands(commands: Any) -> None:
         "--tag", action="append", help="only calls carrying this tag (repeatable)"
     )
     finetune.add_argument("--since", help="only calls newer than this (30m, 24h, 7d)")
+    finetune.add_argument(
+        "--min-score",
+        action="append",
+        metavar="NAME=VALUE",
+        help="only calls scored at least VALUE on NAME (the call's own score, else its trace's "
+        "lowest); unscored calls are left out (repeatable)",
+    )
     finetune.set_defaults(handler=cmd_export_finetune)
     otlp = targets.add_parser("otlp", help="replay stored spans to an OTLP endpoint")
     common(otlp)

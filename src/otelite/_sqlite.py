@@ -27,7 +27,7 @@ from otelite._exceptions import StoreError, StoreSchemaError
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_FILENAME = "otelite.db"
 DEFAULT_DIRNAME = ".otelite"
 BUSY_TIMEOUT_S = 30.0
@@ -83,6 +83,29 @@ CREATE INDEX IF NOT EXISTS spans_session ON spans (session_id) WHERE session_id 
 CREATE INDEX IF NOT EXISTS spans_roots ON spans (start_time_ns) WHERE parent_span_id IS NULL;
 """
 
+# Version 2: one row per gen_ai.evaluation.result event, keyed to the evaluated span.
+_SCORES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS scores (
+    trace_id        TEXT NOT NULL,
+    span_id         TEXT NOT NULL,
+    carrier_span_id TEXT NOT NULL,
+    event_index     INTEGER NOT NULL,
+    name            TEXT NOT NULL,
+    value           REAL,
+    label           TEXT,
+    passed          INTEGER,
+    kind            TEXT,
+    source          TEXT,
+    explanation     TEXT,
+    comment         TEXT,
+    error           TEXT,
+    time_ns         INTEGER NOT NULL,
+    PRIMARY KEY (trace_id, carrier_span_id, event_index)
+);
+CREATE INDEX IF NOT EXISTS scores_target ON scores (trace_id, span_id);
+CREATE INDEX IF NOT EXISTS scores_name ON scores (name, time_ns);
+"""
+
 SPAN_COLUMNS = (
     "trace_id, span_id, parent_span_id, name, kind, start_time_ns, end_time_ns, status_code, "
     "status_message, resource_id, scope_name, operation, provider, model, user_id, session_id, "
@@ -90,6 +113,18 @@ SPAN_COLUMNS = (
     "geo, attributes, events, links"
 )
 _INSERT = f"INSERT OR IGNORE INTO spans ({SPAN_COLUMNS}) VALUES (" + ", ".join("?" * 28) + ")"
+SCORE_COLUMNS = (
+    "trace_id, span_id, carrier_span_id, event_index, name, value, label, passed, kind, source, "
+    "explanation, comment, error, time_ns"
+)
+_INSERT_SCORE = (
+    f"INSERT OR IGNORE INTO scores ({SCORE_COLUMNS}) VALUES (" + ", ".join("?" * 14) + ")"
+)
+# Deleting traces: their scores go first, then their spans.
+_DELETE_OLD_TRACES = (
+    "DELETE FROM {table} WHERE trace_id IN "
+    "(SELECT trace_id FROM spans GROUP BY trace_id HAVING MAX(start_time_ns) < ?)"
+)
 
 
 def default_store_path() -> Path:
@@ -149,8 +184,10 @@ def open_for_writing(path: Path) -> sqlite3.Connection:
         try:
             version = _stored_version(conn)
             _refuse_newer(path, version)
-            if version is None:
-                for statement in _SCHEMA.split(";"):
+            if version is None or version < SCHEMA_VERSION:
+                # A new file gets everything; a version-1 store gains the scores table.
+                schema = _SCORES_SCHEMA if version == 1 else _SCHEMA + _SCORES_SCHEMA
+                for statement in schema.split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(
@@ -333,6 +370,48 @@ class SpanWriter:
             _json(links) if links else None,
         )
 
+    @staticmethod
+    def _score_rows(span: ReadableSpan, attrs: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """One row per ``gen_ai.evaluation.result`` event of ``span``."""
+        rows: list[tuple[Any, ...]] = []
+        ctx = span.context
+        assert ctx is not None
+        trace_id = format(ctx.trace_id, "032x")
+        carrier = format(ctx.span_id, "016x")
+        # An evaluation span scores its parent; any other span carries scores of itself.
+        target = (
+            format(span.parent.span_id, "016x")
+            if span.parent is not None and sc.GEN_AI_EVALUATION_NAME in attrs
+            else carrier
+        )
+        for index, event in enumerate(span.events):
+            if event.name != sc.GEN_AI_EVALUATION_RESULT:
+                continue
+            e = event.attributes or {}
+            name = _str_or_none(e.get(sc.GEN_AI_EVALUATION_NAME))
+            if name is None:
+                continue
+            passed = e.get(sc.OTELITE_EVALUATION_PASSED)
+            rows.append(
+                (
+                    trace_id,
+                    target,
+                    carrier,
+                    index,
+                    name,
+                    _float_or_none(e.get(sc.GEN_AI_EVALUATION_SCORE_VALUE)),
+                    _str_or_none(e.get(sc.GEN_AI_EVALUATION_SCORE_LABEL)),
+                    None if not isinstance(passed, bool) else int(passed),
+                    _str_or_none(e.get(sc.OTELITE_EVALUATION_KIND)),
+                    _str_or_none(e.get(sc.OTELITE_EVALUATION_SOURCE)),
+                    _str_or_none(e.get(sc.GEN_AI_EVALUATION_EXPLANATION)),
+                    _str_or_none(e.get(sc.OTELITE_EVALUATION_COMMENT)),
+                    _str_or_none(e.get(sc.OTELITE_EVALUATION_ERROR)),
+                    event.timestamp,
+                )
+            )
+        return rows
+
     def apply_retention(self) -> int:
         """Delete traces older than the retention; returns the number of spans deleted."""
         if self.retention_s is None or self._conn is None:
@@ -342,11 +421,8 @@ class SpanWriter:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            cursor = conn.execute(
-                "DELETE FROM spans WHERE trace_id IN "
-                "(SELECT trace_id FROM spans GROUP BY trace_id HAVING MAX(start_time_ns) < ?)",
-                (cutoff,),
-            )
+            conn.execute(_DELETE_OLD_TRACES.format(table="scores"), (cutoff,))
+            cursor = conn.execute(_DELETE_OLD_TRACES.format(table="spans"), (cutoff,))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -367,6 +443,14 @@ class SpanWriter:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(_INSERT, [self._row(conn, s) for s in spans])
+                scores = [
+                    row
+                    for s in spans
+                    if s.events
+                    for row in self._score_rows(s, s.attributes or {})
+                ]
+                if scores:
+                    conn.executemany(_INSERT_SCORE, scores)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -380,6 +464,14 @@ class SpanWriter:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def has_scores(conn: sqlite3.Connection) -> bool:
+    """Whether the store has the scores table (version 2 and later; read-only v1 stores lack it)."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'scores'"
+    ).fetchone()
+    return row is not None
 
 
 def fetch_rows(conn: sqlite3.Connection, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
@@ -396,11 +488,8 @@ def prune_older_than(path: Path, cutoff_ns: int) -> int:
     conn = open_for_writing(path)
     try:
         conn.execute("BEGIN IMMEDIATE")
-        cursor = conn.execute(
-            "DELETE FROM spans WHERE trace_id IN "
-            "(SELECT trace_id FROM spans GROUP BY trace_id HAVING MAX(start_time_ns) < ?)",
-            (cutoff_ns,),
-        )
+        conn.execute(_DELETE_OLD_TRACES.format(table="scores"), (cutoff_ns,))
+        cursor = conn.execute(_DELETE_OLD_TRACES.format(table="spans"), (cutoff_ns,))
         conn.execute("COMMIT")
         deleted = cursor.rowcount
         if deleted:
@@ -424,10 +513,13 @@ def prune_to_size(path: Path, max_bytes: int) -> int:
             per_span = size / total
             excess = int((size - max_bytes) / per_span) + 1
             conn.execute("BEGIN IMMEDIATE")
+            oldest = (
+                "SELECT trace_id FROM spans GROUP BY trace_id ORDER BY MIN(start_time_ns) "
+                "LIMIT (SELECT COUNT(DISTINCT trace_id) * ? / ? + 1 FROM spans)"
+            )
+            conn.execute(f"DELETE FROM scores WHERE trace_id IN ({oldest})", (excess, total))
             cursor = conn.execute(
-                "DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM spans GROUP BY trace_id "
-                "ORDER BY MIN(start_time_ns) LIMIT (SELECT COUNT(DISTINCT trace_id) * ? / ? + 1 FROM spans))",
-                (excess, total),
+                f"DELETE FROM spans WHERE trace_id IN ({oldest})", (excess, total)
             )
             conn.execute("COMMIT")
             deleted = int(cursor.rowcount)

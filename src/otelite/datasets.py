@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 from otelite import _semconv as sc
 
@@ -46,6 +46,7 @@ SKIP_FAILED = "failed calls"
 SKIP_UNSUPPORTED = "with images, audio or files"
 SKIP_DUPLICATE = "duplicates"
 SKIP_FILTERED = "not matching the filters"
+SKIP_LOW_SCORE = "below the minimum score or unscored"
 
 
 @dataclass
@@ -146,10 +147,12 @@ def finetune_records(
     prompt: Optional[str] = None,
     label: Optional[str] = None,
     tags: Sequence[str] = (),
+    keep: Optional[Callable[[Any], bool]] = None,
 ) -> FinetuneResult:
     """Select recorded chat calls and convert them; ``prompt`` is NAME or NAME@VERSION.
 
-    ``spans`` are LLM call spans, e.g. ``LocalStore.llm_spans(model=..., since_ns=...)``.
+    ``spans`` are LLM call spans, e.g. ``LocalStore.llm_spans(model=..., since_ns=...)``;
+    ``keep`` is a further filter (``otelite export finetune --min-score`` uses it).
     """
     result = FinetuneResult()
     hashes: set[str] = set()
@@ -174,6 +177,9 @@ def finetune_records(
             continue
         if span.status_code == "ERROR":
             result.skipped[SKIP_FAILED] += 1
+            continue
+        if keep is not None and not keep(span):
+            result.skipped[SKIP_LOW_SCORE] += 1
             continue
         try:
             example = to_chat_example(span)

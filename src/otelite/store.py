@@ -37,8 +37,10 @@ __all__ = [
     "LLM_OPERATIONS",
     "STATS_KEYS",
     "LocalStore",
+    "ScoreStatsRow",
     "SpanNode",
     "StatsRow",
+    "StoredScore",
     "StoredSpan",
     "TraceSummary",
 ]
@@ -115,6 +117,8 @@ STATS_KEYS: Mapping[str, str] = {
     "geo": "s.geo",
     "day": "strftime('%Y-%m-%d', s.start_time_ns / 1000000000, 'unixepoch')",
     "hour": "strftime('%Y-%m-%d %H:00', s.start_time_ns / 1000000000, 'unixepoch')",
+    # Spans of judges and dataset runs say `evaluation`; the application's are `app`.
+    "traffic": "COALESCE(json_extract(s.attributes, '$.\"otelite.traffic\"'), 'app')",
 }
 
 
@@ -203,6 +207,43 @@ class StatsRow:
     def error_rate(self) -> float:
         """Errors over calls."""
         return self.errors / self.calls if self.calls else 0.0
+
+
+@dataclass(frozen=True)
+class StoredScore:
+    """One score (a ``gen_ai.evaluation.result`` event) and the span it scores."""
+
+    trace_id: str
+    span_id: str
+    name: str
+    value: Optional[float]
+    label: Optional[str]
+    passed: Optional[bool]
+    kind: Optional[str]
+    source: Optional[str]
+    explanation: Optional[str]
+    comment: Optional[str]
+    error: Optional[str]
+    time_ns: int
+
+
+@dataclass(frozen=True)
+class ScoreStatsRow:
+    """Aggregates of one score name (and ``--by`` keys of the scored spans)."""
+
+    name: str
+    key: tuple[Optional[str], ...]
+    count: int
+    scored: int
+    mean: Optional[float]
+    passed: int
+    failed: int
+
+    @property
+    def pass_rate(self) -> Optional[float]:
+        """Passed over scores with a pass/fail verdict (``None`` if there are none)."""
+        decided = self.passed + self.failed
+        return self.passed / decided if decided else None
 
 
 def _loads(text: Optional[str], default: Any) -> Any:
@@ -476,6 +517,121 @@ class LocalStore:
         out = [group.row(key) for key, group in groups.items()]
         out.sort(key=lambda r: (-r.calls, [str(k) for k in r.key]))
         return out
+
+    def _has_scores(self) -> bool:
+        return _sqlite.has_scores(self._conn)
+
+    def scores(
+        self,
+        *,
+        name: Optional[str] = None,
+        trace_id: Optional[str] = None,
+        since_ns: Optional[int] = None,
+    ) -> list[StoredScore]:
+        """Recorded scores, oldest first, optionally of one name, one trace, or recent ones."""
+        if not self._has_scores():
+            return []
+        filters: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        if name is not None:
+            filters.append("name = ?")
+            params.append(name)
+        if trace_id is not None:
+            filters.append("trace_id = ?")
+            params.append(self.resolve_trace_id(trace_id))
+        if since_ns is not None:
+            filters.append("time_ns >= ?")
+            params.append(since_ns)
+        rows = _sqlite.fetch_rows(
+            self._conn,
+            f"SELECT {_sqlite.SCORE_COLUMNS} FROM scores WHERE {' AND '.join(filters)} "
+            "ORDER BY time_ns, name",
+            params,
+        )
+        return [
+            StoredScore(
+                trace_id=r["trace_id"],
+                span_id=r["span_id"],
+                name=r["name"],
+                value=r["value"],
+                label=r["label"],
+                passed=None if r["passed"] is None else bool(r["passed"]),
+                kind=r["kind"],
+                source=r["source"],
+                explanation=r["explanation"],
+                comment=r["comment"],
+                error=r["error"],
+                time_ns=r["time_ns"],
+            )
+            for r in rows
+        ]
+
+    def score_stats(
+        self,
+        by: Sequence[str] = (),
+        *,
+        since_ns: Optional[int] = None,
+        where: Optional[Mapping[str, str]] = None,
+    ) -> list[ScoreStatsRow]:
+        """Scores aggregated per name, and per ``--by`` keys of the span each one scores.
+
+        The keys are those of :meth:`stats` (model, user, prompt, day, ...), read
+        from the scored span; a score whose span is not in the store groups under
+        ``None``.
+        """
+        keys = list(by)
+        for key in [*keys, *(where or {})]:
+            if key not in STATS_KEYS:
+                raise ValueError(f"unknown key {key!r}; valid keys: {', '.join(STATS_KEYS)}")
+        if not self._has_scores():
+            return []
+        exprs = [STATS_KEYS[k] for k in keys]
+        filters: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        if since_ns is not None:
+            filters.append("e.time_ns >= ?")
+            params.append(since_ns)
+        for key, value in (where or {}).items():
+            filters.append(f"{STATS_KEYS[key]} = ?")
+            params.append(value)
+        select_keys = "".join(f", {e} AS k{i}" for i, e in enumerate(exprs))
+        group_keys = "".join(f", k{i}" for i in range(len(exprs)))
+        rows = self._conn.execute(
+            f"""SELECT e.name{select_keys}, COUNT(*), COUNT(e.value) + SUM(e.value IS NULL AND e.label IS NOT NULL),
+                       AVG(e.value), SUM(e.passed = 1), SUM(e.passed = 0)
+                FROM scores e
+                LEFT JOIN spans s ON s.trace_id = e.trace_id AND s.span_id = e.span_id
+                LEFT JOIN resources r ON r.id = s.resource_id
+                WHERE {" AND ".join(filters)}
+                GROUP BY e.name{group_keys}
+                ORDER BY e.name{group_keys}""",
+            params,
+        ).fetchall()
+        width = len(keys)
+        return [
+            ScoreStatsRow(
+                name=row[0],
+                key=tuple(row[1 : 1 + width]),
+                count=int(row[1 + width]),
+                scored=int(row[2 + width] or 0),
+                mean=row[3 + width],
+                passed=int(row[4 + width] or 0),
+                failed=int(row[5 + width] or 0),
+            )
+            for row in rows
+        ]
+
+    def min_scores(self, name: str) -> tuple[dict[tuple[str, str], float], dict[str, float]]:
+        """The lowest ``name`` score of each scored span, and of each trace (any of its spans)."""
+        by_span: dict[tuple[str, str], float] = {}
+        by_trace: dict[str, float] = {}
+        for item in self.scores(name=name):
+            if item.value is None:
+                continue
+            key = (item.trace_id, item.span_id)
+            by_span[key] = min(by_span.get(key, item.value), item.value)
+            by_trace[item.trace_id] = min(by_trace.get(item.trace_id, item.value), item.value)
+        return by_span, by_trace
 
     def llm_spans(
         self,
