@@ -276,7 +276,10 @@ class InvalidJson:
         return None
 
 
-_PHONE = re.compile(r"(?<![\w+])\+?\d{1,3}[ .\-]?\(?\d{2,4}\)?[ .\-]\d{3,4}[ .\-]?\d{3,4}(?!\w)")
+# International numbers with a leading "+", or the North American (555) 123-4567 shape.
+_PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d{1,3}(?:[ .\-]?\(?\d{1,4}\)?){2,5}|\(?\d{3}\)?[ .\-]\d{3}[ .\-]\d{4})(?![\w])"
+)
 _SSN = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
 
 
@@ -284,15 +287,15 @@ def find_personal_data(text: str) -> list[str]:
     """The kinds of personal data found in ``text``: ``email``, ``card``, ``phone``, ``ssn``.
 
     Example:
-        >>> find_personal_data("write to ana@example.com")
-        ['email']
+        >>> find_personal_data("write to ana@example.com or call +44 20 7946 0958")
+        ['email', 'phone']
     """
     kinds = []
     if _content.EMAIL_PATTERN.search(text):
         kinds.append("email")
     if any(_content.is_card_number(m.group(0)) for m in _content.CARD_PATTERN.finditer(text)):
         kinds.append("card")
-    if _PHONE.search(text):
+    if any(sum(c.isdigit() for c in m.group(0)) >= 8 for m in _PHONE.finditer(text)):
         kinds.append("phone")
     if _SSN.search(text):
         kinds.append("ssn")

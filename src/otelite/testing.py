@@ -22,7 +22,7 @@ Example:
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Callable, Optional
 
@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 
-from otelite import _config
+from otelite import _checks, _config
 from otelite import _semconv as sc
 from otelite._content import DEFAULT_MAX_CONTENT_LENGTH, ContentPolicy
 from otelite._export import ContextAttributesProcessor
@@ -181,12 +181,13 @@ def capture_spans(
     resource_attributes: Optional[Mapping[str, Any]] = None,
     prices: Optional[Mapping[str, Any]] = None,
     stream_usage: bool = True,
+    checks: Sequence[Any] = (),
 ) -> Iterator[Captured]:
     """Collect the spans and metrics otelite records inside the block, in memory.
 
     The application's own configuration (exporters, the global provider) is left
     alone and restored afterwards. ``capture_content``, the redaction options,
-    ``prices`` and ``stream_usage`` work as in ``configure()``.
+    ``prices``, ``stream_usage`` and ``checks`` work as in ``configure()``.
     """
     exporter = InMemorySpanExporter()
     reader = InMemoryMetricReader()
@@ -214,6 +215,7 @@ def capture_spans(
         policy,
         parse_user_prices(prices, "prices") if prices is not None else None,
         stream_usage,
+        _checks.validate(checks),
     )
     try:
         with _config.override(active):

@@ -567,6 +567,9 @@ def _choice_text(choice: Any) -> str:
     for call in _get(message, "tool_calls") or ():
         function = _get(call, "function")
         parts.append(f"{_get(function, 'name') or ''}{_get(function, 'arguments') or ''}")
+    function_call = _get(message, "function_call")  # the legacy functions API
+    if function_call is not None:
+        parts.append(f"{_get(function_call, 'name') or ''}{_get(function_call, 'arguments') or ''}")
     return "".join(parts)
 
 
