@@ -9,10 +9,10 @@ from typing import Any, Optional
 
 import openai
 import pytest
-from cassettes import Interaction, all_cassettes, call_kwargs, http, load, make_client, method_for
-from fakeopenai import chat_completion
 
 import otelite
+from cassettes import Interaction, all_cassettes, call_kwargs, http, load, make_client, method_for
+from fakeopenai import chat_completion
 from otelite import ConfigurationError, _checks
 from otelite.evals import Score, checks
 from otelite.testing import capture_spans
@@ -291,7 +291,8 @@ def test_sampled_judge_runs_off_the_request_path() -> None:
         llm, evaluation = cap.as_dicts()
     assert seen == [{"input": "system: Be brief.\nuser: Capital of France?", "output": "Paris."}]
     assert evaluation["name"] == "evaluation helpful"
-    assert evaluation["parent_id"] == llm["span_id"] and evaluation["trace_id"] == llm["trace_id"]
+    assert evaluation["parent_id"] == llm["span_id"]
+    assert evaluation["trace_id"] == llm["trace_id"]
     assert evaluation["attributes"] == {
         "gen_ai.evaluation.name": "helpful",
         "otelite.span.kind": "evaluation",
