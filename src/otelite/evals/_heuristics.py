@@ -486,11 +486,12 @@ class _Similarity(_Heuristic):
             return self._unscored(f"{self.name} needs a reference answer: give expected=")
         measure = _METHODS[self.method]
         got = _text(output)
-        value = max(measure(got, ref) for ref in _references(expected))
+        # Judged on the reported (rounded) value, so the pass/fail matches what is shown.
+        value = round(max(measure(got, ref) for ref in _references(expected)), 6)
         passed = value >= self.threshold
         return Score(
             self.name,
-            round(value, 6),
+            value,
             label="pass" if passed else "fail",
             passed=passed,
             explanation=f"{self.method} {value:.3f} vs threshold {self.threshold:g}",
