@@ -79,7 +79,9 @@ class ChatEndpoint:
                 getattr(getattr(client, "chat", None), "completions", None), "create", None
             )
             if create is not None:
-                if inspect.iscoroutinefunction(create):
+                if inspect.iscoroutinefunction(inspect.unwrap(create)) or type(
+                    client
+                ).__name__.startswith("Async"):
                     raise ConfigurationError(
                         f"{who}: client= is an async client; give a sync one (openai.OpenAI) — "
                         "evaluate() runs sync evaluators on worker threads"
