@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any, Optional, Union
 
 import httpx
@@ -82,9 +81,9 @@ COST = 120 * 1.0 / 1e6 + 8 * 2.0 / 1e6
 
 
 @pytest.fixture(params=["httpx", "openai"])
-def make_judge(request: pytest.FixtureRequest) -> Iterator[Any]:
+def make_judge(request: pytest.FixtureRequest) -> Any:
     """Each judge test runs with plain httpx and with an openai client."""
-    yield httpx_judge if request.param == "httpx" else openai_judge
+    return httpx_judge if request.param == "httpx" else openai_judge
 
 
 def test_clean_verdict_whole_score_and_request(make_judge: Any) -> None:
@@ -338,7 +337,7 @@ def test_endpoint_configuration_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     with pytest.raises(ConfigurationError, match="give model="):
         evals.llm_judge("correctness", base_url="http://127.0.0.1:9/v1")
-    with pytest.raises(ConfigurationError, match="no API key for https://api.openai.com/v1"):
+    with pytest.raises(ConfigurationError, match=r"no API key for https://api\.openai\.com/v1"):
         evals.llm_judge("correctness", model="gpt-4o-mini")
     async_client = openai.AsyncOpenAI(api_key="sk-x", base_url="http://127.0.0.1:9/v1")
     with pytest.raises(ConfigurationError, match="async client; give a sync one"):
