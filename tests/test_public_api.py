@@ -27,6 +27,7 @@ LAYERS = {
         "__main__",
         "cli",
         "_cli_store",
+        "_cli_eval",
         "testing",
         "_pytest_plugin",
         "instrumentation",

@@ -7,7 +7,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from storefixture import build_store
 
 import otelite
 from otelite import _sqlite
@@ -15,6 +14,7 @@ from otelite.cli import main
 from otelite.evals import Score
 from otelite.store import LocalStore, StoredScore
 from otelite.testing import capture_spans
+from storefixture import build_store
 
 TRACE1 = "00000000000000000000000000000001"
 CHAT_SPAN = "0000000000000003"  # the chat call of the RAG trace in storefixture
