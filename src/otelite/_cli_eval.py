@@ -55,7 +55,7 @@ def _load_object(spec: str, what: str) -> Any:
 
 
 def _evaluators(specs: Sequence[str]) -> list[Any]:
-    from otelite import evals
+    import otelite.evals as evals
 
     found: list[Any] = []
     for spec in specs:
@@ -94,22 +94,23 @@ def _thresholds(specs: Sequence[str]) -> tuple[Optional[float], dict[str, float]
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from otelite import _config, evals
+    from otelite import _config
     from otelite._exceptions import OteliteError
+    from otelite.evals import Dataset, EvalRun, evaluate
 
     try:
         default, named = _thresholds(args.min_pass_rate or ())
         task = _load_object(args.task, "task")
         evaluators = _evaluators(args.evaluator or ())
-        data = evals.Dataset.load(args.dataset)
-        baseline = evals.EvalRun.from_jsonl(args.baseline) if args.baseline else None
+        data = Dataset.load(args.dataset)
+        baseline = EvalRun.from_jsonl(args.baseline) if args.baseline else None
     except (UsageError, ValueError, OteliteError) as exc:
         print(f"otelite eval: {exc}", file=sys.stderr)
         return 2
     if not _config.is_configured():
         _config.configure()
     try:
-        run = evals.evaluate(
+        run = evaluate(
             data,
             task,
             evaluators,
