@@ -318,14 +318,14 @@ def test_run_jsonl_is_written_atomically(tmp_path: Path) -> None:
     header, *rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert header["run"] == run.name
     assert len(rows) == 2
-    from otelite.evals import _dataset
+    from otelite import _jsonl
 
     def explode() -> Any:
         yield {"ok": 1}
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        _dataset.write_jsonl_atomic(tmp_path / "half.jsonl", explode())
+        _jsonl.write_jsonl(tmp_path / "half.jsonl", explode())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.jsonl"]
 
 

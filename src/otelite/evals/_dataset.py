@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Protocol, Union
 
 from otelite import _semconv as sc
+from otelite._jsonl import write_jsonl as write_jsonl_atomic
 
 PathLike = Union[str, "os.PathLike[str]"]
 _RESERVED = ("input", "expected", "metadata", "id")
@@ -229,23 +228,6 @@ class Dataset:
     def to_jsonl(self, path: PathLike) -> Path:
         """Write the rows as JSONL, atomically (a failed write leaves no partial file)."""
         return write_jsonl_atomic(Path(path), (e.as_dict() for e in self.examples))
-
-
-def write_jsonl_atomic(path: Path, records: Iterable[Mapping[str, Any]]) -> Path:
-    """Write records to ``path`` through a temporary file renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False, default=str))
-                handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def as_dataset(data: Union[Dataset, Sequence[Mapping[str, Any]]]) -> Dataset:

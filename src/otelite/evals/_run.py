@@ -29,7 +29,8 @@ from opentelemetry.trace import Span, SpanKind
 from otelite import _config, _context, _evaluation, _spans
 from otelite import _semconv as sc
 from otelite._evaluation import Score
-from otelite.evals._dataset import Dataset, Example, PathLike, as_dataset, write_jsonl_atomic
+from otelite._jsonl import write_jsonl as write_jsonl_atomic
+from otelite.evals._dataset import Dataset, Example, PathLike, as_dataset
 from otelite.evals._heuristics import check_evaluators, evaluator_name
 
 ROW_SPAN_KIND = "evaluation_run"
