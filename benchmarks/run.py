@@ -287,6 +287,66 @@ def overhead() -> list[dict[str, Any]]:
     return rows
 
 
+def checks_overhead() -> dict[str, float]:
+    """A sync chat call with the built-in online checks on (all passing) against checks off."""
+    from otelite.evals import checks
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(DropExporter()))
+    meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    every = [
+        checks.empty(),
+        checks.refusal(),
+        checks.truncated(),
+        checks.error(),
+        checks.invalid_json(),
+        checks.pii(),
+        checks.slow(60.0),
+    ]
+
+    def use(selected: list[Any]) -> Callable[[], None]:
+        def setup() -> None:
+            otelite.configure(
+                tracer_provider=provider, meter_provider=meters, local_store=False, checks=selected
+            )
+            otelite.instrument_openai()
+
+        return setup
+
+    times = compare({"off": (chat, use([])), "on": (chat, use(every))}, False)
+    otelite.uninstrument_openai()
+    otelite.shutdown()
+    return {"off_us": times["off"], "on_us": times["on"], "added_us": times["on"] - times["off"]}
+
+
+def heuristics() -> dict[str, float]:
+    """Time per call of the heuristic evaluators on a 400-character answer."""
+    from otelite import evals
+
+    answer = ("The Eiffel Tower is in Paris, France, and was completed in 1889. " * 7)[:400]
+    reference = answer.replace("1889", "1887")
+    cases = {
+        "exact_match": evals.exact_match(),
+        "similarity (ratio)": evals.similarity(),
+        "similarity (token_f1)": evals.similarity(method="token_f1"),
+        "contains": evals.contains(["paris", "tower"], mode="all"),
+        "regex": evals.regex(r"\b1[89]\d\d\b"),
+        "is_json": evals.is_json(),
+        "length": evals.length(max=500),
+    }
+    out = {}
+    for name, evaluator in cases.items():
+        calls = 2000
+        best = float("inf")
+        for _ in range(REPEATS):
+            start = time.perf_counter()
+            for _ in range(calls):
+                evaluator(input="q", output=answer, expected=reference)
+            best = min(best, (time.perf_counter() - start) / calls * 1e6)
+        out[name] = best
+    return out
+
+
 def memory() -> dict[str, float]:
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(DropExporter()))
@@ -385,6 +445,8 @@ def write_report(
     mem: dict[str, float],
     imp: dict[str, float],
     prompt: dict[str, float],
+    check: dict[str, float],
+    heur: dict[str, float],
 ) -> str:
     lines = [
         "# Performance",
@@ -440,6 +502,18 @@ def write_report(
         f"A cached `get()` + `compile()` of a {prompt['bytes']:.0f}-character chat prompt: "
         f"**{prompt['us']:.1f} µs** (target: at most 20 µs).",
         "",
+        "## Evaluation",
+        "",
+        "Online checks: a sync chat call with all seven built-in checks on (empty, refusal,",
+        f"truncated, error, invalid_json, pii, slow; all passing) takes {check['on_us']:.1f} µs against",
+        f"{check['off_us']:.1f} µs with none: **{check['added_us']:+.1f} µs per call**.",
+        "",
+        "Heuristic evaluators on a 400-character answer (µs per call):",
+        "",
+        "| evaluator | µs |",
+        "|---|---:|",
+        *(f"| {name} | {us:.1f} |" for name, us in heur.items()),
+        "",
     ]
     return "\n".join(lines)
 
@@ -449,7 +523,9 @@ def main() -> None:
     mem = memory()
     imp = imports()
     prompt = prompts()
-    report = write_report(rows, mem, imp, prompt)
+    check = checks_overhead()
+    heur = heuristics()
+    report = write_report(rows, mem, imp, prompt, check, heur)
     print(report)
     if not QUICK:
         path = ROOT / "docs" / "performance.md"
