@@ -57,13 +57,16 @@ OPENAI_VERSIONS = ["1.66.0", "1.109.1", "2.54.0", "3.57.0"]
 @nox.session(python="3.12")
 @nox.parametrize("openai_version", OPENAI_VERSIONS)
 def openai(session: nox.Session, openai_version: str) -> None:
-    """The OpenAI instrumentation tests against one openai version."""
+    """The OpenAI instrumentation, online checks and judge tests against one openai version."""
     session.install("-e", ".[dev]", f"openai=={openai_version}")
     session.run(
         "pytest",
         "tests/test_openai.py",
         "tests/test_openai_streams.py",
         "tests/test_openai_cassettes.py",
+        "tests/test_checks.py",
+        "tests/test_evals_judge.py",
+        "tests/test_evals_run.py",
         *session.posargs,
     )
 
