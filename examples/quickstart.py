@@ -21,6 +21,8 @@ from typing import Any
 import openai
 
 import otelite
+from otelite import evals
+from otelite.evals import checks
 
 DOCUMENTS = {
     "otel": "OpenTelemetry is a vendor-neutral standard for traces, metrics and logs.",
@@ -103,16 +105,26 @@ def answer(client: openai.OpenAI, question: str, passages: list[str]) -> str:
     return response.choices[0].message.content or ""
 
 
+MENTIONS_OTLP = evals.contains(["OTLP"], name="mentions_otlp")
+
+
 @otelite.trace(kind="workflow", name="rag_pipeline")
 def rag_pipeline(client: openai.OpenAI, question: str) -> str:
     """rewrite -> retrieve -> rerank -> answer."""
     query = rewrite(question)
     passages = rerank(query, retrieve(query))
-    return answer(client, question, passages)
+    reply = answer(client, question, passages)
+    # Score the answer in code; the score is recorded under this span, next to the call.
+    otelite.score(MENTIONS_OTLP(input=question, output=reply))
+    return reply
 
 
 def main() -> None:
-    otelite.configure(service_name="quickstart-rag")
+    # Online checks mark refused, truncated, empty or failed LLM responses on their span.
+    otelite.configure(
+        service_name="quickstart-rag",
+        checks=[checks.refusal(), checks.truncated(), checks.empty(), checks.error()],
+    )
     otelite.instrument_openai()
     client = openai.OpenAI() if os.environ.get("OPENAI_API_KEY") else fake_openai_client()
     with otelite.attributes(user_id="quickstart-user", session_id="quickstart-session"):
@@ -140,6 +152,8 @@ def main() -> None:
                 show(node.children, depth + 1)
 
         show(store.trace_tree(trace.trace_id))
+        for item in store.scores(trace_id=trace.trace_id):
+            print(f"score {item.name}: {item.value} ({item.label})")
         print(f"stored in {store.path}")
 
 

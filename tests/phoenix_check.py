@@ -33,6 +33,7 @@ EXPECTED_NAMES = {
     "rerank",
     "answer",
     "chat gpt-4o-mini",
+    "evaluation mentions_otlp",
 }
 
 
@@ -110,9 +111,19 @@ def check(spans: list[dict[str, Any]]) -> None:
         assert attrs[key] > 0, attrs
     root_attrs = flatten(root["attributes"])
     assert root_attrs["user.id"] == "quickstart-user", root_attrs
+    # The score given in code arrives as a child of the scored span, with its event.
+    evaluation = by_name["evaluation mentions_otlp"]
+    assert evaluation["parent_id"] == root_id, evaluation["parent_id"]
+    scored = flatten(evaluation["attributes"])
+    assert scored["gen_ai.evaluation.name"] == "mentions_otlp", scored
+    assert scored["gen_ai.evaluation.score.value"] == 1.0, scored
+    assert scored["gen_ai.evaluation.score.label"] == "pass", scored
+    events = [e["name"] for e in evaluation.get("events") or ()]
+    assert events == ["gen_ai.evaluation.result"], evaluation
     print(
         f"phoenix: {len(EXPECTED_NAMES)} pipeline spans in trace {trace_id}, parents correct, "
-        f"chat span tokens {attrs['gen_ai.usage.input_tokens']}+{attrs['gen_ai.usage.output_tokens']}"
+        f"chat span tokens {attrs['gen_ai.usage.input_tokens']}+{attrs['gen_ai.usage.output_tokens']}, "
+        f"score mentions_otlp={scored['gen_ai.evaluation.score.value']} with its event"
     )
 
 

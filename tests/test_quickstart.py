@@ -31,9 +31,10 @@ def test_quickstart_trace_tree(tmp_path: Path) -> None:
         (trace,) = store.traces()
         assert (trace.root_name, trace.span_count, trace.llm_calls) == (
             "invoke_workflow rag_pipeline",
-            6,
+            7,
             1,
         )
+        (score,) = store.scores(trace_id=trace.trace_id)
         assert trace.user_id == "quickstart-user"
         (root,) = store.trace_tree(trace.trace_id)
     assert root.span.name == "invoke_workflow rag_pipeline"
@@ -42,7 +43,18 @@ def test_quickstart_trace_tree(tmp_path: Path) -> None:
         "retrieval documents",
         "rerank",
         "answer",
+        "evaluation mentions_otlp",
     ]
+    # The answer was scored in code: the score targets the pipeline span.
+    assert (score.name, score.value, score.label, score.passed, score.kind) == (
+        "mentions_otlp",
+        1.0,
+        "pass",
+        True,
+        "heuristic",
+    )
+    assert score.span_id == root.span.span_id
+    assert "score mentions_otlp: 1.0 (pass)" in result.stdout
     answer = root.children[3]
     (chat,) = answer.children
     assert chat.span.name == "chat gpt-4o-mini"

@@ -235,3 +235,27 @@ def test_pruning_deletes_the_scores_of_deleted_traces(tmp_path: Path) -> None:
     assert deleted == 6
     with LocalStore(store) as local:
         assert local.scores() == []
+
+
+def test_an_evaluator_result_is_recorded_as_it_is() -> None:
+    """otelite.score(Score) records an evaluator's result on the current span, kind kept."""
+    from otelite import evals
+
+    with capture_spans() as cap, otelite.span("answer"):
+        result = evals.regex(r"\d+")(input="q", output="no digits")
+        recorded = otelite.score(result, comment="checked in code")
+    assert recorded == result.with_updates(comment="checked in code")
+    evaluation = cap.span("evaluation regex")
+    assert dict(evaluation.attributes or {}) == {
+        "gen_ai.evaluation.name": "regex",
+        "otelite.evaluation.kind": "heuristic",
+        "gen_ai.evaluation.score.value": 0.0,
+        "gen_ai.evaluation.score.label": "fail",
+        "gen_ai.evaluation.explanation": "output does not contain a match for '\\\\d+'",
+        "otelite.evaluation.passed": False,
+        "otelite.evaluation.comment": "checked in code",
+        "otelite.span.kind": "evaluation",
+        "otelite.traffic": "evaluation",
+    }
+    with pytest.raises(ValueError, match="a Score carries its own value"), otelite.span("x"):
+        otelite.score(result, 1.0)

@@ -206,7 +206,7 @@ def _parse_id(argument: str, value: Union[str, int], width: int) -> int:
 
 
 def score(
-    name: str,
+    name: Union[str, Score],
     value: Optional[float] = None,
     *,
     label: Optional[str] = None,
@@ -219,7 +219,9 @@ def score(
 ) -> Score:
     """Attach a score to a recorded span (or the current one), even after it has ended.
 
-    Give ``trace_id`` and ``span_id`` (hex strings as ``otelite traces`` shows them,
+    ``name`` may also be a :class:`Score` an evaluator returned, which is recorded
+    as it is (``otelite.score(evals.is_json()(input=q, output=answer))``). Give
+    ``trace_id`` and ``span_id`` (hex strings as ``otelite traces`` shows them,
     or ints) to score a span from an earlier request, e.g. from a feedback button;
     leave both out to score the current span. The score is exported like any span
     data and kept in the local store.
@@ -250,22 +252,29 @@ def score(
                 "otelite.score(): no span is current; pass trace_id= and span_id= of the span "
                 "to score, or call it inside a traced function"
             )
-    if comment is not None and not isinstance(comment, str):
-        raise TypeError("otelite.score(): comment must be a str")
-    if not isinstance(source, str) or not source:
-        raise ValueError("otelite.score(): source must be a non-empty str such as 'human'")
-    kind = "human" if source == "human" else "heuristic"
-    result = Score(
-        name,
-        value,
-        label=label,
-        passed=passed,
-        explanation=explanation,
-        kind=kind,
-        source=source,
-        comment=comment,
-    )
-    end_span(start_span(name, target), result)
+    if isinstance(name, Score):
+        if value is not None or label is not None or passed is not None:
+            raise ValueError("otelite.score(): a Score carries its own value, label and passed")
+        result = name
+        if comment is not None:
+            result = result.with_updates(comment=comment)
+    else:
+        if comment is not None and not isinstance(comment, str):
+            raise TypeError("otelite.score(): comment must be a str")
+        if not isinstance(source, str) or not source:
+            raise ValueError("otelite.score(): source must be a non-empty str such as 'human'")
+        kind = "human" if source == "human" else "heuristic"
+        result = Score(
+            name,
+            value,
+            label=label,
+            passed=passed,
+            explanation=explanation,
+            kind=kind,
+            source=source,
+            comment=comment,
+        )
+    end_span(start_span(result.name, target), result)
     return result
 
 
