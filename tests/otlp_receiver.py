@@ -48,6 +48,15 @@ class Received:
                                 "kind": span.kind,
                                 "status_code": span.status.code,
                                 "attributes": {a.key: value_of(a.value) for a in span.attributes},
+                                "events": [
+                                    {
+                                        "name": e.name,
+                                        "attributes": {
+                                            a.key: value_of(a.value) for a in e.attributes
+                                        },
+                                    }
+                                    for e in span.events
+                                ],
                                 "resource": resource,
                                 "scope": scope_spans.scope.name,
                             }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -98,6 +99,34 @@ def test_checks_mark_the_right_recorded_calls(name: str) -> None:
         counted = cap.metrics().get("otelite.client.check.failures", [])
         assert sorted(p["attributes"]["otelite.check.name"] for p in counted) == sorted(expected)
         assert all(p["value"] == 1 for p in counted)
+    assert replay.mismatches == []
+
+
+@pytest.mark.parametrize("name", all_cassettes())
+def test_checks_mark_the_right_recorded_calls_async(name: str) -> None:
+    """The same with the async client (streams iterated with async for)."""
+    interactions = load(name)
+    client, replay = make_client(interactions, is_async=True)
+
+    async def call(interaction: Interaction) -> None:
+        method = method_for(client, interaction)
+        try:
+            result = await method(**call_kwargs(method, interaction))
+            if interaction.is_stream:
+                async for _ in result:
+                    pass
+        except openai.OpenAIError:
+            pass
+
+    async def main() -> None:
+        for interaction in interactions:
+            with capture_spans(checks=ALL) as cap:
+                await call(interaction)
+            (span,) = cap.spans
+            failed = set(span.attributes.get("otelite.checks.failed", ()))  # type: ignore[union-attr]
+            assert failed == expected_failures(interaction), interaction.url
+
+    asyncio.run(main())
     assert replay.mismatches == []
 
 

@@ -365,3 +365,93 @@ def test_synthesize_drops_duplicates_and_empty_rows() -> None:
     assert all(s.attributes["otelite.traffic"] == "evaluation" for s in cap.spans)  # type: ignore[index]
     with pytest.raises(ValueError, match="at least one non-empty seed"):
         evals.synthesize([""], 2, model="m", base_url="http://127.0.0.1:9/v1")
+
+
+def test_dataset_from_the_store_uses_recorded_chat_calls(tmp_path: Path) -> None:
+    """Recorded calls with content become rows: last user message in, the answer as expected."""
+    from otelite.store import LocalStore
+    from storefixture import build_store
+
+    with LocalStore(build_store(tmp_path / "store")) as store:
+        data = Dataset.from_store(store)
+    (row,) = data  # the failed call and the embeddings call have no captured content
+    assert (row.input, row.expected) == ("Weather in Paris?", "Sunny and 21C.")
+    assert dict(row.metadata) == {
+        "trace_id": "00000000000000000000000000000001",
+        "span_id": "0000000000000003",
+        "model": "gpt-4o-mini",
+        "source": "store",
+    }
+
+
+class _Terminal:
+    """A stderr stand-in that says it is a terminal and keeps what was written."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
+def test_progress_is_shown_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal one line is rewritten per row with the error count; elsewhere nothing."""
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    with capture_spans():
+        evals.evaluate(ROWS[5:9], answer, [evals.exact_match()], max_concurrency=1, name="p")
+    assert terminal.text == (
+        "\rp: 1/4 rows, 0 errors\rp: 2/4 rows, 0 errors\rp: 3/4 rows, 1 errors\rp: 4/4 rows, 1 errors\n"
+    )
+    terminal.text = ""
+    with capture_spans():
+        evals.evaluate(ROWS[5:9], answer, [evals.exact_match()], name="p", progress=False)
+    assert terminal.text == ""
+
+
+def test_judge_inside_a_run_is_traced_and_its_cost_kept_apart() -> None:
+    """A judge's chat span sits under its evaluation span; the summary reports judge cost apart."""
+    import httpx
+
+    def handler(request: Any) -> Any:
+        prompt = json.loads(request.content)["messages"][1]["content"]
+        reference = prompt.split("REFERENCE:\n")[1].split("\n")[0]
+        response = prompt.split("RESPONSE:\n")[1].split("\n")[0]
+        verdict = "CORRECT" if response == reference else "INCORRECT"
+        return httpx.Response(
+            200,
+            json=chat_completion(
+                f"VERDICT: {verdict}",
+                model="judge-model",
+                usage={"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110},
+            ),
+        )
+
+    judge = evals.llm_judge(
+        "correctness",
+        model="judge-model",
+        base_url="http://127.0.0.1:9/v1",
+        transport=httpx.MockTransport(handler),
+    )
+    with capture_spans(prices={"judge-model": {"input": 1.0, "output": 2.0}}) as cap:
+        run = evals.evaluate(ROWS[:4], answer, [judge], progress=False)
+    per_call = 100 * 1.0 / 1e6 + 10 * 2.0 / 1e6
+    summary = run.summary.evaluators["correctness"]
+    assert (summary.passed, summary.pass_rate, summary.mean_agreement) == (3, 0.75, 1.0)
+    assert summary.cost == pytest.approx(4 * per_call)
+    assert run.summary.judge_cost == pytest.approx(4 * per_call)
+    assert run.summary.task_cost == 0.0
+    spans = cap.as_dicts()
+    for evaluation in (s for s in spans if s["name"] == "evaluation correctness"):
+        (chat,) = [s for s in spans if s["parent_id"] == evaluation["span_id"]]
+        assert chat["name"] == "chat judge-model"
+        assert chat["attributes"]["otelite.traffic"] == "evaluation"
+        assert evaluation["attributes"]["otelite.evaluation.cost"] == pytest.approx(per_call)
+        assert evaluation["attributes"]["otelite.evaluation.usage.input_tokens"] == 100

@@ -104,6 +104,39 @@ def test_otlp_http_round_trip() -> None:
         assert all("secret-token" not in str(s) for s in received.spans())
 
 
+def test_scores_cross_the_wire_as_evaluation_events() -> None:
+    """A human score on an ended span arrives over OTLP/HTTP as a child span with its event."""
+    with http_receiver() as (url, received):
+        otelite.configure(tracer_provider=provider(), meter_provider=meters(), endpoint=url)
+        with otelite.span("answer") as span:
+            ctx = span.get_span_context()
+        otelite.score(
+            "thumbs_up",
+            1,
+            trace_id=format(ctx.trace_id, "032x"),
+            span_id=format(ctx.span_id, "016x"),
+            comment="helpful",
+        )
+        assert otelite.force_flush()
+        by_name = {s["name"]: s for s in received.spans()}
+    evaluation = by_name["evaluation thumbs_up"]
+    assert evaluation["trace_id"] == format(ctx.trace_id, "032x")
+    assert evaluation["parent_span_id"] == format(ctx.span_id, "016x")
+    assert evaluation["kind"] == SPAN_KIND_INTERNAL
+    assert evaluation["events"] == [
+        {
+            "name": "gen_ai.evaluation.result",
+            "attributes": {
+                "gen_ai.evaluation.name": "thumbs_up",
+                "otelite.evaluation.kind": "human",
+                "gen_ai.evaluation.score.value": 1.0,
+                "otelite.evaluation.source": "human",
+                "otelite.evaluation.comment": "helpful",
+            },
+        }
+    ]
+
+
 def test_otlp_grpc_round_trip() -> None:
     """Spans exported over OTLP/gRPC arrive decoded whole, with the headers as metadata."""
     with grpc_receiver() as (url, received):
