@@ -374,3 +374,31 @@ def test_json_roundtrip_of_call_text() -> None:
         }
     )
     assert text == "system: Be brief.\nuser: Hi\nassistant: Hello"
+
+
+def test_shutdown_waits_for_running_judges(tmp_path: Any) -> None:
+    """A judge still running at shutdown finishes, and its score reaches the local store."""
+    from otelite.store import LocalStore
+
+    started = threading.Event()
+    release = threading.Event()
+
+    def judge(*, input: str, output: str) -> Score:
+        started.set()
+        release.wait(5)
+        return Score("late", 1.0, passed=True, kind="llm_judge")
+
+    otelite.configure(
+        local_store=tmp_path, checks=[checks.judge(judge, sample_rate=1.0, name="late")]
+    )
+    _fake_client(chat_completion("ok")).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "q"}]
+    )
+    assert started.wait(5)
+    threading.Timer(0.05, release.set).start()
+    otelite.shutdown()
+    with LocalStore(tmp_path) as store:
+        (score,) = store.scores(name="late")
+        (llm,) = store.llm_spans()
+    assert (score.value, score.passed, score.kind) == (1.0, True, "llm_judge")
+    assert (score.trace_id, score.span_id) == (llm.trace_id, llm.span_id)

@@ -715,6 +715,11 @@ def shutdown() -> None:
         >>> import otelite
         >>> otelite.shutdown()
     """
+    with _guard.contained("waiting for online judge checks"):
+        # Scores of sampled judges still running belong to this configuration's exporters.
+        from otelite._checks import wait_for_judges
+
+        wait_for_judges(timeout=FLUSH_TIMEOUT_MS / 1000)
     with _lock, _guard.contained("shutdown"):
         _teardown()
 
