@@ -259,3 +259,28 @@ def test_an_evaluator_result_is_recorded_as_it_is() -> None:
     }
     with pytest.raises(ValueError, match="a Score carries its own value"), otelite.span("x"):
         otelite.score(result, 1.0)
+
+
+def test_trace_view_shows_scores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`otelite trace` lists each score under the span that carries it."""
+    store = build_store(tmp_path / "store")
+    otelite.configure(local_store=store)
+    otelite.score(
+        "correctness",
+        0.0,
+        label="INCORRECT",
+        passed=False,
+        explanation="names Lyon\nmore",
+        trace_id=TRACE1,
+        span_id=CHAT_SPAN,
+    )
+    otelite.force_flush()
+    assert main(["trace", TRACE1, "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    index = next(
+        i for i, line in enumerate(lines) if line.lstrip().startswith("evaluation correctness")
+    )
+    assert lines[index].startswith("    evaluation correctness")  # a child of the chat span
+    assert lines[index - 2].startswith("  chat gpt-4o-mini")
+    assert lines[index + 1] == "      ↳ score correctness = 0.0 INCORRECT (names Lyon)"

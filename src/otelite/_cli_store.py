@@ -227,6 +227,27 @@ def _llm_details(span: StoredSpan) -> str:
     return " · ".join(p for p in parts if p)
 
 
+def _score_lines(span: StoredSpan) -> list[str]:
+    """``score NAME = VALUE LABEL: explanation`` for each evaluation event on the span."""
+    lines = []
+    for event in span.events:
+        if event.get("name") != sc.GEN_AI_EVALUATION_RESULT:
+            continue
+        a = event.get("attributes") or {}
+        bits = [f"score {a.get(sc.GEN_AI_EVALUATION_NAME)}"]
+        value, label = (
+            a.get(sc.GEN_AI_EVALUATION_SCORE_VALUE),
+            a.get(sc.GEN_AI_EVALUATION_SCORE_LABEL),
+        )
+        shown = " ".join(str(v) for v in (value, label) if v is not None) or "none"
+        bits.append(f"= {shown}")
+        text = a.get(sc.GEN_AI_EVALUATION_EXPLANATION) or a.get(sc.OTELITE_EVALUATION_ERROR)
+        if text:
+            bits.append(f"({str(text).splitlines()[0]})")
+        lines.append(" ".join(bits))
+    return lines
+
+
 def cmd_trace(args: argparse.Namespace) -> int:
     with _open(args) as store:
         roots = store.trace_tree(args.trace_id)
@@ -280,6 +301,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
         indent = "  " * depth + "  ↳ "
         if span.attributes.get(sc.GEN_AI_OPERATION_NAME) in _LLM_OPERATIONS:
             print(style.dim(cut(indent + _llm_details(span), WIDTH)))
+        for line in _score_lines(span):
+            print(style.dim(cut(indent + line, WIDTH)))
         if span.status_code == "ERROR":
             reason = span.status_message or str(span.attributes.get(sc.ERROR_TYPE, ""))
             print(style.red(cut(indent + reason, WIDTH)))

@@ -213,7 +213,8 @@ class Dataset:
                 {
                     "trace_id": span.trace_id,
                     "span_id": span.span_id,
-                    "model": attrs.get(sc.GEN_AI_REQUEST_MODEL) or attrs.get(sc.GEN_AI_RESPONSE_MODEL),
+                    "model": attrs.get(sc.GEN_AI_REQUEST_MODEL)
+                    or attrs.get(sc.GEN_AI_RESPONSE_MODEL),
                     "source": "store",
                 },
             )
