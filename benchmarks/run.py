@@ -518,6 +518,9 @@ def write_report(
         "|---|---:|",
         *(f"| {name} | {us:.1f} |" for name, us in heur.items()),
         "",
+        "The character ratio (difflib) compares every pair of positions, so its cost grows with",
+        "the square of the length; for long answers prefer `method=\"token_f1\"`.",
+        "",
     ]
     return "\n".join(lines)
 

@@ -15,12 +15,12 @@ Example:
 from __future__ import annotations
 
 from contextlib import suppress as _suppress
+from typing import TYPE_CHECKING
 
 from otelite._config import configure, force_flush, is_configured, shutdown
 from otelite._content import redact_builtin
 from otelite._context import ContextThreadPoolExecutor, attributes, bind_context, current_attributes
 from otelite._decorators import span, trace
-from otelite._evaluation import score
 from otelite._exceptions import (
     ConfigurationError,
     OteliteError,
@@ -34,6 +34,10 @@ from otelite._integrations.openai import (
     uninstrument_openai,
 )
 from otelite._version import __version__
+
+if TYPE_CHECKING:  # loaded lazily at run time (see __getattr__), typed here for checkers
+    from otelite._evaluation import score
+    from otelite.prompts import get_prompt
 
 __all__ = [
     "ConfigurationError",
@@ -70,9 +74,14 @@ del _name, _obj
 
 
 def __getattr__(name: str) -> object:
-    # The prompt registry loads on first use: `import otelite` stays light.
+    # The prompt registry and the scores API load on first use: `import otelite` stays light.
     if name == "get_prompt":
         from otelite.prompts import get_prompt
 
         return get_prompt
+    if name == "score":
+        from otelite._evaluation import score
+
+        score.__module__ = "otelite"
+        return score
     raise AttributeError(f"module 'otelite' has no attribute {name!r}")

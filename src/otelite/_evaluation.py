@@ -9,16 +9,12 @@ evaluated span's, and it can be added after that span has ended (a feedback
 button pressed minutes later). The same attributes are set on the evaluation
 span itself, so backends that search span attributes find scores too.
 
-This module also keeps a per-context usage tally, so a dataset run can tell the
-task's LLM cost from the judges' without reading spans back.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Optional, Union
 
@@ -276,56 +272,3 @@ def score(
         )
     end_span(start_span(result.name, target), result)
     return result
-
-
-# --- usage tally: what the LLM calls inside a block spent -----------------------------
-
-
-class Tally:
-    """Tokens and cost of the LLM calls made inside a :func:`tally` block (thread-safe)."""
-
-    __slots__ = ("_lock", "calls", "cost", "input_tokens", "output_tokens", "unpriced")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.calls = 0
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.cost = 0.0
-        self.unpriced = 0
-
-    def add(
-        self, input_tokens: Optional[int], output_tokens: Optional[int], cost: Optional[float]
-    ) -> None:
-        """Count one call."""
-        with self._lock:
-            self.calls += 1
-            self.input_tokens += input_tokens or 0
-            self.output_tokens += output_tokens or 0
-            if cost is None:
-                self.unpriced += 1
-            else:
-                self.cost += cost
-
-
-_TALLY = otel_context.create_key("otelite.tally")
-
-
-@contextmanager
-def tally() -> Iterator[Tally]:
-    """Count the LLM calls made inside the block (asyncio tasks and bound threads included)."""
-    counted = Tally()
-    token = otel_context.attach(otel_context.set_value(_TALLY, counted))
-    try:
-        yield counted
-    finally:
-        otel_context.detach(token)
-
-
-def count_call(
-    input_tokens: Optional[int], output_tokens: Optional[int], cost: Optional[float]
-) -> None:
-    """Add one LLM call to the tally of the current block, if any (cheap when there is none)."""
-    current = otel_context.get_value(_TALLY)
-    if isinstance(current, Tally):
-        current.add(input_tokens, output_tokens, cost)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, Protocol
 from opentelemetry.metrics import Counter, Histogram, Meter
 from opentelemetry.trace import Span, SpanKind
 
-from otelite import _checks, _config, _context, _evaluation, _guard, _pricing, _spans
+from otelite import _config, _context, _guard, _pricing, _spans
 from otelite import _semconv as sc
 
 Attributes = dict[str, Any]
@@ -269,12 +269,15 @@ class Invocation:
                 self._run_checks(outcome, ended_at, error_type)
         finally:
             span.end()
-        _evaluation.count_call(
+        _context.count_call(
             outcome.input_tokens, outcome.output_tokens, cost.usd if cost is not None else None
         )
         self._record_metrics(outcome, ended_at, error_type, first_chunk, chunk_gaps, cost)
 
     def _run_checks(self, outcome: Outcome, ended_at: float, error_type: Optional[str]) -> None:
+        # Loaded on first use: apps without online checks never import them.
+        from otelite import _checks
+
         request = self.request
         attrs = outcome.attributes
         finish = attrs.get(sc.GEN_AI_RESPONSE_FINISH_REASONS) or ()

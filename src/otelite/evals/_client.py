@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 
-from otelite import _config, _evaluation, _pricing, _spans
+from otelite import _config, _context, _pricing, _spans
 from otelite import _semconv as sc
 from otelite._exceptions import ConfigurationError
 
@@ -210,7 +210,7 @@ class ChatEndpoint:
             if cost is None and (input_tokens is not None or output_tokens is not None):
                 attrs[sc.OTELITE_COST_UNPRICED] = True
             span.set_attributes(attrs)
-            _evaluation.count_call(input_tokens, output_tokens, cost)
+            _context.count_call(input_tokens, output_tokens, cost)
             return Completion(
                 str(text),
                 input_tokens,

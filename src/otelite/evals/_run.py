@@ -567,7 +567,7 @@ class _Runner:
             row.trace_id = format(root.get_span_context().trace_id, "032x")
             with trace.use_span(root, end_on_exit=True):
                 task_span = self._task_span()
-                with trace.use_span(task_span, end_on_exit=True), _evaluation.tally() as spent:
+                with trace.use_span(task_span, end_on_exit=True), _context.tally() as spent:
                     self._record_io(task_span, sc.OTELITE_INPUT, example.input)
                     started = time.perf_counter()
                     try:
@@ -602,7 +602,7 @@ class _Runner:
         return self._finish_score(name, span, result, started)
 
     @staticmethod
-    def _spend(row: RowResult, spent: _evaluation.Tally) -> None:
+    def _spend(row: RowResult, spent: _context.Tally) -> None:
         row.input_tokens, row.output_tokens = spent.input_tokens, spent.output_tokens
         row.cost = spent.cost if spent.calls > spent.unpriced else None
 
@@ -615,7 +615,7 @@ class _Runner:
             row.trace_id = format(root.get_span_context().trace_id, "032x")
             with trace.use_span(root, end_on_exit=True):
                 task_span = self._task_span()
-                with trace.use_span(task_span, end_on_exit=True), _evaluation.tally() as spent:
+                with trace.use_span(task_span, end_on_exit=True), _context.tally() as spent:
                     self._record_io(task_span, sc.OTELITE_INPUT, example.input)
                     started = time.perf_counter()
                     try:
