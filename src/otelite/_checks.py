@@ -332,6 +332,12 @@ def _submit(job: Callable[[], None]) -> bool:
     with _pool_lock:
         if len(_pending) >= MAX_PENDING_JUDGES:
             _dropped += 1
+            if _dropped == 1:
+                logger.warning(
+                    "otelite: %d online judge checks are already waiting; further calls are not "
+                    "judged until they finish (lower sample_rate or use a faster judge)",
+                    MAX_PENDING_JUDGES,
+                )
             return False
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="otelite-judge")
