@@ -402,3 +402,36 @@ def test_shutdown_waits_for_running_judges(tmp_path: Any) -> None:
         (llm,) = store.llm_spans()
     assert (score.value, score.passed, score.kind) == (1.0, True, "llm_judge")
     assert (score.trace_id, score.span_id) == (llm.trace_id, llm.span_id)
+
+
+def test_judge_queue_is_bounded(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When judges fall behind, further calls are not judged (and that is logged once)."""
+    monkeypatch.setattr(_checks, "MAX_PENDING_JUDGES", 1)
+    monkeypatch.setattr(_checks, "_dropped", 0)
+    release = threading.Event()
+    judged: list[str] = []
+
+    def judge(*, input: str, output: str) -> Score:
+        release.wait(5)
+        judged.append(output)
+        return Score("slowjudge", 1.0, kind="llm_judge")
+
+    client = _fake_client(chat_completion("ok"))
+    with capture_spans(checks=[checks.judge(judge, sample_rate=1.0, name="slowjudge")]):
+        for _ in range(3):
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "q"}]
+            )
+        release.set()
+        assert checks.wait_for_judges(timeout=5)
+    assert judged == ["ok"]
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if "online judge checks are already waiting" in r.getMessage()
+    ]
+    assert warnings == [
+        "otelite: 1 online judge checks are already waiting; further calls are not judged until they finish (lower sample_rate or use a faster judge)"
+    ]
