@@ -17,8 +17,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, TextIO, Union
@@ -558,35 +559,47 @@ class _Runner:
         _evaluation.end_span(span, score)
         return score
 
-    # -- sync --
-
-    def run_row(self, example: Example, index: int, repeat: int) -> RowResult:
+    @contextmanager
+    def _row(self, example: Example, index: int, repeat: int) -> Iterator[RowResult]:
+        """The row's trace: its root span, current inside the block, marked evaluation traffic."""
         row = RowResult(index, repeat, example)
         with _context.attributes({sc.OTELITE_TRAFFIC: sc.TRAFFIC_EVALUATION}):
             root = self._root(example, index, repeat)
             row.trace_id = format(root.get_span_context().trace_id, "032x")
             with trace.use_span(root, end_on_exit=True):
-                task_span = self._task_span()
-                with trace.use_span(task_span, end_on_exit=True), _context.tally() as spent:
-                    self._record_io(task_span, sc.OTELITE_INPUT, example.input)
-                    started = time.perf_counter()
-                    try:
-                        result = self.task(example.input)
-                        if inspect.isawaitable(result):
-                            result = _run_coroutine(result)
-                        row.output = result
-                        self._record_io(task_span, sc.OTELITE_OUTPUT, result)
-                    except Exception as exc:
-                        row.error = _error_text(exc)
-                        _spans.record_error(task_span, exc)
-                    row.latency_s = time.perf_counter() - started
-                self._spend(row, spent)
-                if row.error is None:
-                    for evaluator, name in zip(self.evaluators, self.names):
-                        row.scores[name] = self._evaluate_sync(evaluator, name, row, task_span)
-                else:
+                yield row
+                if row.error is not None:
                     _spans.record_error(root, RuntimeError(row.error))
         self.progress.step(row.error is not None)
+
+    @contextmanager
+    def _task(self, row: RowResult) -> Iterator[Span]:
+        """The task's span and usage tally; an exception in the block becomes the row's error."""
+        task_span = self._task_span()
+        with trace.use_span(task_span, end_on_exit=True), _context.tally() as spent:
+            self._record_io(task_span, sc.OTELITE_INPUT, row.example.input)
+            started = time.perf_counter()
+            try:
+                yield task_span
+            except Exception as exc:
+                row.error = _error_text(exc)
+                _spans.record_error(task_span, exc)
+            else:
+                self._record_io(task_span, sc.OTELITE_OUTPUT, row.output)
+            row.latency_s = time.perf_counter() - started
+        row.input_tokens, row.output_tokens = spent.input_tokens, spent.output_tokens
+        row.cost = spent.cost if spent.calls > spent.unpriced else None
+
+    # -- sync --
+
+    def run_row(self, example: Example, index: int, repeat: int) -> RowResult:
+        with self._row(example, index, repeat) as row:
+            with self._task(row) as task_span:
+                result = self.task(example.input)
+                row.output = _run_coroutine(result) if inspect.isawaitable(result) else result
+            if row.error is None:
+                for evaluator, name in zip(self.evaluators, self.names):
+                    row.scores[name] = self._evaluate_sync(evaluator, name, row, task_span)
         return row
 
     def _evaluate_sync(self, evaluator: Any, name: str, row: RowResult, task_span: Span) -> Score:
@@ -601,42 +614,16 @@ class _Runner:
                 result = Score(name, error=_error_text(exc), explanation="the evaluator raised")
         return self._finish_score(name, span, result, started)
 
-    @staticmethod
-    def _spend(row: RowResult, spent: _context.Tally) -> None:
-        row.input_tokens, row.output_tokens = spent.input_tokens, spent.output_tokens
-        row.cost = spent.cost if spent.calls > spent.unpriced else None
-
     # -- async --
 
     async def arun_row(self, example: Example, index: int, repeat: int) -> RowResult:
-        row = RowResult(index, repeat, example)
-        with _context.attributes({sc.OTELITE_TRAFFIC: sc.TRAFFIC_EVALUATION}):
-            root = self._root(example, index, repeat)
-            row.trace_id = format(root.get_span_context().trace_id, "032x")
-            with trace.use_span(root, end_on_exit=True):
-                task_span = self._task_span()
-                with trace.use_span(task_span, end_on_exit=True), _context.tally() as spent:
-                    self._record_io(task_span, sc.OTELITE_INPUT, example.input)
-                    started = time.perf_counter()
-                    try:
-                        result = self.task(example.input)
-                        if inspect.isawaitable(result):
-                            result = await result
-                        row.output = result
-                        self._record_io(task_span, sc.OTELITE_OUTPUT, result)
-                    except Exception as exc:
-                        row.error = _error_text(exc)
-                        _spans.record_error(task_span, exc)
-                    row.latency_s = time.perf_counter() - started
-                self._spend(row, spent)
-                if row.error is None:
-                    for evaluator, name in zip(self.evaluators, self.names):
-                        row.scores[name] = await self._evaluate_async(
-                            evaluator, name, row, task_span
-                        )
-                else:
-                    _spans.record_error(root, RuntimeError(row.error))
-        self.progress.step(row.error is not None)
+        with self._row(example, index, repeat) as row:
+            with self._task(row) as task_span:
+                result = self.task(example.input)
+                row.output = await result if inspect.isawaitable(result) else result
+            if row.error is None:
+                for evaluator, name in zip(self.evaluators, self.names):
+                    row.scores[name] = await self._evaluate_async(evaluator, name, row, task_span)
         return row
 
     async def _evaluate_async(
