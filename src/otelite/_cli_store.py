@@ -344,6 +344,23 @@ def _parse_where(items: Optional[Sequence[str]]) -> dict[str, str]:
     return where
 
 
+def _print_data(
+    args: argparse.Namespace, data: list[dict[str, Any]], empty_header: list[str]
+) -> int:
+    """Rows as JSON (``--json``) or CSV (``--csv``); exit 1 when there are none."""
+    if args.json:
+        _print_json(data)
+    else:
+        out = io.StringIO()
+        writer = csv.DictWriter(
+            out, fieldnames=list(data[0]) if data else empty_header, lineterminator="\n"
+        )
+        writer.writeheader()
+        writer.writerows(data)
+        print(out.getvalue(), end="")
+    return 0 if data else 1
+
+
 def cmd_score_stats(args: argparse.Namespace) -> int:
     keys = [k.strip() for k in (args.by or "").split(",") if k.strip()]
     unknown = [k for k in keys if k not in STATS_KEYS]
@@ -364,18 +381,8 @@ def cmd_score_stats(args: argparse.Namespace) -> int:
         }
         for r in rows
     ]
-    if args.json:
-        _print_json(data)
-        return 0 if rows else 1
-    if args.csv:
-        out = io.StringIO()
-        writer = csv.DictWriter(
-            out, fieldnames=list(data[0]) if data else ["name", *keys, "count"], lineterminator="\n"
-        )
-        writer.writeheader()
-        writer.writerows(data)
-        print(out.getvalue(), end="")
-        return 0 if rows else 1
+    if args.json or args.csv:
+        return _print_data(args, data, ["name", *keys, "count"])
     if not rows:
         print("no scores recorded; score spans with otelite.score() or run otelite.evals")
         return 1
@@ -405,18 +412,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     with _open(args) as store:
         rows = store.stats(keys, since_ns=_since_ns(args), where=_parse_where(args.where))
     data = [_stats_dict(keys, r) for r in rows]
-    if args.json:
-        _print_json(data)
-        return 0 if rows else 1
-    if args.csv:
-        out = io.StringIO()
-        writer = csv.DictWriter(
-            out, fieldnames=list(data[0]) if data else [*keys, "calls"], lineterminator="\n"
-        )
-        writer.writeheader()
-        writer.writerows(data)
-        print(out.getvalue(), end="")
-        return 0 if rows else 1
+    if args.json or args.csv:
+        return _print_data(args, data, [*keys, "calls"])
     if not rows:
         print(
             "no LLM calls match; widen --since / --where, or instrument your client with otelite.instrument_openai()"
