@@ -442,6 +442,16 @@ def test_judge_inside_a_run_is_traced_and_its_cost_kept_apart() -> None:
     )
     with capture_spans(prices={"judge-model": {"input": 1.0, "output": 2.0}}) as cap:
         run = evals.evaluate(ROWS[:4], answer, [judge], progress=False)
+    # Content capture is off: no prompts, answers or reasoning on any span.
+    for span in cap.spans:
+        keys = set(span.attributes or {})
+        assert not keys & {
+            "gen_ai.input.messages",
+            "gen_ai.output.messages",
+            "gen_ai.system_instructions",
+        }
+        assert "gen_ai.evaluation.explanation" not in keys
+        assert "otelite.input" not in keys
     per_call = 100 * 1.0 / 1e6 + 10 * 2.0 / 1e6
     summary = run.summary.evaluators["correctness"]
     assert (summary.passed, summary.pass_rate, summary.mean_agreement) == (3, 0.75, 1.0)
@@ -455,3 +465,20 @@ def test_judge_inside_a_run_is_traced_and_its_cost_kept_apart() -> None:
         assert chat["attributes"]["otelite.traffic"] == "evaluation"
         assert evaluation["attributes"]["otelite.evaluation.cost"] == pytest.approx(per_call)
         assert evaluation["attributes"]["otelite.evaluation.usage.input_tokens"] == 100
+
+    with capture_spans(capture_content=True) as cap:
+        evals.evaluate(ROWS[1:2], answer, [judge], progress=False)
+    chat = cap.span("chat judge-model").attributes or {}
+    assert json.loads(chat["gen_ai.system_instructions"])[0]["content"].startswith(
+        "You are a careful"
+    )  # type: ignore[arg-type]
+    (message,) = json.loads(chat["gen_ai.input.messages"])  # type: ignore[arg-type]
+    assert message["role"] == "user"
+    assert "RESPONSE:\na1" in message["parts"][0]["content"]
+    assert json.loads(chat["gen_ai.output.messages"]) == [  # type: ignore[arg-type]
+        {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": "VERDICT: CORRECT"}],
+            "finish_reason": "stop",
+        }
+    ]

@@ -251,7 +251,6 @@ def test_an_evaluator_result_is_recorded_as_it_is() -> None:
         "otelite.evaluation.kind": "heuristic",
         "gen_ai.evaluation.score.value": 0.0,
         "gen_ai.evaluation.score.label": "fail",
-        "gen_ai.evaluation.explanation": "output does not contain a match for '\\\\d+'",
         "otelite.evaluation.passed": False,
         "otelite.evaluation.comment": "checked in code",
         "otelite.span.kind": "evaluation",
@@ -259,6 +258,30 @@ def test_an_evaluator_result_is_recorded_as_it_is() -> None:
     }
     with pytest.raises(ValueError, match="a Score carries its own value"), otelite.span("x"):
         otelite.score(result, 1.0)
+
+
+def test_explanations_that_may_quote_content_follow_content_capture() -> None:
+    """Heuristic and judge explanations are recorded only with capture on; human ones always."""
+    from otelite import evals
+
+    failing = evals.matches_schema({"type": "object", "required": ["card"]})(
+        input="q", output='{"name": "ana@example.com"}'
+    )
+    assert failing.explanation == "$: missing required field 'card'"
+    for capture in (False, True):
+        with capture_spans(capture_content=capture) as cap, otelite.span("answer"):
+            otelite.score(failing)
+            otelite.score(
+                "review", 0, explanation="mail ana@example.com quoted", trace_id="01", span_id="01"
+            )
+        machine = cap.span("evaluation matches_schema").attributes or {}
+        human = cap.span("evaluation review").attributes or {}
+        if capture:
+            assert machine["gen_ai.evaluation.explanation"] == "$: missing required field 'card'"
+        else:
+            assert "gen_ai.evaluation.explanation" not in machine
+        # Kept in both modes, and cleaned by the built-in redaction like any recorded text.
+        assert human["gen_ai.evaluation.explanation"] == "mail [REDACTED:email] quoted"
 
 
 def test_trace_view_shows_scores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

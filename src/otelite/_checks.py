@@ -400,7 +400,6 @@ class Judge:
         # The texts are read now: the background job must not touch the live response.
         question, answer = call.input_text, call.output_text
         target, response_id = call.span_context, call.response_id
-        capture = _config_capture()
         meter_attrs = _counter_attributes(call, self.name)
 
         def job() -> None:
@@ -416,9 +415,7 @@ class Judge:
                     result = _evaluation.Score(
                         self.name, kind="llm_judge", error=f"{type(exc).__name__}: {exc}"
                     )
-                if not capture and result.explanation is not None:
-                    # A judge's explanation quotes the content it read: content is opt-in.
-                    result = result.with_updates(explanation=None)
+                # end_span drops the judge's explanation unless content capture is on.
                 _evaluation.end_span(span, result, response_id)
                 if result.passed is False:
                     counter = failure_counter(_active_meter())
@@ -426,12 +423,6 @@ class Judge:
 
         _submit(job)
         return None
-
-
-def _config_capture() -> bool:
-    from otelite import _config
-
-    return _config.active().content.capture
 
 
 def _active_meter() -> Meter:

@@ -162,10 +162,25 @@ def start_span(name: str, parent: Optional[SpanContext] = None) -> Span:
     )
 
 
+# Explanations of these kinds are written by otelite or by a person on purpose; those of
+# heuristics and judges can quote the evaluated text, so they follow content capture.
+_EXPLANATION_ALWAYS_KEPT = frozenset({"check", "human"})
+
+
 def end_span(span: Span, score: Score, response_id: Optional[str] = None) -> None:
-    """Put ``score`` on its evaluation span (attributes and the event) and end it."""
+    """Put ``score`` on its evaluation span (attributes and the event) and end it.
+
+    Explanations that may quote content are recorded (redacted and size-capped)
+    only when content capture is on.
+    """
     try:
         if span.is_recording():
+            if score.explanation is not None:
+                content = _config.active().content
+                if score.kind in _EXPLANATION_ALWAYS_KEPT or content.capture:
+                    score = score.with_updates(explanation=content.clean(score.explanation))
+                else:
+                    score = score.with_updates(explanation=None)
             attrs = event_attributes(score)
             if response_id:
                 attrs[sc.GEN_AI_RESPONSE_ID] = response_id

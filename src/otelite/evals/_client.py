@@ -165,6 +165,24 @@ class ChatEndpoint:
                 sc.OTELITE_TRAFFIC: sc.TRAFFIC_EVALUATION,
             },
         )
+        content = active.content if active.content.capture and span.is_recording() else None
+        if content is not None:
+            system = [m["content"] for m in messages if m.get("role") == "system"]
+            if system:
+                span.set_attribute(
+                    sc.GEN_AI_SYSTEM_INSTRUCTIONS,
+                    content.render([{"type": "text", "content": text} for text in system]),
+                )
+            span.set_attribute(
+                sc.GEN_AI_INPUT_MESSAGES,
+                content.render(
+                    [
+                        {"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]}
+                        for m in messages
+                        if m.get("role") != "system"
+                    ]
+                ),
+            )
         started = time.perf_counter()
         # The judge's own span stands for this call: instrumentation must not add another.
         token = otel_context.attach(otel_context.set_value(_spans.SUPPRESS_KEY, True))
@@ -209,6 +227,16 @@ class ChatEndpoint:
                     attrs[key] = value
             if cost is None and (input_tokens is not None or output_tokens is not None):
                 attrs[sc.OTELITE_COST_UNPRICED] = True
+            if content is not None:
+                attrs[sc.GEN_AI_OUTPUT_MESSAGES] = content.render(
+                    [
+                        {
+                            "role": "assistant",
+                            "parts": [{"type": "text", "content": str(text)}],
+                            "finish_reason": attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS][0],
+                        }
+                    ]
+                )
             span.set_attributes(attrs)
             _context.count_call(input_tokens, output_tokens, cost)
             return Completion(
