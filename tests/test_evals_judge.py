@@ -263,6 +263,8 @@ def test_builtin_templates_and_custom_template() -> None:
         input="q", output="a"
     )
     assert (rated.value, rated.label, rated.passed) == (3.0, "3", False)
+    lenient = httpx_judge(FakeJudgeServer(["RATING: 3"]), "helpfulness", threshold=3)
+    assert lenient(input="q", output="a").passed is True
     custom = httpx_judge(
         FakeJudgeServer(["Polite enough. VERDICT: polite"]),
         "tone",
@@ -315,6 +317,8 @@ def test_builtin_templates_and_custom_template() -> None:
             "nothing could pass",
         ),
         ({"name": "correctness", "choices": {"A": 1, "B": 0}}, ValueError, "fixed labels"),
+        ({"name": "helpfulness", "threshold": "4"}, TypeError, "threshold: give a number"),
+        ({"name": "helpfulness", "threshold": 6}, ValueError, "nothing could pass"),
         ({"name": "correctness", "n": 0}, ValueError, "n: give the number of judge runs"),
         (
             {"name": "correctness", "temperature": 3},

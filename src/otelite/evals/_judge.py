@@ -365,6 +365,10 @@ def llm_judge(
         or not 0 <= temperature <= 2
     ):
         raise ValueError(f"temperature: give a number from 0 to 2, got {temperature!r}")
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+    ):
+        raise TypeError("threshold: give a number, the lowest passing score")
     if template is None:
         found = TEMPLATES.get(name)
         if found is None:
@@ -378,6 +382,10 @@ def llm_judge(
             )
         chosen = found
         if threshold is not None:
+            if threshold > max(found.choices.values()):
+                raise ValueError(
+                    f"threshold {threshold} is above every choice's score; nothing could pass"
+                )
             chosen = JudgeTemplate(
                 found.name, found.prompt, found.choices, float(threshold), found.weaknesses
             )
@@ -393,10 +401,6 @@ def llm_judge(
         if "output" not in used:
             raise ValueError("template: it must contain {{output}}, the text being judged")
         mapping = _choices(choices)
-        if threshold is not None and (
-            isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-        ):
-            raise TypeError("threshold: give a number, the lowest passing score")
         if threshold is not None and threshold > max(mapping.values()):
             raise ValueError(
                 f"threshold {threshold} is above every choice's score; nothing could pass"
