@@ -184,3 +184,20 @@ def test_usage_errors_exit_2(
     """Bad modules, evaluators, datasets and thresholds: exit 2 with a message naming the argument."""
     assert main(["eval", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_traces_can_leave_out_evaluation_runs(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`otelite traces --traffic` separates dataset-run rows from the application's traces."""
+    import otelite
+
+    otelite.configure()
+    with otelite.span("handle request"):
+        pass
+    assert main(["eval", "qa_app:answer", "qa.jsonl", "-e", "exact_match"]) == 0
+    capsys.readouterr()
+    assert main(["traces", "--traffic", "app", "--json"]) == 0
+    assert [t["root"] for t in json.loads(capsys.readouterr().out)] == ["handle request"]
+    assert main(["traces", "--traffic", "evaluation", "--json"]) == 0
+    assert {t["root"] for t in json.loads(capsys.readouterr().out)} == {"evaluate answer-qa"}

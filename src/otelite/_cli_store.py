@@ -160,6 +160,7 @@ def cmd_traces(args: argparse.Namespace) -> int:
             min_cost=args.min_cost,
             min_duration_ms=args.min_duration_ms,
             name_contains=args.name,
+            traffic=args.traffic,
         )
     if args.json:
         _print_json([_trace_dict(t) for t in traces])
@@ -660,6 +661,11 @@ def add_commands(commands: Any) -> None:
     traces.add_argument("--min-cost", type=float, help="minimum trace cost in USD")
     traces.add_argument("--min-duration-ms", type=float)
     traces.add_argument("--name", help="text in a span name")
+    traces.add_argument(
+        "--traffic",
+        choices=["app", "evaluation"],
+        help="only the application's traces, or only dataset-run rows",
+    )
     traces.set_defaults(handler=cmd_traces)
 
     trace = commands.add_parser("trace", help="one trace as a tree (an id prefix is enough)")

@@ -104,6 +104,8 @@ class SpanNode:
 
 LLM_OPERATIONS = ("chat", "text_completion", "generate_content", "embeddings")
 
+_ROOT_TRAFFIC = "COALESCE(json_extract(attributes, '$.\"otelite.traffic\"'), 'app')"
+
 # `otelite stats --by` keys and the SQL that computes each.
 STATS_KEYS: Mapping[str, str] = {
     "model": "s.model",
@@ -364,12 +366,14 @@ class LocalStore:
         min_cost: Optional[float] = None,
         min_duration_ms: Optional[float] = None,
         name_contains: Optional[str] = None,
+        traffic: Optional[str] = None,
     ) -> list[TraceSummary]:
         """The most recent traces, newest first, with totals over their spans.
 
         Filters keep a trace when any of its spans matches (service, model, user,
         session, text in a span name) or when its totals do (status ``OK``/``ERROR``,
-        minimum cost in USD, minimum duration).
+        minimum cost in USD, minimum duration). ``traffic`` keeps the application's
+        traces (``"app"``) or dataset-run rows (``"evaluation"``), judged by the root span.
         """
         if not isinstance(limit, int) or limit <= 0:
             raise ValueError(f"limit must be a positive int, got {limit!r}")
@@ -387,6 +391,15 @@ class LocalStore:
         if name_contains:
             span_filters.append("instr(s.name, ?) > 0")
             params.append(name_contains)
+        if traffic is not None:
+            if traffic not in ("app", "evaluation"):
+                raise ValueError(f"traffic must be app or evaluation, got {traffic!r}")
+            # Judged by the root span: dataset-run rows are `evaluation`, requests are `app`.
+            span_filters.append(
+                "s.trace_id IN (SELECT trace_id FROM spans WHERE parent_span_id IS NULL AND "
+                f"{_ROOT_TRAFFIC} = ?)"
+            )
+            params.append(traffic)
         if since_ns is not None:
             span_filters.append("s.start_time_ns >= ?")
             params.append(since_ns)
