@@ -482,3 +482,75 @@ def test_judge_inside_a_run_is_traced_and_its_cost_kept_apart() -> None:
             "finish_reason": "stop",
         }
     ]
+
+
+def test_one_row_whole_trace() -> None:
+    """A row's trace, whole: root, task (with content when capture is on), evaluation with its event."""
+    with capture_spans(capture_content=True) as cap:
+        run = evals.evaluate(
+            [{"input": "q5", "expected": "a5"}],
+            answer,
+            [evals.exact_match()],
+            name="whole",
+            progress=False,
+        )
+    root, task, evaluation = cap.as_dicts()
+    traffic = {"otelite.traffic": "evaluation"}
+    assert root == {
+        "name": "evaluate whole",
+        "kind": "INTERNAL",
+        "trace_id": 1,
+        "span_id": 1,
+        "parent_id": None,
+        "start_time": 1,
+        "end_time": 7,
+        "status": "UNSET",
+        "status_description": None,
+        "attributes": {
+            "otelite.span.kind": "evaluation_run",
+            "otelite.eval.run.name": "whole",
+            "otelite.eval.run.id": run.id,
+            "otelite.eval.row": 0,
+            "otelite.eval.repeat": 0,
+            **traffic,
+        },
+        "events": [],
+    }
+    assert task == {
+        "name": "task answer",
+        "kind": "INTERNAL",
+        "trace_id": 1,
+        "span_id": 2,
+        "parent_id": 1,
+        "start_time": 2,
+        "end_time": 3,
+        "status": "UNSET",
+        "status_description": None,
+        "attributes": {
+            "otelite.span.kind": "task",
+            **traffic,
+            "otelite.input": '"q5"',
+            "otelite.output": '"a5"',
+        },
+        "events": [],
+    }
+    result = {
+        "gen_ai.evaluation.name": "exact_match",
+        "otelite.evaluation.kind": "heuristic",
+        "gen_ai.evaluation.score.value": 1.0,
+        "gen_ai.evaluation.score.label": "pass",
+        "otelite.evaluation.passed": True,
+    }
+    assert evaluation == {
+        "name": "evaluation exact_match",
+        "kind": "INTERNAL",
+        "trace_id": 1,
+        "span_id": 3,
+        "parent_id": 2,
+        "start_time": 4,
+        "end_time": 6,
+        "status": "UNSET",
+        "status_description": None,
+        "attributes": {**result, "otelite.span.kind": "evaluation", **traffic},
+        "events": [{"name": "gen_ai.evaluation.result", "timestamp": 5, "attributes": result}],
+    }
