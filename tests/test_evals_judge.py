@@ -144,6 +144,26 @@ def test_judge_call_is_one_span_marked_as_evaluation_traffic(make_judge: Any) ->
         "gen_ai.usage.output_tokens": 8,
         "gen_ai.usage.cost": pytest.approx(COST),
     }
+    # Its metrics carry otelite.traffic, so dashboards can split judge spend from the app's.
+    metrics = cap.metrics()
+    base = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai_compatible",
+        "gen_ai.request.model": "judge-model",
+        "gen_ai.response.model": "judge-model",
+        "server.address": "127.0.0.1",
+        "server.port": 9,
+        "otelite.traffic": "evaluation",
+    }
+    (duration,) = metrics["gen_ai.client.operation.duration"]
+    assert (duration["attributes"], duration["count"]) == (base, 1)
+    tokens = {
+        p["attributes"]["gen_ai.token.type"]: p["sum"] for p in metrics["gen_ai.client.token.usage"]
+    }
+    assert tokens == {"input": 120, "output": 8}
+    (cost,) = metrics["otelite.client.cost"]
+    assert cost["attributes"] == base
+    assert cost["value"] == pytest.approx(COST)
 
 
 @pytest.mark.parametrize(
@@ -233,6 +253,9 @@ def test_endpoint_down_gives_none_with_reason() -> None:
     (span,) = cap.as_dicts()
     assert span["status"] == "ERROR"
     assert span["attributes"]["error.type"] == "httpx.ConnectError"
+    (failed_call,) = cap.metrics()["gen_ai.client.operation.duration"]
+    assert failed_call["attributes"]["error.type"] == "httpx.ConnectError"
+    assert "otelite.client.cost" not in cap.metrics()
 
     failing = FakeJudgeServer([500, "VERDICT: CORRECT"])
     score = httpx_judge(failing, n=2)(**QUESTION)

@@ -20,9 +20,10 @@ from urllib.parse import urlparse
 from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 
-from otelite import _config, _context, _pricing, _spans
+from otelite import _config, _context, _guard, _pricing, _spans
 from otelite import _semconv as sc
 from otelite._exceptions import ConfigurationError
+from otelite._metrics import instruments
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 OPENAI_COMPATIBLE = "openai_compatible"
@@ -239,6 +240,9 @@ class ChatEndpoint:
                 )
             span.set_attributes(attrs)
             _context.count_call(input_tokens, output_tokens, cost)
+            self._record_metrics(
+                active, latency, response_model, None, input_tokens, output_tokens, cost
+            )
             return Completion(
                 str(text),
                 input_tokens,
@@ -249,8 +253,52 @@ class ChatEndpoint:
             )
         except Exception as exc:
             _spans.record_error(span, exc)
+            self._record_metrics(
+                active,
+                time.perf_counter() - started,
+                None,
+                _spans.error_type(exc),
+                None,
+                None,
+                None,
+            )
             if isinstance(exc, EndpointError):
                 raise
             raise EndpointError(f"{type(exc).__name__}: {exc}") from exc
         finally:
             span.end()
+
+    def _record_metrics(
+        self,
+        active: _config.Active,
+        duration: float,
+        response_model: Any,
+        error_type: Optional[str],
+        input_tokens: Optional[int],
+        output_tokens: Optional[int],
+        cost: Optional[float],
+    ) -> None:
+        """The GenAI client metrics for one judge call, marked evaluation traffic."""
+        with _guard.contained("recording judge call metrics"):
+            made = instruments(active.meter)
+            attrs: dict[str, Any] = {
+                sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT,
+                sc.GEN_AI_PROVIDER_NAME: self.provider,
+                sc.GEN_AI_REQUEST_MODEL: self.model,
+                sc.SERVER_ADDRESS: self.host,
+                sc.SERVER_PORT: self.port,
+                sc.OTELITE_TRAFFIC: sc.TRAFFIC_EVALUATION,
+            }
+            if isinstance(response_model, str) and response_model:
+                attrs[sc.GEN_AI_RESPONSE_MODEL] = response_model
+            if error_type:
+                attrs[sc.ERROR_TYPE] = error_type
+            made.duration.record(duration, attrs)
+            for tokens, kind in (
+                (input_tokens, sc.TOKEN_TYPE_INPUT),
+                (output_tokens, sc.TOKEN_TYPE_OUTPUT),
+            ):
+                if tokens is not None:
+                    made.tokens.record(tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: kind})
+            if cost is not None:
+                made.cost.add(cost, attrs)
