@@ -9,6 +9,7 @@ import httpx
 import openai
 import pytest
 
+import otelite
 from cassettes import http
 from otelite import ConfigurationError, evals
 from otelite.evals import Score, parse_verdict
@@ -118,8 +119,6 @@ def test_clean_verdict_whole_score_and_request(make_judge: Any) -> None:
 def test_judge_call_is_one_span_marked_as_evaluation_traffic(make_judge: Any) -> None:
     """The judge's call is a GenAI chat span with usage and cost, marked evaluation traffic, once."""
     server = FakeJudgeServer(["VERDICT: INCORRECT"])
-    import otelite
-
     otelite.instrument_openai()
     try:
         with capture_spans(prices=PRICES) as cap:
@@ -229,9 +228,12 @@ def test_n3_self_consistency(
 ) -> None:
     """n=3: the majority verdict with the share of runs that agree; a split gives None."""
     server = FakeJudgeServer(replies)
-    with capture_spans(prices=PRICES):
+    with capture_spans(prices=PRICES) as cap, otelite.span("judging") as parent:
         score = make_judge(server, n=3)(**QUESTION)
     assert len(server.requests) == 3
+    # The runs go out on threads; each call's span still sits under the caller's span.
+    calls = [s for s in cap.spans if s.name == "chat judge-model"]
+    assert [c.parent.span_id for c in calls] == [parent.get_span_context().span_id] * 3  # type: ignore[union-attr]
     assert (score.value, score.label) == (value, label)
     assert score.agreement == pytest.approx(agreement)
     assert score.samples == 3

@@ -16,8 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
+from otelite._context import ContextThreadPoolExecutor
 from otelite._evaluation import Score
-from otelite.evals._client import ChatEndpoint, EndpointError
+from otelite.evals._client import ChatEndpoint, Completion, EndpointError
 
 FIELDS = ("input", "output", "expected", "context")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -191,6 +192,22 @@ class LLMJudge:
             {"role": "user", "content": _render(self.template.prompt, values)},
         ]
 
+    def _ask(self, messages: list[dict[str, str]]) -> list[Union[Completion, EndpointError]]:
+        """The ``n`` replies (or their errors); several runs go out at once, on threads."""
+
+        def one() -> Union[Completion, EndpointError]:
+            try:
+                return self.endpoint.complete(messages, temperature=self.temperature)
+            except EndpointError as exc:
+                return exc
+
+        if self.n == 1:
+            return [one()]
+        with ContextThreadPoolExecutor(
+            max_workers=self.n, thread_name_prefix="otelite-judge"
+        ) as pool:
+            return list(pool.map(lambda _: one(), range(self.n)))
+
     def __call__(
         self,
         *,
@@ -220,11 +237,9 @@ class LLMJudge:
         cost: Optional[float] = 0.0
         counted = False
         started = time.perf_counter()
-        for _ in range(self.n):
-            try:
-                done = self.endpoint.complete(messages, temperature=self.temperature)
-            except EndpointError as exc:
-                errors.append(str(exc))
+        for done in self._ask(messages):
+            if isinstance(done, EndpointError):
+                errors.append(str(done))
                 verdicts.append(None)
                 continue
             verdict = parse_verdict(done.text, labels)
