@@ -554,3 +554,29 @@ def test_one_row_whole_trace() -> None:
         "attributes": {**result, "otelite.span.kind": "evaluation", **traffic},
         "events": [{"name": "gen_ai.evaluation.result", "timestamp": 5, "attributes": result}],
     }
+
+
+def test_check_gates_a_run_for_pytest() -> None:
+    """check() raises an AssertionError naming every missed gate; failures() lists them."""
+    with capture_spans():
+        before = evals.evaluate(
+            ROWS, answer, [evals.exact_match(), picky], name="v1", progress=False
+        )
+        after = evals.evaluate(
+            ROWS, answer_regressed, [evals.exact_match(), picky], name="v2", progress=False
+        )
+    assert before.check(min_pass_rate=0.73) is before
+    assert before.failures(0.75) == ["exact_match: pass rate 73.0% is below 75.0%"]
+    assert before.failures(per_evaluator={"picky": 0.5}) == [
+        "picky: no pass/fail verdicts to hold to 50.0%"
+    ]
+    with pytest.raises(
+        evals.EvalGateError,
+        match=r"run v2: exact_match: pass rate 71\.5% is below 73\.0%; 4 rows regressed against v1",
+    ):
+        after.check(min_pass_rate=0.73, baseline=before)
+    assert issubclass(evals.EvalGateError, AssertionError)
+    with pytest.raises(ValueError, match="no evaluator named 'nope'"):
+        before.failures(per_evaluator={"nope": 0.5})
+    with pytest.raises(ValueError, match="min_pass_rate: give a pass rate between 0 and 1"):
+        before.failures(1.5)

@@ -97,6 +97,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from otelite import _config
     from otelite._exceptions import OteliteError
     from otelite.evals import Dataset, EvalRun, evaluate
+    from otelite.evals._heuristics import evaluator_name
 
     try:
         default, named = _thresholds(args.min_pass_rate or ())
@@ -104,6 +105,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         evaluators = _evaluators(args.evaluator or ())
         data = Dataset.load(args.dataset)
         baseline = EvalRun.from_jsonl(args.baseline) if args.baseline else None
+        names = {evaluator_name(e) for e in evaluators}
+        unknown = sorted(set(named) - names)
+        if unknown:
+            raise UsageError(
+                f"--min-pass-rate names no evaluator {unknown[0]!r}; evaluators: {', '.join(sorted(names))}"
+            )
     except (UsageError, ValueError, OteliteError) as exc:
         print(f"otelite eval: {exc}", file=sys.stderr)
         return 2
@@ -127,30 +134,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(run.report())
     if args.out:
         print(f"run written to {run.to_jsonl(args.out)}")
-    failed = False
-    for name, summary in run.summary.evaluators.items():
-        limit = named.get(name, default)
-        if limit is None:
-            continue
-        if summary.pass_rate is None:
-            if name in named:
-                print(f"FAIL {name}: no pass/fail verdicts to hold to {limit:.1%}")
-                failed = True
-            continue
-        if summary.pass_rate < limit:
-            print(f"FAIL {name}: pass rate {summary.pass_rate:.1%} is below {limit:.1%}")
-            failed = True
-    unknown = sorted(set(named) - set(run.summary.evaluators))
-    if unknown:
-        print(f"otelite eval: --min-pass-rate names no evaluator {unknown[0]!r}", file=sys.stderr)
-        return 2
+    found = run.failures(default, per_evaluator=named)
     if baseline is not None:
         comparison = run.compare(baseline)
         print(comparison.report())
         if comparison.regressed and args.fail_on_regression:
-            print(f"FAIL {len(comparison.regressions)} rows regressed against {args.baseline}")
-            failed = True
-    return 1 if failed else 0
+            found.append(f"{len(comparison.regressions)} rows regressed against {args.baseline}")
+    for reason in found:
+        print(f"FAIL {reason}")
+    return 1 if found else 0
 
 
 def add_command(commands: Any) -> None:

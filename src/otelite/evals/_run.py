@@ -287,6 +287,10 @@ def _describe(passed: Optional[bool], value: Optional[float], error: bool) -> st
     return " ".join(bits) or "unscored"
 
 
+class EvalGateError(AssertionError):
+    """A run missed a pass-rate or regression gate (an AssertionError, so pytest reports it)."""
+
+
 class EvalRun:
     """The result of :func:`evaluate`: rows, summary, JSONL export, comparison with another run."""
 
@@ -401,6 +405,64 @@ class EvalRun:
                     )
                     (regressions if worse else improvements).append(item)
         return Comparison(baseline.name, self.name, changes, regressions, improvements)
+
+    def failures(
+        self,
+        min_pass_rate: Optional[float] = None,
+        *,
+        per_evaluator: Optional[Mapping[str, float]] = None,
+        baseline: Optional[EvalRun] = None,
+    ) -> list[str]:
+        """Why this run misses its gates (empty when it passes them).
+
+        ``min_pass_rate`` holds every evaluator that has pass/fail verdicts;
+        ``per_evaluator`` holds named ones (which must have verdicts); with a
+        ``baseline``, any regressed row is a failure.
+        """
+        named = dict(per_evaluator or {})
+        for name, rate in [("min_pass_rate", min_pass_rate), *named.items()]:
+            if rate is not None and (
+                isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1
+            ):
+                raise ValueError(f"{name}: give a pass rate between 0 and 1, got {rate!r}")
+        unknown = sorted(set(named) - set(self.summary.evaluators))
+        if unknown:
+            raise ValueError(f"per_evaluator: no evaluator named {unknown[0]!r} in this run")
+        found = []
+        for name, summary in self.summary.evaluators.items():
+            limit = named.get(name, min_pass_rate)
+            if limit is None:
+                continue
+            if summary.pass_rate is None:
+                if name in named:
+                    found.append(f"{name}: no pass/fail verdicts to hold to {limit:.1%}")
+            elif summary.pass_rate < limit:
+                found.append(f"{name}: pass rate {summary.pass_rate:.1%} is below {limit:.1%}")
+        if baseline is not None:
+            regressions = self.compare(baseline).regressions
+            if regressions:
+                found.append(f"{len(regressions)} rows regressed against {baseline.name}")
+        return found
+
+    def check(
+        self,
+        min_pass_rate: Optional[float] = None,
+        *,
+        per_evaluator: Optional[Mapping[str, float]] = None,
+        baseline: Optional[EvalRun] = None,
+    ) -> EvalRun:
+        """Raise :class:`EvalGateError` when the run misses a gate (for pytest); else return it.
+
+        Example:
+            >>> from otelite import evals
+            >>> run = evals.evaluate([{"input": "a", "expected": "a"}], str, [evals.exact_match()], progress=False)
+            >>> run.check(min_pass_rate=0.9).summary.rows
+            1
+        """
+        found = self.failures(min_pass_rate, per_evaluator=per_evaluator, baseline=baseline)
+        if found:
+            raise EvalGateError(f"run {self.name}: " + "; ".join(found))
+        return self
 
     def report(self) -> str:
         """A plain-text summary for a terminal or a CI log."""
