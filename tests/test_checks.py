@@ -435,3 +435,32 @@ def test_judge_queue_is_bounded(
     assert warnings == [
         "otelite: 1 online judge checks are already waiting; further calls are not judged until they finish (lower sample_rate or use a faster judge)"
     ]
+
+
+def test_a_failing_check_run_never_replaces_the_callers_error(
+    contained_errors: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If running the checks itself fails, the caller still gets the API's own exception."""
+
+    def broken_run(*args: Any, **kwargs: Any) -> list[str]:
+        raise RuntimeError("bug in the check runner")
+
+    monkeypatch.setattr(_checks, "run", broken_run)
+    client = _fake_client(
+        {"error": {"message": "nope", "type": "invalid_request_error"}}, status=400
+    )
+    with capture_spans(checks=[checks.error()]) as cap:
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "q"}]
+            )
+        ok = _fake_client(chat_completion("fine"))
+        assert (
+            ok.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "q"}]
+            )
+            .choices[0]
+            .message.content
+            == "fine"
+        )
+    assert [s.status.status_code.name for s in cap.spans] == ["ERROR", "UNSET"]

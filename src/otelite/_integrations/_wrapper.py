@@ -197,7 +197,8 @@ class Invocation:
                 error_type = _spans.error_type(error)
                 _spans.record_error(span, error)
             if self.active.checks:
-                self._run_checks(outcome, ended_at, error_type)
+                with _guard.contained("running online checks"):
+                    self._run_checks(outcome, ended_at, error_type)
         finally:
             span.end()
         _context.count_call(
@@ -278,7 +279,8 @@ class Invocation:
         try:
             _spans.record_error(self.span, exc)
             if self.active.checks:
-                self._run_checks(Outcome({}), ended_at, _spans.error_type(exc))
+                with _guard.contained("running online checks"):
+                    self._run_checks(Outcome({}), ended_at, _spans.error_type(exc))
         finally:
             self.span.end()
         self._record_metrics(Outcome({}), ended_at, _spans.error_type(exc), None, None, None)
