@@ -537,15 +537,15 @@ def _score_from(name: str, result: Any) -> Score:
     )
 
 
-def _accepted(func: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``kwargs`` narrowed to what ``func`` accepts (all of them if it takes ``**kwargs``)."""
+def _accepted_names(func: Callable[..., Any]) -> Optional[frozenset[str]]:
+    """The keyword names ``func`` accepts; ``None`` when it takes ``**kwargs`` (or cannot tell)."""
     try:
         params = inspect.signature(func).parameters
     except (TypeError, ValueError):
-        return kwargs
+        return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return kwargs
-    return {k: v for k, v in kwargs.items() if k in params}
+        return None
+    return frozenset(params)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -564,6 +564,8 @@ class _Runner:
         self.name, self.run_id, self.task = name, run_id, task
         self.evaluators = evaluators
         self.names = [evaluator_name(e) for e in evaluators]
+        # Read once per run, not once per row.
+        self.accepts = {id(e): _accepted_names(e) for e in evaluators}
         self.progress = progress
         self.task_name = getattr(task, "__qualname__", None) or getattr(task, "__name__", "task")
 
@@ -594,9 +596,13 @@ class _Runner:
         if content.capture and span.is_recording():
             span.set_attribute(key, content.render(value))
 
-    def _evaluator_kwargs(self, row: RowResult, task_span: Span) -> dict[str, Any]:
+    def _evaluator_kwargs(self, evaluator: Any, row: RowResult, task_span: Span) -> dict[str, Any]:
+        """What ``evaluator`` is called with: the row, its metadata and the task's figures.
+
+        Evaluators without ``**kwargs`` get only the names they accept.
+        """
         ctx = task_span.get_span_context()
-        return {
+        kwargs = {
             **dict(row.example.metadata),
             "input": row.example.input,
             "output": row.output,
@@ -606,6 +612,8 @@ class _Runner:
             "trace_id": format(ctx.trace_id, "032x"),
             "span_id": format(ctx.span_id, "016x"),
         }
+        accepted = self.accepts[id(evaluator)]
+        return kwargs if accepted is None else {k: v for k, v in kwargs.items() if k in accepted}
 
     def _finish_score(self, name: str, span: Span, result: Any, started: float) -> Score:
         try:
@@ -669,7 +677,7 @@ class _Runner:
         started = time.perf_counter()
         with trace.use_span(span, end_on_exit=False):
             try:
-                result = evaluator(**_accepted(evaluator, self._evaluator_kwargs(row, task_span)))
+                result = evaluator(**self._evaluator_kwargs(evaluator, row, task_span))
                 if inspect.isawaitable(result):
                     result = _run_coroutine(result)
             except Exception as exc:
@@ -693,7 +701,7 @@ class _Runner:
     ) -> Score:
         span = _evaluation.start_span(name, task_span.get_span_context())
         started = time.perf_counter()
-        kwargs = _accepted(evaluator, self._evaluator_kwargs(row, task_span))
+        kwargs = self._evaluator_kwargs(evaluator, row, task_span)
         with trace.use_span(span, end_on_exit=False):
             try:
                 if _is_async(evaluator):
