@@ -90,8 +90,11 @@ def make_judge(request: pytest.FixtureRequest) -> Any:
 def test_clean_verdict_whole_score_and_request(make_judge: Any) -> None:
     """A clean reply gives the label's score, pass, the reasoning, and what the judge spent."""
     server = FakeJudgeServer(["Both name Paris; nothing contradicts.\nVERDICT: CORRECT"])
-    with capture_spans(prices=PRICES):
+    with capture_spans(prices=PRICES, capture_content=True) as cap:
         score = make_judge(server)(**QUESTION)
+    # The key goes to the endpoint only: no span carries it, even with content capture on.
+    assert cap.spans
+    assert all("sk-judge" not in str(s.attributes) + str(s.events) for s in cap.spans)
     assert score.latency_s is not None
     assert score == Score(
         "correctness",
