@@ -71,6 +71,13 @@ def openai(session: nox.Session, openai_version: str) -> None:
     )
 
 
+@nox.session(python="3.12")
+def chaos(session: nox.Session) -> None:
+    """The chaos suite alone: every promise under its fault (also part of `tests`)."""
+    session.install("-e", ".[dev,openai]")
+    session.run("pytest", "tests/chaos", *session.posargs)
+
+
 @nox.session(python="3.9", name="tests-oldest")
 def tests_oldest(session: nox.Session) -> None:
     """The test suite against the oldest versions of the dependencies otelite declares."""
