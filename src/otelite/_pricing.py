@@ -57,6 +57,11 @@ _CATALOG_FIELDS = {
     "output_audio_mtok": "output_audio",
 }
 
+# Providers whose server otelite does not recognise (an OpenAI client pointed at a gateway, a
+# proxy or an unknown host): their models are priced from the catalog by name when unambiguous.
+INFERRED_PROVIDERS = frozenset({"openai_compatible"})
+INFERRED_MARK = "inferred from the model name"
+
 PriceValue = Union[
     float, Mapping[str, Any]
 ]  # a number, or {"base": x, "tiers": [{"start": n, "price": y}]}
@@ -284,6 +289,7 @@ class Catalog:
         self.date: str = data["date"]
         self._providers: Mapping[str, Any] = data["providers"]
         self._cache: dict[tuple[str, str], Optional[CatalogModel]] = {}
+        self._matches: dict[tuple[str, str], tuple[tuple[str, CatalogModel], ...]] = {}
 
     def _find(
         self, provider_id: str, name: str, seen: frozenset[str] = frozenset()
@@ -299,6 +305,24 @@ class Catalog:
             if found is not None:
                 return found
         return None
+
+    def matches(self, model: str) -> tuple[tuple[str, CatalogModel], ...]:
+        """Every catalog provider whose own models (no fallbacks) match ``model`` (cached)."""
+        key = ("", model)
+        found = self._matches.get(key)
+        if found is None:
+            name = model.lower()
+            hits = []
+            for provider_id, provider in sorted(self._providers.items()):
+                for entry in provider["models"]:
+                    if _matches(entry["match"], name):
+                        hits.append((provider_id, CatalogModel.parse(entry)))
+                        break
+            found = tuple(hits)
+            if len(self._matches) > 4096:
+                self._matches.clear()
+            self._matches[key] = found
+        return found
 
     def lookup(self, provider: str, model: str) -> Optional[CatalogModel]:
         """The catalog prices of ``model`` at ``provider`` (cached), or ``None``."""
@@ -499,19 +523,94 @@ def price_call(
                 book.date,
                 False,
             )
-    key = (provider, names[0] if names else "")
-    if key not in _warned:
-        with _warned_lock:
-            first = key not in _warned
-            _warned.add(key)
-        if first:
-            logger.warning(
+    if provider in INFERRED_PROVIDERS:
+        for name in names:
+            inferred = _infer(book, name, usage, service_tier, at)
+            if inferred is not None:
+                return inferred
+    name = names[0] if names else ""
+    if provider in INFERRED_PROVIDERS:
+        candidates = sorted({pid for n in names for pid, _ in book.matches(n)})
+        if candidates:
+            _warn_once(
+                (provider, name),
+                "otelite: no price for model %r at provider %r: its name matches catalog models at "
+                "%s with different prices, so it is not guessed; its calls get no cost attribute "
+                "(marked otelite.cost.unpriced). If the server relays one of them (a gateway or "
+                'proxy), name it: otelite.register_provider("<host>", "openai"); or add the price '
+                "with configure(prices=...) or OTELITE_PRICES_FILE.",
+                name,
+                provider,
+                ", ".join(candidates),
+            )
+        else:
+            _warn_once(
+                (provider, name),
                 "otelite: no price for model %r at provider %r; its calls get no cost attribute "
-                "(marked otelite.cost.unpriced). Add it with configure(prices=...) or OTELITE_PRICES_FILE.",
-                key[1],
+                "(marked otelite.cost.unpriced). If the server relays a known provider (a gateway "
+                'or proxy), name it: otelite.register_provider("<host>", "openai"); or add the price '
+                "with configure(prices=...) or OTELITE_PRICES_FILE.",
+                name,
                 provider,
             )
+        return None
+    _warn_once(
+        (provider, name),
+        "otelite: no price for model %r at provider %r; its calls get no cost attribute "
+        "(marked otelite.cost.unpriced). Add it with configure(prices=...) or OTELITE_PRICES_FILE.",
+        name,
+        provider,
+    )
     return None
+
+
+def _infer(
+    book: Catalog,
+    name: str,
+    usage: TokenUsage,
+    service_tier: Optional[str],
+    at: Union[_dt.datetime, int, None],
+) -> Optional[Cost]:
+    """The catalog price of a model an unrecognised server serves, if its name is unambiguous.
+
+    Unambiguous: every catalog provider whose own models match the name charges the same
+    for this call. The cost's source says the price was inferred, and from which provider.
+    """
+    found = book.matches(name)
+    if not found:
+        return None
+    prices = [model.price(at, service_tier) for _, model in found]
+    if any(price != prices[0] for price in prices[1:]):
+        return None
+    providers = ", ".join(pid for pid, _ in found)
+    _warn_once(
+        ("inferred", name),
+        "otelite: model %r reached through an unrecognised OpenAI-compatible server is priced "
+        "from the catalog by its name (%s); its spans say so in otelite.cost.source. If the "
+        'server relays that provider (a gateway or proxy), name it: otelite.register_provider("<host>", '
+        '"openai") (or the provider it relays).',
+        name,
+        providers,
+    )
+    return Cost(
+        cost_usd(prices[0], usage),
+        f"{book.source} {INFERRED_MARK} ({providers})",
+        book.version,
+        book.date,
+        False,
+    )
+
+
+def _warn_once(
+    key: tuple[str, str], message: str, *args: Any, level: int = logging.WARNING
+) -> None:
+    if key in _warned:
+        return
+    with _warned_lock:
+        first = key not in _warned
+        _warned.add(key)
+    if first:
+        logger.log(level, message, *args)
 
 
 def _reset_warnings_for_tests() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.util
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -220,3 +221,97 @@ def test_default_time_is_now(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cost is not None
     assert cost.usd == pytest.approx(usd(OFF_PEAK), rel=1e-12)
     assert calls == [1]
+
+
+GATEWAY = "https://llm-gateway.example.com/v1"
+
+
+def gateway_call(model: str, response_model: str) -> dict[str, Any]:
+    """One chat call through an unrecognised OpenAI-compatible host; the span's attributes."""
+    usage = {"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000, "total_tokens": 2_000_000}
+    handler = Recorder(
+        lambda request: json_response(chat_completion(model=response_model, usage=usage))
+    )
+    with capture_spans() as cap:
+        client(handler, base_url=GATEWAY).chat.completions.create(model=model, messages=MESSAGES)
+    (span,) = cap.spans
+    return dict(span.attributes or {})
+
+
+def test_gateway_model_priced_from_catalog_by_unambiguous_name(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An OpenAI model behind an unknown gateway is priced from the catalog, marked as inferred, with one hint."""
+    with caplog.at_level(logging.INFO, logger="otelite"):
+        for _ in range(2):
+            attrs = gateway_call("gpt-4o-mini", "gpt-4o-mini-2024-07-18")
+    assert attrs["gen_ai.provider.name"] == "openai_compatible"
+    assert attrs["gen_ai.usage.cost"] == pytest.approx(0.15 + 0.6, rel=1e-12)
+    assert attrs["otelite.cost.source"] == "genai-prices inferred from the model name (openai)"
+    assert attrs["otelite.cost.catalog_version"] == _pricing.catalog().version
+    assert attrs["otelite.cost.catalog_date"] == _pricing.catalog().date
+    assert attrs["otelite.cost.override"] is False
+    assert attrs["otelite.cost.estimated"] is False
+    assert "otelite.cost.unpriced" not in attrs
+    messages = [r.getMessage() for r in caplog.records if r.name == "otelite"]
+    assert messages == [
+        "otelite: model 'gpt-4o-mini-2024-07-18' reached through an unrecognised OpenAI-compatible "
+        "server is priced from the catalog by its name (openai); its spans say so in "
+        "otelite.cost.source. If the server relays that provider (a gateway or proxy), name it: "
+        'otelite.register_provider("<host>", "openai") (or the provider it relays).'
+    ]
+    assert [r.levelno for r in caplog.records if r.name == "otelite"] == [logging.WARNING]
+
+
+def test_registered_gateway_priced_as_its_provider() -> None:
+    """Once the gateway's host is registered as openai, its calls are priced as openai, not inferred."""
+    from otelite._integrations import _hosts
+
+    otelite.register_provider("llm-gateway.example.com", "openai")
+    try:
+        attrs = gateway_call("gpt-4o-mini", "gpt-4o-mini-2024-07-18")
+    finally:
+        with _hosts._lock:
+            _hosts._HOSTS.pop("llm-gateway.example.com", None)
+            _hosts._cache.clear()
+    assert attrs["gen_ai.provider.name"] == "openai"
+    assert attrs["gen_ai.usage.cost"] == pytest.approx(0.15 + 0.6, rel=1e-12)
+    assert attrs["otelite.cost.source"] == "genai-prices"
+
+
+def test_gateway_model_with_ambiguous_name_stays_unpriced(caplog: pytest.LogCaptureFixture) -> None:
+    """A name the catalog prices differently at several providers is not guessed: unpriced, and the hint names them."""
+    with caplog.at_level(logging.WARNING, logger="otelite"):
+        attrs = gateway_call("deepseek-r1-distill-llama-70b", "deepseek-r1-distill-llama-70b")
+    assert "gen_ai.usage.cost" not in attrs
+    assert "otelite.cost.source" not in attrs
+    assert attrs["otelite.cost.unpriced"] is True
+    assert [r.getMessage() for r in caplog.records if r.name == "otelite"] == [
+        "otelite: no price for model 'deepseek-r1-distill-llama-70b' at provider 'openai_compatible': "
+        "its name matches catalog models at deepseek, groq with different prices, so it is not "
+        "guessed; its calls get no cost attribute (marked otelite.cost.unpriced). If the server "
+        'relays one of them (a gateway or proxy), name it: otelite.register_provider("<host>", '
+        '"openai"); or add the price with configure(prices=...) or OTELITE_PRICES_FILE.'
+    ]
+
+
+def test_gateway_unknown_model_warning_points_to_register_provider(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unknown model at an unrecognised server stays unpriced; the warning says how to name the server."""
+    with caplog.at_level(logging.WARNING, logger="otelite"):
+        attrs = gateway_call("my-private-model", "my-private-model")
+    assert "gen_ai.usage.cost" not in attrs
+    assert attrs["otelite.cost.unpriced"] is True
+    assert [r.getMessage() for r in caplog.records if r.name == "otelite"] == [
+        "otelite: no price for model 'my-private-model' at provider 'openai_compatible'; its calls "
+        "get no cost attribute (marked otelite.cost.unpriced). If the server relays a known "
+        'provider (a gateway or proxy), name it: otelite.register_provider("<host>", "openai"); '
+        "or add the price with configure(prices=...) or OTELITE_PRICES_FILE."
+    ]
+
+
+def test_local_server_models_are_not_inferred() -> None:
+    """A recognised self-hosted server (vLLM) is never priced from a cloud catalog by name."""
+    cost = price_call("vllm", ("gpt-4o-mini",), USAGE, None, None, at=at(3, 0))
+    assert cost is None
