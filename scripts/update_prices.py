@@ -2,8 +2,10 @@
 
 Run with `nox -s prices` (genai-prices needs Python 3.11+; otelite reads the
 snapshot on any Python, offline). The snapshot keeps, for the providers otelite
-detects, each model's match rule, its token prices per million tokens in force
-on the day of the snapshot, and its service-tier and batch variants.
+detects, each model's match rule, its token prices per million tokens, and its
+service-tier and batch variants, each with the constraint that says when it
+applies (a start date, or a daily UTC time window such as DeepSeek's off-peak
+hours): otelite resolves them at each call's own start time, as genai-prices does.
 """
 
 from __future__ import annotations
@@ -63,27 +65,71 @@ def number(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, gp.TieredPrices):
-        return {"base": float(value.base), "tiers": [{"start": t.start, "price": float(t.price)} for t in value.tiers]}
+        return {
+            "base": float(value.base),
+            "tiers": [{"start": t.start, "price": float(t.price)} for t in value.tiers],
+        }
     raise TypeError(f"unknown price {value!r}")
 
 
 def prices(model_price: Any) -> dict[str, Any]:
-    return {k: number(v) for k, v in model_price.__dict__.items() if k in TOKEN_PRICES and v is not None}
+    return {
+        k: number(v) for k, v in model_price.__dict__.items() if k in TOKEN_PRICES and v is not None
+    }
 
 
-def model_entry(model: Any, today: datetime.datetime) -> dict[str, Any]:
-    entry: dict[str, Any] = {"id": model.id, "match": clause(model.match), "prices": prices(model.get_prices(today))}
-    variants: dict[str, Any] = {}
+def constraint(value: Any) -> Any:
+    """When a price applies: {"start_date": "YYYY-MM-DD"} or {"start_time": "HH:MM:SS", "end_time": ...} (UTC)."""
+    if isinstance(value, gp.StartDateConstraint):
+        return {"start_date": value.start_date.isoformat()}
+    if isinstance(value, gp.TimeOfDateConstraint):
+        return {"start_time": utc_time(value.start_time), "end_time": utc_time(value.end_time)}
+    raise TypeError(f"unknown price constraint {value!r}")
+
+
+def utc_time(value: datetime.time) -> str:
+    """A time of day in UTC (naive times are UTC, as in genai-prices)."""
+    if value.tzinfo is not None:
+        value = (
+            datetime.datetime.combine(datetime.date(1970, 1, 1), value)
+            .astimezone(datetime.timezone.utc)
+            .time()
+        )
+    return value.replace(tzinfo=None).isoformat()
+
+
+def model_entry(model: Any) -> dict[str, Any]:
+    """One model: its default prices, its constrained prices (last active one wins) and its variants."""
+    entry: dict[str, Any] = {"id": model.id, "match": clause(model.match)}
+    if isinstance(model.prices, gp.ModelPrice):
+        entry["prices"] = prices(model.prices)
+    else:
+        # genai-prices: the last conditional price whose constraint is active wins; if none is, the first.
+        entry["prices"] = prices(model.prices[0].prices)
+        conditional = []
+        for item in model.prices[1:]:
+            one: dict[str, Any] = {"prices": prices(item.prices)}
+            if item.constraint is not None:
+                one["constraint"] = constraint(item.constraint)
+            conditional.append(one)
+        if conditional:
+            entry["conditional_prices"] = conditional
+    variants: list[dict[str, Any]] = []
     for variant in model.price_variants or ():
-        if variant.constraint is not None and not variant.constraint.active(today):
+        tier = variant.when.get("service_tier") or (
+            "batch" if variant.when.get("processing") == "batch" else None
+        )
+        if not tier or tier == "default":
             continue
-        tier = variant.when.get("service_tier") or ("batch" if variant.when.get("processing") == "batch" else None)
-        if tier and tier != "default":
-            overrides = prices(variant.prices)
-            if overrides:
-                variants.setdefault(tier, overrides)
+        overrides = prices(variant.prices)
+        if overrides:
+            one = {"tier": tier, "prices": overrides}
+            if variant.constraint is not None:
+                one["constraint"] = constraint(variant.constraint)
+            variants.append(one)
     if variants:
-        entry["service_tiers"] = variants
+        # Resolved first to last, independently for each price: the first active variant setting it wins.
+        entry["price_variants"] = variants
     return entry
 
 
@@ -99,10 +145,14 @@ def main() -> None:
     for provider in data.providers:
         if provider.id not in PROVIDERS:
             continue
-        models = [model_entry(m, now) for m in provider.models]
+        models = [model_entry(m) for m in provider.models]
         catalog["providers"][provider.id] = {
             "fallback": list(provider.fallback_model_providers or ()),
-            "models": [m for m in models if m["prices"]],
+            "models": [
+                m
+                for m in models
+                if m["prices"] or any(c["prices"] for c in m.get("conditional_prices", ()))
+            ],
         }
     missing = set(PROVIDERS) - set(catalog["providers"])
     if missing:
@@ -112,7 +162,9 @@ def main() -> None:
     tmp.write_text(text)
     tmp.replace(OUT)
     count = sum(len(p["models"]) for p in catalog["providers"].values())
-    print(f"wrote {OUT} ({count} models, genai-prices {genai_prices.__version__}, {catalog['date']})")
+    print(
+        f"wrote {OUT} ({count} models, genai-prices {genai_prices.__version__}, {catalog['date']})"
+    )
 
 
 if __name__ == "__main__":

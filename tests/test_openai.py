@@ -25,8 +25,10 @@ from fakeopenai import (
     sse,
     stream_response,
 )
+from otelite._pricing import catalog
 from otelite.testing import capture_spans
 
+CATALOG_DATE = catalog().date  # the bundled snapshot's date (changes when it is regenerated)
 CHAT_ATTRS = {
     "gen_ai.operation.name": "chat",
     "gen_ai.provider.name": "openai",
@@ -133,7 +135,7 @@ def test_chat_whole_span_and_metrics() -> None:
                 "openai.response.system_fingerprint": "fp_1",
                 "otelite.cost.source": "genai-prices",
                 "otelite.cost.catalog_version": "0.2.3",
-                "otelite.cost.catalog_date": "2026-11-26",
+                "otelite.cost.catalog_date": CATALOG_DATE,
                 "otelite.cost.estimated": False,
                 "otelite.cost.override": False,
             },
@@ -387,7 +389,7 @@ def test_chat_stream_whole_span(is_async: bool) -> None:
         "gen_ai.usage.output_tokens": 3,
         "otelite.cost.source": "genai-prices",
         "otelite.cost.catalog_version": "0.2.3",
-        "otelite.cost.catalog_date": "2026-11-26",
+        "otelite.cost.catalog_date": CATALOG_DATE,
         "otelite.cost.estimated": False,
         "otelite.cost.override": False,
         "gen_ai.input.messages": json.dumps(
@@ -559,7 +561,7 @@ def test_embeddings_span() -> None:
         "gen_ai.usage.cost": pytest.approx(4 * 0.02 / 1e6),
         "otelite.cost.source": "genai-prices",
         "otelite.cost.catalog_version": "0.2.3",
-        "otelite.cost.catalog_date": "2026-11-26",
+        "otelite.cost.catalog_date": CATALOG_DATE,
         "otelite.cost.estimated": False,
         "otelite.cost.override": False,
     }

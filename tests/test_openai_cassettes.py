@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import importlib.util
 from collections.abc import Iterator
 from typing import Any, Optional
@@ -129,7 +130,7 @@ def check_span(
         # The server sent no usage (a stream without include_usage): counted, and marked so.
         assert attrs["otelite.usage.estimated"] is True
         assert tokens["gen_ai.usage.input_tokens"] > 0
-    check_cost(attrs, interaction)
+    check_cost(attrs, interaction, call_time(span.start_time))
     assert not CONTENT_KEYS & attrs.keys(), "content must not be captured by default"
     if error is None:
         assert span.status.status_code.name == "UNSET"
@@ -158,8 +159,19 @@ CATALOG_PROVIDERS = {
 }
 
 
-def expected_cost(attrs: dict[str, Any], interaction: Interaction) -> Optional[float]:
-    """The cost from the genai-prices library itself (the catalog otelite's snapshot comes from)."""
+def call_time(start_time_ns: Optional[int]) -> dt.datetime:
+    """The instant a call started (its span's start time): both sides price the call then."""
+    assert start_time_ns is not None
+    return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(
+        microseconds=start_time_ns // 1000
+    )
+
+
+def expected_cost(
+    attrs: dict[str, Any], interaction: Interaction, when: dt.datetime
+) -> Optional[float]:
+    """The cost from the genai-prices library itself (the catalog otelite's snapshot comes from),
+    at the call's own start time: never "now", so time-of-day prices agree at any hour."""
     import genai_prices
 
     provider = CATALOG_PROVIDERS.get(attrs["gen_ai.provider.name"])
@@ -186,6 +198,7 @@ def expected_cost(attrs: dict[str, Any], interaction: Interaction) -> Optional[f
                 genai_prices.Usage(**details),
                 model,
                 provider_id=provider,
+                genai_request_timestamp=when,
                 price_context={"service_tier": tier} if tier else None,
             )
         except LookupError:
@@ -209,7 +222,7 @@ def response_service_tier(interaction: Interaction) -> Optional[str]:
     return found
 
 
-def check_cost(attrs: dict[str, Any], interaction: Interaction) -> None:
+def check_cost(attrs: dict[str, Any], interaction: Interaction, when: dt.datetime) -> None:
     """Priced calls carry the catalog's cost and provenance; unpriced ones are marked, never $0."""
     if "gen_ai.usage.input_tokens" not in attrs:
         assert "gen_ai.usage.cost" not in attrs
@@ -218,7 +231,7 @@ def check_cost(attrs: dict[str, Any], interaction: Interaction) -> None:
         # genai-prices needs Python 3.11+; there the figure is checked against it.
         assert ("gen_ai.usage.cost" in attrs) is not attrs.get("otelite.cost.unpriced", False)
         return
-    expected = expected_cost(attrs, interaction)
+    expected = expected_cost(attrs, interaction, when)
     if expected is None:
         assert "gen_ai.usage.cost" not in attrs
         assert attrs["otelite.cost.unpriced"] is True

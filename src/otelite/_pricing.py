@@ -6,16 +6,21 @@ and date. Users add or override prices (fine-tuned and self-hosted models,
 negotiated rates) with ``configure(prices=...)`` or ``OTELITE_PRICES_FILE``. The
 catalog loads on first use; every lookup after that is a dictionary access.
 An unknown model gets no cost — never a silent $0 — and one warning per model.
+
+Catalog prices may depend on when a call is made: a price starting on a date,
+or a daily time window (DeepSeek's off-peak hours, in UTC). The snapshot keeps
+those constraints and each call is priced at its own start time.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import logging
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -52,6 +57,11 @@ _CATALOG_FIELDS = {
     "output_audio_mtok": "output_audio",
 }
 
+# Providers whose server otelite does not recognise (an OpenAI client pointed at a gateway, a
+# proxy or an unknown host): their models are priced from the catalog by name when unambiguous.
+INFERRED_PROVIDERS = frozenset({"openai_compatible"})
+INFERRED_MARK = "inferred from the model name"
+
 PriceValue = Union[
     float, Mapping[str, Any]
 ]  # a number, or {"base": x, "tiers": [{"start": n, "price": y}]}
@@ -81,23 +91,6 @@ class Price:
     output_audio: Optional[PriceValue] = None
     source: str = "genai-prices"
     override: bool = False
-    tiers: Optional[Mapping[str, Mapping[str, PriceValue]]] = None
-
-    def for_tier(self, tier: Optional[str]) -> Price:
-        """The prices of a service tier (``flex``, ``priority``, ``batch``), or these."""
-        if not tier or not self.tiers or tier not in self.tiers:
-            return self
-        changes = dict(self.tiers[tier])
-        return Price(
-            input=changes.get("input", self.input),
-            output=changes.get("output", self.output),
-            cache_read=changes.get("cache_read", self.cache_read),
-            cache_write=changes.get("cache_write", self.cache_write),
-            input_audio=changes.get("input_audio", self.input_audio),
-            output_audio=changes.get("output_audio", self.output_audio),
-            source=self.source,
-            override=self.override,
-        )
 
 
 def _rate(value: Optional[PriceValue], input_tokens: int) -> Optional[float]:
@@ -159,12 +152,8 @@ def _matches(rule: Mapping[str, Any], name: str) -> bool:
     return False
 
 
-def _catalog_price(entry: Mapping[str, Any]) -> Price:
-    fields = {_CATALOG_FIELDS[k]: v for k, v in entry["prices"].items() if k in _CATALOG_FIELDS}
-    tiers = {
-        tier: {_CATALOG_FIELDS[k]: v for k, v in values.items() if k in _CATALOG_FIELDS}
-        for tier, values in (entry.get("service_tiers") or {}).items()
-    }
+def _catalog_price(prices: Mapping[str, Any]) -> Price:
+    fields = {_CATALOG_FIELDS[k]: v for k, v in prices.items() if k in _CATALOG_FIELDS}
     return Price(
         input=fields.get("input", 0.0),
         output=fields.get("output", 0.0),
@@ -172,8 +161,122 @@ def _catalog_price(entry: Mapping[str, Any]) -> Price:
         cache_write=fields.get("cache_write"),
         input_audio=fields.get("input_audio"),
         output_audio=fields.get("output_audio"),
-        tiers=tiers or None,
     )
+
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_DAY_US = 86_400_000_000
+
+
+def _utc_now() -> _dt.datetime:
+    return _dt.datetime.now(tz=_dt.timezone.utc)
+
+
+def utc_datetime(at: Union[_dt.datetime, int, None]) -> _dt.datetime:
+    """``at`` as an aware UTC datetime: a datetime (naive means UTC), nanoseconds since the epoch
+    (an OpenTelemetry span start time) or ``None`` for now."""
+    if at is None:
+        return _utc_now()
+    if isinstance(at, _dt.datetime):
+        if at.tzinfo is None:
+            return at.replace(tzinfo=_dt.timezone.utc)
+        return at.astimezone(_dt.timezone.utc)
+    return _EPOCH + _dt.timedelta(microseconds=int(at) // 1000)
+
+
+def _time_of_day_us(text: str) -> int:
+    t = _dt.time.fromisoformat(text)
+    return ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000 + t.microsecond
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """When a catalog price applies: from a UTC date on, or in a daily UTC time window."""
+
+    start_date: Optional[_dt.date] = None
+    start_us: Optional[int] = None  # time of day, microseconds after UTC midnight
+    end_us: Optional[int] = None
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> Constraint:
+        if "start_date" in data:
+            return cls(start_date=_dt.date.fromisoformat(str(data["start_date"])))
+        return cls(
+            start_us=_time_of_day_us(str(data["start_time"])),
+            end_us=_time_of_day_us(str(data["end_time"])),
+        )
+
+    def active(self, at: _dt.datetime) -> bool:
+        """Whether the constraint holds at ``at`` (aware, UTC), with genai-prices' rules."""
+        if self.start_date is not None:
+            return at.date() >= self.start_date
+        if self.start_us is None or self.end_us is None:
+            return True
+        now = ((at.hour * 60 + at.minute) * 60 + at.second) * 1_000_000 + at.microsecond
+        if self.end_us < self.start_us:  # the window wraps past midnight
+            return now >= self.start_us or now < self.end_us
+        return self.start_us <= now < self.end_us
+
+
+def _constraint(data: Mapping[str, Any]) -> Optional[Constraint]:
+    found = data.get("constraint")
+    return Constraint.parse(found) if found else None
+
+
+@dataclass(frozen=True)
+class CatalogModel:
+    """One catalog model: default prices, time-constrained prices, and service-tier variants."""
+
+    default: Price
+    conditional: tuple[tuple[Optional[Constraint], Price], ...] = ()
+    variants: tuple[tuple[str, Optional[Constraint], Mapping[str, PriceValue]], ...] = ()
+
+    @classmethod
+    def parse(cls, entry: Mapping[str, Any]) -> CatalogModel:
+        return cls(
+            default=_catalog_price(entry["prices"]),
+            conditional=tuple(
+                (_constraint(c), _catalog_price(c["prices"]))
+                for c in entry.get("conditional_prices", ())
+            ),
+            variants=tuple(
+                (
+                    str(v["tier"]),
+                    _constraint(v),
+                    {_CATALOG_FIELDS[k]: p for k, p in v["prices"].items() if k in _CATALOG_FIELDS},
+                )
+                for v in entry.get("price_variants", ())
+            ),
+        )
+
+    @property
+    def time_dependent(self) -> bool:
+        """Whether the price depends on when the call is made."""
+        return bool(self.conditional) or any(c is not None for _, c, _ in self.variants)
+
+    def price(self, at: Union[_dt.datetime, int, None] = None, tier: Optional[str] = None) -> Price:
+        """The prices in force at ``at`` (default: now) for ``tier``, as genai-prices resolves them.
+
+        The last conditional price whose constraint is active wins (none: the default);
+        then each price a matching, active tier variant sets replaces it (first variant wins).
+        """
+        if not self.conditional and not (tier and self.variants):
+            return self.default
+        when = utc_datetime(at)
+        standard = self.default
+        for constraint, price in reversed(self.conditional):
+            if constraint is None or constraint.active(when):
+                standard = price
+                break
+        if not tier:
+            return standard
+        overrides: dict[str, PriceValue] = {}
+        for variant_tier, constraint, values in self.variants:
+            if variant_tier != tier or (constraint is not None and not constraint.active(when)):
+                continue
+            for key, value in values.items():
+                overrides.setdefault(key, value)
+        return replace(standard, **overrides) if overrides else standard  # type: ignore[arg-type]
 
 
 class Catalog:
@@ -185,25 +288,44 @@ class Catalog:
         self.version: str = data["source_version"]
         self.date: str = data["date"]
         self._providers: Mapping[str, Any] = data["providers"]
-        self._cache: dict[tuple[str, str], Optional[Price]] = {}
+        self._cache: dict[tuple[str, str], Optional[CatalogModel]] = {}
+        self._matches: dict[tuple[str, str], tuple[tuple[str, CatalogModel], ...]] = {}
 
     def _find(
         self, provider_id: str, name: str, seen: frozenset[str] = frozenset()
-    ) -> Optional[Price]:
+    ) -> Optional[CatalogModel]:
         provider = self._providers.get(provider_id)
         if provider is None or provider_id in seen:
             return None
         for entry in provider["models"]:
             if _matches(entry["match"], name):
-                return _catalog_price(entry)
+                return CatalogModel.parse(entry)
         for fallback in provider.get("fallback", ()):
             found = self._find(fallback, name, seen | {provider_id})
             if found is not None:
                 return found
         return None
 
-    def lookup(self, provider: str, model: str) -> Optional[Price]:
-        """The catalog price of ``model`` at ``provider`` (cached), or ``None``."""
+    def matches(self, model: str) -> tuple[tuple[str, CatalogModel], ...]:
+        """Every catalog provider whose own models (no fallbacks) match ``model`` (cached)."""
+        key = ("", model)
+        found = self._matches.get(key)
+        if found is None:
+            name = model.lower()
+            hits = []
+            for provider_id, provider in sorted(self._providers.items()):
+                for entry in provider["models"]:
+                    if _matches(entry["match"], name):
+                        hits.append((provider_id, CatalogModel.parse(entry)))
+                        break
+            found = tuple(hits)
+            if len(self._matches) > 4096:
+                self._matches.clear()
+            self._matches[key] = found
+        return found
+
+    def lookup(self, provider: str, model: str) -> Optional[CatalogModel]:
+        """The catalog prices of ``model`` at ``provider`` (cached), or ``None``."""
         key = (provider, model)
         if key in self._cache:
             return self._cache[key]
@@ -376,8 +498,14 @@ def price_call(
     usage: TokenUsage,
     service_tier: Optional[str],
     user: Optional[UserPrices],
+    at: Union[_dt.datetime, int, None] = None,
 ) -> Optional[Cost]:
-    """Cost of a call, trying each model name in turn (response model first); ``None`` if unknown."""
+    """Cost of a call, trying each model name in turn (response model first); ``None`` if unknown.
+
+    ``at`` is when the call started (a datetime, or nanoseconds since the epoch as in a
+    span's ``start_time``; default now): catalog prices that depend on the time of day
+    or on the date are taken at that moment.
+    """
     names = [m for m in models if m]
     for name in names:
         if user is not None:
@@ -386,28 +514,103 @@ def price_call(
                 return Cost(cost_usd(price, usage), USER_SOURCE, "", "", True)
     book = catalog()
     for name in names:
-        price = book.lookup(provider, name)
-        if price is not None:
+        model = book.lookup(provider, name)
+        if model is not None:
             return Cost(
-                cost_usd(price.for_tier(service_tier), usage),
+                cost_usd(model.price(at, service_tier), usage),
                 book.source,
                 book.version,
                 book.date,
                 False,
             )
-    key = (provider, names[0] if names else "")
-    if key not in _warned:
-        with _warned_lock:
-            first = key not in _warned
-            _warned.add(key)
-        if first:
-            logger.warning(
+    if provider in INFERRED_PROVIDERS:
+        for name in names:
+            inferred = _infer(book, name, usage, service_tier, at)
+            if inferred is not None:
+                return inferred
+    name = names[0] if names else ""
+    if provider in INFERRED_PROVIDERS:
+        candidates = sorted({pid for n in names for pid, _ in book.matches(n)})
+        if candidates:
+            _warn_once(
+                (provider, name),
+                "otelite: no price for model %r at provider %r: its name matches catalog models at "
+                "%s with different prices, so it is not guessed; its calls get no cost attribute "
+                "(marked otelite.cost.unpriced). If the server relays one of them (a gateway or "
+                'proxy), name it: otelite.register_provider("<host>", "openai"); or add the price '
+                "with configure(prices=...) or OTELITE_PRICES_FILE.",
+                name,
+                provider,
+                ", ".join(candidates),
+            )
+        else:
+            _warn_once(
+                (provider, name),
                 "otelite: no price for model %r at provider %r; its calls get no cost attribute "
-                "(marked otelite.cost.unpriced). Add it with configure(prices=...) or OTELITE_PRICES_FILE.",
-                key[1],
+                "(marked otelite.cost.unpriced). If the server relays a known provider (a gateway "
+                'or proxy), name it: otelite.register_provider("<host>", "openai"); or add the price '
+                "with configure(prices=...) or OTELITE_PRICES_FILE.",
+                name,
                 provider,
             )
+        return None
+    _warn_once(
+        (provider, name),
+        "otelite: no price for model %r at provider %r; its calls get no cost attribute "
+        "(marked otelite.cost.unpriced). Add it with configure(prices=...) or OTELITE_PRICES_FILE.",
+        name,
+        provider,
+    )
     return None
+
+
+def _infer(
+    book: Catalog,
+    name: str,
+    usage: TokenUsage,
+    service_tier: Optional[str],
+    at: Union[_dt.datetime, int, None],
+) -> Optional[Cost]:
+    """The catalog price of a model an unrecognised server serves, if its name is unambiguous.
+
+    Unambiguous: every catalog provider whose own models match the name charges the same
+    for this call. The cost's source says the price was inferred, and from which provider.
+    """
+    found = book.matches(name)
+    if not found:
+        return None
+    prices = [model.price(at, service_tier) for _, model in found]
+    if any(price != prices[0] for price in prices[1:]):
+        return None
+    providers = ", ".join(pid for pid, _ in found)
+    _warn_once(
+        ("inferred", name),
+        "otelite: model %r reached through an unrecognised OpenAI-compatible server is priced "
+        "from the catalog by its name (%s); its spans say so in otelite.cost.source. If the "
+        'server relays that provider (a gateway or proxy), name it: otelite.register_provider("<host>", '
+        '"openai") (or the provider it relays).',
+        name,
+        providers,
+    )
+    return Cost(
+        cost_usd(prices[0], usage),
+        f"{book.source} {INFERRED_MARK} ({providers})",
+        book.version,
+        book.date,
+        False,
+    )
+
+
+def _warn_once(
+    key: tuple[str, str], message: str, *args: Any, level: int = logging.WARNING
+) -> None:
+    if key in _warned:
+        return
+    with _warned_lock:
+        first = key not in _warned
+        _warned.add(key)
+    if first:
+        logger.log(level, message, *args)
 
 
 def _reset_warnings_for_tests() -> None:

@@ -249,6 +249,7 @@ class Invocation:
                 usage,
                 outcome.service_tier,
                 self.active.prices,
+                at=getattr(self.span, "start_time", None),  # priced at the call's start time
             )
         except Exception as exc:
             _guard.report("pricing an LLM call", exc)
