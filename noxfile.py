@@ -24,6 +24,17 @@ _pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
 for _bin in sorted(glob.glob(os.path.join(_pyenv_root, "versions", "3.*", "bin")), reverse=True):
     os.environ["PATH"] = _bin + os.pathsep + os.environ.get("PATH", "")
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+
+_missing = [v for v in PYTHONS if shutil.which(f"python{v}") is None]
+if _missing:
+    # nox's own message for this is one line lost in a long log: say what to do first.
+    print(
+        f"nox: Python {', '.join(_missing)} not found on PATH. The full run (`nox`) needs every "
+        "Python 3.9-3.13 (pyenv install ...) and fails without them; with one interpreter, run "
+        f"a single-Python path instead, e.g. `nox -s lint typecheck tests-{sys.version_info[0]}."
+        f"{sys.version_info[1]} smoke docs`.",
+        file=sys.stderr,
+    )
 if TIKTOKEN_CACHE.is_dir():
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(TIKTOKEN_CACHE.resolve()))
 
@@ -38,7 +49,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.12")
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over the package (targeting Python 3.9)."""
+    """mypy --strict over the package (targeting Python 3.10, the oldest version mypy still checks for)."""
     session.install("mypy>=1.10", "types-PyYAML", "-e", ".[dev,openai]")
     session.run("mypy")
 
