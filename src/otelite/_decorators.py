@@ -23,7 +23,7 @@ from opentelemetry.trace import Span, SpanKind
 
 from otelite import _config, _guard, _spans
 from otelite import _semconv as sc
-from otelite._context import _attribute_value
+from otelite._context import clean_attributes
 
 if TYPE_CHECKING:
     from typing_extensions import ParamSpec
@@ -87,8 +87,7 @@ class _Spec:
                     attrs[sc.GEN_AI_TOOL_TYPE] = "function"
                     self.input_key = sc.GEN_AI_TOOL_CALL_ARGUMENTS
                     self.output_key = sc.GEN_AI_TOOL_CALL_RESULT
-        for key, value in (attributes or {}).items():
-            attrs[key] = _attribute_value(f"attribute {key!r}", value)
+        attrs.update(clean_attributes(attributes or {}, "@otelite.trace(attributes=): {!r}"))
         self.attributes = attrs
         self.capture_input = capture_input
         self.capture_output = capture_output
@@ -459,7 +458,9 @@ def span(name: str, /, **attributes: Any) -> AbstractContextManager[Span]:
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"otelite.span: name must be a non-empty str, got {name!r}")
-    attrs = {k: _attribute_value(f"attribute {k!r}", v) for k, v in attributes.items()}
+    attrs: dict[str, Any] = {}
+    with _guard.contained("reading otelite.span() attributes"):
+        attrs = clean_attributes(attributes, "otelite.span(): attribute {!r}")
     return _span_block(name, attrs)
 
 
