@@ -249,6 +249,10 @@ class attributes:
     ``otelite.metadata.<key>``. A mapping given positionally sets any other attribute,
     such as ``geo.country.iso_code`` or ``client.address``.
 
+    Values never raise: ``None``, empty ids and tags and invalid keys are dropped
+    (logged once at DEBUG), int and UUID ids become text, other values OpenTelemetry
+    cannot hold become JSON text, and strings are size-capped (see ``docs/attributes.md``).
+
     Example:
         >>> import otelite
         >>> with otelite.attributes(user_id="u-42", tags=["beta"], metadata={"plan": "pro"}):

@@ -523,6 +523,8 @@ def span(name: str, /, **attributes: Any) -> AbstractContextManager[Span]:
     """Record a block of code as a span, current inside the block; yields the span.
 
     Exceptions raised in the block are recorded on the span and propagate unchanged.
+    Attribute values follow OpenTelemetry's rules and never raise: ``None`` is dropped,
+    values OpenTelemetry cannot hold become JSON text, strings are size-capped.
 
     Example:
         >>> import otelite
@@ -532,8 +534,9 @@ def span(name: str, /, **attributes: Any) -> AbstractContextManager[Span]:
     if not isinstance(name, str) or not name:
         raise TypeError(f"otelite.span: name must be a non-empty str, got {name!r}")
     attrs: dict[str, Any] = {}
-    with _guard.contained("reading otelite.span() attributes"):
-        attrs = clean_attributes(attributes, "otelite.span(): attribute {!r}")
+    if attributes:
+        with _guard.contained("reading otelite.span() attributes"):
+            attrs = clean_attributes(attributes, "otelite.span(): attribute {!r}")
     return _span_block(name, attrs)
 
 
