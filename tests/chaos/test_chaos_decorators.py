@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import math
 import uuid
@@ -337,7 +338,7 @@ class AsyncGenTool:
 def test_async_call_object_span_covers_the_coroutine() -> None:
     """An object with async __call__ gets an async wrapper: its span ends after the coroutine."""
     traced = otelite.trace(kind="tool")(AsyncTool())
-    assert asyncio.iscoroutinefunction(traced)
+    assert inspect.iscoroutinefunction(traced)
     with capture_spans(capture_content=True) as cap:
         assert asyncio.run(traced("q")) == "Q"
     outer, inner = cap.as_dicts()
