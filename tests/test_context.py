@@ -164,24 +164,21 @@ def test_current_attributes_reads_merged_view() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "error", "message"),
+    "kwargs",
     [
-        ({"user_id": 42}, TypeError, "user_id must be a str, got int"),
-        ({"session_id": b"s"}, TypeError, "session_id must be a str"),
-        ({"user_id": ""}, ValueError, "user_id must not be empty"),
-        ({"metadata": ["a"]}, TypeError, "metadata must be a mapping"),
-        ({"metadata": {1: "a"}}, TypeError, "a metadata key must be a str"),
-        ({"tags": "beta"}, TypeError, "tags must be a list of strings"),
-        ({"tags": ["ok", 3]}, TypeError, "each tag must be a str"),
-        ({"metadata": {"k": None}}, ValueError, "metadata\\['k'\\] is None"),
+        {"user_id": ""},
+        {"session_id": b"s"},
+        {"metadata": ["a"]},
+        {"metadata": {1: "a"}},
+        {"tags": ["", None]},
+        {"metadata": {"k": None}},
     ],
 )
-def test_bad_values_are_clear_errors(
-    kwargs: dict[str, object], error: type[Exception], message: str
-) -> None:
-    """Wrong types are refused at once with a message naming the argument."""
-    with pytest.raises(error, match=message):
-        otelite.attributes(**kwargs)  # type: ignore[arg-type]
+def test_bad_values_are_dropped_not_raised(kwargs: dict[str, object]) -> None:
+    """Invalid request-time values are dropped (as OpenTelemetry does) instead of raising."""
+    with capture_spans() as cap, otelite.attributes(**kwargs), otelite.span("s"):  # type: ignore[arg-type]
+        pass
+    assert dict(cap.spans[0].attributes or {}) == {}
 
 
 def test_non_scalar_metadata_stored_as_json() -> None:

@@ -402,6 +402,7 @@ def resolve_settings(
 
     if stream_usage is not None and not isinstance(stream_usage, bool):
         raise ConfigurationError("stream_usage: expected True or False")
+    _env.attribute_value_length_limit()  # a bad OTEL_*ATTRIBUTE_VALUE_LENGTH_LIMIT is refused here
     from otelite._pricing import load_user_prices
 
     user_prices = load_user_prices(prices, _env.OTELITE_PRICES_FILE.read())  # type: ignore[arg-type]

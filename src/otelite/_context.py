@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import logging
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,8 +25,10 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
+from otelite import _config, _env, _guard
 from otelite import _semconv as sc
-from otelite._content import to_json
+from otelite._content import TRUNCATION_MARKER, to_json, truncate
+from otelite._exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from typing_extensions import ParamSpec
@@ -40,71 +44,197 @@ KEY = otel_context.create_key("otelite.attributes")
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-def _check_str(argument: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise TypeError(
-            f"otelite.attributes(): {argument} must be a str, got {type(value).__name__} "
-            f"({value!r}); convert it with str() first"
+logger = logging.getLogger("otelite")
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_SCALARS = (str, bool, int, float)
+_MAX_REASONS = 256  # distinct drop reasons remembered (keys come from user data)
+
+
+class _Dropped:
+    """Marks a value that is not recorded."""
+
+    __slots__ = ()
+
+
+DROPPED: Any = _Dropped()
+
+_lock = threading.Lock()
+_dropped_reasons: set[str] = set()
+_bad_limit_warned = False
+
+
+def reset_dropped_reasons() -> None:
+    """Forget which drops and bad limits were logged (for tests)."""
+    global _bad_limit_warned
+    with _lock:
+        _dropped_reasons.clear()
+        _bad_limit_warned = False
+
+
+def _drop(argument: str, why: str) -> Any:
+    """Log (once per reason, at DEBUG) that a value is not recorded; return :data:`DROPPED`."""
+    reason = f"{argument} {why}"
+    with _lock:
+        first = reason not in _dropped_reasons and len(_dropped_reasons) < _MAX_REASONS
+        if first:
+            _dropped_reasons.add(reason)
+    if first:
+        logger.debug(
+            "otelite: %s, so it is not recorded (as OpenTelemetry does with invalid "
+            "attribute values; logged once)",
+            reason,
         )
-    if not value:
-        raise ValueError(f"otelite.attributes(): {argument} must not be empty")
-    return value
+    return DROPPED
 
 
-def _attribute_value(argument: str, value: object) -> Any:
-    """A valid OpenTelemetry attribute value; anything else is stored as JSON text."""
-    if isinstance(value, (str, bool, int, float)):
+def value_limit() -> tuple[int, bool]:
+    """The length limit of one string attribute value, and whether the marker fits inside it.
+
+    ``OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`` / ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`` when
+    set: the SDK cuts at that length too, so the truncation marker must fit inside it.
+    Otherwise the content policy's ``max_length`` (``max_content_length``), with the marker
+    after it as for captured content. A bad variable is refused by ``configure()``; one
+    seen only here is ignored with one warning.
+    """
+    global _bad_limit_warned
+    try:
+        limit = _env.attribute_value_length_limit()
+    except ConfigurationError as exc:
+        with _lock:
+            first, _bad_limit_warned = not _bad_limit_warned, True
+        if first:
+            logger.warning("otelite: %s; ignoring it and using max_content_length", exc)
+        limit = None
+    if limit is not None:
+        return limit, True
+    return _config.active().content.max_length, False
+
+
+def cap_text(text: str, limit: Optional[tuple[int, bool]] = None) -> str:
+    """``text`` cut to the attribute value limit with a visible ``…[truncated N chars]``."""
+    length, inside = limit if limit is not None else value_limit()
+    if len(text) <= length:
+        return text
+    if not inside:
+        return truncate(text, length)
+    room = length - len(TRUNCATION_MARKER.format(len(text)))
+    if room < 0:
+        return text[:length]
+    return text[:room] + TRUNCATION_MARKER.format(len(text) - room)
+
+
+def _int_value(argument: str, value: int, limit: tuple[int, bool]) -> Any:
+    if _INT64_MIN <= value <= _INT64_MAX:
         return value
+    try:  # OTLP carries 64-bit integers only: keep the digits as text
+        return cap_text(str(value), limit)
+    except ValueError:  # more digits than Python converts to text
+        return _drop(argument, "is an integer too large to record")
+
+
+def attribute_value(argument: str, value: object, limit: tuple[int, bool]) -> Any:
+    """``value`` as a valid, size-capped attribute value, or :data:`DROPPED`.
+
+    Strings (also inside lists) are capped; ``None`` is dropped; integers beyond 64 bits
+    become text; anything else (mixed lists, dicts, objects) is recorded as JSON text.
+    """
+    if value is None:
+        return _drop(argument, "is None")
+    if isinstance(value, str):
+        return cap_text(value, limit)
+    if isinstance(value, (bool, float)):
+        return value
+    if isinstance(value, int):
+        return _int_value(argument, value, limit)
     if isinstance(value, (list, tuple)) and value:
         first = type(value[0])
-        if first in (str, bool, int, float) and all(type(v) is first for v in value):
-            return list(value)
-    if value is None:
-        raise ValueError(f"otelite.attributes(): {argument} is None; leave it out instead")
-    return to_json(value)
+        if first in _SCALARS and all(type(v) is first for v in value):
+            if first is str:
+                return [cap_text(v, limit) for v in value]
+            if first is not int or all(_INT64_MIN <= v <= _INT64_MAX for v in value):
+                return list(value)
+    return cap_text(to_json(value), limit)
+
+
+def clean_attributes(values: Mapping[Any, Any], label: str, prefix: str = "") -> dict[str, Any]:
+    """The valid, capped attributes of ``values``; invalid keys and values are dropped.
+
+    ``label`` names one entry in log lines, with ``{!r}`` for its key, such as
+    ``"otelite.span(): attribute {!r}"``.
+    """
+    limit = value_limit()
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if not isinstance(key, str) or not key:
+            _drop(label.format(key), "has a key that is not a non-empty str")
+            continue
+        cleaned = attribute_value(label.format(key), value, limit)
+        if cleaned is not DROPPED:
+            out[prefix + key] = cleaned
+    return out
+
+
+def _id_value(argument: str, value: object, limit: tuple[int, bool]) -> Any:
+    if isinstance(value, str):
+        return cap_text(value, limit) if value else _drop(argument, "is empty")
+    if isinstance(value, (int, uuid.UUID)) and not isinstance(value, bool):
+        return _id_value(argument, str(value), limit)
+    return _drop(argument, f"is a {type(value).__name__}, not a str")
+
+
+def _tags(tags: object, limit: tuple[int, bool]) -> tuple[str, ...]:
+    if isinstance(tags, str):
+        tags = [tags]
+    if isinstance(tags, (bytes, bytearray)) or not isinstance(tags, Iterable):
+        _drop("otelite.attributes(): tags", f"is a {type(tags).__name__}, not a list of str")
+        return ()
+    out: list[str] = []
+    for tag in tags:
+        if not isinstance(tag, str) or not tag:
+            _drop("otelite.attributes(): a tag", "is not a non-empty str")
+            continue
+        capped = cap_text(tag, limit)
+        if capped not in out:
+            out.append(capped)
+    return tuple(out)
 
 
 def _build(
-    extra: Optional[Mapping[str, Any]],
-    user_id: Optional[str],
-    session_id: Optional[str],
-    conversation_id: Optional[str],
-    tags: Optional[Iterable[str]],
-    metadata: Optional[Mapping[str, Any]],
+    extra: object,
+    user_id: object,
+    session_id: object,
+    conversation_id: object,
+    tags: object,
+    metadata: object,
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
+    where = "otelite.attributes()"
     attrs: dict[str, Any] = {}
+    limit = value_limit()
     if extra is not None:
-        if not isinstance(extra, Mapping):
-            raise TypeError(
-                "otelite.attributes(): the positional argument must be a mapping of "
-                f"attribute names to values, got {type(extra).__name__}"
+        if isinstance(extra, Mapping):
+            attrs.update(clean_attributes(extra, where + ": attribute {!r}"))
+        else:
+            _drop(
+                f"{where}: the positional argument", f"is a {type(extra).__name__}, not a mapping"
             )
-        for key, value in extra.items():
-            _check_str("an attribute name", key)
-            attrs[key] = _attribute_value(f"attribute {key!r}", value)
-    if user_id is not None:
-        attrs[sc.USER_ID] = _check_str("user_id", user_id)
-    if session_id is not None:
-        attrs[sc.SESSION_ID] = _check_str("session_id", session_id)
-    if conversation_id is not None:
-        attrs[sc.GEN_AI_CONVERSATION_ID] = _check_str("conversation_id", conversation_id)
+    for argument, value, key in (
+        ("user_id", user_id, sc.USER_ID),
+        ("session_id", session_id, sc.SESSION_ID),
+        ("conversation_id", conversation_id, sc.GEN_AI_CONVERSATION_ID),
+    ):
+        if value is not None:
+            cleaned = _id_value(f"{where}: {argument}", value, limit)
+            if cleaned is not DROPPED:
+                attrs[key] = cleaned
     if metadata is not None:
-        if not isinstance(metadata, Mapping):
-            raise TypeError(
-                "otelite.attributes(): metadata must be a mapping such as "
-                f"{{'plan': 'pro'}}, got {type(metadata).__name__}"
+        if isinstance(metadata, Mapping):
+            attrs.update(
+                clean_attributes(metadata, where + ": metadata[{!r}]", sc.OTELITE_METADATA_PREFIX)
             )
-        for key, value in metadata.items():
-            _check_str("a metadata key", key)
-            attrs[sc.OTELITE_METADATA_PREFIX + key] = _attribute_value(f"metadata[{key!r}]", value)
-    tag_tuple: tuple[str, ...] = ()
-    if tags is not None:
-        if isinstance(tags, (str, bytes)) or not isinstance(tags, Iterable):
-            raise TypeError(
-                "otelite.attributes(): tags must be a list of strings such as ['beta'], "
-                f"got {type(tags).__name__}"
-            )
-        tag_tuple = tuple(_check_str("each tag", t) for t in tags)
+        else:
+            _drop(f"{where}: metadata", f"is a {type(metadata).__name__}, not a mapping")
+    tag_tuple = _tags(tags, limit) if tags is not None else ()
     return attrs, tag_tuple
 
 
@@ -118,6 +248,10 @@ class attributes:
     ``gen_ai.conversation.id``; ``tags`` become ``otelite.tags`` and each metadata key
     ``otelite.metadata.<key>``. A mapping given positionally sets any other attribute,
     such as ``geo.country.iso_code`` or ``client.address``.
+
+    Values never raise: ``None``, empty ids and tags and invalid keys are dropped
+    (logged once at DEBUG), int and UUID ids become text, other values OpenTelemetry
+    cannot hold become JSON text, and strings are size-capped (see ``docs/attributes.md``).
 
     Example:
         >>> import otelite
@@ -140,9 +274,12 @@ class attributes:
         tags: Optional[Iterable[str]] = None,
         metadata: Optional[Mapping[str, Any]] = None,
     ) -> None:
-        self._attrs, self._tags = _build(
-            attributes, user_id, session_id, conversation_id, tags, metadata
-        )
+        self._attrs: dict[str, Any] = {}
+        self._tags: tuple[str, ...] = ()
+        with _guard.contained("reading otelite.attributes() values"):
+            self._attrs, self._tags = _build(
+                attributes, user_id, session_id, conversation_id, tags, metadata
+            )
         self._tokens: list[object] = []
 
     def _merged(self) -> Mapping[str, Any]:

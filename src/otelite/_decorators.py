@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import AsyncGenerator, Generator, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union, overload
@@ -23,7 +24,8 @@ from opentelemetry.trace import Span, SpanKind
 
 from otelite import _config, _guard, _spans
 from otelite import _semconv as sc
-from otelite._context import _attribute_value
+from otelite._context import clean_attributes
+from otelite._exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from typing_extensions import ParamSpec
@@ -41,6 +43,57 @@ GENAI_KINDS: Mapping[str, tuple[str, Optional[str], SpanKind]] = {
 }
 MAX_CAPTURED_ITEMS = 1000
 _SELF_NAMES = ("self", "cls")
+
+
+class DecorationError(ConfigurationError, TypeError):
+    """``@otelite.trace`` was used on something it cannot trace, or with a bad option.
+
+    Raised at decoration time only; it is both a :class:`ConfigurationError` and a
+    ``TypeError``.
+    """
+
+
+def _underlying(func: Any) -> Any:
+    """The function a ``functools.partial`` (nested or not) finally calls."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    return func
+
+
+def _names(func: Any) -> tuple[str, str]:
+    """Default span name and ``code.function.name`` of a callable, without memory addresses.
+
+    Functions and methods use their qualified name; a ``functools.partial`` that of the
+    function it wraps; a callable object its class name (``code.function.name`` points
+    at ``Class.__call__``).
+    """
+    inner = _underlying(func)
+    qualname = getattr(inner, "__qualname__", None)
+    if isinstance(qualname, str) and qualname:
+        return qualname, f"{getattr(inner, '__module__', None) or '?'}.{qualname}"
+    cls = type(inner)
+    return cls.__qualname__, f"{cls.__module__}.{cls.__qualname__}.__call__"
+
+
+def _flavour(func: Any) -> str:
+    """``"asyncgen"``, ``"gen"``, ``"coroutine"`` or ``"sync"``: which wrapper ``func`` needs.
+
+    Looks through ``functools.partial`` and, for callable objects, at ``__call__``.
+    """
+    inner = _underlying(func)
+    candidates = [func, inner]
+    if not (inspect.isfunction(inner) or inspect.ismethod(inner) or inspect.isbuiltin(inner)):
+        candidates.append(inspect.getattr_static(type(inner), "__call__", None))
+    for candidate in candidates:
+        if candidate is None:
+            continue
+        if inspect.isasyncgenfunction(candidate):
+            return "asyncgen"
+        if inspect.isgeneratorfunction(candidate):
+            return "gen"
+        if inspect.iscoroutinefunction(candidate):
+            return "coroutine"
+    return "sync"
 
 
 class _Spec:
@@ -67,10 +120,9 @@ class _Spec:
         capture_input: Optional[bool],
         capture_output: Optional[bool],
     ) -> None:
-        base_name = name or getattr(func, "__qualname__", None) or repr(func)
-        attrs: dict[str, Any] = {
-            sc.CODE_FUNCTION_NAME: f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', base_name)}"
-        }
+        default_name, code_name = _names(func)
+        base_name = name or default_name
+        attrs: dict[str, Any] = {sc.CODE_FUNCTION_NAME: code_name}
         self.span_kind = SpanKind.INTERNAL
         self.input_key, self.output_key = sc.OTELITE_INPUT, sc.OTELITE_OUTPUT
         self.name = base_name
@@ -87,8 +139,7 @@ class _Spec:
                     attrs[sc.GEN_AI_TOOL_TYPE] = "function"
                     self.input_key = sc.GEN_AI_TOOL_CALL_ARGUMENTS
                     self.output_key = sc.GEN_AI_TOOL_CALL_RESULT
-        for key, value in (attributes or {}).items():
-            attrs[key] = _attribute_value(f"attribute {key!r}", value)
+        attrs.update(clean_attributes(attributes or {}, "@otelite.trace(attributes=): {!r}"))
         self.attributes = attrs
         self.capture_input = capture_input
         self.capture_output = capture_output
@@ -268,6 +319,12 @@ def _wrap_generator(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]
     return wrapper
 
 
+def _is_cancellation(exc: BaseException) -> bool:
+    """Whether ``exc`` is asyncio's ``CancelledError`` (asyncio is not imported for this)."""
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and isinstance(exc, asyncio.CancelledError)
+
+
 def _wrap_async_generator(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
@@ -308,7 +365,13 @@ def _wrap_async_generator(func: Callable[..., Any], spec: _Spec) -> Callable[...
                     return
                 except BaseException as exc:
                     ended = True
-                    _fail(spec, span, exc)
+                    if exc_to_throw is not None and _is_cancellation(exc):
+                        # Cancelled while suspended at a yield: the consumer stopped
+                        # iterating (asyncio.run shutting down async generators left
+                        # behind by a break does this); closed early, not an error.
+                        _finish(spec, span, items, items is not None)
+                    else:
+                        _fail(spec, span, exc)
                     raise
                 finally:
                     otel_context.detach(token)
@@ -340,17 +403,24 @@ def _decorate(
     if isinstance(func, (classmethod, staticmethod)):
         inner = _decorate(func.__func__, name, kind, attributes, capture_input, capture_output)
         return type(func)(inner)
+    if isinstance(func, type):
+        raise DecorationError(
+            f"@otelite.trace: {func.__qualname__} is a class, and tracing it would replace the "
+            "class with a function; decorate its methods instead (put @otelite.trace above "
+            "def __call__, def run, ...)"
+        )
     if not callable(func):
-        raise TypeError(
+        raise DecorationError(
             f"@otelite.trace: expected a function or method, got {type(func).__name__} "
             f"({func!r}); write @otelite.trace or @otelite.trace(name=...) above a def"
         )
     spec = _Spec(func, name, kind, attributes, capture_input, capture_output)
-    if inspect.isasyncgenfunction(func):
+    flavour = _flavour(func)
+    if flavour == "asyncgen":
         return _wrap_async_generator(func, spec)
-    if inspect.isgeneratorfunction(func):
+    if flavour == "gen":
         return _wrap_generator(func, spec)
-    if inspect.iscoroutinefunction(func):
+    if flavour == "coroutine":
         return _wrap_coroutine(func, spec)
     return _wrap_sync(func, spec)
 
@@ -363,18 +433,18 @@ def _check_options(
     capture_output: Optional[bool],
 ) -> None:
     if name is not None and (not isinstance(name, str) or not name):
-        raise TypeError(f"@otelite.trace: name must be a non-empty str, got {name!r}")
+        raise DecorationError(f"@otelite.trace: name must be a non-empty str, got {name!r}")
     if kind is not None and (not isinstance(kind, str) or not kind):
-        raise TypeError(
+        raise DecorationError(
             f"@otelite.trace: kind must be a non-empty str such as 'tool' or 'retriever', got {kind!r}"
         )
     if attributes is not None and not isinstance(attributes, Mapping):
-        raise TypeError(
+        raise DecorationError(
             f"@otelite.trace: attributes must be a mapping, got {type(attributes).__name__}"
         )
     for argument, value in (("capture_input", capture_input), ("capture_output", capture_output)):
         if value is not None and not isinstance(value, bool):
-            raise TypeError(
+            raise DecorationError(
                 f"@otelite.trace: {argument} must be True, False or None, got {value!r}"
             )
 
@@ -435,7 +505,9 @@ def trace(
     """
     if isinstance(func, str):
         if name is not None:
-            raise TypeError("@otelite.trace: give the span name once, positionally or as name=")
+            raise DecorationError(
+                "@otelite.trace: give the span name once, positionally or as name="
+            )
         name, func = func, None
     _check_options(name, kind, attributes, capture_input, capture_output)
     if func is not None:
@@ -451,6 +523,8 @@ def span(name: str, /, **attributes: Any) -> AbstractContextManager[Span]:
     """Record a block of code as a span, current inside the block; yields the span.
 
     Exceptions raised in the block are recorded on the span and propagate unchanged.
+    Attribute values follow OpenTelemetry's rules and never raise: ``None`` is dropped,
+    values OpenTelemetry cannot hold become JSON text, strings are size-capped.
 
     Example:
         >>> import otelite
@@ -459,7 +533,10 @@ def span(name: str, /, **attributes: Any) -> AbstractContextManager[Span]:
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"otelite.span: name must be a non-empty str, got {name!r}")
-    attrs = {k: _attribute_value(f"attribute {k!r}", v) for k, v in attributes.items()}
+    attrs: dict[str, Any] = {}
+    if attributes:
+        with _guard.contained("reading otelite.span() attributes"):
+            attrs = clean_attributes(attributes, "otelite.span(): attribute {!r}")
     return _span_block(name, attrs)
 
 

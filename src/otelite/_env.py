@@ -86,6 +86,16 @@ OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT = EnvVar(
     "`span_only`/`span_and_event` (on) and `no_content`/`event_only` (off).",
 )
 
+OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT = EnvVar(
+    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "Maximum characters of one string attribute value (default: `max_content_length`); "
+    "longer values are cut with a visible marker that fits inside the limit.",
+)
+OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT = EnvVar(
+    "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "Like `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`, for span attributes only (wins over it).",
+)
+
 # --- otelite's own -------------------------------------------------------------------
 OTELITE_HOME = EnvVar(
     "OTELITE_HOME", "Directory of the local store (default `.otelite` in the working directory)."
@@ -137,5 +147,30 @@ RAISE_INTERNAL_ERRORS = EnvVar(
     "OTELITE_RAISE_INTERNAL_ERRORS",
     "`true` makes otelite's own failures raise instead of being logged (for otelite's tests).",
 )
+
+
+def attribute_value_length_limit() -> Optional[int]:
+    """The attribute value length limit from the environment, or ``None`` when unset.
+
+    ``OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`` wins over ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``,
+    as in the OpenTelemetry SDK. Raises :class:`ConfigurationError` naming the variable when
+    the value is not a non-negative whole number.
+    """
+    for var in (OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT, OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT):
+        raw = var.read()
+        if raw is None:
+            continue
+        try:
+            limit = int(raw)
+        except ValueError:
+            limit = -1
+        if limit < 0:
+            raise ConfigurationError(
+                f"{var.name}: {raw!r} must be a non-negative whole number of characters "
+                "(such as 8192), or unset"
+            )
+        return limit
+    return None
+
 
 ALL: tuple[EnvVar, ...] = tuple(v for v in list(globals().values()) if isinstance(v, EnvVar))

@@ -32,6 +32,7 @@ from opentelemetry.trace import (
 
 from otelite import _config
 from otelite import _semconv as sc
+from otelite._context import cap_text
 
 KINDS = ("heuristic", "llm_judge", "human", "check")
 EVALUATION_SPAN_KIND = "evaluation"  # otelite.span.kind of evaluation spans
@@ -181,6 +182,8 @@ def end_span(span: Span, score: Score, response_id: Optional[str] = None) -> Non
                     score = score.with_updates(explanation=content.clean(score.explanation))
                 else:
                     score = score.with_updates(explanation=None)
+            if score.comment is not None:
+                score = score.with_updates(comment=cap_text(score.comment))
             attrs = event_attributes(score)
             if response_id:
                 attrs[sc.GEN_AI_RESPONSE_ID] = response_id
