@@ -51,6 +51,8 @@ EXCEPTION_MESSAGE = "exception.message"
 EXCEPTION_STACKTRACE = "exception.stacktrace"
 EXCEPTION_ESCAPED = "exception.escaped"
 
+# A message this long is replaced wherever it is printed, not only after its type name.
+_MIN_REPLACED = 16
 # An error type or code worth keeping when the body is dropped: a short identifier.
 _CODE = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 
@@ -122,17 +124,21 @@ def error_text(exc: BaseException, policy: Optional[ContentPolicy] = None) -> st
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and the causes and contexts ``traceback`` prints with it."""
+    """``exc`` and what ``traceback`` prints with it: causes, contexts, group members."""
     seen: list[BaseException] = []
-    current: Optional[BaseException] = exc
-    while current is not None and not any(current is s for s in seen):
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if any(current is s for s in seen):
+            continue
         seen.append(current)
-        cause = current.__cause__
-        current = (
-            cause
-            if cause is not None
-            else (None if current.__suppress_context__ else current.__context__)
-        )
+        if current.__cause__ is not None:
+            pending.append(current.__cause__)
+        elif current.__context__ is not None and not current.__suppress_context__:
+            pending.append(current.__context__)
+        members = _attr(current, "exceptions")  # an ExceptionGroup (3.11+)
+        if isinstance(members, tuple):
+            pending.extend(m for m in members if isinstance(m, BaseException))
     return seen
 
 
@@ -153,6 +159,8 @@ def stacktrace(exc: BaseException, policy: ContentPolicy) -> str:
         if raw and raw != recorded:
             name = _type_name(link)
             text = text.replace(f"{name}: {raw}", f"{name}: {recorded}")
+            if len(raw) >= _MIN_REPLACED and raw in text:  # printed some other way
+                text = text.replace(raw, recorded)
     return policy.clean_error(text)
 
 

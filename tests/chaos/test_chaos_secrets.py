@@ -11,7 +11,9 @@ must not contain any of them.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import socket
+import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,9 +30,10 @@ from opentelemetry.trace import Status, StatusCode
 import otelite
 import otelite.store
 from cassettes import http
+from fakeopenai import chat_completion, client, json_response
 from otelite import _content, _spans, evals
 from otelite._export import SwappableProcessor
-from otelite.evals import Score
+from otelite.evals import Score, checks
 from otelite.testing import capture_spans
 from otlp_receiver import http_receiver
 
@@ -571,3 +574,109 @@ def test_redaction_is_idempotent() -> None:
     once = _content.redact_error_secrets(text)
     assert _content.redact_error_secrets(once) == once
     assert leaked(once.encode()) == []
+
+
+# --- HTTP errors found by duck typing, wherever they sit ----------------------------------
+
+BODY_SECRET = "body-only-text-7f3k9q"  # what an error body says besides a key
+
+
+class GatewayStatusError(Exception):
+    """An HTTP client's error answer, as any library might shape it."""
+
+    status_code = 502
+    type = "upstream_error"
+    code = 1042
+
+
+def gateway_error() -> GatewayStatusError:
+    return GatewayStatusError(f"bad gateway: {BODY_SECRET} key={APP_KEY}")
+
+
+@pytest.mark.parametrize("capture", [False, True], ids=["capture_off", "capture_on"])
+def test_http_error_reduced_in_a_chained_cause(capture: bool) -> None:
+    """An HTTP error deep in a chain loses its body in the message and the stacktrace (capture off)."""
+
+    @otelite.trace
+    def call() -> None:
+        try:
+            raise gateway_error()
+        except GatewayStatusError as exc:
+            raise RuntimeError("the call failed") from exc
+
+    with capture_spans(capture_content=capture) as cap, pytest.raises(RuntimeError):
+        call()
+    got = _event(cap)
+    name = f"{__name__}.GatewayStatusError"
+    if capture:
+        kept = f"bad gateway: {BODY_SECRET} key=[REDACTED:api_key]"
+        assert f"{name}: {kept}\n" in got["exception.stacktrace"]
+    else:
+        assert (
+            f"{name}: HTTP 502 (type: upstream_error, code: 1042)\n"
+            in (got["exception.stacktrace"])
+        )
+        assert BODY_SECRET not in str(got)
+    assert APP_KEY not in str(got)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception groups are Python 3.11+")
+def test_http_error_reduced_inside_an_exception_group() -> None:
+    """A member of an exception group is reduced like any other error (capture off)."""
+    group_type: Any = getattr(builtins, "ExceptionGroup")  # noqa: B009 - 3.11+ only
+
+    @otelite.trace
+    def fan_out() -> None:
+        raise group_type("two calls failed", [gateway_error(), ValueError(f"x {AZURE_KEY}")])
+
+    with capture_spans() as cap, pytest.raises(group_type):
+        fan_out()
+    got = _event(cap)
+    assert "HTTP 502 (type: upstream_error, code: 1042)" in got["exception.stacktrace"]
+    assert "ValueError: x [REDACTED:api_key]" in got["exception.stacktrace"]
+    assert BODY_SECRET not in str(got)
+    assert leaked(str(got).encode()) == []
+
+
+def test_eval_run_errors_are_redacted() -> None:
+    """evaluate(): a task's and an evaluator's error text (rows, scores, spans) hold no secret."""
+
+    def task(question: str) -> str:
+        if question == "boom":
+            raise gateway_error()
+        return question
+
+    def picky(*, output: str) -> Score:
+        raise ValueError(f"cannot judge with {AZURE_KEY}")
+
+    with capture_spans() as cap:
+        run = evals.evaluate(
+            [{"input": "ok"}, {"input": "boom"}], task, [picky], name="secrets", progress=False
+        )
+    assert run.rows[1].error == "GatewayStatusError: HTTP 502 (type: upstream_error, code: 1042)"
+    assert run.rows[0].scores["picky"].error == "ValueError: cannot judge with [REDACTED:api_key]"
+    dumped = str(cap.as_dicts(short_stacktraces=False)) + repr(run.rows)
+    assert BODY_SECRET not in dumped
+    assert leaked(dumped.encode()) == []
+
+
+def test_online_judge_check_error_is_redacted() -> None:
+    """An online judge check that raises records its error without the secret or the body."""
+
+    def judge(*, input: str, output: str) -> Score:
+        raise gateway_error()
+
+    llm = client(lambda request: json_response(chat_completion("Paris.")))
+    with capture_spans(checks=[checks.judge(judge, sample_rate=1.0, name="j")]) as cap:
+        otelite.instrument_openai()
+        try:
+            llm.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "Capital?"}]
+            )
+        finally:
+            otelite.uninstrument_openai()
+        assert checks.wait_for_judges(timeout=5)
+    evaluation = {s["name"]: s for s in cap.as_dicts()}["evaluation j"]
+    error = "GatewayStatusError: HTTP 502 (type: upstream_error, code: 1042)"
+    assert evaluation["attributes"]["otelite.evaluation.error"] == error
+    assert evaluation["status_description"] == error
