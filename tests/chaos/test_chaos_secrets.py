@@ -32,7 +32,7 @@ import otelite.store
 from cassettes import http
 from fakeopenai import chat_completion, client, json_response
 from otelite import _content, _spans, evals
-from otelite._export import SwappableProcessor
+from otelite._export import LocalStoreExporter, SwappableProcessor, scrub_error_data
 from otelite.evals import Score, checks
 from otelite.testing import capture_spans
 from otlp_receiver import http_receiver
@@ -230,6 +230,9 @@ def test_no_secret_reaches_otlp_or_the_store(
         )
         score = exercise(listening_port)
         assert otelite.force_flush()
+        wal = [p for p in store_dir.iterdir() if p.name.endswith("-wal")]
+        assert wal  # the spans are in the WAL: it is read too
+        assert wal[0].stat().st_size > 0
         before_close = raw_store_bytes(store_dir)
         otelite.shutdown()
         after_close = raw_store_bytes(store_dir)
@@ -470,23 +473,57 @@ def test_foreign_span_exception_scrubbed_before_export(store_dir: Path) -> None:
     provider = TracerProvider()
     memory = InMemorySpanExporter()
     swappable = SwappableProcessor()
-    swappable.replace([SimpleSpanProcessor(memory)])
+    swappable.replace(
+        [
+            SimpleSpanProcessor(memory),
+            SimpleSpanProcessor(LocalStoreExporter(store_dir / "otelite.db")),
+        ]
+    )
     provider.add_span_processor(swappable)
     tracer = provider.get_tracer("someone-else")
     with tracer.start_as_current_span("http POST", record_exception=False) as span:
+        span.set_attribute("http.request.method", "POST")
         span.record_exception(ValueError(f"Illegal header value b'Bearer {NEWLINE_KEY}\\n'"))
         span.set_status(Status(StatusCode.ERROR, f"api-key: {AZURE_KEY}"))
+    provider.shutdown()
     (exported,) = memory.get_finished_spans()
+    assert exported.status.status_code is StatusCode.ERROR
     assert exported.status.description == "api-key: [REDACTED:api_key]"
     (event,) = exported.events
+    assert event.name == "exception"
     assert event.attributes is not None
     assert event.attributes["exception.message"] == (
         "Illegal header value b'Bearer [REDACTED:api_key]\\n'"
     )
     assert event.attributes["exception.type"] == "ValueError"
     assert leaked(str(dict(event.attributes)).encode()) == []
+    # Everything else is the original span's.
     assert exported.name == "http POST"
     assert exported.context == span.get_span_context()
+    assert dict(exported.attributes or {}) == {"http.request.method": "POST"}
+    assert exported.instrumentation_scope is not None
+    assert exported.instrumentation_scope.name == "someone-else"
+    with otelite.store.LocalStore(store_dir) as store:
+        (stored,) = store.all_spans()
+    assert stored.status_message == "api-key: [REDACTED:api_key]"
+    assert stored.events[0]["attributes"]["exception.type"] == "ValueError"
+    assert leaked(raw_store_bytes(store_dir)) == []
+
+
+def test_scrub_leaves_clean_spans_as_they_are() -> None:
+    """Spans without error data, or with clean error data, are exported as the very same object."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("ok"):
+        pass
+    with tracer.start_as_current_span("failed", record_exception=False) as span:
+        span.record_exception(ValueError("no secret here"))
+        span.set_status(Status(StatusCode.ERROR, "ValueError: no secret here"))
+    ok, failed = memory.get_finished_spans()
+    assert scrub_error_data(ok) is ok
+    assert scrub_error_data(failed) is failed
 
 
 # --- the patterns, one by one -------------------------------------------------------------
