@@ -142,22 +142,13 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def _type_name(exc: BaseException) -> str:
-    """The exception's name as ``traceback`` prints it (module-qualified unless builtin)."""
-    cls = type(exc)
-    module = cls.__module__
-    if module in ("__main__", "builtins"):
-        return cls.__qualname__
-    return f"{module}.{cls.__qualname__}"
-
-
 def stacktrace(exc: BaseException, policy: ContentPolicy) -> str:
     """The formatted traceback of ``exc`` (causes included), reduced and redacted."""
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     for link in _chain(exc):
         raw, recorded = _message(link, policy)
         if raw and raw != recorded:
-            name = _type_name(link)
+            name = error_type(link)  # the name traceback prints before the message
             text = text.replace(f"{name}: {raw}", f"{name}: {recorded}")
             if len(raw) >= _MIN_REPLACED and raw in text:  # printed some other way
                 text = text.replace(raw, recorded)
