@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
 from opentelemetry.metrics import Counter, Meter
 from opentelemetry.trace import Span, SpanContext
 
-from otelite import _content, _evaluation, _guard
+from otelite import _content, _evaluation, _guard, _spans
 from otelite import _semconv as sc
 from otelite._exceptions import ConfigurationError
 
@@ -413,7 +413,7 @@ class Judge:
                         )
                 except Exception as exc:
                     result = _evaluation.Score(
-                        self.name, kind="llm_judge", error=f"{type(exc).__name__}: {exc}"
+                        self.name, kind="llm_judge", error=_spans.error_text(exc)
                     )
                 # end_span drops the judge's explanation unless content capture is on.
                 _evaluation.end_span(span, result, response_id)

@@ -26,15 +26,69 @@ REDACTION_FAILED = "[otelite: content dropped because the redact hook failed]"
 # A key straddling the cut must still be seen whole by the patterns below.
 _REDACTION_MARGIN = 256
 
-_API_KEY_PATTERNS = (
-    re.compile(r"\bsk-(?:proj-|ant-|or-v1-|svcacct-)?[A-Za-z0-9_\-]{16,}"),
-    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{16,}=*"),
-    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
-    re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"),
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"),
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}\b"),
+_KEY_MASK = "[REDACTED:api_key]"
+_CREDENTIALS_MASK = "[REDACTED:credentials]"
+
+# Each rule: substrings of which one must be in the lower-cased text for the pattern
+# to be worth running (a plain ``in`` is far cheaper than a regex scan), the
+# pattern, and its replacement. They run in this order.
+_Rule = tuple[tuple[str, ...], re.Pattern[str], str]
+
+# ``scheme://user:password@host`` (and ``scheme://token@host``).
+_URL_USERINFO = re.compile(r"://(?!\[REDACTED)[^\s/?#@\"'<>]+@")
+# Secret query parameters: ?api_key=, &key=, ?token=, ?sig=, ?code= (Azure Functions) ...
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&;](?:[A-Za-z0-9_\-]*(?:key|token|secret|password|passwd)|sig|signature|code|auth)=)"
+    r"(?!\[REDACTED)[^&#\s\"'<>]+"
 )
-_EMAIL = re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
+# The value after a credential's name, in headers (``api-key: v``), assignments
+# (``AZURE_OPENAI_API_KEY=v``), JSON/dict dumps (``"api-key": "v"``) and header
+# tuples (``(b'x-api-key', b'v')``); an optional auth scheme goes with the value.
+_NAMED_SECRET = re.compile(
+    r"(?i)((?:api[_\-]?key|authorization|auth[_\-]?token|access[_\-]?token"
+    r"|refresh[_\-]?token|token|secret|subscription[_\-]?key|password|passwd)"
+    r"""(?:["']?[ \t]*[:=][ \t]*|["'][ \t]*,[ \t]*)(?:b?["'])?)"""
+    r"(?!\[REDACTED)"
+    r"(?:(?:bearer|basic|token|digest|apikey)[ \t]+)?"
+    r"""[^\s"',;&)}\]\[]+"""
+)
+
+_RULES: tuple[_Rule, ...] = (
+    (("://",), _URL_USERINFO, f"://{_CREDENTIALS_MASK}@"),
+    (("=",), _QUERY_SECRET, rf"\1{_KEY_MASK}"),
+    (("key", "auth", "token", "secret", "passw"), _NAMED_SECRET, rf"\1{_KEY_MASK}"),
+    (("sk-",), re.compile(r"\bsk-(?:proj-|ant-|or-v1-|svcacct-)?[A-Za-z0-9_\-]{16,}"), _KEY_MASK),
+    (("k_live_", "k_test_"), re.compile(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"), _KEY_MASK),
+    (("bearer",), re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{16,}=*"), _KEY_MASK),
+    (("akia",), re.compile(r"\bAKIA[0-9A-Z]{16}\b"), _KEY_MASK),
+    (("aiza",), re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"), _KEY_MASK),
+    (
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+        re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"),
+        _KEY_MASK,
+    ),
+    (("github_pat_",), re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"), _KEY_MASK),
+    (("xox",), re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}\b"), _KEY_MASK),
+    (("gsk_",), re.compile(r"\bgsk_[A-Za-z0-9]{20,}"), _KEY_MASK),  # Groq
+    (("hf_",), re.compile(r"\bhf_[A-Za-z0-9]{30,}"), _KEY_MASK),  # Hugging Face
+    (("xai-", "pplx-"), re.compile(r"\b(?:xai|pplx)-[A-Za-z0-9]{20,}"), _KEY_MASK),
+    (  # JWT
+        ("eyj",),
+        re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
+        _KEY_MASK,
+    ),
+)
+
+# A bare 32-hex token with letters and digits (an Azure OpenAI key, but also an MD5
+# or a trace id). Error text often carries a key with nothing naming it (httpx:
+# "Illegal header value b'<key>\n'"), so error data masks these; content does not.
+_BARE_HEX32 = re.compile(
+    r"(?<![A-Za-z0-9_\-])(?=[0-9a-fA-F]{0,31}[a-fA-F])(?=[0-9a-fA-F]{0,31}[0-9])"
+    r"[0-9a-fA-F]{32}(?![A-Za-z0-9_\-])"
+)
+
+# Bounded parts (RFC 5321 limits) keep the scan linear on long runs of name characters.
+_EMAIL = re.compile(r"\b[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,63}\b")
 _CARD = re.compile(r"\b(?:\d[ \-]?){12,18}\d\b")
 
 
@@ -65,15 +119,36 @@ def is_card_number(text: str) -> bool:
 
 
 def redact_api_keys(text: str) -> str:
-    """Replace API keys and bearer tokens with ``[REDACTED:api_key]``.
+    """Replace credentials with ``[REDACTED:api_key]`` (``[REDACTED:credentials]`` in URLs).
+
+    Known key shapes (OpenAI, Anthropic, AWS, Google, GitHub, Slack, Stripe, Groq,
+    Hugging Face, JWTs), bearer tokens, values of credential-named headers and
+    settings (``Authorization``, ``api-key``, ``x-api-key``, ``*_API_KEY=``,
+    ``password=``, ...), secret URL query parameters (``api_key=``, ``key=``,
+    ``token=``, ``sig=``, ``code=``) and URL user info (``https://user:pass@host``).
+    Redacted text is left as it is when redacted again.
 
     Example:
         >>> redact_api_keys("key=sk-abcdefghijklmnopqrstuvwx")
         'key=[REDACTED:api_key]'
+        >>> redact_api_keys("api-key: 3f9a1c7e5b2d4f608a1e9c3b7d5f2a4c")
+        'api-key: [REDACTED:api_key]'
     """
-    for pattern in _API_KEY_PATTERNS:
-        text = pattern.sub("[REDACTED:api_key]", text)
+    lower = text.lower()
+    for triggers, pattern, replacement in _RULES:
+        if any(t in lower for t in triggers):
+            text = pattern.sub(replacement, text)
     return text
+
+
+def redact_error_secrets(text: str) -> str:
+    """:func:`redact_api_keys`, plus bare 32-hex tokens (Azure keys): for error data.
+
+    Example:
+        >>> redact_error_secrets("Illegal header value b'3f9a1c7e5b2d4f608a1e9c3b7d5f2a4c'")
+        "Illegal header value b'[REDACTED:api_key]'"
+    """
+    return _BARE_HEX32.sub(_KEY_MASK, redact_api_keys(text))
 
 
 def redact_builtin(text: str) -> str:
@@ -84,7 +159,8 @@ def redact_builtin(text: str) -> str:
         'mail [REDACTED:email], card [REDACTED:card]'
     """
     text = redact_api_keys(text)
-    text = _EMAIL.sub("[REDACTED:email]", text)
+    if "@" in text:
+        text = _EMAIL.sub("[REDACTED:email]", text)
     return _CARD.sub(_mask_card, text)
 
 
@@ -155,3 +231,30 @@ class ContentPolicy:
     def render(self, value: Any) -> str:
         """Serialise ``value`` to JSON, then :meth:`clean` it."""
         return self.clean(to_json(value))
+
+    def clean_error(self, text: str) -> str:
+        """Redact error text (an exception message, a stack trace, an error body), always.
+
+        Whatever the capture setting: the user's hook, then the built-in patterns
+        with the error-only ones (bare 32-hex keys). A failing hook is reported and
+        skipped; the built-in patterns still run, so raw text is never returned.
+        Not size-capped: a stack trace's end is what matters.
+        """
+        if self.redact is not None:
+            try:
+                redacted: object = self.redact(text)
+            except Exception as exc:
+                redacted = exc
+            if isinstance(redacted, str):
+                text = redacted
+            else:
+                # The hook's own error could quote the text it was given: report its type only.
+                _guard.report(
+                    "the redact hook given to configure() (on error text)",
+                    RuntimeError(
+                        f"the redact hook {'raised' if isinstance(redacted, Exception) else 'returned'} "
+                        f"{type(redacted).__name__}; the built-in patterns were applied alone"
+                    ),
+                )
+        text = redact_builtin(text) if self.redact_builtin else redact_api_keys(text)
+        return _BARE_HEX32.sub(_KEY_MASK, text)

@@ -172,12 +172,14 @@ def end_span(span: Span, score: Score, response_id: Optional[str] = None) -> Non
     """Put ``score`` on its evaluation span (attributes and the event) and end it.
 
     Explanations that may quote content are recorded (redacted and size-capped)
-    only when content capture is on.
+    only when content capture is on. The error text is always redacted.
     """
     try:
         if span.is_recording():
+            content = _config.active().content
+            if score.error is not None:
+                score = score.with_updates(error=content.clean_error(score.error))
             if score.explanation is not None:
-                content = _config.active().content
                 if score.kind in _EXPLANATION_ALWAYS_KEPT or content.capture:
                     score = score.with_updates(explanation=content.clean(score.explanation))
                 else:

@@ -30,7 +30,59 @@ OPENAI_COMPATIBLE = "openai_compatible"
 
 
 class EndpointError(Exception):
-    """The judge endpoint could not be reached or answered with an error."""
+    """The judge endpoint could not be reached or answered with an error.
+
+    Its message is redacted like any error text otelite records; with content
+    capture off it carries no response body, only the status and the error's
+    type and code. ``status_code`` (``type``, ``code``) are set for an HTTP error answer.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: Optional[int] = None,
+        type: Optional[str] = None,
+        code: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.type = type
+        self.code = code
+
+
+# How much of an error body is kept (redacted) when content capture is on.
+_BODY_CHARS = 200
+
+
+def _status_error(base_url: str, response: Any) -> EndpointError:
+    """The EndpointError for an HTTP error answer: status, type, code; the body only when captured."""
+    policy = _config.active().content
+    status = int(response.status_code)
+    error_type = code = None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if isinstance(error, Mapping):
+        error_type = error.get("type") if isinstance(error.get("type"), str) else None
+        code = error.get("code") if isinstance(error.get("code"), (str, int)) else None
+    if policy.capture:
+        head = f"{base_url} answered HTTP {status}: "
+        message = policy.clean_error(head + str(response.text)[: 20 * _BODY_CHARS])
+        limit = len(head) + _BODY_CHARS
+        if len(message) > limit:
+            message = message[:limit] + "…"
+    else:
+        summary = _spans.http_summary(status, error_type, code)
+        message = policy.clean_error(f"{base_url} answered {summary}")
+    return EndpointError(
+        message,
+        status_code=status,
+        type=error_type,
+        code=None if code is None else str(code),
+    )
 
 
 @dataclass(frozen=True)
@@ -49,6 +101,11 @@ def _get(obj: Any, name: str) -> Any:
     if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
+
+
+def _str_attr(obj: Any, name: str) -> Optional[str]:
+    value = getattr(obj, name, None)
+    return value if isinstance(value, str) else None
 
 
 def _int(value: Any) -> Optional[int]:
@@ -140,13 +197,15 @@ class ChatEndpoint:
             f"{self.base_url}/chat/completions", json=body, headers=headers
         )
         if response.status_code >= 400:
-            raise EndpointError(
-                f"{self.base_url} answered HTTP {response.status_code}: {response.text[:200]}"
-            )
+            raise _status_error(self.base_url, response)
         try:
             return response.json()
         except ValueError:
-            raise EndpointError(f"{self.base_url} did not answer with JSON") from None
+            raise EndpointError(self._where("did not answer with JSON")) from None
+
+    def _where(self, what: str) -> str:
+        """``"{base_url} {what}"``, redacted (a base URL can carry credentials)."""
+        return _config.active().content.clean_error(f"{self.base_url} {what}")
 
     def complete(
         self, messages: Sequence[Mapping[str, str]], *, temperature: float = 0.0
@@ -195,7 +254,7 @@ class ChatEndpoint:
             latency = time.perf_counter() - started
             choices = _get(raw, "choices") or []
             if not choices:
-                raise EndpointError(f"{self.base_url} answered without choices")
+                raise EndpointError(self._where("answered without choices"))
             message = _get(choices[0], "message")
             text = _get(message, "content") or _get(message, "refusal") or ""
             usage = _get(raw, "usage")
@@ -264,7 +323,14 @@ class ChatEndpoint:
             )
             if isinstance(exc, EndpointError):
                 raise
-            raise EndpointError(f"{type(exc).__name__}: {exc}") from exc
+            # The error's text, redacted; an HTTP error's body only when content is captured.
+            status = _spans.http_status(exc)
+            raise EndpointError(
+                _spans.error_text(exc),
+                status_code=status,
+                type=_str_attr(exc, "type") if status is not None else None,
+                code=_str_attr(exc, "code") if status is not None else None,
+            ) from exc
         finally:
             span.end()
 

@@ -549,7 +549,7 @@ def _accepted_names(func: Callable[..., Any]) -> Optional[frozenset[str]]:
 
 
 def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+    return _spans.error_text(exc)  # redacted; an HTTP error's body only when content is captured
 
 
 class _Runner:
