@@ -121,9 +121,12 @@ _global_tracer_provider: Optional[SdkTracerProvider] = None
 _override_refused = False
 
 
+_warned_lock = threading.Lock()
+
+
 def _warn_once(key: str, message: str, *args: Any, level: int = logging.WARNING) -> None:
     """Log ``message`` the first time ``key`` is seen in this process."""
-    with _lock:
+    with _warned_lock:
         if key in _warned:
             return
         _warned.add(key)
@@ -703,7 +706,7 @@ def _choose_provider(
     if isinstance(current, trace.ProxyTracerProvider):
         trace.set_tracer_provider(provider)
         _global_tracer_provider = provider
-        _watch_for_refused_override()
+        _watch_for_refused_override("opentelemetry.trace")
     else:
         _warn_once(
             "non-sdk-provider",
@@ -742,24 +745,40 @@ def _warn_ignored_settings(settings: Settings, provider: SdkTracerProvider) -> N
 
 
 class _RefusedOverrideWatcher(logging.Filter):
-    """Notices OpenTelemetry refusing the app's own TracerProvider (otelite's was first)."""
+    """Notices OpenTelemetry refusing the app's own provider because otelite's came first.
+
+    It only looks: every record passes through unchanged.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         global _override_refused
-        if str(record.msg).startswith("Overriding of current TracerProvider"):
+        message = str(record.msg)
+        if message.startswith("Overriding of current TracerProvider"):
             _override_refused = True
             _check_provider_still_global()
+        elif message.startswith("Overriding of current MeterProvider"):
+            _warn_refused_meter_provider()
         return True
 
 
-_watcher: Optional[_RefusedOverrideWatcher] = None
+_watcher = _RefusedOverrideWatcher()
 
 
-def _watch_for_refused_override() -> None:
-    global _watcher
-    if _watcher is None:
-        _watcher = _RefusedOverrideWatcher()
-        logging.getLogger("opentelemetry.trace").addFilter(_watcher)
+def _watch_for_refused_override(logger_name: str) -> None:
+    # The loggers OpenTelemetry's API uses for "Overriding of current ...Provider is not allowed".
+    logging.getLogger(logger_name).addFilter(_watcher)  # adding it twice keeps one
+
+
+@_guard.guarded("checking the global MeterProvider")
+def _warn_refused_meter_provider() -> None:
+    if _global_meters is not None:
+        _warn_once(
+            "meter-provider-order",
+            "otelite: the application installed its own MeterProvider after "
+            "otelite.configure() had installed one, so the application's metric readers get "
+            "no metrics; call otelite.configure() after setting up your MeterProvider "
+            "(otelite then records into it)",
+        )
 
 
 _ORDER_FIX = (
@@ -874,6 +893,7 @@ def _choose_meter_provider(
     _owned_providers.add(id(provider))
     metrics.set_meter_provider(provider)
     _global_meters = (provider, slot)
+    _watch_for_refused_override("opentelemetry.metrics._internal")
     return _GlobalMeters(provider, slot, exporter), True
 
 

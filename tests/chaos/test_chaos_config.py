@@ -28,8 +28,9 @@ SECRET = "s3cr3t-k3y"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_warnings() -> Iterator[None]:
+def _fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """otelite warns once per process; each test starts as a fresh process would."""
+    monkeypatch.setattr(_config, "_override_refused", False)
     _config._warned.clear()
     yield
     _config._warned.clear()
@@ -555,4 +556,34 @@ def test_global_provider_replaced_behind_otelites_back_warns_once_at_flush(
         "otelite.configure() installed, so spans from trace.get_tracer() bypass otelite's "
         "exporters; call otelite.configure() after setting up your TracerProvider "
         "(otelite then adds to it)"
+    ]
+
+
+def test_app_meter_provider_installed_after_configure_warns_once(tmp_path: Path) -> None:
+    """An app MeterProvider set after configure(endpoint=...) gets no metrics: one warning says so."""
+    with http_receiver() as (url, _received):
+        result = run_python(
+            f"""
+            import otelite
+            from opentelemetry import metrics
+            from opentelemetry.sdk.metrics import MeterProvider
+            from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+            otelite.configure(endpoint={url!r})
+            reader = InMemoryMetricReader()
+            metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+            metrics.set_meter_provider(MeterProvider())
+            metrics.get_meter("app").create_counter("app.requests").add(1)
+            otelite.force_flush()
+            print(reader.get_metrics_data() is None)
+            """,
+            {},
+            tmp_path,
+        )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+    assert otelite_stderr_lines(result) == [
+        "otelite WARNING otelite: the application installed its own MeterProvider after "
+        "otelite.configure() had installed one, so the application's metric readers get no "
+        "metrics; call otelite.configure() after setting up your MeterProvider "
+        "(otelite then records into it)"
     ]
