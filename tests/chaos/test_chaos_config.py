@@ -446,6 +446,95 @@ def test_explicit_provider_with_same_endpoint_gets_each_span_once(
     ]
 
 
+def _settings(endpoint: str, protocol: str) -> _config.Settings:
+    return _config.resolve_settings(
+        service_name=None,
+        endpoint=endpoint,
+        protocol=protocol,
+        headers=None,
+        local_store=None,
+        capture_content=None,
+        redact=None,
+        redact_builtin=None,
+        max_content_length=None,
+        sample_ratio=None,
+        resource_attributes=None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("app", "otelite_endpoint", "protocol", "same"),
+    [
+        (("http", "https://h.example/v1/traces"), "https://h.example:443/", "http/protobuf", True),
+        (
+            ("http", "http://H.example:4318/v1/traces/"),
+            "http://h.example:4318",
+            "http/protobuf",
+            True,
+        ),
+        (
+            ("http", "http://h:4318/otlp/v1/traces?k=1"),
+            "http://h:4318/otlp?k=1",
+            "http/protobuf",
+            True,
+        ),
+        (("http", "http://h:4318/v1/traces"), "http://h:4319", "http/protobuf", False),
+        (("http", "http://h:4318/custom/v1/traces"), "http://h:4318", "http/protobuf", False),
+        (("http", "http://h:4318/v1/traces"), "https://h:4318", "http/protobuf", False),
+        (("grpc", "http://h:4317"), "https://h:4317", "grpc", True),
+        (("grpc", "h:4317"), "http://h:4317", "grpc", True),
+        (("grpc", "http://h:4317"), "http://h:4318", "grpc", False),
+        (("grpc", "http://h:4318"), "http://h:4318", "http/protobuf", False),
+    ],
+)
+def test_same_endpoint_comparison(
+    app: tuple[str, str], otelite_endpoint: str, protocol: str, same: bool
+) -> None:
+    """Endpoints compare by protocol, scheme, host, port, path and query (gRPC: host and port)."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    kind, url = app
+    exporter = (
+        OTLPSpanExporter(endpoint=url) if kind == "http" else Grpc(endpoint=url, insecure=True)
+    )
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    try:
+        settings = _settings(otelite_endpoint, protocol)
+        assert _config._already_exports_spans(provider, settings, False) is same
+    finally:
+        provider.shutdown()
+
+
+class _OpaqueOtlpExporter(InMemorySpanExporter):
+    """An OTLP exporter that does not tell where it sends (as a future SDK might)."""
+
+
+_OpaqueOtlpExporter.__module__ = "opentelemetry.exporter.otlp.proto.http.future"
+
+
+@pytest.mark.parametrize(
+    ("auto", "from_env", "same"), [(True, True, True), (True, False, False), (False, True, False)]
+)
+def test_auto_instrumentation_exporter_assumed_same_when_opaque(
+    monkeypatch: pytest.MonkeyPatch, auto: bool, from_env: bool, same: bool
+) -> None:
+    """Under opentelemetry-instrument, an opaque OTLP exporter built from the same env counts as the same place."""
+    if auto:
+        monkeypatch.setitem(
+            sys.modules, "opentelemetry.instrumentation.auto_instrumentation", sys.modules[__name__]
+        )
+    else:
+        monkeypatch.delitem(
+            sys.modules, "opentelemetry.instrumentation.auto_instrumentation", raising=False
+        )
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(_OpaqueOtlpExporter()))
+    settings = _settings("http://collector:4318", "http/protobuf")
+    assert _config._already_exports_spans(provider, settings, from_env) is same
+
+
 def test_opentelemetry_instrument_and_configure_send_each_span_once(tmp_path: Path) -> None:
     """Under opentelemetry-instrument with the endpoint in the environment, every span arrives once."""
     instrument = Path(sys.executable).parent / "opentelemetry-instrument"
