@@ -581,6 +581,27 @@ def test_service_name_on_an_existing_provider_warns_once(caplog: pytest.LogCaptu
     ]
 
 
+def test_sampler_and_resource_settings_on_an_existing_provider_warn_once_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """sample_ratio= and resource_attributes= on a provider created elsewhere: one warning each."""
+    provider = TracerProvider()
+    for capture in (False, True):
+        otelite.configure(
+            tracer_provider=provider,
+            sample_ratio=0.5,
+            resource_attributes={"deployment.environment": "prod"},
+            local_store=False,
+            capture_content=capture,
+        )
+    assert otelite_lines(caplog) == [
+        "otelite: sample_ratio is ignored because the TracerProvider was created elsewhere; "
+        "configure sampling on that provider instead",
+        "otelite: resource_attributes are ignored because the TracerProvider was created "
+        "elsewhere; set them on that provider's Resource (or with OTEL_RESOURCE_ATTRIBUTES)",
+    ]
+
+
 def test_service_name_matching_the_existing_provider_is_silent(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
