@@ -20,13 +20,15 @@ import logging
 import math
 import os
 import re
+import sqlite3
+import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlsplit
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import Meter, MeterProvider
@@ -40,6 +42,8 @@ from otelite._version import __version__
 
 if TYPE_CHECKING:
     # The SDK, exporters, store and prices load when configure() runs, not at ``import otelite``.
+    from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
+    from opentelemetry.sdk.metrics.export import MetricExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import SpanProcessor
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
@@ -68,6 +72,7 @@ class Settings:
     protocol: str = "http/protobuf"
     headers: tuple[tuple[str, str], ...] = ()
     store_path: Optional[Path] = None
+    store_location_from: Optional[str] = None  # "local_store"/"OTELITE_HOME" when given explicitly
     sample_ratio: Optional[float] = None
     resource_attributes: tuple[tuple[str, Any], ...] = ()
     content: ContentPolicy = field(default_factory=ContentPolicy)
@@ -106,6 +111,26 @@ _state = _State()
 _active: Optional[Active] = None
 _overrides: list[Active] = []
 _owned_providers: set[int] = set()
+_warned: set[str] = set()  # keys of the warnings already given (each is logged once)
+# The MeterProvider otelite installed globally and the exporter slot inside it (kept for the
+# life of the process: a global provider cannot be replaced, so it must never be shut down).
+_global_meters: Optional[tuple[SdkMeterProvider, _export.SwappableMetricExporter]] = None
+# The TracerProvider otelite installed globally, and whether the application then tried to
+# install its own (OpenTelemetry refuses that with a log line otelite watches for).
+_global_tracer_provider: Optional[SdkTracerProvider] = None
+_override_refused = False
+
+
+_warned_lock = threading.Lock()
+
+
+def _warn_once(key: str, message: str, *args: Any, level: int = logging.WARNING) -> None:
+    """Log ``message`` the first time ``key`` is seen in this process."""
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    logger.log(level, message, *args)
 
 
 def _tracer_from(provider: TracerProvider) -> Tracer:
@@ -143,21 +168,77 @@ def is_configured() -> bool:
 # --- argument resolution -------------------------------------------------------------
 
 
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is allowed in header values
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def safe_url(value: str) -> str:
+    """``value`` fit for a message or a log line: password, query values and fragment masked."""
+    text = _CONTROL_OR_SPACE.sub("?", value)
+    text = re.sub(r"(//[^/?#@]*?:)[^/?#@]*@", r"\1***@", text)
+    text = re.sub(r"([?&][^=&#]*=)[^&#]*", r"\1***", text)
+    return re.sub(r"#.*$", "#***", text)
+
+
 def _validate_endpoint(argument: str, value: str, protocol: str) -> str:
-    parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        example = "http://localhost:4317" if protocol == "grpc" else "http://localhost:4318"
+    example = "http://localhost:4317" if protocol == "grpc" else "http://localhost:4318"
+    if _CONTROL_OR_SPACE.search(value):
         raise ConfigurationError(
-            f"{argument}: {value!r} is not a valid OTLP endpoint URL; give a URL with scheme "
-            f"and host, such as {example!r}"
+            f"{argument}: the URL contains whitespace or a control character (such as a "
+            f"trailing newline from a file); remove it, e.g. {example!r}"
+        )
+    try:
+        parsed = urlsplit(value)
+        hostname = parsed.hostname
+    except ValueError:  # e.g. 'http://[::1' (an unclosed IPv6 bracket)
+        hostname = None
+    if not hostname or parsed.scheme not in ("http", "https"):
+        raise ConfigurationError(
+            f"{argument}: {safe_url(value)!r} is not a valid OTLP endpoint URL; give a URL with "
+            f"scheme and host, such as {example!r}"
         )
     try:
         parsed.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         raise ConfigurationError(
-            f"{argument}: {value!r} has an invalid port; use a number between 0 and 65535"
+            f"{argument}: {safe_url(value)!r} has an invalid port; use a number between 0 and 65535"
         ) from None
+    if protocol == "grpc" and (parsed.query or parsed.fragment or "?" in value or "#" in value):
+        raise ConfigurationError(
+            f"{argument}: a gRPC endpoint takes no query string or fragment; give "
+            f"'scheme://host:port' such as {example!r} and pass credentials with headers= "
+            "(or OTEL_EXPORTER_OTLP_HEADERS)"
+        )
+    if parsed.fragment or "#" in value:
+        raise ConfigurationError(
+            f"{argument}: an OTLP endpoint takes no fragment ('#...'); remove it"
+        )
     return value
+
+
+def _part_for_message(part: str) -> str:
+    """A malformed header entry, shortened so that no credential ends up in a message."""
+    key, sep, val = part.partition("=")
+    if not sep:
+        name, colon, _ = part.partition(":")
+        if colon:
+            return f"{name.strip()}: …"
+        return part if len(part) <= 16 else f"{part[:4]}…"
+    return part if len(val) <= 3 else f"{key}=…"
+
+
+def _check_header(argument: str, key: str, val: str) -> None:
+    if not _HEADER_NAME.match(key):
+        raise ConfigurationError(
+            f"{argument}: header name {key!r} is invalid; use letters, digits and '-', "
+            "e.g. 'authorization' or 'x-api-key'"
+        )
+    if _CONTROL.search(val):
+        raise ConfigurationError(
+            f"{argument}: the value of header {key!r} contains a line break or control "
+            "character; remove it (a key read from a file often ends with a newline)"
+        )
 
 
 def _parse_headers(
@@ -166,11 +247,23 @@ def _parse_headers(
     if isinstance(value, Mapping):
         items = list(value.items())
         for key, val in items:
-            if not isinstance(key, str) or not key.strip() or not isinstance(val, str):
+            raw: object = val  # never shown when it is a string: it may be a credential
+            if not isinstance(raw, str):
+                shown = (
+                    repr(raw)
+                    if raw is None or isinstance(raw, (int, float))
+                    else f"a {type(raw).__name__}"
+                )
                 raise ConfigurationError(
-                    f"{argument}: header {key!r}: {val!r} is invalid; names and values must be "
+                    f"{argument}: header {key!r}: {shown} is invalid; names and values must be "
                     "non-empty strings, e.g. {'authorization': 'Bearer <token>'}"
                 )
+            if not isinstance(key, str) or not key.strip():
+                raise ConfigurationError(
+                    f"{argument}: header name {key!r} is invalid; names and values must be "
+                    "non-empty strings, e.g. {'authorization': 'Bearer <token>'}"
+                )
+            _check_header(argument, key.strip(), val)
         return tuple((k.strip(), v) for k, v in items)
     if not isinstance(value, str):
         raise ConfigurationError(
@@ -184,18 +277,22 @@ def _parse_headers(
         key, sep, val = part.partition("=")
         if not sep or not key.strip():
             raise ConfigurationError(
-                f"{argument}: {part.strip()!r} is not a 'key=value' pair; write headers as "
-                "'key1=value1,key2=value2' with URL-encoded values"
+                f"{argument}: {_part_for_message(part.strip())!r} is not a 'key=value' pair; "
+                "write headers as 'key1=value1,key2=value2' with URL-encoded values"
             )
-        headers.append((unquote(key.strip()), unquote(val.strip())))
+        name, text = unquote(key.strip()), unquote(val.strip())
+        _check_header(argument, name, text)
+        headers.append((name, text))
     return tuple(headers)
 
 
 def _signal_url(endpoint: str, protocol: str, signal: str) -> str:
-    """OTLP/HTTP appends ``/v1/{signal}`` to the base endpoint; gRPC uses it as is."""
+    """OTLP/HTTP appends ``/v1/{signal}`` to the base endpoint's path (before any query
+    string); gRPC uses the endpoint as is."""
     if protocol == "grpc":
         return endpoint
-    return f"{endpoint.rstrip('/')}/v1/{signal}"
+    base, sep, query = endpoint.partition("?")
+    return f"{base.rstrip('/')}/v1/{signal}{sep}{query}"
 
 
 def _parse_protocol(argument: str, value: str) -> str:
@@ -284,23 +381,27 @@ def _parse_max_length(value: Optional[int]) -> int:
     return length
 
 
-def _resolve_store(local_store: Union[bool, StorePath, None], has_endpoint: bool) -> Optional[Path]:
+def _resolve_store(
+    local_store: Union[bool, StorePath, None], has_endpoint: bool
+) -> tuple[Optional[Path], Optional[str]]:
+    """The store file, and what gave its location explicitly (``None``: the default)."""
     from otelite import _sqlite
 
+    default_from = _env.OTELITE_HOME.name if _env.OTELITE_HOME.read() else None
     if local_store is None:
         enabled = _env.OTELITE_LOCAL_STORE.read_bool(default=not has_endpoint)
-        return _sqlite.default_store_path() if enabled else None
+        return (_sqlite.default_store_path(), default_from) if enabled else (None, None)
     if local_store is False:
-        return None
+        return None, None
     if local_store is True:
-        return _sqlite.default_store_path()
+        return _sqlite.default_store_path(), default_from
     if isinstance(local_store, (str, os.PathLike)):
         if not str(local_store).strip():
             raise ConfigurationError(
                 "local_store: the path is empty; give a directory, True for the default, "
                 "or False to disable the store"
             )
-        return _sqlite.resolve_store_path(local_store)
+        return _sqlite.resolve_store_path(local_store), "local_store"
     raise ConfigurationError(
         f"local_store: expected a path, True or False, got {type(local_store).__name__}"
     )
@@ -417,13 +518,15 @@ def resolve_settings(
             _checks.parse_env(raw_checks, _env.OTELITE_CHECKS.name) if raw_checks else ()
         )
 
+    store_path, store_location_from = _resolve_store(local_store, traces_endpoint is not None)
     return Settings(
         service_name=service_name,
         traces_endpoint=traces_endpoint,
         metrics_endpoint=metrics_endpoint,
         protocol=proto,
         headers=parsed_headers,
-        store_path=_resolve_store(local_store, traces_endpoint is not None),
+        store_path=store_path,
+        store_location_from=store_location_from,
         sample_ratio=ratio,
         resource_attributes=tuple(sorted((resource_attributes or {}).items())),
         content=ContentPolicy(
@@ -453,11 +556,11 @@ def _resource(settings: Settings) -> Resource:
     return Resource.create(attrs)
 
 
-def _processors(settings: Settings) -> list[SpanProcessor]:
+def _processors(settings: Settings, export_traces: bool = True) -> list[SpanProcessor]:
     from otelite import _export
 
     processors: list[SpanProcessor] = [_export.ContextAttributesProcessor()]
-    if settings.traces_endpoint:
+    if settings.traces_endpoint and export_traces:
         exporter = _export.otlp_span_exporter(
             settings.traces_endpoint, settings.protocol, dict(settings.headers)
         )
@@ -465,13 +568,114 @@ def _processors(settings: Settings) -> list[SpanProcessor]:
     if settings.store_path is not None:
         try:
             store = _export.LocalStoreExporter(settings.store_path, settings.retention_s)
-        except StoreError as exc:
-            raise ConfigurationError(
-                f"local_store: {exc}. Pass local_store= (or set OTELITE_HOME) to a writable "
-                "directory, or local_store=False to disable the store"
-            ) from exc
-        processors.append(_export.batch(store))
+        except (StoreError, OSError, sqlite3.Error) as exc:
+            reason = " ".join(str(exc).split()).rstrip(".")
+            if settings.store_location_from is not None:
+                raise ConfigurationError(
+                    f"{settings.store_location_from}: {reason}. Pass local_store= (or set "
+                    "OTELITE_HOME) to a writable directory, or local_store=False to disable the store"
+                ) from exc
+            # Nobody asked for this location (a read-only container, a stray file): the app
+            # must still start, without a store.
+            prefix = f"{settings.store_path}: "
+            _warn_once(
+                "default-store",
+                "otelite: cannot use the default local store %s (%s); running without a local "
+                "store: set OTELITE_HOME or local_store= to a writable directory to keep traces, "
+                "or local_store=False to silence this",
+                settings.store_path,
+                reason[len(prefix) :] if reason.startswith(prefix) else reason,
+            )
+        else:
+            processors.append(_export.batch(store))
     return processors
+
+
+# --- existing pipelines --------------------------------------------------------------
+
+
+def _http_target(url: str) -> Optional[tuple[str, ...]]:
+    """Scheme, host, port, path and query of an OTLP/HTTP URL, normalised for comparison."""
+    try:
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host or parts.scheme not in ("http", "https"):
+        return None
+    port = port or (443 if parts.scheme == "https" else 80)
+    return ("http", parts.scheme, host.lower(), str(port), parts.path.rstrip("/"), parts.query)
+
+
+def _grpc_target(endpoint: str) -> Optional[tuple[str, ...]]:
+    """Host and port of a gRPC endpoint (the exporters keep only ``host:port``)."""
+    text = endpoint.strip()
+    try:
+        parts = urlsplit(text if "://" in text else f"//{text}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    return ("grpc", host.lower(), str(port or 443))
+
+
+def _exporter_target(exporter: object) -> Optional[tuple[str, ...]]:
+    """Where an OTLP span or metric exporter sends, or ``None`` when it cannot be told."""
+    endpoint = getattr(exporter, "_endpoint", None)
+    module = type(exporter).__module__
+    if not isinstance(endpoint, str) or "otlp" not in module:
+        return None
+    return _grpc_target(endpoint) if ".grpc" in module else _http_target(endpoint)
+
+
+def _settings_target(url: str, protocol: str) -> Optional[tuple[str, ...]]:
+    return _grpc_target(url) if protocol == "grpc" else _http_target(url)
+
+
+def _span_exporters(provider: SdkTracerProvider) -> list[object]:
+    """The exporters behind the provider's span processors (other than otelite's own)."""
+    from otelite import _export
+
+    active = getattr(provider, "_active_span_processor", None)
+    pending = list(getattr(active, "_span_processors", None) or ())
+    found: list[object] = []
+    while pending and len(found) < 64:
+        processor = pending.pop()
+        if isinstance(processor, _export.SwappableProcessor):
+            continue
+        nested = getattr(processor, "_span_processors", None)
+        if isinstance(nested, (tuple, list)):
+            pending.extend(nested)
+            continue
+        try:  # a property in recent SDKs
+            exporter = getattr(processor, "span_exporter", None)
+        except Exception:
+            exporter = None
+        if exporter is not None:
+            found.append(exporter)
+    return found
+
+
+def _already_exports_spans(
+    provider: SdkTracerProvider, settings: Settings, endpoint_from_env: bool
+) -> bool:
+    """Whether ``provider`` already sends spans where otelite would (D9: never twice)."""
+    if not settings.traces_endpoint:
+        return False
+    wanted = _settings_target(settings.traces_endpoint, settings.protocol)
+    exporters = _span_exporters(provider)
+    targets = [_exporter_target(e) for e in exporters]
+    if wanted is not None and wanted in targets:
+        return True
+    # Under opentelemetry-instrument the SDK configurator built its OTLP exporters from the
+    # same OTEL_EXPORTER_OTLP_* variables otelite read: the same place, even when an
+    # exporter does not say where it sends.
+    auto = "opentelemetry.instrumentation.auto_instrumentation" in sys.modules
+    unknown_otlp = any(
+        t is None and "otlp" in type(e).__module__ for e, t in zip(exporters, targets)
+    )
+    return auto and endpoint_from_env and unknown_otlp
 
 
 def _choose_provider(
@@ -480,21 +684,18 @@ def _choose_provider(
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+    global _global_tracer_provider
     if explicit is not None:
-        if not isinstance(explicit, SdkTracerProvider):
-            raise ConfigurationError(
-                "tracer_provider: otelite needs an opentelemetry.sdk.trace.TracerProvider "
-                f"(it adds span processors to it), got {type(explicit).__name__}"
-            )
-        return explicit, id(explicit) in _owned_providers
+        assert isinstance(explicit, SdkTracerProvider)  # checked by _check_providers
+        owned = id(explicit) in _owned_providers
+        if not owned:
+            _warn_ignored_settings(settings, explicit)
+        return explicit, owned
     current = trace.get_tracer_provider()
     if isinstance(current, SdkTracerProvider):
         owned = id(current) in _owned_providers
-        if not owned and settings.sample_ratio is not None:
-            logger.warning(
-                "otelite: sample_ratio is ignored because a TracerProvider was already installed; "
-                "configure sampling on that provider instead"
-            )
+        if not owned:
+            _warn_ignored_settings(settings, current)
         return current, owned
     sampler = (
         ParentBased(TraceIdRatioBased(settings.sample_ratio))
@@ -505,13 +706,148 @@ def _choose_provider(
     _owned_providers.add(id(provider))
     if isinstance(current, trace.ProxyTracerProvider):
         trace.set_tracer_provider(provider)
+        _global_tracer_provider = provider
+        _watch_for_refused_override("opentelemetry.trace")
     else:
-        logger.warning(
+        _warn_once(
+            "non-sdk-provider",
             "otelite: the global TracerProvider (%s) is not the OpenTelemetry SDK's; otelite "
-            "keeps its own provider for its spans",
+            "keeps its own provider for its spans (pass tracer_provider= to choose one)",
             type(current).__name__,
         )
     return provider, True
+
+
+def _warn_ignored_settings(settings: Settings, provider: SdkTracerProvider) -> None:
+    """Settings that only shape a provider otelite creates: say once that they do not apply."""
+    resource = getattr(provider, "resource", None)
+    attributes = getattr(resource, "attributes", None) or {}
+    if settings.service_name and attributes.get(sc.SERVICE_NAME) != settings.service_name:
+        _warn_once(
+            f"service_name={settings.service_name}",
+            "otelite: service_name=%r is ignored because the TracerProvider already has "
+            "service.name=%r; set the service name on that provider's Resource (or with "
+            "OTEL_SERVICE_NAME)",
+            settings.service_name,
+            attributes.get(sc.SERVICE_NAME),
+        )
+    if settings.sample_ratio is not None:
+        _warn_once(
+            "sample_ratio",
+            "otelite: sample_ratio is ignored because the TracerProvider was created elsewhere; "
+            "configure sampling on that provider instead",
+        )
+    if any(attributes.get(k) != v for k, v in settings.resource_attributes):
+        _warn_once(
+            "resource_attributes",
+            "otelite: resource_attributes are ignored because the TracerProvider was created "
+            "elsewhere; set them on that provider's Resource (or with OTEL_RESOURCE_ATTRIBUTES)",
+        )
+
+
+class _RefusedOverrideWatcher(logging.Filter):
+    """Notices OpenTelemetry refusing the app's own provider because otelite's came first.
+
+    It only looks: every record passes through unchanged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        global _override_refused
+        message = str(record.msg)
+        if message.startswith("Overriding of current TracerProvider"):
+            _override_refused = True
+            _check_provider_still_global()
+        elif message.startswith("Overriding of current MeterProvider"):
+            _warn_refused_meter_provider()
+        return True
+
+
+_watcher = _RefusedOverrideWatcher()
+
+
+def _watch_for_refused_override(logger_name: str) -> None:
+    # The loggers OpenTelemetry's API uses for "Overriding of current ...Provider is not allowed".
+    logging.getLogger(logger_name).addFilter(_watcher)  # adding it twice keeps one
+
+
+@_guard.guarded("checking the global MeterProvider")
+def _warn_refused_meter_provider() -> None:
+    if _global_meters is not None:
+        _warn_once(
+            "meter-provider-order",
+            "otelite: the application installed its own MeterProvider after "
+            "otelite.configure() had installed one, so the application's metric readers get "
+            "no metrics; call otelite.configure() after setting up your MeterProvider "
+            "(otelite then records into it)",
+        )
+
+
+_ORDER_FIX = (
+    "call otelite.configure() after setting up your TracerProvider (otelite then adds to it)"
+)
+
+
+@_guard.guarded("checking the global TracerProvider")
+def _check_provider_still_global() -> None:
+    """Warn once when the TracerProvider otelite installed globally is not in effect.
+
+    Runs at flush and at exit, and when OpenTelemetry refuses the app's own provider
+    because otelite installed one first (the app's exporters then get no spans).
+    """
+    installed = _global_tracer_provider
+    if installed is None:
+        return
+    if _override_refused:
+        _warn_once(
+            "provider-order",
+            "otelite: the application installed its own TracerProvider after "
+            "otelite.configure() had installed one, so the application's exporters get no "
+            "spans; %s",
+            _ORDER_FIX,
+        )
+    elif _state.provider is installed and trace.get_tracer_provider() is not installed:
+        _warn_once(
+            "provider-order",
+            "otelite: the global TracerProvider is no longer the one otelite.configure() "
+            "installed, so spans from trace.get_tracer() bypass otelite's exporters; %s",
+            _ORDER_FIX,
+        )
+
+
+class _GlobalMeters(MeterProvider):
+    """One configuration's view of the MeterProvider otelite installed globally.
+
+    Shutting it down (reconfigure, ``otelite.shutdown()``) detaches this configuration's
+    exporter; the global provider itself keeps working, so instruments never break.
+    """
+
+    def __init__(
+        self,
+        provider: SdkMeterProvider,
+        slot: _export.SwappableMetricExporter,
+        exporter: MetricExporter,
+    ) -> None:
+        self._provider = provider
+        self._slot = slot
+        self._exporter = exporter
+
+    def get_meter(
+        self,
+        name: str,
+        version: Optional[str] = None,
+        schema_url: Optional[str] = None,
+        attributes: Optional[Any] = None,
+    ) -> Meter:
+        return self._provider.get_meter(name, version, schema_url, attributes)
+
+    def force_flush(self, timeout_millis: float = 30_000) -> bool:
+        return self._provider.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        # What was recorded under this configuration goes out through its exporter first.
+        self._provider.force_flush(timeout_millis)
+        self._slot.detach(self._exporter)  # unless the next configuration already replaced it
+        self._exporter.shutdown(timeout_millis=timeout_millis)
 
 
 def _choose_meter_provider(
@@ -521,25 +857,67 @@ def _choose_meter_provider(
 
     from otelite import _export
 
+    global _global_meters
     if explicit is not None:
         return explicit, False
     current = metrics.get_meter_provider()
+    if _global_meters is not None and current is _global_meters[0]:
+        provider, slot = _global_meters
+        if not settings.metrics_endpoint:
+            slot.replace(None)  # metrics are still collected, and go nowhere
+            return provider, False
+        exporter = _export.otlp_metric_exporter(
+            settings.metrics_endpoint, settings.protocol, dict(settings.headers)
+        )
+        slot.replace(exporter)
+        return _GlobalMeters(provider, slot, exporter), True
     if isinstance(current, SdkMeterProvider) and id(current) not in _owned_providers:
         return current, False
     if not settings.metrics_endpoint:
         return None, False
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-    reader = PeriodicExportingMetricReader(
-        _export.otlp_metric_exporter(
-            settings.metrics_endpoint, settings.protocol, dict(settings.headers)
-        )
+    exporter = _export.otlp_metric_exporter(
+        settings.metrics_endpoint, settings.protocol, dict(settings.headers)
     )
-    provider = SdkMeterProvider(metric_readers=[reader], resource=_resource(settings))
+    if type(current).__name__ != "_ProxyMeterProvider":
+        # Someone installed a non-SDK provider: otelite keeps a private one for its metrics.
+        private = SdkMeterProvider(
+            metric_readers=[PeriodicExportingMetricReader(exporter)], resource=_resource(settings)
+        )
+        _owned_providers.add(id(private))
+        return private, True
+    slot = _export.SwappableMetricExporter(exporter)
+    provider = SdkMeterProvider(
+        metric_readers=[PeriodicExportingMetricReader(slot)], resource=_resource(settings)
+    )
     _owned_providers.add(id(provider))
-    if type(current).__name__ == "_ProxyMeterProvider":
-        metrics.set_meter_provider(provider)
-    return provider, True
+    metrics.set_meter_provider(provider)
+    _global_meters = (provider, slot)
+    _watch_for_refused_override("opentelemetry.metrics._internal")
+    return _GlobalMeters(provider, slot, exporter), True
+
+
+def _check_providers(
+    tracer_provider: Optional[TracerProvider], meter_provider: Optional[MeterProvider]
+) -> None:
+    """Refuse providers of the wrong type before anything changes."""
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+
+    if tracer_provider is not None and not isinstance(tracer_provider, SdkTracerProvider):
+        raise ConfigurationError(
+            "tracer_provider: otelite needs an opentelemetry.sdk.trace.TracerProvider "
+            f"(it adds span processors to it), got {type(tracer_provider).__name__}"
+        )
+    candidate: object = meter_provider
+    if candidate is not None and not (
+        isinstance(candidate, MeterProvider) or callable(getattr(candidate, "get_meter", None))
+    ):
+        raise ConfigurationError(
+            "meter_provider: expected an OpenTelemetry MeterProvider (such as "
+            "opentelemetry.sdk.metrics.MeterProvider), got "
+            f"{type(meter_provider).__name__}"
+        )
 
 
 def configure(
@@ -611,6 +989,7 @@ def configure(
                 trace.NoOpTracer(), metrics.NoOpMeter(sc.INSTRUMENTATION_SCOPE), ContentPolicy()
             )
             return
+        _check_providers(tracer_provider, meter_provider)
         settings = resolve_settings(
             service_name=service_name,
             endpoint=endpoint,
@@ -633,7 +1012,23 @@ def configure(
         )
         if settings == _state.settings and explicit_same:
             return
-        processors = _processors(settings)  # may raise: nothing has changed yet
+        export_traces = True
+        target = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+        if (
+            settings.traces_endpoint
+            and id(target) not in _owned_providers
+            and _is_sdk_provider(target)
+            and _already_exports_spans(target, settings, endpoint is None)  # type: ignore[arg-type]
+        ):
+            export_traces = False
+            _warn_once(
+                f"exports-to={settings.traces_endpoint}",
+                "otelite: the TracerProvider already exports spans to %s; otelite adds no "
+                "second exporter there (each span is sent once)",
+                safe_url(settings.traces_endpoint),
+                level=logging.INFO,
+            )
+        processors = _processors(settings, export_traces)  # may raise: nothing has changed yet
         _teardown(keep_providers=tracer_provider is None)
         provider, owned = _choose_provider(settings, tracer_provider)
         swappable = _find_swappable(provider)
@@ -657,6 +1052,12 @@ def configure(
         if not _state.atexit_registered:
             atexit.register(_at_exit)
             _state.atexit_registered = True
+
+
+def _is_sdk_provider(provider: object) -> bool:
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+
+    return isinstance(provider, SdkTracerProvider)
 
 
 def _find_swappable(provider: SdkTracerProvider) -> _export.SwappableProcessor:
@@ -701,6 +1102,7 @@ def force_flush(timeout_millis: int = 30000) -> bool:
         True
     """
     ok = True
+    _check_provider_still_global()
     with _guard.contained("force_flush"):
         if _state.swappable is not None:
             ok = _state.swappable.force_flush(timeout_millis)
@@ -727,6 +1129,7 @@ def shutdown() -> None:
 
 def _at_exit() -> None:
     # Spans still buffered when the interpreter exits would otherwise be lost.
+    _check_provider_still_global()
     with _guard.contained("flushing at interpreter exit"):
         if _state.swappable is not None:
             _state.swappable.force_flush(FLUSH_TIMEOUT_MS)

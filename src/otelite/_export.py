@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Optional
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
@@ -26,7 +27,7 @@ from otelite._content import redact_error_secrets
 from otelite._sqlite import SpanWriter
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.metrics.export import MetricExporter
+    from opentelemetry.sdk.metrics.export import MetricsData
 
 
 def otlp_span_exporter(url: str, protocol: str, headers: Mapping[str, str]) -> SpanExporter:
@@ -242,3 +243,51 @@ def scrub_error_data(span: ReadableSpan) -> ReadableSpan:
                 changed = True
         new_events.append(event)
     return _ScrubbedSpan(span, status, new_events) if changed else span
+
+
+class SwappableMetricExporter(MetricExporter):
+    """The exporter behind the MeterProvider otelite installs globally.
+
+    A global MeterProvider can be installed only once and never gains readers, so
+    otelite keeps it for the life of the process and reconfiguring swaps the OTLP
+    exporter inside; with none inside, metrics are collected and dropped.
+    """
+
+    def __init__(self, first: MetricExporter) -> None:
+        super().__init__(
+            preferred_temporality=getattr(first, "_preferred_temporality", None),
+            preferred_aggregation=getattr(first, "_preferred_aggregation", None),
+        )
+        self._inner: Optional[MetricExporter] = first
+        self._lock = threading.Lock()
+
+    def replace(self, exporter: Optional[MetricExporter]) -> Optional[MetricExporter]:
+        """Export through ``exporter`` from now on; return the previous one."""
+        with self._lock:
+            old, self._inner = self._inner, exporter
+        return old
+
+    def detach(self, exporter: MetricExporter) -> bool:
+        """Stop exporting through ``exporter`` if it is still the one inside."""
+        with self._lock:
+            if self._inner is not exporter:
+                return False
+            self._inner = None
+        return True
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object
+    ) -> MetricExportResult:
+        inner = self._inner
+        if inner is None:
+            return MetricExportResult.SUCCESS
+        return inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        inner = self._inner
+        return True if inner is None else inner.force_flush(timeout_millis=timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
+        inner = self.replace(None)
+        if inner is not None:
+            inner.shutdown(timeout_millis=timeout_millis, **kwargs)
