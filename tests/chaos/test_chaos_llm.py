@@ -514,3 +514,23 @@ def test_no_retry_no_resend_count() -> None:
     with capture_spans() as cap:
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert "http.request.resend_count" not in only_span(cap).attributes
+
+
+def test_azure_retries_are_counted_too() -> None:
+    """AzureOpenAI builds its requests through its own override: its retries are counted the same way."""
+    handler = flaky([503], lambda request: json_response(chat_completion()))
+    client = openai.AzureOpenAI(
+        api_key="0123456789abcdef0123456789abcdef",
+        api_version="2024-10-21",
+        azure_endpoint="https://example.openai.azure.com",
+        azure_deployment="gpt-4o-mini",
+        max_retries=2,
+        http_client=http.Client(transport=http.MockTransport(handler)),
+    )
+    with capture_spans() as cap:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    attrs = only_span(cap).attributes
+    assert len(handler.requests) == 2
+    assert attrs["gen_ai.provider.name"] == "azure.ai.openai"
+    assert attrs["http.request.resend_count"] == 1
+    assert attrs["gen_ai.usage.input_tokens"] == 12
