@@ -96,6 +96,18 @@ CHARS_OUTPUT = math.ceil(len("Paris.") / 4)
 # --- the tokenizer never loads on the caller's thread --------------------------------------
 
 
+def warm_up_openai() -> None:
+    """One uninstrumented call first: openai's own first-call imports take seconds on some versions."""
+    otelite.uninstrument_openai()
+    try:
+        for _ in make_client(no_usage_stream()).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True
+        ):
+            pass
+    finally:
+        otelite.instrument_openai()
+
+
 def test_hanging_tokenizer_load_does_not_block_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:
     """An encoding load that hangs (blackholed egress) never delays the caller; tokens are a marked chars/4 estimate."""
     import tiktoken
@@ -109,6 +121,7 @@ def test_hanging_tokenizer_load_does_not_block_the_stream(monkeypatch: pytest.Mo
         raise ConnectionError("blackholed")
 
     monkeypatch.setattr(tiktoken, "get_encoding", hanging)
+    warm_up_openai()
     try:
         with capture_spans() as cap:
             started = time.monotonic()
@@ -144,7 +157,6 @@ BLACKHOLE_CHILD = textwrap.dedent(
     from fakeopenai import Frames, chat_chunks, sse, stream_response
     from otelite.testing import capture_spans
 
-    otelite.instrument_openai()
     handler = lambda request: stream_response(Frames(sse(chat_chunks(["Pa", "ris."], usage=False))))
     client = openai.OpenAI(
         api_key="sk-test-0123456789abcdefghij",
@@ -152,6 +164,10 @@ BLACKHOLE_CHILD = textwrap.dedent(
         max_retries=0,
         http_client=http.Client(transport=http.MockTransport(handler)),
     )
+    # openai's own first-call imports take seconds on some versions: not what is measured.
+    for _ in client.chat.completions.create(model="m", messages=[], stream=True):
+        pass
+    otelite.instrument_openai()
     with capture_spans() as cap:
         started = time.monotonic()
         for _ in client.chat.completions.create(
