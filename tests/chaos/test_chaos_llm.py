@@ -550,3 +550,40 @@ def test_azure_retries_are_counted_too() -> None:
     assert attrs["gen_ai.provider.name"] == "azure.ai.openai"
     assert attrs["http.request.resend_count"] == 1
     assert attrs["gen_ai.usage.input_tokens"] == 12
+
+
+FORK_CHILD = textwrap.dedent(
+    """
+    import os, sys, threading, warnings
+    import tiktoken
+    from otelite import _tokens
+
+    warnings.simplefilter("ignore")  # fork() with a thread running warns on 3.12+
+    real, hang = tiktoken.get_encoding, threading.Event()
+    tiktoken.get_encoding = lambda name: hang.wait(60)
+    _tokens.preload("gpt-4o")  # a load in flight, hanging, when the process forks
+    pid = os.fork()
+    if pid == 0:
+        tiktoken.get_encoding = real
+        os._exit(0 if _tokens.wait_loaded("o200k_base", 20) else 3)
+    _, status = os.waitpid(pid, 0)
+    print(os.waitstatus_to_exitcode(status))
+    sys.stdout.flush()
+    os._exit(0)
+    """
+)
+
+
+@needs_cache
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() only")
+def test_forked_child_loads_again() -> None:
+    """A child forked while a load was in flight (its thread is not copied) starts its own load."""
+    done = subprocess.run(
+        [sys.executable, "-c", FORK_CHILD],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0", done.stderr
