@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import otelite
-from otelite import _guard
+from otelite import _guard, _tokens
 
 # Bugs in otelite must fail the tests instead of being contained and logged.
 _guard.set_raise_internal_errors(True)
@@ -48,6 +49,17 @@ def _clean_otelite(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
     yield
     otelite.shutdown()
     _guard.reset_reported()
+
+
+@pytest.fixture(autouse=True)
+def _warm_tokenizer() -> None:
+    """Encodings are loaded, as in a warmed-up process: estimates are exact tiktoken counts.
+
+    In production they load in the background and the first calls estimate chars/4;
+    tests of that cold start reset them (tests/chaos/test_chaos_llm.py).
+    """
+    if os.environ.get("TIKTOKEN_CACHE_DIR"):  # never download from a test
+        _tokens.prefetch()
 
 
 @pytest.fixture

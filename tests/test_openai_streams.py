@@ -164,7 +164,9 @@ def test_break_then_garbage_collected(surface: str) -> None:
         gc.collect()
         span = only_span(cap)
     assert span.status.status_code.name == "UNSET"
-    assert span.attributes["gen_ai.response.finish_reasons"] == ("error",)
+    assert "error.type" not in span.attributes
+    # Leaving early is not an error: no finish reason was seen, and none is invented.
+    assert "gen_ai.response.finish_reasons" not in span.attributes
     assert '"Pa' in span.attributes["gen_ai.output.messages"]
 
 

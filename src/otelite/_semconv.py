@@ -125,6 +125,7 @@ ERROR_TYPE: Final = "error.type"
 ERROR_TYPE_OTHER: Final = "_OTHER"
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
+HTTP_REQUEST_RESEND_COUNT: Final = "http.request.resend_count"
 USER_ID: Final = "user.id"
 SESSION_ID: Final = "session.id"
 SERVICE_NAME: Final = "service.name"
@@ -143,6 +144,11 @@ PROMPT_LINK: Final = "otelite_prompt"
 
 # --- otelite's own -----------------------------------------------------------------
 OTELITE_USAGE_ESTIMATED: Final = "otelite.usage.estimated"
+# How estimated usage was counted: with the model family's tiktoken encoding, or
+# (until that encoding is loaded, or when it cannot be) one token per 4 characters.
+OTELITE_USAGE_ESTIMATE_METHOD: Final = "otelite.usage.estimate_method"
+ESTIMATE_METHOD_TIKTOKEN: Final = "tiktoken"
+ESTIMATE_METHOD_CHARS: Final = "chars/4"
 OTELITE_USAGE_UNREADABLE: Final = "otelite.usage.unreadable"
 OTELITE_COST_SOURCE: Final = "otelite.cost.source"
 OTELITE_COST_CATALOG_VERSION: Final = "otelite.cost.catalog_version"

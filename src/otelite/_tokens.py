@@ -1,10 +1,13 @@
-"""Token counting with tiktoken, and a documented estimate when an encoding cannot load.
+"""Token counting with tiktoken, and a documented estimate when an encoding is not loaded.
 
-Encodings load lazily (tiktoken itself is imported on first use), once per
-process, under a lock. On a machine that cannot download or find an encoding
-(offline, no ``TIKTOKEN_CACHE_DIR``), counting falls back to an estimate of one
-token per four characters, warns once, and marks the result as estimated; it
-never raises into the application.
+Encodings load on a daemon background thread (tiktoken itself is imported
+there), once per process: loading reads a cache or downloads with no timeout,
+so it never runs on a thread that serves the application. Until an encoding is
+loaded, or when it cannot be (offline, no ``TIKTOKEN_CACHE_DIR``, a blackholed
+network), counting falls back to an estimate of one token per four characters,
+marks the result as estimated with ``encoding=None``, and warns once; it never
+raises into the application. Instrumented calls never wait for a load; the
+public counting functions wait for it at most ``wait`` seconds.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, Optional
@@ -43,9 +47,14 @@ _PREFIXES: tuple[tuple[str, str], ...] = (
     ("babbage-002", CL100K),
 )
 
+LOAD_WAIT = 10.0  # seconds the public counting functions wait for an encoding, by default
+
 _lock = threading.Lock()
 _encodings: dict[str, Any] = {}
 _failed: set[str] = set()
+_loading: dict[str, threading.Event] = {}  # encodings being loaded in the background
+_gave_up: set[str] = set()  # waited for once past the bound: later callers do not wait
+_generation = 0  # bumped by a reset (tests, a forked child): stale loaders are ignored
 
 
 class TokenCount(int):
@@ -91,19 +100,18 @@ def encoding_for(model: str) -> tuple[str, bool]:
     return best[1], False
 
 
-def _load(encoding: str) -> Any:
-    found = _encodings.get(encoding)
-    if found is not None or encoding in _failed:
-        return found
-    with _lock:
-        if encoding in _encodings or encoding in _failed:
-            return _encodings.get(encoding)
-        try:
-            import tiktoken
+def _load_in_background(encoding: str, done: threading.Event, generation: int) -> None:
+    try:
+        import tiktoken
 
-            loaded = tiktoken.get_encoding(encoding)
-        except Exception as exc:
-            _failed.add(encoding)
+        loaded = tiktoken.get_encoding(encoding)
+    except Exception as exc:
+        with _lock:
+            current = generation == _generation
+            if current:
+                _failed.add(encoding)
+                _loading.pop(encoding, None)
+        if current:
             logger.warning(
                 "otelite: the tiktoken encoding %s could not be loaded (%s); token counts are "
                 "estimated at one token per %d characters. Run `otelite tokenizers prefetch` "
@@ -112,9 +120,88 @@ def _load(encoding: str) -> Any:
                 exc,
                 CHARS_PER_TOKEN,
             )
+    else:
+        with _lock:
+            if generation == _generation:
+                _encodings[encoding] = loaded
+                _loading.pop(encoding, None)
+    finally:
+        done.set()
+
+
+def _start_load(encoding: str) -> Optional[threading.Event]:
+    """Start loading ``encoding`` on a daemon thread (once); the event of the load in flight."""
+    with _lock:
+        if encoding in _encodings or encoding in _failed:
             return None
-        _encodings[encoding] = loaded
-        return loaded
+        done = _loading.get(encoding)
+        if done is not None:
+            return done
+        done = _loading[encoding] = threading.Event()
+        generation = _generation
+    try:
+        threading.Thread(
+            target=_load_in_background,
+            args=(encoding, done, generation),
+            name=f"otelite-tokenizer-{encoding}",
+            daemon=True,
+        ).start()
+    except RuntimeError:  # no new threads (interpreter shutdown): estimate
+        with _lock:
+            _loading.pop(encoding, None)
+        done.set()
+        return None
+    return done
+
+
+def preload(model: str) -> None:
+    """Start loading the encoding ``model`` needs in the background, if it is not loaded."""
+    encoding = encoding_for(model)[0]
+    if encoding not in _encodings:
+        _start_load(encoding)
+
+
+def is_loaded(model: str) -> bool:
+    """Whether the encoding for ``model`` is loaded (counting with it is exact and fast)."""
+    return encoding_for(model)[0] in _encodings
+
+
+def _load(encoding: str, wait: Optional[float]) -> Any:
+    """The loaded encoding, or ``None`` (estimate) when it is not loaded within ``wait`` seconds.
+
+    ``wait=0`` never blocks: the load is started in the background and the
+    caller estimates meanwhile. ``None`` means :data:`LOAD_WAIT`.
+    """
+    found = _encodings.get(encoding)
+    if found is not None:
+        return found
+    done = _start_load(encoding)
+    if done is None:
+        return _encodings.get(encoding)
+    limit = LOAD_WAIT if wait is None else wait
+    if limit > 0 and encoding not in _gave_up and not done.wait(limit):
+        with _lock:
+            first = encoding not in _gave_up
+            _gave_up.add(encoding)
+        if first:
+            logger.warning(
+                "otelite: the tiktoken encoding %s did not load within %.1f s; token counts are "
+                "estimated at one token per %d characters until it does. Run `otelite "
+                "tokenizers prefetch` on a connected machine, or point TIKTOKEN_CACHE_DIR at a "
+                "cache.",
+                encoding,
+                limit,
+                CHARS_PER_TOKEN,
+            )
+    return _encodings.get(encoding)
+
+
+def wait_loaded(encoding: str, timeout: float) -> bool:
+    """Start loading ``encoding`` if needed and wait up to ``timeout`` s; whether it is loaded."""
+    done = _start_load(encoding)
+    if done is not None:
+        done.wait(timeout)
+    return encoding in _encodings
 
 
 def _estimate(text: str) -> int:
@@ -127,8 +214,12 @@ def _encode_len(encoder: Any, text: str) -> int:
     return len(encoder.encode(text, disallowed_special=()))
 
 
-def count_tokens(text: str, model: str) -> TokenCount:
+def count_tokens(text: str, model: str, *, wait: Optional[float] = None) -> TokenCount:
     """Tokens in ``text`` for ``model``'s encoding.
+
+    The encoding loads in the background; this waits for it at most ``wait``
+    seconds (default :data:`LOAD_WAIT`, ``0`` never waits) and estimates
+    otherwise (``estimated=True``, ``encoding=None``).
 
     Example:
         >>> from otelite.tokens import count_tokens
@@ -138,7 +229,7 @@ def count_tokens(text: str, model: str) -> TokenCount:
     if not isinstance(text, str):
         raise TypeError(f"count_tokens: text must be a str, got {type(text).__name__}")
     encoding, guessed = encoding_for(model)
-    encoder = _load(encoding)
+    encoder = _load(encoding, wait)
     return TokenCount(
         _encode_len(encoder, text), guessed or encoder is None, encoding if encoder else None
     )
@@ -179,14 +270,19 @@ def _tool_tokens(encoder: Any, tools: Iterable[Any], modern: bool) -> int:
 
 
 def count_message_tokens(
-    messages: Iterable[Any], model: str, tools: Optional[Iterable[Any]] = None
+    messages: Iterable[Any],
+    model: str,
+    tools: Optional[Iterable[Any]] = None,
+    *,
+    wait: Optional[float] = None,
 ) -> TokenCount:
     """Prompt tokens of a chat request, with OpenAI's per-message and reply-priming overheads.
 
     Each message costs 3 tokens plus its content (and 1 for a ``name``); the reply
     is primed with 3 more. Multi-part content counts its text parts; parts that
     cannot be tokenized here (images, audio) make the result an estimate. Tool
-    definitions are counted with OpenAI's published approximation.
+    definitions are counted with OpenAI's published approximation. ``wait`` is
+    as for :func:`count_tokens`.
 
     Example:
         >>> from otelite.tokens import count_message_tokens
@@ -194,7 +290,7 @@ def count_message_tokens(
         True
     """
     encoding, guessed = encoding_for(model)
-    encoder = _load(encoding)
+    encoder = _load(encoding, wait)
     estimated = guessed or encoder is None
     total = 3
     for message in messages:
@@ -223,35 +319,63 @@ def count_message_tokens(
     return TokenCount(total, estimated, encoding if encoder else None)
 
 
-def count_any_tokens(value: Any, model: str) -> TokenCount:
+def count_any_tokens(value: Any, model: str, *, wait: Optional[float] = None) -> TokenCount:
     """Tokens of free-form input (a string, a list of strings, or JSON-able data)."""
     if isinstance(value, str):
-        return count_tokens(value, model)
+        return count_tokens(value, model, wait=wait)
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        counts = [count_tokens(v, model) for v in value]
+        counts = [count_tokens(v, model, wait=wait) for v in value]
         return TokenCount(
             sum(counts), any(c.estimated for c in counts), counts[0].encoding if counts else None
         )
     text = json.dumps(value, default=str, ensure_ascii=False)
-    count = count_tokens(text, model)
+    count = count_tokens(text, model, wait=wait)
     return TokenCount(int(count), True, count.encoding)
 
 
 def prefetch(encodings: Iterable[str] = (O200K, CL100K)) -> dict[str, str]:
-    """Download (or find in ``TIKTOKEN_CACHE_DIR``) the encodings; returns name -> ``ok`` or the error."""
+    """Download (or find in ``TIKTOKEN_CACHE_DIR``) the encodings now, on this thread.
+
+    Returns name -> ``ok`` or the error. Loaded encodings are used by otelite's
+    counting from then on (an app can call this at startup to count exactly
+    from its first call).
+    """
     import tiktoken
 
     results = {}
     for name in encodings:
         try:
-            tiktoken.get_encoding(name)
-            results[name] = "ok"
+            loaded = tiktoken.get_encoding(name)
         except Exception as exc:
             results[name] = f"failed: {exc}"
+            continue
+        results[name] = "ok"
+        with _lock:
+            _encodings[name] = loaded
+            _failed.discard(name)
+            _gave_up.discard(name)
     return results
 
 
 def _reset_for_tests() -> None:
+    """Forget every encoding, load in flight and failure (loads still running are ignored)."""
+    global _generation
     with _lock:
+        _generation += 1
         _encodings.clear()
         _failed.clear()
+        _gave_up.clear()
+        _loading.clear()
+
+
+def _after_fork_in_child() -> None:
+    # The loader threads do not exist in a forked child: loads in flight start again.
+    global _generation, _lock
+    _lock = threading.Lock()
+    _generation += 1
+    _loading.clear()
+    _gave_up.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

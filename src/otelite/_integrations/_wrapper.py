@@ -102,7 +102,17 @@ class Accumulator(Protocol):
         """Account for a chunk; ``True`` hides it from the caller (a usage chunk otelite asked for)."""
         ...
 
-    def outcome(self) -> Outcome: ...
+    def outcome(self, failed: bool) -> Outcome:
+        """The outcome so far; ``failed``: the stream raised (else it ended or was left early)."""
+        ...
+
+
+Clock = tuple[float, int]  # (time.perf_counter(), time.time_ns()) at one instant
+
+
+def stop_clock() -> Clock:
+    """The instant a call ended, read before any work on its result (such as counting tokens)."""
+    return time.perf_counter(), time.time_ns()
 
 
 class Invocation:
@@ -176,11 +186,17 @@ class Invocation:
         first_chunk: Optional[float] = None,
         chunk_gaps: Optional[list[float]] = None,
         error: Optional[BaseException] = None,
+        ended: Optional[Clock] = None,
     ) -> None:
-        """Record the outcome (and the error a stream ended with, if any), end the span, emit metrics."""
+        """Record the outcome (and the error a stream ended with, if any), end the span, emit metrics.
+
+        ``ended`` is when the call ended (see :func:`stop_clock`), taken before
+        the outcome was read: the span's end and the duration are the
+        provider's time as the client saw it, not otelite's.
+        """
         if not self._claim_end():
             return
-        ended_at = time.perf_counter()
+        ended_at, ended_ns = ended if ended is not None else stop_clock()
         span = self.span
         error_type = None
         cost = self._price(outcome)
@@ -200,7 +216,7 @@ class Invocation:
                 with _guard.contained("running online checks"):
                     self._run_checks(outcome, ended_at, error_type)
         finally:
-            span.end()
+            span.end(end_time=ended_ns)
         _context.count_call(
             outcome.input_tokens, outcome.output_tokens, cost.usd if cost is not None else None
         )
@@ -276,14 +292,14 @@ class Invocation:
         """The call raised before any response: record the error, end the span, emit metrics."""
         if not self._claim_end():
             return
-        ended_at = time.perf_counter()
+        ended_at, ended_ns = stop_clock()
         try:
             _spans.record_error(self.span, exc)
             if self.active.checks:
                 with _guard.contained("running online checks"):
                     self._run_checks(Outcome({}), ended_at, _spans.error_type(exc))
         finally:
-            self.span.end()
+            self.span.end(end_time=ended_ns)
         self._record_metrics(Outcome({}), ended_at, _spans.error_type(exc), None, None, None)
 
     def _record_metrics(
@@ -356,13 +372,18 @@ class StreamRecorder:
             return False
 
     def finish(self, error: Optional[BaseException] = None) -> None:
-        """End the span with what was seen so far (the stream ended, was closed, or failed)."""
+        """End the span with what was seen so far (the stream ended, was closed, or failed).
+
+        A stream left early (closed, exited, garbage-collected) is not an error:
+        only ``error`` (the stream raised) makes it one.
+        """
+        ended = stop_clock()
         try:
-            outcome = self._accumulator.outcome()
+            outcome = self._accumulator.outcome(error is not None)
         except Exception as exc:
             _guard.report("summarising a stream", exc)
             outcome = Outcome({})
         try:
-            self.invocation.succeed(outcome, self.first_chunk, self._gaps, error)
+            self.invocation.succeed(outcome, self.first_chunk, self._gaps, error, ended)
         except Exception as exc:
             _guard.report("ending a stream span", exc)

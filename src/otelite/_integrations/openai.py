@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import wrapt
 
-from otelite import _guard
+from otelite import _guard, _tokens
 from otelite import _semconv as sc
 from otelite._exceptions import ConfigurationError
 from otelite._integrations import _hosts
@@ -36,6 +36,7 @@ from otelite._integrations._wrapper import (
     Request,
     StreamRecorder,
     start,
+    stop_clock,
 )
 from otelite._tokens import count_any_tokens, count_message_tokens, count_tokens
 
@@ -44,9 +45,11 @@ if TYPE_CHECKING:
 else:
     _Proxy = wrapt.ObjectProxy
 
-# A call made inside an instrumented call (a helper calling ``create``) is not recorded twice.
-_inside_call: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "otelite_openai_call", default=False
+# Set while an instrumented call runs: a call made inside it (a helper calling ``create``)
+# is not recorded twice. Its value holds the most retries the client took for the call
+# (``retries_taken`` of the HTTP requests it built), for ``http.request.resend_count``.
+_inside_call: contextvars.ContextVar[Optional[list[int]]] = contextvars.ContextVar(
+    "otelite_openai_call", default=None
 )
 
 _SENTINELS = frozenset({"NotGiven", "Omit"})
@@ -220,34 +223,38 @@ class _Usage:
 
 
 def _estimate_input(operation: str, kwargs: Mapping[str, Any], model: str) -> int:
-    """Prompt tokens counted from the request, when the server reported none."""
+    """Prompt tokens counted from the request, when the server reported none.
+
+    Never waits for an encoding to load (``wait=0``): until it is loaded in the
+    background, the count is the chars/4 estimate.
+    """
     if operation == sc.OP_CHAT and "messages" in kwargs:
         tools = kwargs.get("tools")
         prompt = int(
             count_message_tokens(
-                kwargs.get("messages") or (), model, tools if _given(tools) else None
+                kwargs.get("messages") or (), model, tools if _given(tools) else None, wait=0
             )
         )
         # A structured-output schema is part of the prompt the model sees.
         schema = _get(_get(kwargs.get("response_format"), "json_schema"), "schema")
         if isinstance(schema, Mapping):
-            prompt += int(count_any_tokens(schema, model))
+            prompt += int(count_any_tokens(schema, model, wait=0))
         return prompt
     if "prompt" in kwargs:
-        return int(count_any_tokens(kwargs.get("prompt") or "", model))
+        return int(count_any_tokens(kwargs.get("prompt") or "", model, wait=0))
     total = 0
     instructions = kwargs.get("instructions")
     if isinstance(instructions, str):
-        total += count_tokens(instructions, model)
+        total += count_tokens(instructions, model, wait=0)
     items = kwargs.get("input")
     if isinstance(items, str) or operation == sc.OP_EMBEDDINGS:
-        return total + count_any_tokens(items if items is not None else "", model)
+        return total + count_any_tokens(items if items is not None else "", model, wait=0)
     messages = [i for i in items or () if _get(i, "role") is not None]
     others = [i for i in items or () if _get(i, "role") is None]
     if messages:
-        total += count_message_tokens(messages, model)
+        total += count_message_tokens(messages, model, wait=0)
     if others:
-        total += count_any_tokens(others, model)
+        total += count_any_tokens(others, model, wait=0)
     return total
 
 
@@ -273,12 +280,17 @@ def _outcome(
     if usage is None or (usage.input is None and usage.output is None and not usage.unreadable):
         reference = model or request.model or ""
         with _guard.contained("estimating token usage"):
+            # Loaded before counting: every count below is tiktoken's. Never waited for here.
+            exact = _tokens.is_loaded(reference)
             input_tokens = int(_estimate_input(request.operation, kwargs, reference))
             attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
             if estimate_output:
-                output_tokens = int(count_tokens(output_text(), reference))
+                output_tokens = int(count_tokens(output_text(), reference, wait=0))
                 attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
             attrs[sc.OTELITE_USAGE_ESTIMATED] = True
+            attrs[sc.OTELITE_USAGE_ESTIMATE_METHOD] = (
+                sc.ESTIMATE_METHOD_TIKTOKEN if exact else sc.ESTIMATE_METHOD_CHARS
+            )
             estimated = True
     return Outcome(
         attrs,
@@ -725,13 +737,19 @@ class ChatAccumulator:
             if _get(function_call, "arguments"):
                 slot["arguments"].append(_get(function_call, "arguments"))
 
-    def outcome(self) -> Outcome:
+    def outcome(self, failed: bool) -> Outcome:
         attrs: Attributes = {}
         _identity(attrs, self._id, self._model)
         indexes = sorted(self._choices)
-        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [
-            _finish_reason(self._choices[i].finish_reason) for i in indexes
-        ]
+        # The reasons seen; a choice cut off by an error is "error"; one the caller
+        # left early (break, close, GC) has no reason yet, and none is invented.
+        reasons = {
+            i: _finish_reason(self._choices[i].finish_reason)
+            for i in indexes
+            if failed or self._choices[i].finish_reason
+        }
+        if reasons:
+            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(reasons.values())
         if self._request.provider == sc.PROVIDER_OPENAI:
             if self._tier:
                 attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = self._tier
@@ -765,13 +783,10 @@ class ChatAccumulator:
                             "arguments": _json_or_text("".join(call["arguments"])),
                         }
                     )
-                messages.append(
-                    {
-                        "role": "assistant",
-                        "parts": parts,
-                        "finish_reason": _finish_reason(state.finish_reason),
-                    }
-                )
+                message: dict[str, Any] = {"role": "assistant", "parts": parts}
+                if i in reasons:
+                    message["finish_reason"] = reasons[i]
+                messages.append(message)
             return messages
 
         usage = (
@@ -945,30 +960,24 @@ class ResponsesAccumulator:
                 self._text.append(delta)  # kept for estimating usage if the stream is cut short
         return False
 
-    def outcome(self) -> Outcome:
+    def outcome(self, failed: bool) -> Outcome:
         if self._final is not None:
             return _responses_outcome(self._final, self._request, self._kwargs)
-        # Closed before the end: what the created/in-progress events said, and the text so far.
+        # Ended before the terminal event: what the created/in-progress events said, and
+        # the text so far; finish reason "error" only when an error cut it off.
         attrs: Attributes = {}
         response = self._latest
         model = _identity(attrs, _get(response, "id"), _get(response, "model"))
-        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = ["error"]
         text = "".join(self._text)
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": text}] if text else [],
+        }
+        if failed:
+            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = ["error"]
+            message["finish_reason"] = "error"
         return _outcome(
-            attrs,
-            model,
-            None,
-            self._request,
-            self._kwargs,
-            lambda: text,
-            lambda: [
-                {
-                    "role": "assistant",
-                    "parts": [{"type": "text", "content": text}] if text else [],
-                    "finish_reason": "error",
-                }
-            ],
-            None,
+            attrs, model, None, self._request, self._kwargs, lambda: text, lambda: [message], None
         )
 
 
@@ -1124,7 +1133,8 @@ def _handle_result(call: _Call, result: Any) -> Any:
         return _RawResponseProxy(result, call)
     if name == "AsyncAPIResponse":
         return _AsyncRawResponseProxy(result, call)
-    invocation.succeed(call.outcome(result))
+    ended = stop_clock()  # before the response is read (and maybe counted)
+    invocation.succeed(call.outcome(result), ended=ended)
     return result
 
 
@@ -1210,7 +1220,7 @@ class _AsyncRawResponseProxy(_Proxy):
 def _begin(
     surface: _Surface, instance: Any, kwargs: dict[str, Any], is_async: bool
 ) -> Optional[_Call]:
-    if _inside_call.get():
+    if _inside_call.get() is not None:
         return None
     try:
         request = surface.request(instance, kwargs)
@@ -1230,6 +1240,12 @@ def _begin(
             injected = None
         if injected is not None:
             sent = injected
+        elif sent.get("stream") is True and request.model:
+            # No usage will arrive: have the encoding loading (off this thread) while it streams.
+            options = sent.get("stream_options")
+            if not (isinstance(options, Mapping) and options.get("include_usage")):
+                with _guard.contained("preloading a tokenizer"):
+                    _tokens.preload(request.model)
     return _Call(surface, invocation, sent, sent is not kwargs, is_async)
 
 
@@ -1242,6 +1258,25 @@ def _finish(call: _Call, result: Any) -> Any:
         return result
 
 
+def _count_retries(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Wraps the client's ``_build_request``, called once per HTTP attempt with ``retries_taken``."""
+    resends = _inside_call.get()
+    if resends is not None:
+        taken = kwargs.get("retries_taken")
+        if isinstance(taken, int) and taken > resends[0]:
+            resends[0] = taken
+    return wrapped(*args, **kwargs)
+
+
+def _record_resends(call: _Call, resends: list[int]) -> None:
+    """``http.request.resend_count`` on the span when the client retried (semconv: only then)."""
+    if resends[0] > 0:
+        with _guard.contained("recording retries"):
+            call.invocation.span.set_attribute(sc.HTTP_REQUEST_RESEND_COUNT, resends[0])
+
+
 def _sync_wrapper(surface: _Surface) -> Callable[..., Any]:
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -1249,14 +1284,17 @@ def _sync_wrapper(surface: _Surface) -> Callable[..., Any]:
         call = _begin(surface, instance, kwargs, False)
         if call is None:
             return wrapped(*args, **kwargs)
-        token = _inside_call.set(True)
+        resends = [0]
+        token = _inside_call.set(resends)
         try:
             result = wrapped(*args, **call.kwargs)
         except BaseException as exc:
+            _record_resends(call, resends)
             call.invocation.fail(exc)
             raise
         finally:
             _inside_call.reset(token)
+        _record_resends(call, resends)
         return _finish(call, result)
 
     return wrapper
@@ -1269,14 +1307,17 @@ def _async_wrapper(surface: _Surface) -> Callable[..., Any]:
         call = _begin(surface, instance, kwargs, True)
         if call is None:
             return await wrapped(*args, **kwargs)
-        token = _inside_call.set(True)
+        resends = [0]
+        token = _inside_call.set(resends)
         try:
             result = await wrapped(*args, **call.kwargs)
         except BaseException as exc:  # includes CancelledError
+            _record_resends(call, resends)
             call.invocation.fail(exc)
             raise
         finally:
             _inside_call.reset(token)
+        _record_resends(call, resends)
         return _finish(call, result)
 
     return wrapper
@@ -1311,6 +1352,13 @@ _TARGETS: tuple[tuple[tuple[str, ...], str, str, _Surface, bool], ...] = (
     (_RESPONSES_MODULES, "AsyncResponses", "parse", RESPONSES, True),
 )
 
+# The HTTP attempts of a call: every openai version builds each attempt's request with
+# BaseClient._build_request(options, retries_taken=n).
+_BASE_CLIENT_MODULES = ("openai._base_client",)
+_RETRY_TARGETS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (_BASE_CLIENT_MODULES, "BaseClient", "_build_request"),
+)
+
 _lock = threading.RLock()
 _active = False
 _patched: list[tuple[type, str, Any]] = []
@@ -1334,6 +1382,15 @@ def _patch_module(module: Any) -> None:
                 continue
             wrapper = _async_wrapper(surface) if is_async else _sync_wrapper(surface)
             setattr(cls, method, wrapt.FunctionWrapper(original, wrapper))
+            _patched.append((cls, method, original))
+        for modules, class_name, method in _RETRY_TARGETS:
+            cls = module.__dict__.get(class_name) if name in modules else None
+            if not isinstance(cls, type):
+                continue
+            original = cls.__dict__.get(method)
+            if original is None or isinstance(original, wrapt.FunctionWrapper):
+                continue
+            setattr(cls, method, wrapt.FunctionWrapper(original, _count_retries))
             _patched.append((cls, method, original))
 
 
@@ -1361,7 +1418,7 @@ def instrument_openai() -> None:
         if _active:
             return
         _active = True
-        for modules, *_ in _TARGETS:
+        for modules in [t[0] for t in _TARGETS] + [t[0] for t in _RETRY_TARGETS]:
             for name in modules:
                 if name in _hooked:
                     if name in sys.modules:
