@@ -280,3 +280,39 @@ def test_replay_async(name: str) -> None:
 
     asyncio.run(main())
     assert replay.mismatches == []
+
+
+DEEPSEEK_CASSETTE = (
+    "openllmetry/test_streaming_with_api_usage/test_streaming_with_api_usage_capture.yaml"
+)
+
+
+@pytest.mark.parametrize(
+    ("hour", "minute", "off_peak"),
+    [(3, 0, False), (20, 0, True), (16, 29, False), (16, 30, True), (0, 29, True), (0, 30, False)],
+    ids=["03:00", "20:00", "16:29", "16:30", "00:29", "00:30"],
+)
+def test_deepseek_cassette_priced_at_pinned_call_time(
+    monkeypatch: pytest.MonkeyPatch, hour: int, minute: int, off_peak: bool
+) -> None:
+    """The recorded DeepSeek stream, replayed at a pinned clock: off-peak (16:30-00:30 UTC) costs half."""
+    import opentelemetry.sdk.trace as sdk_trace
+
+    when = dt.datetime(2026, 11, 28, hour, minute, tzinfo=dt.timezone.utc)
+    start_ns = int(when.timestamp()) * 10**9
+    monkeypatch.setattr(sdk_trace, "time_ns", lambda: start_ns)
+    (interaction,) = load(DEEPSEEK_CASSETTE)
+    client, replay = make_client([interaction])
+    with capture_spans() as cap:
+        run_sync(client, interaction)
+    assert replay.mismatches == []
+    (span,) = cap.spans
+    assert span.start_time == start_ns
+    attrs = dict(span.attributes or {})
+    tokens_in = attrs["gen_ai.usage.input_tokens"]
+    cached = attrs.get("gen_ai.usage.cache_read.input_tokens", 0)
+    tokens_out = attrs["gen_ai.usage.output_tokens"]
+    rates = (0.135, 0.035, 0.55) if off_peak else (0.27, 0.07, 1.1)
+    expected = ((tokens_in - cached) * rates[0] + cached * rates[1] + tokens_out * rates[2]) / 1e6
+    assert attrs["gen_ai.usage.cost"] == pytest.approx(expected, rel=1e-12)
+    check_cost(attrs, interaction, when)

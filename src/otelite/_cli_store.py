@@ -94,14 +94,34 @@ def fmt_duration_ns(ns: float) -> str:
     return f"{ms / 1000:.2f}s"
 
 
-def fmt_cost(cost: Optional[float]) -> str:
+def fmt_cost(cost: Optional[float], unpriced: int = 0) -> str:
+    """A cost in at most 8 columns: ``unknown`` when no call was priced, a trailing ``+`` when
+    only some were (the figure is a lower bound), ``-`` when there was nothing to price."""
     if cost is None:
-        return "-"
+        return "unknown" if unpriced else "-"
+    if unpriced:
+        if cost >= 1:
+            return f"${cost:.2f}+"
+        if cost >= 0.001 or cost == 0:
+            return f"${cost:.4f}+"
+        return f"${cost:.0e}+"
     if cost >= 1:
         return f"${cost:.2f}"
     if cost >= 0.00001 or cost == 0:
         return f"${cost:.5f}"
     return f"${cost:.1e}"  # a fraction of a cent: keep it visible
+
+
+_UNPRICED_NOTE = "cost: 'unknown' = no call priced; '+' = some calls have no price (not counted)"
+
+
+def cost_summary(cost: Optional[float], unpriced: int) -> str:
+    """A total in words: ``$0.00003``, ``$0.00003 + 2 unpriced LLM calls``, ``unknown (...)``."""
+    calls = f"{unpriced} LLM call{'s' if unpriced != 1 else ''}"
+    if cost is None:
+        return f"unknown ({calls} without a price)" if unpriced else "-"
+    text = fmt_cost(cost)
+    return f"{text} + {calls} unpriced" if unpriced else text
 
 
 def fmt_count(n: float) -> str:
@@ -141,6 +161,7 @@ def _trace_dict(t: TraceSummary) -> dict[str, Any]:
         "input_tokens": t.input_tokens,
         "output_tokens": t.output_tokens,
         "cost_usd": t.cost_usd,
+        "unpriced_calls": t.unpriced_calls,
         "status": t.status_code,
         "service": t.service_name,
         "user": t.user_id,
@@ -179,11 +200,14 @@ def cmd_traces(args: argparse.Namespace) -> int:
         status = style.red("ERR") if t.status_code == "ERROR" else "OK "
         line = (
             f"{fmt_time(t.start_time_ns):<14} {cut(t.root_name, 17):<17} {fmt_duration_ns(t.duration_ns):>7} "
-            f"{t.llm_calls:>3} {cut(tokens, 9):>9} {cut(fmt_cost(t.cost_usd), 8):>8} {status} "
+            f"{t.llm_calls:>3} {cut(tokens, 9):>9} {cut(fmt_cost(t.cost_usd, t.unpriced_calls), 8):>8} {status} "
             f"{cut(t.user_id or '-', 12)}"
         )
         print(line)
-    print(style.dim(f"{len(traces)} traces; show one with: otelite trace <id prefix>"))
+    footer = f"{len(traces)} traces; show one with: otelite trace <id prefix>"
+    if any(t.unpriced_calls for t in traces):
+        footer += f"\n{_UNPRICED_NOTE}"
+    print(style.dim(footer))
     return 0
 
 
@@ -284,12 +308,17 @@ def cmd_trace(args: argparse.Namespace) -> int:
         for s in spans
         if sc.GEN_AI_USAGE_COST in s.attributes
     ]
+    unpriced = sum(1 for s in spans if s.attributes.get(sc.OTELITE_COST_UNPRICED))
     service = spans[0].resource.get(sc.SERVICE_NAME, "")
     header = (
         f"{spans[0].trace_id}  {service}  {fmt_duration_ns(end - start)}  {len(spans)} spans  "
-        f"{tokens_in}+{tokens_out} tok  {fmt_cost(sum(costs) if costs else None)}"
+        f"{tokens_in}+{tokens_out} tok  {fmt_cost(sum(costs) if costs else None, unpriced)}"
     )
     print(style.bold(cut(header, WIDTH)))
+    if unpriced:
+        print(
+            style.dim(cut(f"cost: {cost_summary(sum(costs) if costs else None, unpriced)}", WIDTH))
+        )
     bar_width = 20
     for depth, span in rows:
         offset = int((span.start_time_ns - start) / total * bar_width)
@@ -431,7 +460,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         name = " / ".join("-" if k is None else str(k) for k in row.key)
         metrics = (
             f"{row.calls:>5} {row.error_rate * 100:>5.1f} {fmt_count(row.input_tokens):>5} "
-            f"{fmt_count(row.output_tokens):>5} {cut(fmt_cost(row.cost_usd), 8):>8} "
+            f"{fmt_count(row.output_tokens):>5} {cut(fmt_cost(row.cost_usd, row.unpriced), 8):>8} "
             f"{fmt_duration_ns(row.p50_ms * 1e6):>7} {fmt_duration_ns(row.p95_ms * 1e6):>7} "
             f"{fmt_duration_ns(row.p99_ms * 1e6):>7} "
             f"{(f'{row.p50_ttfc_ms:.0f}ms' if row.p50_ttfc_ms is not None else '-'):>5} "
@@ -444,7 +473,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     unpriced = sum(r.unpriced for r in rows)
     footer = f"{sum(r.calls for r in rows)} LLM calls"
     if unpriced:
-        footer += f"; {unpriced} without a price (add them with configure(prices=...))"
+        footer += (
+            f"; {unpriced} without a price (add them with configure(prices=...))\n{_UNPRICED_NOTE}"
+        )
     print(style.dim(footer))
     return 0
 

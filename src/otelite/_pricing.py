@@ -165,7 +165,6 @@ def _catalog_price(prices: Mapping[str, Any]) -> Price:
 
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-_DAY_US = 86_400_000_000
 
 
 def _utc_now() -> _dt.datetime:
@@ -289,7 +288,7 @@ class Catalog:
         self.date: str = data["date"]
         self._providers: Mapping[str, Any] = data["providers"]
         self._cache: dict[tuple[str, str], Optional[CatalogModel]] = {}
-        self._matches: dict[tuple[str, str], tuple[tuple[str, CatalogModel], ...]] = {}
+        self._matches: dict[str, tuple[tuple[str, CatalogModel], ...]] = {}
 
     def _find(
         self, provider_id: str, name: str, seen: frozenset[str] = frozenset()
@@ -308,8 +307,7 @@ class Catalog:
 
     def matches(self, model: str) -> tuple[tuple[str, CatalogModel], ...]:
         """Every catalog provider whose own models (no fallbacks) match ``model`` (cached)."""
-        key = ("", model)
-        found = self._matches.get(key)
+        found = self._matches.get(model)
         if found is None:
             name = model.lower()
             hits = []
@@ -321,7 +319,7 @@ class Catalog:
             found = tuple(hits)
             if len(self._matches) > 4096:
                 self._matches.clear()
-            self._matches[key] = found
+            self._matches[model] = found
         return found
 
     def lookup(self, provider: str, model: str) -> Optional[CatalogModel]:

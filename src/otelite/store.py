@@ -83,10 +83,11 @@ class TraceSummary:
     llm_calls: int
     input_tokens: int
     output_tokens: int
-    cost_usd: Optional[float]
+    cost_usd: Optional[float]  # of the priced LLM calls; None: none was priced
     status_code: str
     service_name: Optional[str]
     user_id: Optional[str]
+    unpriced_calls: int = 0  # LLM calls without a price, left out of cost_usd
 
     @property
     def duration_ns(self) -> int:
@@ -437,6 +438,7 @@ class LocalStore:
                    TOTAL(t.input_tokens) AS input_tokens,
                    TOTAL(t.output_tokens) AS output_tokens,
                    SUM(t.cost_usd) AS cost_usd,
+                   TOTAL(t.unpriced) AS unpriced_calls,
                    MAX(t.status_code = 'ERROR') AS has_error,
                    MAX(t.user_id) AS user_id
             FROM spans t JOIN matching USING (trace_id)
@@ -469,6 +471,7 @@ class LocalStore:
                     status_code="ERROR" if row["has_error"] else "OK",
                     service_name=self._resource(root["resource_id"]).get("service.name"),
                     user_id=row["user_id"],
+                    unpriced_calls=int(row["unpriced_calls"] or 0),
                 )
             )
         return summaries

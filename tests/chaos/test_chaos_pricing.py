@@ -7,7 +7,8 @@ import importlib.util
 import json
 import logging
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional
 
 import pytest
 
@@ -315,3 +316,185 @@ def test_local_server_models_are_not_inferred() -> None:
     """A recognised self-hosted server (vLLM) is never priced from a cloud catalog by name."""
     cost = price_call("vllm", ("gpt-4o-mini",), USAGE, None, None, at=at(3, 0))
     assert cost is None
+
+
+# --- unknown cost is not zero: evaluation runs, the store CLI ----------------------------
+
+
+def eval_run(tmp_path: Path, models: list[str]) -> Any:
+    """A 2-row run whose task calls each of ``models`` once per row (fake OpenAI, fixed usage)."""
+    from otelite import evals
+
+    handler = Recorder(
+        lambda request: json_response(chat_completion(model=json.loads(request.content)["model"]))
+    )
+    llm = client(handler)
+
+    def task(question: str) -> str:
+        for model in models:
+            llm.chat.completions.create(model=model, messages=MESSAGES)
+        return "4"
+
+    rows = [{"input": "2+2", "expected": "4"}, {"input": "3+1", "expected": "4"}]
+    with capture_spans():
+        return evals.evaluate(rows, task, [evals.exact_match()], progress=False, name="r")
+
+
+def run_lines(run: Any, tmp_path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The run's JSONL: its header's summary and its rows."""
+    lines = run.to_jsonl(tmp_path / "run.jsonl").read_text().splitlines()
+    return json.loads(lines[0])["summary"], [json.loads(line) for line in lines[1:]]
+
+
+def test_eval_with_no_priced_call_reports_unknown_cost(tmp_path: Path) -> None:
+    """No call priced: the report says the cost is unknown and why; JSON has null, never 0."""
+    run = eval_run(tmp_path, ["my-private-model"])
+    s = run.summary
+    assert (s.task_cost, s.task_llm_calls, s.task_unpriced_calls) == (None, 2, 2)
+    assert [(r.cost, r.llm_calls, r.unpriced_calls) for r in run.rows] == [(None, 1, 1)] * 2
+    report = run.report()
+    assert (
+        "  task: cost unknown (2 LLM calls without a price; add the model's price with "
+        "configure(prices=...)), latency p50" in report
+    )
+    assert "$0.000000" not in report
+    summary, rows = run_lines(run, tmp_path)
+    assert (summary["task_cost"], summary["task_unpriced_calls"]) == (None, 2)
+    assert summary["judge_cost"] is None
+    assert [(r["cost"], r["llm_calls"], r["unpriced_calls"]) for r in rows] == [(None, 1, 1)] * 2
+    again = type(run).from_jsonl(tmp_path / "run.jsonl")
+    assert (again.summary.task_cost, again.summary.task_unpriced_calls) == (None, 2)
+
+
+def test_eval_with_some_priced_calls_flags_the_rest(tmp_path: Path) -> None:
+    """Some calls priced: the figure covers those and says how many calls it leaves out."""
+    run = eval_run(tmp_path, ["gpt-4o-mini", "my-private-model"])
+    per_row = (12 * 0.15 + 3 * 0.6) / 1e6
+    s = run.summary
+    assert s.task_cost == pytest.approx(2 * per_row)
+    assert (s.task_llm_calls, s.task_unpriced_calls) == (4, 2)
+    assert f"  task: cost ${2 * per_row:.6f} + 2 LLM calls unpriced, latency p50" in run.report()
+    summary, rows = run_lines(run, tmp_path)
+    assert summary["task_cost"] == pytest.approx(2 * per_row)
+    assert summary["task_unpriced_calls"] == 2
+    assert [(r["llm_calls"], r["unpriced_calls"]) for r in rows] == [(2, 1)] * 2
+
+
+def test_eval_without_llm_calls_reports_unknown_not_zero(tmp_path: Path) -> None:
+    """A task with no recorded LLM call has an unknown cost, not $0."""
+    run = eval_run(tmp_path, [])
+    assert run.summary.task_cost is None
+    assert "  task: cost unknown (no LLM calls recorded), latency p50" in run.report()
+    assert "judges:" not in run.report()
+    summary, _ = run_lines(run, tmp_path)
+    assert summary["task_cost"] is None
+
+
+def test_eval_fully_priced_unchanged(tmp_path: Path) -> None:
+    """Every call priced: a plain dollar figure, no flag."""
+    run = eval_run(tmp_path, ["gpt-4o-mini"])
+    per_row = (12 * 0.15 + 3 * 0.6) / 1e6
+    assert run.summary.task_unpriced_calls == 0
+    assert f"  task: cost ${2 * per_row:.6f}, latency p50" in run.report()
+
+
+T0 = 1_767_225_600_000_000_000  # 2026-01-01 00:00:00 UTC
+MS = 1_000_000
+
+
+def cost_store(path: Path) -> Path:
+    """A store with a trace of one priced and one unpriced call, and a trace of one unpriced call."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import SpanKind, set_span_in_context
+
+    from otelite._export import LocalStoreExporter
+    from otelite.testing import SequentialIdGenerator
+
+    provider = TracerProvider(
+        resource=Resource({"service.name": "snap"}),
+        id_generator=SequentialIdGenerator(),
+        shutdown_on_exit=False,
+    )
+    provider.add_span_processor(SimpleSpanProcessor(LocalStoreExporter(path / "otelite.db")))
+    tracer = provider.get_tracer("otelite")
+
+    def chat(model: str, start: int, cost: Optional[float], ctx: Any = None) -> None:
+        attrs: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": model,
+            "gen_ai.usage.input_tokens": 100,
+            "gen_ai.usage.output_tokens": 20,
+        }
+        if cost is None:
+            attrs["otelite.cost.unpriced"] = True
+        else:
+            attrs["gen_ai.usage.cost"] = cost
+        span = tracer.start_span(
+            f"chat {model}", context=ctx, kind=SpanKind.CLIENT, start_time=start, attributes=attrs
+        )
+        span.end(end_time=start + 10 * MS)
+
+    root = tracer.start_span("invoke_workflow mixed", start_time=T0)
+    ctx = set_span_in_context(root)
+    chat("gpt-4o-mini", T0 + 1 * MS, 0.000027, ctx)
+    chat("my-private-model", T0 + 12 * MS, None, ctx)
+    root.end(end_time=T0 + 30 * MS)
+    chat("my-private-model", T0 + 3600 * 1000 * MS, None)
+    provider.shutdown()
+    return path
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    from otelite.cli import main
+
+    assert main(list(argv)) == 0
+    out: str = capsys.readouterr().out
+    return out
+
+
+def test_store_cli_never_shows_unknown_cost_as_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """traces, trace and stats: 'unknown' when no call was priced, '+' and a count when some were."""
+    store = str(cost_store(tmp_path / "store"))
+    assert cli(capsys, "traces", "--store", store) == (
+        "START (UTC)    ROOT              DURATION LLM    TOKENS     COST ST  USER\n"
+        "01-01 01:00:00 chat my-private-…  10.0ms   1    100+20  unknown OK  -\n"
+        "01-01 00:00:00 invoke_workflow …  30.0ms   2    200+40  $3e-05+ OK  -\n"
+        "2 traces; show one with: otelite trace <id prefix>\n"
+        "cost: 'unknown' = no call priced; '+' = some calls have no price (not counted)\n"
+    )
+    traces = json.loads(cli(capsys, "traces", "--store", store, "--json"))
+    assert [(t["cost_usd"], t["unpriced_calls"]) for t in traces] == [(None, 1), (0.000027, 1)]
+    tree = cli(capsys, "trace", "--store", store, "00000000000000000000000000000001")
+    assert tree.splitlines()[:2] == [
+        "00000000000000000000000000000001  snap  30.0ms  3 spans  200+40 tok  $3e-05+",
+        "cost: $0.00003 + 1 LLM call unpriced",
+    ]
+    assert "    ↳ my-private-model · 100+20 tok · no price" in tree
+    tree = cli(capsys, "trace", "--store", store, "00000000000000000000000000000002")
+    assert tree.splitlines()[:2] == [
+        "00000000000000000000000000000002  snap  10.0ms  1 spans  100+20 tok  unknown",
+        "cost: unknown (1 LLM call without a price)",
+    ]
+    note = "cost: 'unknown' = no call priced; '+' = some calls have no price (not counted)\n"
+    footer = "3 LLM calls; 2 without a price (add them with configure(prices=...))\n" + note
+    stats = cli(capsys, "stats", "--store", store, "--by", "model")
+    assert stats == (
+        "MODEL        CALLS  ERR%    IN   OUT     COST     P50     P95     P99  TTFC EST%\n"
+        "my-private-model\n"
+        "                 2   0.0   200    40  unknown  10.0ms  10.0ms  10.0ms     -    0\n"
+        "gpt-4o-mini      1   0.0   100    20 $0.00003  10.0ms  10.0ms  10.0ms     -    0\n"
+        + footer
+    )
+    assert max(len(line) for line in stats.splitlines()) <= 80
+    assert cli(capsys, "stats", "--store", store, "--by", "service") == (
+        "SERVICE      CALLS  ERR%    IN   OUT     COST     P50     P95     P99  TTFC EST%\n"
+        "snap             3   0.0   300    60  $3e-05+  10.0ms  10.0ms  10.0ms     -    0\n"
+        + footer
+    )
+    rows = json.loads(cli(capsys, "stats", "--store", store, "--by", "service", "--json"))
+    assert [(r["cost_usd"], r["unpriced"], r["calls"]) for r in rows] == [(0.000027, 2, 3)]

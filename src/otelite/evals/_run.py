@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,10 +48,12 @@ class RowResult:
     error: Optional[str] = None
     scores: dict[str, Score] = field(default_factory=dict)
     latency_s: float = 0.0
-    cost: Optional[float] = None
+    cost: Optional[float] = None  # USD of the priced LLM calls; None: none was priced
     input_tokens: int = 0
     output_tokens: int = 0
     trace_id: Optional[str] = None
+    llm_calls: int = 0
+    unpriced_calls: int = 0  # LLM calls without a price: ``cost`` leaves them out
 
     def as_dict(self) -> dict[str, Any]:
         """The row as written to a run's JSONL."""
@@ -62,6 +64,8 @@ class RowResult:
             "output": self.output,
             "latency_s": self.latency_s,
             "cost": self.cost,
+            "llm_calls": self.llm_calls,
+            "unpriced_calls": self.unpriced_calls,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "trace_id": self.trace_id,
@@ -87,6 +91,8 @@ class RowResult:
             scores={k: Score.from_dict(v) for k, v in (data.get("scores") or {}).items()},
             latency_s=float(data.get("latency_s") or 0.0),
             cost=data.get("cost"),
+            llm_calls=int(data.get("llm_calls") or 0),
+            unpriced_calls=int(data.get("unpriced_calls") or 0),
             input_tokens=int(data.get("input_tokens") or 0),
             output_tokens=int(data.get("output_tokens") or 0),
             trace_id=data.get("trace_id"),
@@ -115,17 +121,25 @@ class EvaluatorSummary:
 
 @dataclass(frozen=True)
 class Summary:
-    """A run's totals: rows, task errors, each evaluator's figures, task and judge spend."""
+    """A run's totals: rows, task errors, each evaluator's figures, task and judge spend.
+
+    A cost is ``None`` when no call was priced (unknown is not zero); when only
+    some were, it covers the priced ones and ``*_unpriced_calls`` counts the rest.
+    """
 
     rows: int
     task_errors: int
     evaluators: Mapping[str, EvaluatorSummary]
-    task_cost: float
+    task_cost: Optional[float]
     task_latency_p50_s: float
     task_latency_p95_s: float
-    judge_cost: float
+    judge_cost: Optional[float]
     judge_latency_s: float
     duration_s: float
+    task_llm_calls: int = 0
+    task_unpriced_calls: int = 0
+    judge_verdicts: int = 0
+    judge_unpriced_verdicts: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data, for JSON."""
@@ -145,7 +159,9 @@ def _percentile(values: Sequence[float], q: float) -> float:
 def summarise(rows: Sequence[RowResult], names: Sequence[str], duration_s: float) -> Summary:
     """The summary of ``rows`` for the evaluators ``names``."""
     evaluators: dict[str, EvaluatorSummary] = {}
-    judge_cost = judge_latency = 0.0
+    judge_costs: list[float] = []
+    judge_latency = 0.0
+    judge_verdicts = judge_unpriced = 0
     for name in names:
         scores = [r.scores.get(name) for r in rows]
         present = [s for s in scores if s is not None]
@@ -169,21 +185,59 @@ def summarise(rows: Sequence[RowResult], names: Sequence[str], duration_s: float
             cost=sum(costs) if costs else None,
             latency_s=latency,
         )
-        if any(s.kind == "llm_judge" for s in present):
-            judge_cost += sum(costs)
+        judged = [s for s in present if s.kind == "llm_judge"]
+        if judged:
+            judge_costs.extend(costs)
             judge_latency += latency
+            judge_verdicts += len(judged)
+            # A judge verdict without a cost (and without an error before its call) had no price.
+            judge_unpriced += sum(1 for s in judged if s.cost is None and s.error is None)
     task_latencies = [r.latency_s for r in rows if r.error is None]
     return Summary(
         rows=len(rows),
         task_errors=sum(1 for r in rows if r.error is not None),
         evaluators=evaluators,
-        task_cost=sum(r.cost or 0.0 for r in rows),
+        task_cost=_known_sum(r.cost for r in rows),
         task_latency_p50_s=_percentile(task_latencies, 50),
         task_latency_p95_s=_percentile(task_latencies, 95),
-        judge_cost=judge_cost,
+        judge_cost=_known_sum(judge_costs),
         judge_latency_s=judge_latency,
         duration_s=duration_s,
+        task_llm_calls=sum(r.llm_calls for r in rows),
+        task_unpriced_calls=sum(r.unpriced_calls for r in rows),
+        judge_verdicts=judge_verdicts,
+        judge_unpriced_verdicts=judge_unpriced,
     )
+
+
+def _known_sum(costs: Iterable[Optional[float]]) -> Optional[float]:
+    """The sum of the known costs; ``None`` when none is known (unknown is not zero)."""
+    known = [c for c in costs if c is not None]
+    return sum(known) if known else None
+
+
+def cost_text(cost: Optional[float], count: int, unpriced: int, noun: str = "LLM call") -> str:
+    """A cost for people: ``$0.001200``, ``$0.001200 + 3 unpriced LLM calls`` or ``unknown (...)``.
+
+    ``count`` is how many calls (or judge verdicts) there were, ``unpriced`` how many had no price.
+    """
+
+    def many(n: int) -> str:
+        return f"{n} {noun}" + ("" if n == 1 else "s")
+
+    if cost is None:
+        if unpriced:
+            return (
+                f"unknown ({many(unpriced)} without a price; add the model's price with "
+                "configure(prices=...))"
+            )
+        if count:
+            return f"unknown (no {noun} was priced)"
+        return f"unknown (no {noun}s recorded)"
+    text = f"${cost:.6f}"
+    if unpriced:
+        text += f" + {many(unpriced)} unpriced"
+    return text
 
 
 @dataclass(frozen=True)
@@ -470,11 +524,13 @@ class EvalRun:
         lines = [
             f"run {self.name} ({self.id}): {s.rows} rows, {s.task_errors} task errors, "
             f"{s.duration_s:.1f} s",
-            f"  task: cost ${s.task_cost:.6f}, latency p50 {s.task_latency_p50_s * 1000:.0f} ms, "
+            f"  task: cost {cost_text(s.task_cost, s.task_llm_calls, s.task_unpriced_calls)}, "
+            f"latency p50 {s.task_latency_p50_s * 1000:.0f} ms, "
             f"p95 {s.task_latency_p95_s * 1000:.0f} ms",
         ]
-        if s.judge_cost or s.judge_latency_s:
-            lines.append(f"  judges: cost ${s.judge_cost:.6f}, {s.judge_latency_s:.1f} s in calls")
+        if s.judge_verdicts or s.judge_cost is not None:
+            judge = cost_text(s.judge_cost, s.judge_verdicts, s.judge_unpriced_verdicts, "verdict")
+            lines.append(f"  judges: cost {judge}, {s.judge_latency_s:.1f} s in calls")
         for e in s.evaluators.values():
             bits = [f"  {e.name}:"]
             if e.pass_rate is not None:
@@ -659,6 +715,7 @@ class _Runner:
             row.latency_s = time.perf_counter() - started
         row.input_tokens, row.output_tokens = spent.input_tokens, spent.output_tokens
         row.cost = spent.cost if spent.calls > spent.unpriced else None
+        row.llm_calls, row.unpriced_calls = spent.calls, spent.unpriced
 
     # -- sync --
 

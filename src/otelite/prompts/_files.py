@@ -25,6 +25,7 @@ import os
 import re
 import sys
 import tempfile
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -51,13 +52,24 @@ def check_name(kind: str, name: object) -> str:
     """A valid prompt or label name, or PromptNameError saying what is allowed."""
     if not isinstance(name, str):
         raise PromptNameError(f"{kind} name must be a string, got {type(name).__name__}")
-    if not _NAME.match(name) or ".." in name or name.lower().split(".")[0] in _RESERVED:
+    # fullmatch: with match(), '$' also matches before a trailing newline ("qa\n" passed).
+    if not _NAME.fullmatch(name) or ".." in name or name.lower().split(".")[0] in _RESERVED:
         raise PromptNameError(
-            f"{kind} name {name!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit, without '..', path separators or reserved names "
-            f"({', '.join(sorted(n for n in _RESERVED if not n[-1].isdigit()))})"
+            f"{kind} name {name!r} is not allowed: {_why(name)}use 1-100 letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit, without '..', path separators or reserved "
+            f"names ({', '.join(sorted(n for n in _RESERVED if not n[-1].isdigit()))})"
         )
     return name
+
+
+def _why(name: str) -> str:
+    """The first specific fault of a refused name, as a clause ending in '; ' (or nothing)."""
+    for char in name:
+        if unicodedata.category(char) == "Cc":
+            return f"it contains a control character (U+{ord(char):04X}); "
+        if char in "/\\":
+            return f"it contains a path separator ({char!r}); "
+    return ""
 
 
 def version_path(directory: Path, version: int) -> Path:
@@ -197,6 +209,13 @@ def read_version(path: Path) -> tuple[dict[str, Any], str]:
             raise PromptFileError(f"{path}: the header has no {key!r}")
     if header["kind"] not in ("text", "chat"):
         raise PromptFileError(f"{path}: kind must be 'text' or 'chat', not {header['kind']!r}")
+    config = header.get("config")
+    if config is not None and not isinstance(config, dict):
+        raise PromptFileError(
+            f"{path}: the header field 'config' must be a JSON object of model parameters, such as "
+            f'{{"model": "gpt-4o-mini", "temperature": 0}}, got {type(config).__name__} {config!r}; '
+            "fix it in the file's header line (or write {} for none)"
+        )
     return header, text[header_end + 5 :]
 
 

@@ -358,6 +358,11 @@ class PromptRegistry:
             raise PromptError("push: give either template= (text) or messages= (chat)")
         if template is not None and not isinstance(template, str):
             raise PromptError("push: template must be a string")
+        if config is not None and not isinstance(config, Mapping):
+            raise PromptError(
+                "push: config must be a mapping of model parameters, such as "
+                f'{{"model": "gpt-4o-mini", "temperature": 0}}, got {type(config).__name__}'
+            )
         config = dict(config or {})
         for label in labels:
             _files.check_name("label", label)
