@@ -177,8 +177,14 @@ def _refuse_newer(path: Path, version: Optional[int]) -> None:
         )
 
 
+def _refuse_after_unsafe_fork(path: Path) -> None:
+    if _unsafe_fork is not None:
+        raise StoreError(f"{path}: {_unsafe_fork}")
+
+
 def open_for_writing(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the store at ``path`` and make sure its schema is current."""
+    _refuse_after_unsafe_fork(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
@@ -223,6 +229,7 @@ def open_for_writing(path: Path) -> sqlite3.Connection:
 
 def open_for_reading(path: Path) -> sqlite3.Connection:
     """Open an existing store read-only; a missing, corrupt or newer file is a StoreError."""
+    _refuse_after_unsafe_fork(path)
     if not path.exists():
         raise StoreError(
             f"{path}: no local store here yet; call otelite.configure() in your app (it "
@@ -333,17 +340,19 @@ class SpanWriter:
             self._lock.release()
 
     def _after_fork_in_child(self) -> None:
+        global _unsafe_fork
         self._lock = threading.Lock()
         self._held_for_fork = False
         if self._conn is not None:
             # The parent was inside a transaction on this connection when it forked.
-            _abandon(self._conn)
+            abandon(self._conn)
             self._conn = None
-            self._unusable = (
-                f"{self.path}: this process was forked while the local store was being "
-                "written, so it cannot use SQLite safely; its spans are not stored (they "
-                "are still exported over OTLP if an endpoint is configured)"
+            _unsafe_fork = (
+                "this process was forked while the local store was being written, so it "
+                "cannot use SQLite safely; its spans are not stored (they are still exported "
+                "over OTLP if an endpoint is configured)"
             )
+            self._unusable = f"{self.path}: {_unsafe_fork}"
 
     def _resource_id(self, conn: sqlite3.Connection, resource: Any) -> int:
         # Spans of one provider share one Resource object: look it up by identity first.
@@ -536,9 +545,10 @@ class SpanWriter:
 #   after (parent):  releases its lock; the next write reopens the file;
 #   after (child):   gets a new lock and reopens the file on its next write. If the wait
 #                    timed out, the parent's transaction was open at fork: the inherited
-#                    connection is abandoned (never closed) and this writer stays unusable
-#                    in the child, whose SQLite may hold locks of a thread that no longer
-#                    exists: a child that cannot store its spans beats one that hangs.
+#                    connection is abandoned (never closed) and the child opens no store
+#                    file at all: its SQLite may hold internal locks of a thread that no
+#                    longer exists, and a child that cannot store its spans beats one
+#                    that hangs.
 
 FORK_WAIT_S = 2.0  # how long fork() waits for store writes in progress (all writers together)
 
@@ -546,6 +556,9 @@ _writers: weakref.WeakSet[SpanWriter] = weakref.WeakSet()
 _writers_lock = threading.Lock()
 _fork_hooks_installed = False
 _abandoned: list[sqlite3.Connection] = []
+# Set in a child forked while a write was in progress: no SQLite file is opened there
+# (the thread that was inside SQLite may have held its internal locks).
+_unsafe_fork: Optional[str] = None
 
 
 def _track(writer: SpanWriter) -> None:
@@ -583,8 +596,8 @@ def _after_fork_in_child() -> None:
         writer._after_fork_in_child()
 
 
-def _abandon(conn: sqlite3.Connection) -> None:
-    """Keep a connection inherited from the parent alive forever, so it is never closed."""
+def abandon(conn: sqlite3.Connection) -> None:
+    """Keep a connection inherited from a parent process alive forever: never used, never closed."""
     _abandoned.append(conn)
     try:
         # The list is cleared at interpreter exit, which would close the connection: an

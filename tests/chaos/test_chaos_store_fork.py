@@ -155,6 +155,69 @@ def test_fork_while_store_write_is_stuck_child_still_exits(tmp_path: Path) -> No
     assert err.count("forked while the local store") == 1, err
 
 
+_READER_SCRIPT = """
+import json, os, sys, time
+
+import otelite
+from otelite.store import LocalStore
+
+store = sys.argv[1]
+otelite.configure(local_store=store)
+with otelite.span("before-fork"):
+    pass
+otelite.force_flush()
+reader = LocalStore(store)
+parent_conn = reader._conn
+assert [s.name for s in reader.all_spans()] == ["before-fork"]
+read_end, write_end = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(read_end)
+    names = [s.name for s in reader.all_spans()]
+    own = reader._conn is not parent_conn
+    reader.close()
+    os.write(write_end, json.dumps({"names": names, "own_connection": own}).encode())
+    os.close(write_end)
+    sys.exit(0)
+os.close(write_end)
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline and os.waitpid(pid, os.WNOHANG)[0] == 0:
+    time.sleep(0.02)
+child = json.loads(os.read(read_end, 65536) or b"null")
+with otelite.span("after-fork"):
+    pass
+otelite.force_flush()
+print(json.dumps({
+    "child": child,
+    "parent_same_connection": reader._conn is parent_conn,
+    "parent_reads": sorted(s.name for s in reader.all_spans()),
+}))
+reader.close()
+otelite.shutdown()
+"""
+
+
+def test_reader_opened_before_fork_reopens_in_the_child(tmp_path: Path) -> None:
+    """A LocalStore opened before fork(): the child reads through its own connection, the parent's keeps working."""
+    script = tmp_path / "reader_script.py"
+    script.write_text(textwrap.dedent(_READER_SCRIPT))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELITE_"))}
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=90,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {
+        "child": {"names": ["before-fork"], "own_connection": True},
+        "parent_same_connection": True,
+        "parent_reads": ["after-fork", "before-fork"],
+    }
+
+
 def test_disk_full_reports_the_real_error(
     tmp_path: Path,
     contained_errors: None,
