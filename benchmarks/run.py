@@ -1,6 +1,6 @@
 """otelite benchmarks: overhead per instrumented call, import time, memory. Writes docs/performance.md.
 
-Run with `nox -s bench`. Every LLM call goes through the real openai client
+Run with `nox -s bench` (`-- --memory` runs only the memory cases and prints them). Every LLM call goes through the real openai client
 over an in-process mock transport that returns pre-built bytes, so the numbers
 are the client's own cost plus what instrumentation adds.
 
@@ -384,6 +384,94 @@ def memory() -> dict[str, float]:
     }
 
 
+INSTRUMENT_ONLY_STEPS = (3000, 6000, 9000) if QUICK else (10000, 20000, 30000)
+
+
+def _rss_kib() -> float:
+    """Resident set size now (Linux), in KiB; 0 where /proc is not available."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1024
+
+
+def _instrument_only_memory_here() -> dict[str, Any]:
+    """In a fresh interpreter: the app sets only a TracerProvider and calls instrument_openai()."""
+    from opentelemetry import trace
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(DropExporter()))
+    trace.set_tracer_provider(provider)
+    otelite.instrument_openai()
+    for _ in range(500):
+        chat()
+    provider.force_flush()
+    gc.collect()
+    tracemalloc.start()
+    done = 0
+    points = []
+    for step in INSTRUMENT_ONLY_STEPS:
+        for _ in range(step - done):
+            chat()
+        done = step
+        provider.force_flush()
+        gc.collect()
+        proxies = sum(1 for o in gc.get_objects() if type(o).__name__ == "_ProxyHistogram")
+        points.append(
+            {
+                "calls": step,
+                "traced_kib": tracemalloc.get_traced_memory()[0] / 1024,
+                "rss_kib": _rss_kib(),
+                "proxy_histograms": proxies,
+            }
+        )
+    tracemalloc.stop()
+    return {"points": points}
+
+
+def instrument_only_memory() -> dict[str, Any]:
+    """Memory over many chat calls with instrument_openai() and no configure() (own process:
+    the global providers must be untouched)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL", "OTELITE"))}
+    args = [sys.executable, __file__, "--instrument-only-memory"] + (["--quick"] if QUICK else [])
+    out = subprocess.run(args, capture_output=True, text=True, check=True, env=env)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def memory_lines(mem: dict[str, float], bare: dict[str, Any]) -> list[str]:
+    """The Memory section of the report."""
+    points = bare["points"]
+    first, last = points[0], points[-1]
+    per_call = (last["traced_kib"] - first["traced_kib"]) * 1024 / (last["calls"] - first["calls"])
+    lines = [
+        "## Memory",
+        "",
+        f"With `configure()`: {mem['calls']} instrumented chat calls; traced Python memory after "
+        f"{mem['calls'] // 2} calls:",
+        f"{mem['at_half_kib']:.0f} KiB, after {mem['calls']}: {mem['at_end_kib']:.0f} KiB "
+        f"(growth {mem['growth_kib']:+.0f} KiB).",
+        "",
+        "Instrument-only path (`instrument_openai()` and no `configure()`, as under",
+        "`opentelemetry-instrument` or in an app that sets up only a `TracerProvider`; no meter",
+        "provider, so metrics go to the API's proxy meter). Measured in its own interpreter after",
+        "500 warm-up calls:",
+        "",
+        "| chat calls | traced Python memory | RSS | live proxy histograms |",
+        "|---:|---:|---:|---:|",
+        *(
+            f"| {p['calls']:,} | {p['traced_kib']:.0f} KiB | {p['rss_kib'] / 1024:.1f} MB "
+            f"| {p['proxy_histograms']} |"
+            for p in points
+        ),
+        "",
+        f"Growth from {first['calls']:,} to {last['calls']:,} calls: {per_call:+.1f} bytes per call "
+        "of traced memory. (RSS includes tracemalloc's own bookkeeping.)",
+    ]
+    return lines
+
+
 def prompts() -> dict[str, float]:
     """A cached get() + compile() of a 1 KB chat prompt."""
     import tempfile
@@ -451,6 +539,7 @@ def write_report(
     prompt: dict[str, float],
     check: dict[str, float],
     heur: dict[str, float],
+    bare: dict[str, Any],
 ) -> str:
     lines = [
         "# Performance",
@@ -489,11 +578,7 @@ def write_report(
         "a 50-chunk stream is a single span, so its ratio is dominated by noise in a",
         "~4.5 ms baseline; compare the absolute overheads.",
         "",
-        "## Memory",
-        "",
-        f"{mem['calls']} instrumented chat calls; traced Python memory after {mem['calls'] // 2} calls:",
-        f"{mem['at_half_kib']:.0f} KiB, after {mem['calls']}: {mem['at_end_kib']:.0f} KiB "
-        f"(growth {mem['growth_kib']:+.0f} KiB).",
+        *memory_lines(mem, bare),
         "",
         "## Import time",
         "",
@@ -519,20 +604,28 @@ def write_report(
         *(f"| {name} | {us:.1f} |" for name, us in heur.items()),
         "",
         "The character ratio (difflib) compares every pair of positions, so its cost grows with",
-        "the square of the length; for long answers prefer `method=\"token_f1\"`.",
+        'the square of the length; for long answers prefer `method="token_f1"`.',
         "",
     ]
     return "\n".join(lines)
 
 
 def main() -> None:
+    if "--instrument-only-memory" in sys.argv:
+        print(json.dumps(_instrument_only_memory_here()))
+        return
+    if "--memory" in sys.argv:
+        # Only the memory cases; the report section is printed, docs are not rewritten.
+        print("\n".join(memory_lines(memory(), instrument_only_memory())))
+        return
     rows = overhead()
     mem = memory()
+    bare = instrument_only_memory()
     imp = imports()
     prompt = prompts()
     check = checks_overhead()
     heur = heuristics()
-    report = write_report(rows, mem, imp, prompt, check, heur)
+    report = write_report(rows, mem, imp, prompt, check, heur, bare)
     print(report)
     if not QUICK:
         path = ROOT / "docs" / "performance.md"

@@ -141,16 +141,27 @@ def _meter_from(provider: MeterProvider) -> Meter:
     return provider.get_meter(sc.INSTRUMENTATION_SCOPE, __version__, schema_url=sc.SCHEMA_URL)
 
 
+# Not configured: the Active built for the global providers, reused while they stay the
+# same (a new proxy meter per call would pile up instruments; the SDK's providers cache
+# their tracers and meters, but the API's proxies do not).
+_unconfigured: Optional[tuple[TracerProvider, MeterProvider, Active]] = None
+
+
 def active() -> Active:
     """The tracer, meter and content policy instrumentation must use right now."""
+    global _unconfigured
     current = _active
     if current is None:
         # Not configured: follow whatever provider is global (a no-op until one is set).
+        tracer_provider = trace.get_tracer_provider()
+        meter_provider = metrics.get_meter_provider()
+        cached = _unconfigured
+        if cached is not None and cached[0] is tracer_provider and cached[1] is meter_provider:
+            return cached[2]
         current = Active(
-            _tracer_from(trace.get_tracer_provider()),
-            _meter_from(metrics.get_meter_provider()),
-            ContentPolicy(),
+            _tracer_from(tracer_provider), _meter_from(meter_provider), ContentPolicy()
         )
+        _unconfigured = (tracer_provider, meter_provider, current)
     return current
 
 

@@ -68,16 +68,27 @@ class _Instruments:
         )
 
 
+MAX_METERS = 16  # meters whose instruments are kept; the oldest is forgotten beyond that
+
 _instruments_lock = threading.Lock()
+# id(meter) -> (meter, its instruments), oldest first. Instrumentation asks for the meter
+# of the current provider on every call; the meter is kept with its instruments so a
+# recycled id can never return another meter's instruments.
 _instruments: dict[int, tuple[Meter, _Instruments]] = {}
 
 
 def instruments(meter: Meter) -> _Instruments:
-    """The GenAI histograms on ``meter`` (created once per meter)."""
+    """The GenAI histograms on ``meter`` (created once per meter; the cache is bounded)."""
     found = _instruments.get(id(meter))
     if found is not None and found[0] is meter:
         return found[1]
     with _instruments_lock:
+        found = _instruments.get(id(meter))
+        if found is not None and found[0] is meter:
+            return found[1]
         made = _Instruments(meter)
+        _instruments.pop(id(meter), None)
+        while len(_instruments) >= MAX_METERS:
+            del _instruments[next(iter(_instruments))]
         _instruments[id(meter)] = (meter, made)
         return made

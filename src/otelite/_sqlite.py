@@ -10,12 +10,14 @@ refused and never touched.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
@@ -144,6 +146,18 @@ def resolve_store_path(location: Union[str, os.PathLike[str], None]) -> Path:
     return path / DB_FILENAME
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not already done so.
+
+    After some errors (a full disk, an I/O error) SQLite rolls the transaction back
+    itself; a second ROLLBACK would raise and hide the real error, so it is skipped,
+    and a failure of the rollback itself never replaces the error being handled.
+    """
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
 def _stored_version(conn: sqlite3.Connection) -> Optional[int]:
     row = conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'otelite_meta'"
@@ -163,8 +177,14 @@ def _refuse_newer(path: Path, version: Optional[int]) -> None:
         )
 
 
+def _refuse_after_unsafe_fork(path: Path) -> None:
+    if _unsafe_fork is not None:
+        raise StoreError(f"{path}: {_unsafe_fork}")
+
+
 def open_for_writing(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the store at ``path`` and make sure its schema is current."""
+    _refuse_after_unsafe_fork(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
@@ -196,7 +216,7 @@ def open_for_writing(path: Path) -> sqlite3.Connection:
                 )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
     except StoreError:
         conn.close()
@@ -209,6 +229,7 @@ def open_for_writing(path: Path) -> sqlite3.Connection:
 
 def open_for_reading(path: Path) -> sqlite3.Connection:
     """Open an existing store read-only; a missing, corrupt or newer file is a StoreError."""
+    _refuse_after_unsafe_fork(path)
     if not path.exists():
         raise StoreError(
             f"{path}: no local store here yet; call otelite.configure() in your app (it "
@@ -278,12 +299,60 @@ class SpanWriter:
         self.path = path
         self.retention_s = retention_s
         self._conn: Optional[sqlite3.Connection] = open_for_writing(path)
+        self._closed = False
+        # Set in a forked child whose parent was inside a write: why this process cannot write.
+        self._unusable: Optional[str] = None
+        self._held_for_fork = False
         self._last_retention = 0.0
         self._resource_ids: dict[str, int] = {}
         self._by_object: dict[int, tuple[Any, int]] = {}
         self._lock = threading.Lock()
         if retention_s is not None:
             self.apply_retention()
+        _track(self)
+
+    def _connection(self) -> sqlite3.Connection:
+        """The open connection (reopened after a fork closed it); call with the lock held."""
+        conn = self._conn
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise StoreError(f"{self.path}: the store writer is closed")
+        if self._unusable is not None:
+            raise StoreError(self._unusable)
+        conn = self._conn = open_for_writing(self.path)
+        return conn
+
+    # --- fork() safety: see _before_fork below --------------------------------------
+
+    def _prepare_fork(self, deadline: float) -> None:
+        # Wait (bounded) for a write in progress, then close the connection in the parent,
+        # which owns it: the child then inherits no SQLite state for this file.
+        self._held_for_fork = self._lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        if self._held_for_fork and self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+    def _after_fork_in_parent(self) -> None:
+        if self._held_for_fork:
+            self._held_for_fork = False
+            self._lock.release()
+
+    def _after_fork_in_child(self) -> None:
+        global _unsafe_fork
+        self._lock = threading.Lock()
+        self._held_for_fork = False
+        if self._conn is not None:
+            # The parent was inside a transaction on this connection when it forked.
+            abandon(self._conn)
+            self._conn = None
+            _unsafe_fork = (
+                "this process was forked while the local store was being written, so it "
+                "cannot use SQLite safely; its spans are not stored (they are still exported "
+                "over OTLP if an endpoint is configured)"
+            )
+            self._unusable = f"{self.path}: {_unsafe_fork}"
 
     def _resource_id(self, conn: sqlite3.Connection, resource: Any) -> int:
         # Spans of one provider share one Resource object: look it up by identity first.
@@ -414,27 +483,25 @@ class SpanWriter:
 
     def apply_retention(self) -> int:
         """Delete traces older than the retention; returns the number of spans deleted."""
-        if self.retention_s is None or self._conn is None:
+        if self.retention_s is None or self._closed or self._unusable is not None:
             return 0
         self._last_retention = time.monotonic()
         cutoff = time.time_ns() - int(self.retention_s * 1e9)
-        conn = self._conn
+        conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(_DELETE_OLD_TRACES.format(table="scores"), (cutoff,))
             cursor = conn.execute(_DELETE_OLD_TRACES.format(table="spans"), (cutoff,))
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         return int(cursor.rowcount)
 
     def write(self, spans: Sequence[ReadableSpan]) -> None:
         """Insert ``spans`` in one transaction; a span already stored is left as it is."""
         with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise StoreError(f"{self.path}: the store writer is closed")
+            conn = self._connection()
             if (
                 self.retention_s is not None
                 and time.monotonic() - self._last_retention > RETENTION_CHECK_S
@@ -453,7 +520,7 @@ class SpanWriter:
                     conn.executemany(_INSERT_SCORE, scores)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 self._resource_ids.clear()
                 self._by_object.clear()
                 raise
@@ -461,9 +528,85 @@ class SpanWriter:
     def close(self) -> None:
         """Close the connection; later writes raise StoreError."""
         with self._lock:
+            self._closed = True
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+# --- fork() safety ---------------------------------------------------------------------
+#
+# SQLite connections must not cross a fork(): the child must neither use nor close one
+# opened by its parent (closing rolls back and cleans up files under the parent's feet).
+# And a lock held by another thread at fork() stays held in the child forever. So, around
+# every fork (os.register_at_fork), each live writer:
+#   before:          waits (bounded) for a write in progress, takes its lock and closes
+#                    its connection in the parent; the child inherits no SQLite state;
+#   after (parent):  releases its lock; the next write reopens the file;
+#   after (child):   gets a new lock and reopens the file on its next write. If the wait
+#                    timed out, the parent's transaction was open at fork: the inherited
+#                    connection is abandoned (never closed) and the child opens no store
+#                    file at all: its SQLite may hold internal locks of a thread that no
+#                    longer exists, and a child that cannot store its spans beats one
+#                    that hangs.
+
+FORK_WAIT_S = 2.0  # how long fork() waits for store writes in progress (all writers together)
+
+_writers: weakref.WeakSet[SpanWriter] = weakref.WeakSet()
+_writers_lock = threading.Lock()
+_fork_hooks_installed = False
+_abandoned: list[sqlite3.Connection] = []
+# Set in a child forked while a write was in progress: no SQLite file is opened there
+# (the thread that was inside SQLite may have held its internal locks).
+_unsafe_fork: Optional[str] = None
+
+
+def _track(writer: SpanWriter) -> None:
+    global _fork_hooks_installed
+    with _writers_lock:
+        _writers.add(writer)
+        if not _fork_hooks_installed and hasattr(os, "register_at_fork"):
+            os.register_at_fork(
+                before=_before_fork,
+                after_in_parent=_after_fork_in_parent,
+                after_in_child=_after_fork_in_child,
+            )
+            _fork_hooks_installed = True
+
+
+def _before_fork() -> None:
+    _writers_lock.acquire()
+    deadline = time.monotonic() + FORK_WAIT_S
+    for writer in list(_writers):
+        writer._prepare_fork(deadline)
+
+
+def _after_fork_in_parent() -> None:
+    try:
+        for writer in list(_writers):
+            writer._after_fork_in_parent()
+    finally:
+        _writers_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    global _writers_lock
+    _writers_lock = threading.Lock()
+    for writer in list(_writers):
+        writer._after_fork_in_child()
+
+
+def abandon(conn: sqlite3.Connection) -> None:
+    """Keep a connection inherited from a parent process alive forever: never used, never closed."""
+    _abandoned.append(conn)
+    try:
+        # The list is cleared at interpreter exit, which would close the connection: an
+        # extra reference keeps it open until the process is gone (CPython only).
+        import ctypes
+
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(conn))
+    except Exception:  # pragma: no cover - not CPython
+        pass
 
 
 def has_scores(conn: sqlite3.Connection) -> bool:

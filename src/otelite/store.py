@@ -267,8 +267,22 @@ class LocalStore:
 
     def __init__(self, path: Union[str, os.PathLike[str], None] = None) -> None:
         self.path = _sqlite.resolve_store_path(path)
-        self._conn: sqlite3.Connection = _sqlite.open_for_reading(self.path)
+        self._opened: sqlite3.Connection = _sqlite.open_for_reading(self.path)
+        self._pid = os.getpid()
         self._resources: dict[int, dict[str, Any]] = {}
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """This process's connection: a child forked after opening reopens the file.
+
+        A SQLite connection must not cross a fork(); the parent's is left alone, never
+        used nor closed in the child.
+        """
+        if self._pid != os.getpid():
+            _sqlite.abandon(self._opened)
+            self._opened = _sqlite.open_for_reading(self.path)
+            self._pid = os.getpid()
+        return self._opened
 
     def __enter__(self) -> LocalStore:
         return self
@@ -283,7 +297,8 @@ class LocalStore:
 
     def close(self) -> None:
         """Close the connection."""
-        self._conn.close()
+        if self._pid == os.getpid():
+            self._opened.close()
 
     def _resource(self, resource_id: Optional[int]) -> dict[str, Any]:
         if resource_id is None:
