@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import threading
 import time
 import weakref
@@ -68,8 +69,14 @@ def _remaining(deadline: float) -> float:
     return max(0.0, _clamp(deadline) - time.monotonic())
 
 
-def run_bounded(target: Callable[[], object], timeout_s: float, name: str) -> bool:
-    """Run ``target`` on a daemon thread; wait at most ``timeout_s``. ``True`` if it finished."""
+def run_bounded(
+    target: Callable[[], object], timeout_s: float, name: str, inline_fallback: bool = False
+) -> bool:
+    """Run ``target`` on a daemon thread; wait at most ``timeout_s``. ``True`` if it finished.
+
+    At interpreter exit Python may refuse new threads (3.12+): then ``target`` runs
+    inline when ``inline_fallback`` says it cannot block, and is skipped otherwise.
+    """
     done = threading.Event()
 
     def run() -> None:
@@ -80,8 +87,44 @@ def run_bounded(target: Callable[[], object], timeout_s: float, name: str) -> bo
             done.set()
 
     thread = threading.Thread(target=run, name=f"otelite {name}", daemon=True)
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:  # "can't create new thread at interpreter shutdown"
+        if inline_fallback:
+            run()
+        return done.is_set()
     return _wait_event(done, time.monotonic() + timeout_s)
+
+
+class _Runner:
+    """A daemon thread that runs calls for callers who wait a bounded time.
+
+    Started ahead of need, so that it exists at interpreter exit (when Python may
+    refuse to start threads).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], object], threading.Event]] = (
+            queue.SimpleQueue()
+        )
+        self.name = name
+        self._thread = threading.Thread(target=self._run, name=f"otelite {name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            target, done = self._jobs.get()
+            try:
+                with _guard.contained(self.name):
+                    target()
+            finally:
+                done.set()
+
+    def call(self, target: Callable[[], object], timeout_s: float) -> bool:
+        """Run ``target`` on the thread; ``True`` if it finished within ``timeout_s``."""
+        done = threading.Event()
+        self._jobs.put((target, done))
+        return _wait_event(done, time.monotonic() + timeout_s)
 
 
 def _wait_event(event: threading.Event, deadline: float) -> bool:
@@ -238,6 +281,7 @@ class MetricsEndpointGuard(MetricExporter):
         self.refused = False
         self.exporting_thread: Optional[int] = None
         self._busy = False
+        self._runner: Optional[_Runner] = _Runner("metric export")
         self._status: Optional[str] = None
         self._filter = _UnsupportedFilter(self)
         for name in {type(inner).__module__, _GRPC_EXPORTER_LOGGER}:
@@ -272,9 +316,14 @@ class MetricsEndpointGuard(MetricExporter):
                 self.exporting_thread = None
                 self._busy = False
 
+        runner = self._runner
+        if runner is None:
+            try:
+                runner = self._runner = _Runner("metric export")
+            except RuntimeError:  # at interpreter exit: no thread to bound the wait with
+                return MetricExportResult.FAILURE
         self._busy = True
-        bound = min(timeout_millis / 1000, self.timeout_s + 1.0)
-        finished = run_bounded(run, bound, "exporting metrics")
+        finished = runner.call(run, min(timeout_millis / 1000, self.timeout_s + 1.0))
         if self._is_refused():  # set meanwhile, by the response hook or the log filter
             self._warn_refused()
             return MetricExportResult.FAILURE
@@ -302,8 +351,12 @@ class MetricsEndpointGuard(MetricExporter):
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         timeout = kwargs.get("timeout", timeout_millis)
+        # The exporter's shutdown does not block unless an export is stuck (then skip it).
         run_bounded(
-            self.inner.shutdown, min(float(timeout) / 1000, 2.0), "shutting down metric export"
+            self.inner.shutdown,
+            min(float(timeout) / 1000, 2.0),
+            "shutting down metric export",
+            inline_fallback=not self._busy,
         )
         for name in {type(self.inner).__module__, _GRPC_EXPORTER_LOGGER}:
             logging.getLogger(name).removeFilter(self._filter)
@@ -311,6 +364,7 @@ class MetricsEndpointGuard(MetricExporter):
     def _after_fork(self) -> None:
         self._busy = False
         self.exporting_thread = None
+        self._runner = None  # its thread does not exist in the child; made again on use
 
 
 # --- processors ---------------------------------------------------------------------------
@@ -528,7 +582,14 @@ class BatchProcessor(SpanProcessor):
             self._stopped = True
             self._cond.notify_all()
             failures = self._failures()
-        run_bounded(self.exporter.shutdown, _remaining(deadline), "shutting down an exporter")
+        # Unless an export is stuck, the exporter's shutdown does not block: run it even
+        # when Python refuses new threads at exit (it closes the local store cleanly).
+        run_bounded(
+            self.exporter.shutdown,
+            _remaining(deadline),
+            "shutting down an exporter",
+            inline_fallback=not left,
+        )
         self._summarise()
         return failures == 0
 
@@ -650,7 +711,12 @@ def shutdown_all(processors: Iterable[SpanProcessor], deadline: float) -> bool:
     ok = True
     for other in others:
         ok = (
-            run_bounded(other.shutdown, _remaining(deadline), "shutting down a span processor")
+            run_bounded(
+                other.shutdown,
+                _remaining(deadline),
+                "shutting down a span processor",
+                inline_fallback=True,
+            )
             and ok
         )
     for processor in ours:
