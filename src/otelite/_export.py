@@ -192,7 +192,7 @@ def otlp_span_exporter(
             headers=dict(headers) or None,
             **timeout_kw,
         )
-    _describe[id(exporter)] = url
+    _set_destination(exporter, url)
     return exporter
 
 
@@ -237,7 +237,21 @@ def otlp_metric_exporter(
     return guard
 
 
-_describe: dict[int, str] = {}
+_destinations: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def _set_destination(exporter: Any, text: str) -> None:
+    with contextlib.suppress(TypeError):  # not weak-referenceable: named by its type
+        _destinations[exporter] = text
+
+
+def destination(exporter: Any) -> str:
+    """Where ``exporter`` sends spans, for log lines."""
+    try:
+        return _destinations.get(exporter) or type(exporter).__name__
+    except TypeError:
+        return type(exporter).__name__
+
 
 # HTTP answers meaning "this endpoint does not take metrics" (trace-only backends).
 _UNSUPPORTED_HTTP = frozenset({404, 405, 501})
@@ -401,7 +415,7 @@ class LocalStoreExporter(SpanExporter):
     def __init__(self, path: Path, retention_s: Optional[float] = None) -> None:
         self._writer = SpanWriter(path, retention_s)
         self.path = path
-        _describe[id(self)] = f"the local store {path}"
+        _set_destination(self, f"the local store {path}")
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
@@ -478,7 +492,7 @@ class BatchProcessor(SpanProcessor):
         self.schedule_delay_s = schedule_delay_s
         self.max_request_bytes = max_request_bytes
         self.shutdown_timeout_s = shutdown_timeout_s
-        self.destination = _describe.get(id(exporter), type(exporter).__name__)
+        self.destination = destination(exporter)
         self._reset()
         _forkables.add(self)
 
@@ -602,8 +616,12 @@ class BatchProcessor(SpanProcessor):
         return sum(self.dropped.values())
 
     def _start_worker(self) -> None:
-        self._worker = threading.Thread(target=self._run, name="otelite batch export", daemon=True)
-        self._worker.start()
+        worker = threading.Thread(target=self._run, name="otelite batch export", daemon=True)
+        try:
+            worker.start()
+        except RuntimeError:  # at interpreter exit: the span stays queued and is counted
+            return
+        self._worker = worker
 
     def _run(self) -> None:
         cond = self._cond
@@ -622,7 +640,11 @@ class BatchProcessor(SpanProcessor):
                 if not self._queue:
                     self._urgent = False
             if batch:
-                exported, failed, too_large = self._export(batch)
+                try:
+                    exported, failed, too_large = self._export(batch)
+                except Exception as exc:  # a bug here must not kill the worker
+                    _guard.report("exporting a batch of spans", exc)
+                    exported, failed, too_large = 0, len(batch), 0
                 with cond:
                     if self._gave_up():  # shutdown gave up on this batch and counted it already
                         self._worker = None
@@ -768,7 +790,11 @@ def retire(processors: Iterable[SpanProcessor], timeout_s: float) -> None:
         with _guard.contained("shutting down replaced span processors"):
             shutdown_all(processors, deadline)
 
-    threading.Thread(target=run, name="otelite retire processors", daemon=True).start()
+    thread = threading.Thread(target=run, name="otelite retire processors", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:  # at interpreter exit: shut them down right away instead
+        run()
 
 
 def retiring() -> list[BatchProcessor]:
