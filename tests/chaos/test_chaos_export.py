@@ -308,6 +308,10 @@ def test_reconfigure_does_not_wait_for_the_old_collector(contained_errors: None)
             pass
         assert otelite.force_flush(timeout_millis=5000)
         assert [s["name"] for s in received.spans()] == ["to-receiver"]
+        retired = _export.retiring()
+        assert len(retired) == 1  # the blackhole's processor, still draining in the background
+        retired[0].shutdown_within(time.monotonic() + EXIT_BOUND_S)
+    assert retired[0].dropped["shutdown_timeout"] == 10
 
 
 # --- request size ------------------------------------------------------------------------------
@@ -380,7 +384,11 @@ def test_metrics_stop_after_a_trace_only_backend_refuses_them(
             record_and_flush(exporter, 3)
         paths = list(received.paths)
     assert paths == ["/v1/metrics"]
-    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    warnings = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and "metric" in r.name + r.getMessage()
+    ]
     assert [r.name for r in warnings] == ["otelite"]
     message = warnings[0].getMessage()
     assert f"{url}/v1/metrics does not accept metrics (HTTP {status})" in message
@@ -416,7 +424,11 @@ def test_metrics_stop_after_grpc_unimplemented(caplog: pytest.LogCaptureFixture)
     finally:
         server.stop(grace=None)
     assert calls == ["/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"]
-    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    warnings = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and "metric" in r.name + r.getMessage()
+    ]
     assert [r.name for r in warnings] == ["otelite"]
     assert f"{url} does not accept metrics (gRPC UNIMPLEMENTED)" in warnings[0].getMessage()
 
