@@ -69,11 +69,15 @@ def blackhole() -> Iterator[str]:
 
 @contextmanager
 def answering(
-    status: int, headers: Optional[dict[str, str]] = None, paths: tuple[str, ...] = ()
+    status: int,
+    headers: Optional[dict[str, str]] = None,
+    paths: tuple[str, ...] = (),
+    max_body: Optional[int] = None,
 ) -> Iterator[tuple[str, Received]]:
     """An OTLP/HTTP receiver that answers ``status`` on ``paths`` (every path when empty).
 
-    Other paths are served normally (``/v1/traces`` decoded into the Received).
+    Other paths are served normally (``/v1/traces`` decoded into the Received), except
+    that, like a Collector, a request body over ``max_body`` bytes gets 413.
     """
     received = Received()
     lock = threading.Lock()
@@ -83,8 +87,9 @@ def answering(
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             with lock:
                 received.paths.append(self.path)
-            if not paths or self.path in paths:
-                self.send_response(status)
+            too_big = max_body is not None and len(body) > max_body
+            if too_big or not paths or self.path in paths:
+                self.send_response(413 if too_big else status)
                 for key, value in (headers or {}).items():
                     self.send_header(key, value)
                 self.send_header("Content-Length", "0")
@@ -162,6 +167,13 @@ def provider() -> TracerProvider:
     return TracerProvider(resource=Resource.create({"service.name": "chaos"}))
 
 
+@contextmanager
+def collector_like() -> Iterator[tuple[str, Received]]:
+    """A healthy OTLP/HTTP receiver that refuses requests over 4 MiB, as a Collector does."""
+    with answering(200, paths=("/none",), max_body=REQUEST_LIMIT) as (url, received):
+        yield url, received
+
+
 def otlp_batch(url: str) -> _export.BatchProcessor:
     """otelite's batching processor in front of an OTLP/HTTP exporter to ``url``."""
     processor = _export.batch(_export.otlp_span_exporter(url + "/v1/traces", "http/protobuf", {}))
@@ -193,6 +205,21 @@ def test_exit_is_bounded_whatever_the_collector_does(kind: str, tmp_path: Path) 
     summary = [line for line in result.stderr.splitlines() if "were not delivered" in line]
     assert len(summary) == 1, result.stderr
     assert summary[0].startswith(f"otelite: 20 span(s) were not delivered to {url}/v1/traces (")
+
+
+@pytest.mark.parametrize("kind", ["closed_port", "blackhole"])
+def test_exit_is_bounded_over_grpc(kind: str, tmp_path: Path) -> None:
+    """Over OTLP/gRPC too, exit with spans buffered returns within the budget and reports the loss."""
+    with fault(kind) as url:
+        result, exit_s = run_script(
+            EXIT_SCRIPT.format(url=url, spans=20, extra=""),
+            {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+            tmp_path,
+        )
+    assert result.returncode == 0, result.stderr
+    assert exit_s < EXIT_BOUND_S, (exit_s, result.stderr)
+    summary = [line for line in result.stderr.splitlines() if "were not delivered" in line]
+    assert summary == [f"otelite: 20 span(s) were not delivered to {url} (shutdown timeout: 20)"]
 
 
 def test_exit_after_a_busy_period_is_bounded(tmp_path: Path) -> None:
@@ -319,7 +346,7 @@ def test_reconfigure_does_not_wait_for_the_old_collector(contained_errors: None)
 
 def test_one_huge_span_does_not_sink_its_batch() -> None:
     """A batch with one span over 4 MiB delivers the 29 others; the huge one is counted too_large."""
-    with http_receiver() as (url, received):
+    with collector_like() as (url, received):
         processor = otlp_batch(url)
         tp = provider()
         tp.add_span_processor(processor)
@@ -330,6 +357,7 @@ def test_one_huge_span_does_not_sink_its_batch() -> None:
         assert processor.force_flush(10000) is False  # one span could not be delivered
         spans = received.spans()
         processor.shutdown()
+    assert len(received.paths) == len(received.traces)  # no request was refused
     assert sorted(s["attributes"]["i"] for s in spans) == [i for i in range(30) if i != 7]
     assert all(s["attributes"]["payload"] == "small" for s in spans)
     assert processor.dropped == {
@@ -342,7 +370,7 @@ def test_one_huge_span_does_not_sink_its_batch() -> None:
 
 def test_large_spans_are_split_into_requests_under_4_mib() -> None:
     """400 spans of 200 KB each all arrive, in requests that each stay under 4 MiB."""
-    with http_receiver() as (url, received):
+    with collector_like() as (url, received):
         processor = otlp_batch(url)
         tp = provider()
         tp.add_span_processor(processor)
@@ -351,6 +379,7 @@ def test_large_spans_are_split_into_requests_under_4_mib() -> None:
             tracer.start_span("s", attributes={"i": i, "payload": "y" * 200_000}).end()
         assert processor.force_flush(30000) is True
         sizes = [request.ByteSize() for request in received.traces]
+        assert set(received.paths) == {"/v1/traces"}
         spans = received.spans()
         processor.shutdown()
     assert sorted(s["attributes"]["i"] for s in spans) == list(range(400))
