@@ -291,6 +291,26 @@ def test_force_flush_true_when_everything_was_delivered() -> None:
     assert {(s["name"], s["resource"]["service.name"]) for s in spans} == {("ok", "chaos")}
 
 
+def test_export_requests_time_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_EXPORTER_OTLP_TIMEOUT (seconds) bounds one export: a blackholed batch fails, counted, well before the flush timeout."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "0.5")
+    with blackhole() as url:
+        processor = otlp_batch(url)
+        tp = provider()
+        tp.add_span_processor(processor)
+        tp.get_tracer("chaos").start_span("s").end()
+        started = time.monotonic()
+        assert processor.force_flush(30000) is False
+        assert time.monotonic() - started < 15  # the flush itself would have waited 30 s
+        processor.shutdown()
+    assert processor.dropped == {
+        "queue_full": 0,
+        "export_failed": 1,
+        "too_large": 0,
+        "shutdown_timeout": 0,
+    }
+
+
 def test_processor_counts_what_it_drops(caplog: pytest.LogCaptureFixture) -> None:
     """Drops are counted by reason (queue full, export failed, shutdown timeout) and logged once."""
     with answering(500) as (url, _):
