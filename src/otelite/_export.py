@@ -438,14 +438,15 @@ def _value_size(value: Any) -> int:
     if isinstance(value, (bytes, bytearray)):
         return len(value)
     if isinstance(value, (list, tuple)):
-        return sum(_value_size(item) + 4 for item in value)
+        return sum(_value_size(item) + 8 for item in value)
     return 11
 
 
 def _attributes_size(attributes: Optional[Mapping[str, Any]]) -> int:
     if not attributes:
         return 0
-    return sum(len(key) + _value_size(value) + 8 for key, value in attributes.items())
+    # Per attribute: the KeyValue, key, AnyValue and value headers (tag + length each).
+    return sum(len(key) + _value_size(value) + 16 for key, value in attributes.items())
 
 
 def span_size(span: ReadableSpan) -> int:

@@ -407,6 +407,36 @@ def test_large_spans_are_split_into_requests_under_4_mib() -> None:
     assert processor.dropped == dict.fromkeys(_export.DROP_REASONS, 0)
 
 
+def test_span_size_estimate_is_an_upper_bound() -> None:
+    """The per-span size estimate used to split requests is never below what the span adds to a request."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace import SpanLimits
+
+    tp = TracerProvider(span_limits=SpanLimits(max_attributes=10_000))
+    spans: list[Any] = []
+
+    class Keep(_export.ContextAttributesProcessor):
+        def on_end(self, span: Any) -> None:
+            spans.append(span)
+
+    tp.add_span_processor(Keep())
+    tracer = tp.get_tracer("chaos")
+    tracer.start_span("empty").end()
+    tracer.start_span("many", attributes={f"k{i}": i for i in range(5000)}).end()
+    tracer.start_span("tiny-strings", attributes={f"k{i}": "v" for i in range(5000)}).end()
+    tracer.start_span("big", attributes={"payload": "z" * 3_000_000}).end()
+    tracer.start_span("unicode", attributes={"text": "été ✓ 漢字" * 10_000}).end()
+    tracer.start_span("arrays", attributes={"tags": ["a"] * 5000, "nums": [1.5] * 5000}).end()
+    with tracer.start_as_current_span("events") as span:
+        for i in range(100):
+            span.add_event("e", {"i": i, "text": "x" * 100})
+    first = spans[0]  # what one more span adds to a request that has the resource and scope
+    alone = encode_spans([first]).ByteSize()
+    for span in spans:
+        actual = encode_spans([first, span]).ByteSize() - alone
+        assert actual <= _export.span_size(span) <= actual * 3 + 200, span.name
+
+
 # --- metrics to trace-only backends -------------------------------------------------------------
 
 
