@@ -85,6 +85,19 @@ OTEL_EXPORTER_OTLP_TRACES_TIMEOUT = EnvVar(
     "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
     "Seconds one OTLP span export request may take (wins over `OTEL_EXPORTER_OTLP_TIMEOUT`).",
 )
+OTEL_BSP_SCHEDULE_DELAY = EnvVar(
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "Milliseconds between two exports of buffered spans (default 1000).",
+)
+OTEL_BSP_MAX_QUEUE_SIZE = EnvVar(
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "Spans buffered per exporter before new ones are dropped and counted (default 2048).",
+)
+OTEL_BSP_MAX_EXPORT_BATCH_SIZE = EnvVar(
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "Most spans exported in one batch (default 512); OTLP batches are also split to stay "
+    "under 4 MiB.",
+)
 OTEL_METRICS_EXPORTER = EnvVar(
     "OTEL_METRICS_EXPORTER",
     "`none` sends no metrics over OTLP (for backends that accept only traces); default `otlp`.",

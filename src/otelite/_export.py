@@ -146,24 +146,10 @@ def export_timeout_s() -> float:
     ``OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`` / ``OTEL_EXPORTER_OTLP_TIMEOUT`` are read as the
     OpenTelemetry Python exporters read them (seconds); unset or invalid means 10.
     """
-    for var in (_env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, _env.OTEL_EXPORTER_OTLP_TIMEOUT):
-        raw = var.read()
-        if raw is None:
-            continue
-        try:
-            value = float(raw)
-        except ValueError:
-            value = -1.0
-        if value > 0 and value == value:
-            return value
-        logger.warning(
-            "otelite: %s=%r is not a positive number of seconds; using %s",
-            var.name,
-            raw,
-            DEFAULT_EXPORT_TIMEOUT_S,
-        )
-        return DEFAULT_EXPORT_TIMEOUT_S
-    return DEFAULT_EXPORT_TIMEOUT_S
+    var = _env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT
+    if var.read() is None:
+        var = _env.OTEL_EXPORTER_OTLP_TIMEOUT
+    return _positive_env(var, DEFAULT_EXPORT_TIMEOUT_S)
 
 
 def otlp_span_exporter(
@@ -715,14 +701,38 @@ class BatchProcessor(SpanProcessor):
             )
 
 
+def _positive_env(var: _env.EnvVar, default: float) -> float:
+    raw = var.read()
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value > 0 and value == value:
+        return value
+    logger.warning("otelite: %s=%r is not a positive number; using %s", var.name, raw, default)
+    return default
+
+
 def batch(exporter: SpanExporter, shutdown_timeout_s: float = 2.0) -> BatchProcessor:
     """otelite's batching processor: exports off the application thread, within bounds.
 
-    OTLP requests are kept under the Collector's default 4 MiB; the local store has
-    no request size.
+    Honours ``OTEL_BSP_SCHEDULE_DELAY``, ``OTEL_BSP_MAX_QUEUE_SIZE`` and
+    ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE``. OTLP requests are kept under the Collector's
+    default 4 MiB; the local store has no request size.
     """
     limit = None if isinstance(exporter, LocalStoreExporter) else MAX_REQUEST_BYTES
-    return BatchProcessor(exporter, max_request_bytes=limit, shutdown_timeout_s=shutdown_timeout_s)
+    max_queue = int(_positive_env(_env.OTEL_BSP_MAX_QUEUE_SIZE, 2048))
+    max_batch = int(_positive_env(_env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512))
+    return BatchProcessor(
+        exporter,
+        max_queue=max(max_queue, 1),
+        max_batch=max(min(max_batch, max_queue), 1),
+        schedule_delay_s=_positive_env(_env.OTEL_BSP_SCHEDULE_DELAY, 1000) / 1000,
+        max_request_bytes=limit,
+        shutdown_timeout_s=shutdown_timeout_s,
+    )
 
 
 def shutdown_all(processors: Iterable[SpanProcessor], deadline: float) -> bool:

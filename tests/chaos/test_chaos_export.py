@@ -311,6 +311,29 @@ def test_export_requests_time_out(monkeypatch: pytest.MonkeyPatch) -> None:
     }
 
 
+def test_batch_settings_follow_the_standard_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_BSP_* set the queue, batch size and delay; invalid values fall back to the defaults."""
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "100")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "1000")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "250")
+    processor = otlp_batch("http://127.0.0.1:9")
+    assert (processor.max_queue, processor.max_batch, processor.schedule_delay_s) == (
+        100,
+        100,
+        0.25,
+    )
+    assert processor.max_request_bytes == REQUEST_LIMIT
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "lots")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "-1")
+    monkeypatch.delenv("OTEL_BSP_SCHEDULE_DELAY")
+    processor = otlp_batch("http://127.0.0.1:9")
+    assert (processor.max_queue, processor.max_batch, processor.schedule_delay_s) == (
+        2048,
+        512,
+        1.0,
+    )
+
+
 def test_processor_counts_what_it_drops(caplog: pytest.LogCaptureFixture) -> None:
     """Drops are counted by reason (queue full, export failed, shutdown timeout) and logged once."""
     with answering(500) as (url, _):
