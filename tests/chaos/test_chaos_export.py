@@ -176,8 +176,13 @@ def collector_like() -> Iterator[tuple[str, Received]]:
 
 def otlp_batch(url: str) -> _export.BatchProcessor:
     """otelite's batching processor in front of an OTLP/HTTP exporter to ``url``."""
-    processor = _export.batch(_export.otlp_span_exporter(url + "/v1/traces", "http/protobuf", {}))
-    assert isinstance(processor, _export.BatchProcessor)
+    return _export.batch(_export.otlp_span_exporter(url + "/v1/traces", "http/protobuf", {}))
+
+
+def flushed_only(url: str) -> _export.BatchProcessor:
+    """Like :func:`otlp_batch`, but nothing leaves the queue until a flush (no timer race)."""
+    processor = otlp_batch(url)
+    processor.schedule_delay_s = 3600
     return processor
 
 
@@ -295,7 +300,7 @@ def test_export_requests_time_out(monkeypatch: pytest.MonkeyPatch) -> None:
     """OTEL_EXPORTER_OTLP_TIMEOUT (seconds) bounds one export: a blackholed batch fails, counted, well before the flush timeout."""
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "0.5")
     with blackhole() as url:
-        processor = otlp_batch(url)
+        processor = flushed_only(url)
         tp = provider()
         tp.add_span_processor(processor)
         tp.get_tracer("chaos").start_span("s").end()
@@ -393,7 +398,7 @@ def test_reconfigure_does_not_wait_for_the_old_collector(contained_errors: None)
 def test_one_huge_span_does_not_sink_its_batch() -> None:
     """A batch with one span over 4 MiB delivers the 29 others; the huge one is counted too_large."""
     with collector_like() as (url, received):
-        processor = otlp_batch(url)
+        processor = flushed_only(url)
         tp = provider()
         tp.add_span_processor(processor)
         tracer = tp.get_tracer("chaos")
@@ -417,7 +422,7 @@ def test_one_huge_span_does_not_sink_its_batch() -> None:
 def test_large_spans_are_split_into_requests_under_4_mib() -> None:
     """400 spans of 200 KB each all arrive, in requests that each stay under 4 MiB."""
     with collector_like() as (url, received):
-        processor = otlp_batch(url)
+        processor = flushed_only(url)
         tp = provider()
         tp.add_span_processor(processor)
         tracer = tp.get_tracer("chaos")
