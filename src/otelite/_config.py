@@ -765,8 +765,14 @@ def force_flush(timeout_millis: int = 30000) -> bool:
     with _guard.contained("force_flush"):
         deadline = time.monotonic() + max(timeout_millis, 0) / 1000
         ok = True
-        if _state.swappable is not None:
-            ok = _state.swappable.force_flush(timeout_millis)
+        swappable = _state.swappable
+        if swappable is not None or _state.settings is not None:
+            from otelite import _export
+
+            # Processors that configure() replaced hold spans too: wait for them as well.
+            processors = list(swappable.processors) if swappable is not None else []
+            processors.extend(_export.retiring())
+            ok = _export.flush_all(processors, deadline)
         meter_provider = _state.meter_provider
         if _state.owns_meter_provider and meter_provider is not None:
             from otelite import _export
