@@ -96,6 +96,10 @@ def run_bounded(
     return _wait_event(done, time.monotonic() + timeout_s)
 
 
+def _STOP() -> None:
+    """Queued to a :class:`_Runner` to end its thread."""
+
+
 class _Runner:
     """A daemon thread that runs calls for callers who wait a bounded time.
 
@@ -114,11 +118,18 @@ class _Runner:
     def _run(self) -> None:
         while True:
             target, done = self._jobs.get()
+            if target is _STOP:
+                done.set()
+                return
             try:
                 with _guard.contained(self.name):
                     target()
             finally:
                 done.set()
+
+    def stop(self) -> None:
+        """End the thread once the calls already queued are done."""
+        self._jobs.put((_STOP, threading.Event()))
 
     def call(self, target: Callable[[], object], timeout_s: float) -> bool:
         """Run ``target`` on the thread; ``True`` if it finished within ``timeout_s``."""
@@ -281,6 +292,7 @@ class MetricsEndpointGuard(MetricExporter):
         self.refused = False
         self.exporting_thread: Optional[int] = None
         self._busy = False
+        self._closed = False
         self._runner: Optional[_Runner] = _Runner("metric export")
         self._status: Optional[str] = None
         self._filter = _UnsupportedFilter(self)
@@ -304,7 +316,7 @@ class MetricsEndpointGuard(MetricExporter):
     ) -> MetricExportResult:
         from opentelemetry.sdk.metrics.export import MetricExportResult
 
-        if self.refused or self._busy:
+        if self.refused or self._busy or self._closed:
             return MetricExportResult.FAILURE
         result: list[Any] = []
 
@@ -350,6 +362,7 @@ class MetricsEndpointGuard(MetricExporter):
         return True
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self._closed = True
         timeout = kwargs.get("timeout", timeout_millis)
         # The exporter's shutdown does not block unless an export is stuck (then skip it).
         run_bounded(
@@ -360,6 +373,9 @@ class MetricsEndpointGuard(MetricExporter):
         )
         for name in {type(self.inner).__module__, _GRPC_EXPORTER_LOGGER}:
             logging.getLogger(name).removeFilter(self._filter)
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.stop()
 
     def _after_fork(self) -> None:
         self._busy = False

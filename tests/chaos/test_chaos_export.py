@@ -545,6 +545,26 @@ def test_metrics_stop_after_grpc_unimplemented(caplog: pytest.LogCaptureFixture)
     assert f"{url} does not accept metrics (gRPC UNIMPLEMENTED)" in warnings[0].getMessage()
 
 
+def test_metric_exporters_leave_no_threads_behind() -> None:
+    """Each metric exporter's helper thread ends when the exporter shuts down (reconfiguring never piles up threads)."""
+
+    def helpers() -> int:
+        return sum(t.name == "otelite metric export" for t in threading.enumerate())
+
+    before = helpers()
+    exporters = [
+        _export.otlp_metric_exporter("http://127.0.0.1:9/v1/metrics", "http/protobuf", {})
+        for _ in range(20)
+    ]
+    assert helpers() == before + 20
+    for exporter in exporters:
+        exporter.shutdown()
+    deadline = time.monotonic() + 5
+    while helpers() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert helpers() == before
+
+
 def test_trace_only_backend_run_prints_one_line(tmp_path: Path) -> None:
     """A whole run against a backend refusing metrics: spans delivered, one warning on stderr, nothing else."""
     code = """
