@@ -23,6 +23,7 @@ import re
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -56,6 +57,11 @@ PROTOCOLS = ("http/protobuf", "grpc")
 logger = logging.getLogger("otelite")
 
 FLUSH_TIMEOUT_MS = 5000
+"""Bound on shutting down replaced processors (in the background) and on waiting for judges."""
+EXIT_TIMEOUT_S = 2.0
+"""Default bound on ``shutdown()`` and on delivery at interpreter exit (seconds)."""
+exit_timeout_s: Optional[float] = None
+"""The bound ``configure()`` was given, if any; else ``OTELITE_EXIT_TIMEOUT``, else the default."""
 _CONTENT_ON = frozenset({"true", "1", "yes", "on", "span_only", "span_and_event"})
 _CONTENT_OFF = frozenset({"false", "0", "no", "off", "no_content", "event_only"})
 
@@ -1040,12 +1046,12 @@ def configure(
                 level=logging.INFO,
             )
         processors = _processors(settings, export_traces)  # may raise: nothing has changed yet
-        _teardown(keep_providers=tracer_provider is None)
+        _teardown(keep_providers=tracer_provider is None, background=True)
         provider, owned = _choose_provider(settings, tracer_provider)
         swappable = _find_swappable(provider)
-        for old in swappable.replace(processors):
-            with _guard.contained("shutting down a replaced span processor"):
-                old.shutdown()
+        from otelite import _export
+
+        _export.retire(swappable.replace(processors), FLUSH_TIMEOUT_MS / 1000)
         meter_provider_used, owns_meters = _choose_meter_provider(settings, meter_provider)
         _state.settings = settings
         _state.disabled = False
@@ -1083,17 +1089,36 @@ def _find_swappable(provider: SdkTracerProvider) -> _export.SwappableProcessor:
     return swappable
 
 
-def _teardown(keep_providers: bool = False) -> None:
-    """Flush and remove otelite's processors; shut down what otelite created."""
+def _teardown(keep_providers: bool = False, background: bool = False) -> None:
+    """Remove otelite's processors, delivering what they hold; shut down what otelite created.
+
+    In the foreground this waits at most the exit timeout (``OTELITE_EXIT_TIMEOUT``).
+    With ``background=True`` (``configure()`` replacing its exporters) the caller does
+    not wait at all: the old processors drain on a daemon thread, within
+    ``FLUSH_TIMEOUT_MS``, and interpreter exit still delivers what they hold.
+    """
     global _active
-    if _state.swappable is not None:
-        _state.swappable.force_flush(FLUSH_TIMEOUT_MS)
-        for old in _state.swappable.replace(()):
-            with _guard.contained("shutting down a span processor"):
-                old.shutdown()
-    if _state.owns_meter_provider and _state.meter_provider is not None:
-        with _guard.contained("shutting down the meter provider"):
-            _state.meter_provider.shutdown()  # type: ignore[attr-defined]
+    swappable = _state.swappable
+    meter_provider = _state.meter_provider if _state.owns_meter_provider else None
+    old = swappable.replace(()) if swappable is not None else ()
+    if old or meter_provider is not None:
+        from otelite import _export
+
+        if background:
+            _export.retire(old, FLUSH_TIMEOUT_MS / 1000)
+        else:
+            deadline = time.monotonic() + _exit_timeout()
+            _export.shutdown_all(old, deadline)
+        if meter_provider is not None:
+            timeout_s = FLUSH_TIMEOUT_MS / 1000 if background else _exit_timeout()
+
+            def stop_meters() -> None:
+                meter_provider.shutdown(timeout_millis=timeout_s * 1000)  # type: ignore[attr-defined]
+
+            if background:
+                _export.run_bounded(stop_meters, 0.0, "shutting down the meter provider")
+            else:
+                _export.run_bounded(stop_meters, timeout_s, "shutting down the meter provider")
     if not keep_providers:
         _state.provider = None
     _state.settings = None
@@ -1104,26 +1129,84 @@ def _teardown(keep_providers: bool = False) -> None:
     _active = None
 
 
+def parse_exit_timeout(argument: str, value: Union[str, float]) -> float:
+    """A positive number of seconds, or a ConfigurationError naming ``argument``."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if isinstance(value, bool) or not (0 < seconds < math.inf):
+        raise ConfigurationError(
+            f"{argument}: {value!r} is not a positive number of seconds; give e.g. 2 or 0.5"
+        )
+    return seconds
+
+
+_bad_exit_timeout_warned = False
+
+
+def _exit_timeout() -> float:
+    """Seconds ``shutdown()`` and interpreter exit may spend delivering (default 2)."""
+    global _bad_exit_timeout_warned
+    if exit_timeout_s is not None:
+        return exit_timeout_s
+    raw = _env.OTELITE_EXIT_TIMEOUT.read()
+    if raw is None:
+        return EXIT_TIMEOUT_S
+    try:
+        return parse_exit_timeout(_env.OTELITE_EXIT_TIMEOUT.name, raw)
+    except ConfigurationError as exc:
+        if not _bad_exit_timeout_warned:
+            _bad_exit_timeout_warned = True
+            logger.warning("otelite: %s; using %s seconds", exc, EXIT_TIMEOUT_S)
+        return EXIT_TIMEOUT_S
+
+
 def force_flush(timeout_millis: int = 30000) -> bool:
-    """Export every finished span now; returns ``False`` if the timeout ran out.
+    """Export every finished span now, waiting at most ``timeout_millis``.
+
+    Returns ``False`` if the time ran out or something could not be delivered
+    (the collector is down, refuses, or answers too slowly). The export itself
+    goes on in the background; only the wait is bounded.
 
     Example:
         >>> import otelite
         >>> otelite.force_flush()
         True
     """
-    ok = True
+    ok = False
     _check_provider_still_global()
     with _guard.contained("force_flush"):
-        if _state.swappable is not None:
-            ok = _state.swappable.force_flush(timeout_millis)
-        if _state.owns_meter_provider and _state.meter_provider is not None:
-            ok = _state.meter_provider.force_flush(timeout_millis) and ok  # type: ignore[attr-defined]
+        deadline = time.monotonic() + max(timeout_millis, 0) / 1000
+        ok = True
+        swappable = _state.swappable
+        if swappable is not None or _state.settings is not None:
+            from otelite import _export
+
+            # Processors that configure() replaced hold spans too: wait for them as well.
+            processors = list(swappable.processors) if swappable is not None else []
+            processors.extend(_export.retiring())
+            ok = _export.flush_all(processors, deadline)
+        meter_provider = _state.meter_provider
+        if _state.owns_meter_provider and meter_provider is not None:
+            from otelite import _export
+
+            remaining = max(0.0, deadline - time.monotonic())
+            flushed: list[bool] = []
+            finished = _export.run_bounded(
+                lambda: flushed.append(meter_provider.force_flush(int(remaining * 1000))),  # type: ignore[attr-defined]
+                remaining,
+                "flushing metrics",
+            )
+            ok = ok and finished and all(flushed)
     return ok
 
 
 def shutdown() -> None:
     """Flush and stop otelite's exporters; spans after this go to the global provider.
+
+    Waits at most the exit timeout (2 s, ``OTELITE_EXIT_TIMEOUT``) for delivery;
+    what is left is counted as dropped and summed up in one log line.
 
     Example:
         >>> import otelite
@@ -1139,11 +1222,20 @@ def shutdown() -> None:
 
 
 def _at_exit() -> None:
-    # Spans still buffered when the interpreter exits would otherwise be lost.
+    # Spans still buffered when the interpreter exits would otherwise be lost; but exit
+    # waits at most the exit timeout, whatever the collector does (decision D9).
     _check_provider_still_global()
     with _guard.contained("flushing at interpreter exit"):
-        if _state.swappable is not None:
-            _state.swappable.force_flush(FLUSH_TIMEOUT_MS)
+        swappable = _state.swappable
+        from otelite import _export
+
+        deadline = time.monotonic() + _exit_timeout()
+        # Every later wait in _export (metric exports and shutdowns that the SDK's own
+        # exit hooks run after this one) ends by this deadline too.
+        _export.set_exit_deadline(deadline)
+        processors: list[SpanProcessor] = list(swappable.replace(())) if swappable else []
+        processors.extend(_export.retiring())
+        _export.shutdown_all(processors, deadline)
 
 
 @contextmanager

@@ -76,6 +76,28 @@ OTEL_EXPORTER_OTLP_HEADERS = EnvVar(
     "OTEL_EXPORTER_OTLP_HEADERS",
     "Default for `headers`: `key=value` pairs separated by commas, values URL-encoded.",
 )
+OTEL_EXPORTER_OTLP_TIMEOUT = EnvVar(
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "Seconds one OTLP export request may take (as the OpenTelemetry Python exporters read it); "
+    "default 10.",
+)
+OTEL_EXPORTER_OTLP_TRACES_TIMEOUT = EnvVar(
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "Seconds one OTLP span export request may take (wins over `OTEL_EXPORTER_OTLP_TIMEOUT`).",
+)
+OTEL_BSP_SCHEDULE_DELAY = EnvVar(
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "Milliseconds between two exports of buffered spans (default 1000).",
+)
+OTEL_BSP_MAX_QUEUE_SIZE = EnvVar(
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "Spans buffered per exporter before new ones are dropped and counted (default 2048).",
+)
+OTEL_BSP_MAX_EXPORT_BATCH_SIZE = EnvVar(
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "Most spans exported in one batch (default 512); OTLP batches are also split to stay "
+    "under 4 MiB.",
+)
 OTEL_METRICS_EXPORTER = EnvVar(
     "OTEL_METRICS_EXPORTER",
     "`none` sends no metrics over OTLP (for backends that accept only traces); default `otlp`.",
@@ -134,6 +156,11 @@ OTELITE_CHECKS = EnvVar(
     "OTELITE_CHECKS",
     "Default for `checks`: built-in online checks by name, comma-separated "
     "(`empty`, `refusal`, `truncated`, `error`, `invalid_json`, `pii`, `slow:SECONDS`).",
+)
+OTELITE_EXIT_TIMEOUT = EnvVar(
+    "OTELITE_EXIT_TIMEOUT",
+    "Seconds `shutdown()` and interpreter exit may spend delivering buffered spans and "
+    "metrics (default 2); what is left is counted as dropped.",
 )
 OTELITE_PROMPTS_DIR = EnvVar(
     "OTELITE_PROMPTS_DIR",

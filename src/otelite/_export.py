@@ -2,62 +2,390 @@
 
 OTLP exporter modules are imported only when an endpoint is configured, and
 gRPC only when ``protocol="grpc"``, so ``import otelite`` stays light.
+
+Delivery is bounded (decision D9): otelite batches spans with its own
+:class:`BatchProcessor`, whose worker thread is the only one that ever waits on
+a collector. ``force_flush`` and ``shutdown`` wait at most their timeout and
+return ``False`` when that was not enough; what could not be delivered is
+counted by reason (:data:`DROP_REASONS`) and summed up in one log line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import queue
 import threading
-from collections.abc import Mapping, Sequence
+import time
+import weakref
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    SpanExporter,
-    SpanExportResult,
-)
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
-from otelite import _context, _guard
+from otelite import _context, _env, _guard
 from otelite._content import redact_error_secrets
 from otelite._sqlite import SpanWriter
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricsData
 
+logger = logging.getLogger("otelite")
 
-def otlp_span_exporter(url: str, protocol: str, headers: Mapping[str, str]) -> SpanExporter:
-    """An OTLP span exporter for ``url`` over ``protocol``."""
+DEFAULT_EXPORT_TIMEOUT_S = 10.0
+"""Seconds one OTLP request may take when ``OTEL_EXPORTER_OTLP_TIMEOUT`` is not set."""
+
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+"""The OpenTelemetry Collector's default limit for one OTLP request (4 MiB)."""
+
+_REQUEST_MARGIN = 64 * 1024  # room for the resource, the scope and the framing
+
+DROP_REASONS = ("queue_full", "export_failed", "too_large", "shutdown_timeout")
+"""Why a span was not delivered: the keys of :attr:`BatchProcessor.dropped`."""
+
+# --- exit deadline -----------------------------------------------------------------------
+
+_exit_deadline: Optional[float] = None
+
+
+def set_exit_deadline(deadline: Optional[float]) -> None:
+    """From now on, no wait in this module goes past ``deadline`` (a ``time.monotonic()``)."""
+    global _exit_deadline
+    _exit_deadline = deadline
+
+
+def _clamp(deadline: float) -> float:
+    exit_deadline = _exit_deadline
+    return deadline if exit_deadline is None else min(deadline, exit_deadline)
+
+
+def _remaining(deadline: float) -> float:
+    return max(0.0, _clamp(deadline) - time.monotonic())
+
+
+def run_bounded(
+    target: Callable[[], object], timeout_s: float, name: str, inline_fallback: bool = False
+) -> bool:
+    """Run ``target`` on a daemon thread; wait at most ``timeout_s``. ``True`` if it finished.
+
+    At interpreter exit Python may refuse new threads (3.12+): then ``target`` runs
+    inline when ``inline_fallback`` says it cannot block, and is skipped otherwise.
+    """
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            with _guard.contained(name):
+                target()
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=run, name=f"otelite {name}", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:  # "can't create new thread at interpreter shutdown"
+        if inline_fallback:
+            run()
+        return done.is_set()
+    return _wait_event(done, time.monotonic() + timeout_s)
+
+
+def _STOP() -> None:
+    """Queued to a :class:`_Runner` to end its thread."""
+
+
+class _Runner:
+    """A daemon thread that runs calls for callers who wait a bounded time.
+
+    Started ahead of need, so that it exists at interpreter exit (when Python may
+    refuse to start threads).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], object], threading.Event]] = (
+            queue.SimpleQueue()
+        )
+        self.name = name
+        self._thread = threading.Thread(target=self._run, name=f"otelite {name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            target, done = self._jobs.get()
+            if target is _STOP:
+                done.set()
+                return
+            try:
+                with _guard.contained(self.name):
+                    target()
+            finally:
+                done.set()
+
+    def stop(self) -> None:
+        """End the thread once the calls already queued are done."""
+        self._jobs.put((_STOP, threading.Event()))
+
+    def call(self, target: Callable[[], object], timeout_s: float) -> bool:
+        """Run ``target`` on the thread; ``True`` if it finished within ``timeout_s``."""
+        done = threading.Event()
+        self._jobs.put((target, done))
+        return _wait_event(done, time.monotonic() + timeout_s)
+
+
+def _wait_event(event: threading.Event, deadline: float) -> bool:
+    # Short slices, so that an exit that starts meanwhile shortens the wait.
+    while not event.is_set():
+        remaining = _remaining(deadline)
+        if remaining <= 0:
+            return event.is_set()
+        event.wait(min(remaining, 0.05))
+    return True
+
+
+# --- exporters ----------------------------------------------------------------------------
+
+
+def export_timeout_s() -> float:
+    """Seconds one OTLP request may take.
+
+    ``OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`` / ``OTEL_EXPORTER_OTLP_TIMEOUT`` are read as the
+    OpenTelemetry Python exporters read them (seconds); unset or invalid means 10.
+    """
+    var = _env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT
+    if var.read() is None:
+        var = _env.OTEL_EXPORTER_OTLP_TIMEOUT
+    return _positive_env(var, DEFAULT_EXPORT_TIMEOUT_S)
+
+
+def otlp_span_exporter(
+    url: str, protocol: str, headers: Mapping[str, str], timeout_s: Optional[float] = None
+) -> SpanExporter:
+    """An OTLP span exporter for ``url`` over ``protocol`` whose requests time out."""
+    timeout = timeout_s if timeout_s is not None else export_timeout_s()
+    timeout_kw: dict[str, Any] = {"timeout": timeout}  # typed as int by older SDKs
+    exporter: SpanExporter
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
             OTLPSpanExporter as GrpcSpanExporter,
         )
 
-        return GrpcSpanExporter(
-            endpoint=url, headers=dict(headers) or None, insecure=url.startswith("http://")
+        exporter = GrpcSpanExporter(
+            endpoint=url,
+            headers=dict(headers) or None,
+            insecure=url.startswith("http://"),
+            **timeout_kw,
         )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter(endpoint=url, headers=dict(headers) or None)
+        exporter = OTLPSpanExporter(
+            endpoint=url,
+            headers=dict(headers) or None,
+            **timeout_kw,
+        )
+    _set_destination(exporter, url)
+    return exporter
 
 
-def otlp_metric_exporter(url: str, protocol: str, headers: Mapping[str, str]) -> MetricExporter:
-    """An OTLP metric exporter for ``url`` over ``protocol``."""
+def otlp_metric_exporter(
+    url: str, protocol: str, headers: Mapping[str, str], timeout_s: Optional[float] = None
+) -> MetricExporter:
+    """An OTLP metric exporter for ``url`` that stops after the endpoint refuses metrics."""
+    timeout = timeout_s if timeout_s is not None else export_timeout_s()
+    timeout_kw: dict[str, Any] = {"timeout": timeout}  # typed as int by older SDKs
+    inner: MetricExporter
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
             OTLPMetricExporter as GrpcMetricExporter,
         )
 
-        return GrpcMetricExporter(
-            endpoint=url, headers=dict(headers) or None, insecure=url.startswith("http://")
+        inner = GrpcMetricExporter(
+            endpoint=url,
+            headers=dict(headers) or None,
+            insecure=url.startswith("http://"),
+            **timeout_kw,
         )
+        return MetricsEndpointGuard(inner, url, timeout)
+    import requests
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-    return OTLPMetricExporter(endpoint=url, headers=dict(headers) or None)
+    guard_box: list[MetricsEndpointGuard] = []
+    session = requests.Session()
+
+    def on_response(response: Any, *args: Any, **kwargs: Any) -> None:
+        if guard_box:
+            guard_box[0].saw_status(getattr(response, "status_code", None))
+
+    session.hooks["response"].append(on_response)
+    inner = OTLPMetricExporter(
+        endpoint=url,
+        headers=dict(headers) or None,
+        **timeout_kw,
+        session=session,
+    )
+    guard = MetricsEndpointGuard(inner, url, timeout)
+    guard_box.append(guard)
+    return guard
+
+
+_destinations: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def _set_destination(exporter: Any, text: str) -> None:
+    with contextlib.suppress(TypeError):  # not weak-referenceable: named by its type
+        _destinations[exporter] = text
+
+
+def destination(exporter: Any) -> str:
+    """Where ``exporter`` sends spans, for log lines."""
+    try:
+        return _destinations.get(exporter) or type(exporter).__name__
+    except TypeError:
+        return type(exporter).__name__
+
+
+# HTTP answers meaning "this endpoint does not take metrics" (trace-only backends).
+_UNSUPPORTED_HTTP = frozenset({404, 405, 501})
+_GRPC_EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.grpc.exporter"
+
+
+class _UnsupportedFilter(logging.Filter):
+    """Spots the exporter's own log line for a refused metrics export, and hides it."""
+
+    def __init__(self, guard: MetricsEndpointGuard) -> None:
+        super().__init__()
+        self._guard = weakref.ref(guard)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        guard = self._guard()
+        if guard is None or record.thread != guard.exporting_thread:
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        if any(getattr(arg, "name", None) == "UNIMPLEMENTED" for arg in args):
+            guard.saw_unimplemented()
+        return not guard.refused
+
+
+class MetricsEndpointGuard(MetricExporter):
+    """Wraps an OTLP metric exporter: bounded exports, and none after a refusal.
+
+    Trace-only backends (Phoenix, Tempo, Jaeger) answer metrics with HTTP 404/405
+    or gRPC ``UNIMPLEMENTED``. After the first such answer this exporter stops
+    sending metrics to that endpoint and logs one warning saying how to point
+    metrics elsewhere or turn them off.
+    """
+
+    def __init__(self, inner: MetricExporter, url: str, timeout_s: float) -> None:
+        super().__init__(
+            preferred_temporality=getattr(inner, "_preferred_temporality", None),
+            preferred_aggregation=getattr(inner, "_preferred_aggregation", None),
+        )
+        self.inner = inner
+        self.url = url
+        self.timeout_s = timeout_s
+        self.refused = False
+        self.exporting_thread: Optional[int] = None
+        self._busy = False
+        self._closed = False
+        self._runner: Optional[_Runner] = _Runner("metric export")
+        self._status: Optional[str] = None
+        self._filter = _UnsupportedFilter(self)
+        for name in {type(inner).__module__, _GRPC_EXPORTER_LOGGER}:
+            logging.getLogger(name).addFilter(self._filter)
+        _forkables.add(self)
+
+    def saw_status(self, status: Optional[int]) -> None:
+        """The HTTP status of a metrics request (called from the session's response hook)."""
+        if status in _UNSUPPORTED_HTTP:
+            self._status = f"HTTP {status}"
+            self.refused = True
+
+    def saw_unimplemented(self) -> None:
+        """The gRPC exporter reported ``UNIMPLEMENTED``."""
+        self._status = "gRPC UNIMPLEMENTED"
+        self.refused = True
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        from opentelemetry.sdk.metrics.export import MetricExportResult
+
+        if self.refused or self._busy or self._closed:
+            return MetricExportResult.FAILURE
+        result: list[Any] = []
+
+        def run() -> None:
+            self.exporting_thread = threading.get_ident()
+            try:
+                result.append(self.inner.export(metrics_data, timeout_millis=timeout_millis))
+            finally:
+                self.exporting_thread = None
+                self._busy = False
+
+        runner = self._runner
+        if runner is None:
+            try:
+                runner = self._runner = _Runner("metric export")
+            except RuntimeError:  # at interpreter exit: no thread to bound the wait with
+                return MetricExportResult.FAILURE
+        self._busy = True
+        finished = runner.call(run, min(timeout_millis / 1000, self.timeout_s + 1.0))
+        if self._is_refused():  # set meanwhile, by the response hook or the log filter
+            self._warn_refused()
+            return MetricExportResult.FAILURE
+        if finished and result and result[0] == MetricExportResult.SUCCESS:
+            return MetricExportResult.SUCCESS
+        return MetricExportResult.FAILURE
+
+    def _is_refused(self) -> bool:
+        return self.refused
+
+    def _warn_refused(self) -> None:
+        if getattr(self, "_warned", False):
+            return
+        self._warned = True
+        logger.warning(
+            "otelite: %s does not accept metrics (%s); otelite stops sending metrics there. "
+            "Send them elsewhere with OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, or turn them off "
+            "with OTEL_METRICS_EXPORTER=none",
+            self.url,
+            self._status,
+        )
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self._closed = True
+        timeout = kwargs.get("timeout", timeout_millis)
+        # The exporter's shutdown does not block unless an export is stuck (then skip it).
+        run_bounded(
+            self.inner.shutdown,
+            min(float(timeout) / 1000, 2.0),
+            "shutting down metric export",
+            inline_fallback=not self._busy,
+        )
+        for name in {type(self.inner).__module__, _GRPC_EXPORTER_LOGGER}:
+            logging.getLogger(name).removeFilter(self._filter)
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.stop()
+
+    def _after_fork(self) -> None:
+        self._busy = False
+        self.exporting_thread = None
+        self._runner = None  # its thread does not exist in the child; made again on use
+
+
+# --- processors ---------------------------------------------------------------------------
 
 
 class ContextAttributesProcessor(SpanProcessor):
@@ -86,11 +414,12 @@ class ContextAttributesProcessor(SpanProcessor):
 
 
 class LocalStoreExporter(SpanExporter):
-    """Writes spans into the local SQLite store (used behind a BatchSpanProcessor)."""
+    """Writes spans into the local SQLite store (used behind a BatchProcessor)."""
 
     def __init__(self, path: Path, retention_s: Optional[float] = None) -> None:
         self._writer = SpanWriter(path, retention_s)
         self.path = path
+        _set_destination(self, f"the local store {path}")
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
@@ -107,9 +436,399 @@ class LocalStoreExporter(SpanExporter):
         return True
 
 
-def batch(exporter: SpanExporter) -> SpanProcessor:
-    """The standard batching processor: exports off the application thread."""
-    return BatchSpanProcessor(exporter)
+def _value_size(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+    if isinstance(value, (bytes, bytearray)):
+        return len(value)
+    if isinstance(value, (list, tuple)):
+        return sum(_value_size(item) + 8 for item in value)
+    return 11
+
+
+def _attributes_size(attributes: Optional[Mapping[str, Any]]) -> int:
+    if not attributes:
+        return 0
+    # Per attribute: the KeyValue, key, AnyValue and value headers (tag + length each).
+    return sum(len(key) + _value_size(value) + 16 for key, value in attributes.items())
+
+
+def span_size(span: ReadableSpan) -> int:
+    """An upper estimate of the bytes ``span`` takes in an OTLP request."""
+    size = 96 + _value_size(span.name) + _attributes_size(span.attributes)
+    description = span.status.description if span.status is not None else None
+    if description:
+        size += _value_size(description)
+    for event in span.events or ():
+        size += 32 + _value_size(event.name) + _attributes_size(event.attributes)
+    for link in span.links or ():
+        size += 64 + _attributes_size(link.attributes)
+    return size
+
+
+class BatchProcessor(SpanProcessor):
+    """Batches finished spans and exports them on its own daemon thread, within bounds.
+
+    * The queue is bounded (``max_queue``); a span that does not fit is dropped
+      and counted (``queue_full``).
+    * ``force_flush(timeout_millis)`` and ``shutdown`` wait at most their timeout:
+      a collector that hangs, refuses or retries only ever holds the worker thread.
+      They return ``False`` when the spans were not all delivered in time.
+    * With ``max_request_bytes``, a batch is split so that no request exceeds it;
+      a single span larger than that is dropped and counted (``too_large``).
+    * Spans that could not be delivered are counted by reason in :attr:`dropped`
+      and summed up in one log line at shutdown.
+    * After ``fork()`` the child gets a fresh lock, queue and worker thread.
+    """
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        *,
+        max_queue: int = 2048,
+        max_batch: int = 512,
+        schedule_delay_s: float = 1.0,
+        max_request_bytes: Optional[int] = None,
+        shutdown_timeout_s: float = 2.0,
+    ) -> None:
+        self.exporter = exporter
+        self.max_queue = max_queue
+        self.max_batch = max_batch
+        self.schedule_delay_s = schedule_delay_s
+        self.max_request_bytes = max_request_bytes
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self.destination = destination(exporter)
+        self._reset()
+        _forkables.add(self)
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[ReadableSpan] = deque()
+        self._worker: Optional[threading.Thread] = None
+        self._pid = os.getpid()
+        self._accepted = 0  # spans ever put in the queue
+        self._settled = 0  # of those, exported or dropped
+        self._in_flight = 0
+        self._urgent = False
+        self._stopping = False
+        self._stopped = False
+        self._summarised = False
+        self.exported = 0
+        self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+
+    def _after_fork(self) -> None:
+        # The parent's thread does not exist here and its lock may be held forever;
+        # the parent still delivers the spans queued before the fork.
+        stopping = self._stopping
+        self._reset()
+        self._stopping = self._stopped = stopping
+
+    # -- SpanProcessor ------------------------------------------------------------------
+
+    def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self._pid != os.getpid():  # forked without the at-fork hook (should not happen)
+            self._after_fork()
+        if not span.context or not span.context.trace_flags.sampled:
+            return
+        with self._cond:
+            if self._stopping:
+                return
+            if len(self._queue) >= self.max_queue:
+                self.dropped["queue_full"] += 1
+                return
+            self._queue.append(span)
+            self._accepted += 1
+            if self._worker is None:
+                self._start_worker()
+            if len(self._queue) >= self.max_batch:
+                self._urgent = True
+                self._cond.notify_all()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        token = self.begin_flush()
+        return self.wait_flush(token, time.monotonic() + max(timeout_millis, 0) / 1000)
+
+    def shutdown(self) -> None:
+        self.shutdown_within(time.monotonic() + self.shutdown_timeout_s)
+
+    # -- two-phase flush and shutdown (so that several processors drain in parallel) -----
+
+    def begin_flush(self) -> tuple[int, int]:
+        """Ask the worker to export what is queued now; returns what to wait for."""
+        with self._cond:
+            self._urgent = True
+            self._cond.notify_all()
+            return self._accepted, self._failures()
+
+    def wait_flush(self, token: tuple[int, int], deadline: float) -> bool:
+        """Wait until the spans of ``token`` are settled; ``False`` on timeout or failure."""
+        target, failures = token
+        with self._cond:
+            while self._settled < target and self._worker is not None:
+                remaining = _remaining(deadline)
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.05))
+            return self._settled >= target and self._failures() == failures
+
+    def begin_shutdown(self) -> None:
+        """Stop taking spans and tell the worker to export what is queued, then stop."""
+        with self._cond:
+            self._stopping = True
+            self._urgent = True
+            self._cond.notify_all()
+
+    def shutdown_within(self, deadline: float) -> bool:
+        """Drain and stop before ``deadline``; count what is left. ``True`` if all was delivered."""
+        self.begin_shutdown()
+        with self._cond:
+            if self._stopped:
+                return True
+            while self._worker is not None and self._worker.is_alive():
+                remaining = _remaining(deadline)
+                if remaining <= 0:
+                    break
+                self._cond.wait(min(remaining, 0.05))
+            left = len(self._queue) + self._in_flight
+            if left:
+                self.dropped["shutdown_timeout"] += left
+                self._settled += left
+                self._queue.clear()
+                self._in_flight = 0
+            self._stopped = True
+            self._cond.notify_all()
+            failures = self._failures()
+        # Unless an export is stuck, the exporter's shutdown does not block: run it even
+        # when Python refuses new threads at exit (it closes the local store cleanly).
+        run_bounded(
+            self.exporter.shutdown,
+            _remaining(deadline),
+            "shutting down an exporter",
+            inline_fallback=not left,
+        )
+        self._summarise()
+        return failures == 0
+
+    # -- worker ---------------------------------------------------------------------------
+
+    def _gave_up(self) -> bool:
+        return self._stopped
+
+    def _failures(self) -> int:
+        return sum(self.dropped.values())
+
+    def _start_worker(self) -> None:
+        worker = threading.Thread(target=self._run, name="otelite batch export", daemon=True)
+        try:
+            worker.start()
+        except RuntimeError:  # at interpreter exit: the span stays queued and is counted
+            return
+        self._worker = worker
+
+    def _run(self) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                if not self._urgent and not self._stopping:
+                    cond.wait(self.schedule_delay_s)
+                if self._stopped or (self._stopping and not self._queue):
+                    self._worker = None
+                    cond.notify_all()
+                    return
+                batch = [
+                    self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))
+                ]
+                self._in_flight = len(batch)
+                if not self._queue:
+                    self._urgent = False
+            if batch:
+                try:
+                    exported, failed, too_large = self._export(batch)
+                except Exception as exc:  # a bug here must not kill the worker
+                    _guard.report("exporting a batch of spans", exc)
+                    exported, failed, too_large = 0, len(batch), 0
+                with cond:
+                    if self._gave_up():  # shutdown gave up on this batch and counted it already
+                        self._worker = None
+                        cond.notify_all()
+                        return
+                    self.exported += exported
+                    self.dropped["export_failed"] += failed
+                    self.dropped["too_large"] += too_large
+                    self._settled += len(batch)
+                    self._in_flight = 0
+                    cond.notify_all()
+
+    def _chunks(self, batch: list[ReadableSpan]) -> tuple[list[list[ReadableSpan]], int]:
+        limit = self.max_request_bytes
+        if limit is None:
+            return [batch], 0
+        resource = batch[0].resource
+        budget = (
+            limit - _REQUEST_MARGIN - _attributes_size(resource.attributes if resource else None)
+        )
+        chunks: list[list[ReadableSpan]] = []
+        current: list[ReadableSpan] = []
+        used = too_large = 0
+        for span in batch:
+            size = span_size(span)
+            if size > budget:
+                too_large += 1
+                continue
+            if current and used + size > budget:
+                chunks.append(current)
+                current, used = [], 0
+            current.append(span)
+            used += size
+        if current:
+            chunks.append(current)
+        return chunks, too_large
+
+    def _export(self, batch: list[ReadableSpan]) -> tuple[int, int, int]:
+        exported = failed = 0
+        chunks, too_large = self._chunks(batch)
+        for chunk in chunks:
+            if self._stopped:
+                break
+            try:
+                result = self.exporter.export(chunk)
+            except Exception as exc:
+                logger.debug("otelite: exporting to %s failed", self.destination, exc_info=exc)
+                result = SpanExportResult.FAILURE
+            if result == SpanExportResult.SUCCESS:
+                exported += len(chunk)
+            else:
+                failed += len(chunk)
+        return exported, failed, too_large
+
+    def _summarise(self) -> None:
+        with self._cond:
+            if self._summarised:
+                return
+            self._summarised = True
+            dropped = {reason: n for reason, n in self.dropped.items() if n}
+        if dropped:
+            logger.warning(
+                "otelite: %d span(s) were not delivered to %s (%s)",
+                sum(dropped.values()),
+                self.destination,
+                ", ".join(f"{reason.replace('_', ' ')}: {n}" for reason, n in dropped.items()),
+            )
+
+
+def _positive_env(var: _env.EnvVar, default: float) -> float:
+    raw = var.read()
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value > 0 and value == value:
+        return value
+    logger.warning("otelite: %s=%r is not a positive number; using %s", var.name, raw, default)
+    return default
+
+
+def batch(exporter: SpanExporter, shutdown_timeout_s: float = 2.0) -> BatchProcessor:
+    """otelite's batching processor: exports off the application thread, within bounds.
+
+    Honours ``OTEL_BSP_SCHEDULE_DELAY``, ``OTEL_BSP_MAX_QUEUE_SIZE`` and
+    ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE``. OTLP requests are kept under the Collector's
+    default 4 MiB; the local store has no request size.
+    """
+    limit = None if isinstance(exporter, LocalStoreExporter) else MAX_REQUEST_BYTES
+    max_queue = int(_positive_env(_env.OTEL_BSP_MAX_QUEUE_SIZE, 2048))
+    max_batch = int(_positive_env(_env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512))
+    return BatchProcessor(
+        exporter,
+        max_queue=max(max_queue, 1),
+        max_batch=max(min(max_batch, max_queue), 1),
+        schedule_delay_s=_positive_env(_env.OTEL_BSP_SCHEDULE_DELAY, 1000) / 1000,
+        max_request_bytes=limit,
+        shutdown_timeout_s=shutdown_timeout_s,
+    )
+
+
+def shutdown_all(processors: Iterable[SpanProcessor], deadline: float) -> bool:
+    """Shut ``processors`` down in parallel, all done by ``deadline``; ``True`` if all delivered."""
+    ours = [p for p in processors if isinstance(p, BatchProcessor)]
+    others = [p for p in processors if not isinstance(p, BatchProcessor)]
+    for processor in ours:
+        processor.begin_shutdown()
+    ok = True
+    for other in others:
+        ok = (
+            run_bounded(
+                other.shutdown,
+                _remaining(deadline),
+                "shutting down a span processor",
+                inline_fallback=True,
+            )
+            and ok
+        )
+    for processor in ours:
+        ok = processor.shutdown_within(deadline) and ok
+    return ok
+
+
+def flush_all(processors: Iterable[SpanProcessor], deadline: float) -> bool:
+    """Flush ``processors`` in parallel, waiting until ``deadline`` at most."""
+    processors = list(processors)
+    tokens = [(p, p.begin_flush()) for p in processors if isinstance(p, BatchProcessor)]
+    ok = True
+    for other in processors:
+        if not isinstance(other, BatchProcessor):
+            ok = _flush_other(other, deadline) and ok
+    for processor, token in tokens:
+        ok = processor.wait_flush(token, deadline) and ok
+    return ok
+
+
+def _flush_other(processor: SpanProcessor, deadline: float) -> bool:
+    flushed: list[bool] = []
+    millis = int(_remaining(deadline) * 1000)
+    finished = run_bounded(
+        lambda: flushed.append(processor.force_flush(millis)),
+        _remaining(deadline),
+        "flushing a span processor",
+    )
+    return finished and all(flushed)
+
+
+_retiring: weakref.WeakSet[BatchProcessor] = weakref.WeakSet()
+
+
+def retire(processors: Iterable[SpanProcessor], timeout_s: float) -> None:
+    """Shut replaced processors down on a background thread, within ``timeout_s``.
+
+    The caller (``configure()``) does not wait; exit still delivers what they hold.
+    """
+    processors = list(processors)
+    if not processors:
+        return
+    for processor in processors:
+        if isinstance(processor, BatchProcessor):
+            _retiring.add(processor)
+    deadline = time.monotonic() + timeout_s
+
+    def run() -> None:
+        with _guard.contained("shutting down replaced span processors"):
+            shutdown_all(processors, deadline)
+
+    thread = threading.Thread(target=run, name="otelite retire processors", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:  # at interpreter exit: shut them down right away instead
+        run()
+
+
+def retiring() -> list[BatchProcessor]:
+    """Replaced processors whose shutdown may still be running."""
+    return [p for p in list(_retiring) if not p._stopped]
 
 
 class SwappableProcessor(SpanProcessor):
@@ -119,9 +838,10 @@ class SwappableProcessor(SpanProcessor):
     adds this one once and replaces its contents when ``configure()`` runs again.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, shutdown_timeout_s: float = 2.0) -> None:
         self._processors: tuple[SpanProcessor, ...] = ()
         self._lock = threading.Lock()
+        self.shutdown_timeout_s = shutdown_timeout_s
 
     @property
     def processors(self) -> tuple[SpanProcessor, ...]:
@@ -156,15 +876,13 @@ class SwappableProcessor(SpanProcessor):
                 _guard.report("a span processor's on_end", exc)
 
     def shutdown(self) -> None:
-        for processor in self.replace(()):
-            with _guard.contained("shutting down a span processor"):
-                processor.shutdown()
+        with _guard.contained("shutting down span processors"):
+            shutdown_all(self.replace(()), time.monotonic() + self.shutdown_timeout_s)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        ok = True
-        for processor in self._processors:
-            with _guard.contained("flushing a span processor"):
-                ok = processor.force_flush(timeout_millis) and ok
+        ok = False
+        with _guard.contained("flushing span processors"):
+            ok = flush_all(self._processors, time.monotonic() + max(timeout_millis, 0) / 1000)
         return ok
 
 
@@ -291,3 +1009,19 @@ class SwappableMetricExporter(MetricExporter):
         inner = self.replace(None)
         if inner is not None:
             inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+# --- fork safety --------------------------------------------------------------------------
+
+_forkables: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for item in list(_forkables):
+        with contextlib.suppress(Exception):  # never break a fork
+            item._after_fork()
+    _retiring.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
