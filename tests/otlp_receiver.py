@@ -98,10 +98,11 @@ def http_receiver() -> Iterator[tuple[str, Received]]:
             with lock:
                 received.paths.append(self.path)
                 received.headers.append({k.lower(): v for k, v in self.headers.items()})
-                if self.path == "/v1/traces":
+                route = self.path.partition("?")[0]  # an endpoint may carry a query string
+                if route == "/v1/traces":
                     received.traces.append(ExportTraceServiceRequest.FromString(body))
                     reply = ExportTraceServiceResponse().SerializeToString()
-                elif self.path == "/v1/metrics":
+                elif route == "/v1/metrics":
                     received.metrics.append(ExportMetricsServiceRequest.FromString(body))
                     reply = ExportMetricsServiceResponse().SerializeToString()
                 else:
