@@ -956,6 +956,7 @@ def configure(
     stream_usage: Optional[bool] = None,
     retention: Union[str, float, None] = None,
     checks: Optional[Sequence[Any]] = None,
+    exit_timeout: Union[str, float, None] = None,
 ) -> None:
     """Set otelite up: where spans go, what is captured, how much is sampled.
 
@@ -988,6 +989,8 @@ def configure(
         checks: online checks run on every instrumented LLM response, such as
             ``[evals.checks.refusal(), evals.checks.truncated()]`` (``OTELITE_CHECKS``);
             failures are marked on the span and counted in ``otelite.client.check.failures``.
+        exit_timeout: seconds that interpreter exit and ``shutdown()`` wait at most for
+            delivery (default 2, ``OTELITE_EXIT_TIMEOUT``); what is left is counted as dropped.
 
     Raises:
         ConfigurationError: an argument or variable is invalid; the message names it.
@@ -997,8 +1000,12 @@ def configure(
         >>> otelite.configure(service_name="rag-api", local_store=tempfile.mkdtemp())
         >>> otelite.shutdown()
     """
-    global _active
+    global _active, exit_timeout_s
+    parsed_exit_timeout = (
+        parse_exit_timeout("exit_timeout", exit_timeout) if exit_timeout is not None else None
+    )
     with _lock:
+        exit_timeout_s = parsed_exit_timeout
         if _env.OTEL_SDK_DISABLED.read_bool():
             _teardown()
             _state.disabled = True

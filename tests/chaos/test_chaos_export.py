@@ -254,6 +254,23 @@ def test_exit_budget_is_configurable(tmp_path: Path) -> None:
     assert "otelite: 5 span(s) were not delivered" in result.stderr
 
 
+def test_exit_budget_from_configure(tmp_path: Path) -> None:
+    """configure(exit_timeout=0.2) shortens the exit budget as the variable does."""
+    with blackhole() as url:
+        extra = f"otelite.configure(endpoint={url!r}, service_name='chaos', exit_timeout=0.2)"
+        result, exit_s = run_script(EXIT_SCRIPT.format(url=url, spans=5, extra=extra), {}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert exit_s < 1.5, (exit_s, result.stderr)
+    assert "otelite: 5 span(s) were not delivered" in result.stderr
+
+
+@pytest.mark.parametrize("value", [0, -1, "soon", float("nan"), True])
+def test_bad_exit_timeout_is_a_configuration_error(value: object) -> None:
+    """A bad exit_timeout is refused by configure() with a message naming the argument."""
+    with pytest.raises(otelite.ConfigurationError, match=r"^exit_timeout: .* positive number"):
+        otelite.configure(local_store=False, exit_timeout=value)  # type: ignore[arg-type]
+
+
 def test_exit_delivers_to_a_healthy_collector(tmp_path: Path) -> None:
     """At exit every buffered span reaches a healthy receiver, and nothing is reported lost."""
     with http_receiver() as (url, received):
