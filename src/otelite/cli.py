@@ -140,6 +140,8 @@ def _prompts(args: argparse.Namespace) -> int:
                 print(
                     f"{entry['time']}  {entry['author']}  {entry['action']:<8} {entry['label']}: {before} -> v{entry['to']}"
                 )
+    except BrokenPipeError:
+        raise  # stdout's reader went away: main() ends quietly
     except (PromptError, OSError) as exc:
         print(f"otelite: {exc}", file=sys.stderr)
         return 2
@@ -197,12 +199,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A shell reports 128 + SIGPIPE (13) for a Unix tool killed by writing into a closed pipe
+# (`otelite traces --json | head`); otelite exits with the same code, quietly.
+EXIT_BROKEN_PIPE = 141
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's final flush of what is
+    still buffered for the closed pipe cannot fail again (the Python docs' recipe)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no file descriptor (an in-memory stdout)
+        pass
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    if args.handler.__module__ == _cli_store.__name__:
-        return _cli_store.run(args.handler, args)
-    return int(args.handler(args))
+    """Run the command line; returns the exit code (141 when the reader of stdout went away)."""
+    try:
+        args = build_parser().parse_args(argv)
+        if args.handler.__module__ == _cli_store.__name__:
+            code = _cli_store.run(args.handler, args)
+        else:
+            code = int(args.handler(args))
+        sys.stdout.flush()  # a closed pipe shows here, not as an error at interpreter exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover
