@@ -3,10 +3,13 @@ export filters, the filter report, plurals, and `export otlp` selection and head
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.resources import Resource
@@ -14,9 +17,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from otelite import _cli_store
 from otelite._export import LocalStoreExporter
+from otelite.cli import main
 from otelite.testing import SequentialIdGenerator
-from storefixture import MS, T0
+from otlp_receiver import http_receiver
+from storefixture import MS, T0, build_store
+
+TRACE1 = "00000000000000000000000000000001"
+TRACE3 = "00000000000000000000000000000003"
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a Unix tool killed by SIGPIPE (128 + 13)
 
@@ -101,3 +110,165 @@ def test_reader_closed_before_any_output_ends_quietly(big_store: str) -> None:
         os.close(write)
     assert proc.stderr.decode() == ""
     assert proc.returncode == EXIT_BROKEN_PIPE
+
+
+# --- export otlp: --since, --trace, --headers --------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    """The fixed three-trace store (traces 1, 2, 3 start at T0, T0+1h, T0+2h)."""
+    return str(build_store(tmp_path / "store"))
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _pin_now(monkeypatch: pytest.MonkeyPatch, now_ns: int) -> None:
+    monkeypatch.setattr(_cli_store, "time", SimpleNamespace(time_ns=lambda: now_ns))
+
+
+def _arrived(received: Any) -> list[tuple[str, str]]:
+    return sorted((s["trace_id"][-1], s["name"]) for s in received.spans())
+
+
+def test_export_otlp_since_and_trace_select_whole_traces(
+    store: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--since sends only the traces recorded in the window, --trace only the named ones (prefixes)."""
+    _pin_now(monkeypatch, T0 + 150 * 60 * 1000 * MS)  # T0 + 2h30m
+    with http_receiver() as (url, received):
+        code, out, err = run(
+            capsys, "export", "otlp", "--endpoint", url, "--store", store, "--since", "2h"
+        )
+        assert (code, err) == (0, "")
+        assert (
+            out
+            == f"sent 2 spans of 2 traces to {url}/v1/traces (span ids kept: re-sending is idempotent)\n"
+        )
+        assert _arrived(received) == [
+            ("2", "chat gpt-4o"),
+            ("3", "embeddings text-embedding-3-small"),
+        ]
+    with http_receiver() as (url, received):
+        code, out, _ = run(
+            capsys, "export", "otlp", "--endpoint", url, "--store", store, "--trace", TRACE1
+        )
+        assert code == 0
+        assert out.startswith("sent 3 spans of 1 trace to ")
+        assert _arrived(received) == [
+            ("1", "chat gpt-4o-mini"),
+            ("1", "invoke_workflow rag"),
+            ("1", "retrieval docs"),
+        ]
+    with http_receiver() as (url, received):
+        code, out, _ = run(
+            capsys,
+            "export",
+            "otlp",
+            "--endpoint",
+            url,
+            "--store",
+            store,
+            "--trace",
+            TRACE1,
+            "--trace",
+            TRACE3,
+            "--since",
+            "2h",
+            "--json",
+        )
+        assert code == 0
+        assert json.loads(out) == {"sent": 1, "traces": 1, "endpoint": f"{url}/v1/traces"}
+        assert _arrived(received) == [("3", "embeddings text-embedding-3-small")]
+    with http_receiver() as (url, received):
+        code, out, err = run(
+            capsys, "export", "otlp", "--endpoint", url, "--store", store, "--since", "1m"
+        )
+        assert code == 1
+        assert err == "otelite: nothing to send: no trace has a span newer than --since 1m\n"
+        assert received.spans() == []
+    code, _, err = run(
+        capsys, "export", "otlp", "--endpoint", url, "--store", store, "--trace", "ffff"
+    )
+    assert code == 2
+    assert "trace id 'ffff': no such trace" in err
+    code, _, err = run(
+        capsys, "export", "otlp", "--endpoint", url, "--store", store, "--since", "yesterday"
+    )
+    assert code == 2
+    assert "--since: 'yesterday' is not a duration" in err
+
+
+def test_export_otlp_headers_from_option_and_environment(
+    store: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OTEL_EXPORTER_OTLP_HEADERS and --headers (URL-encoded key=value pairs) arrive with every request."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-from=env")
+    with http_receiver() as (url, received):
+        code, _, _ = run(
+            capsys,
+            "export",
+            "otlp",
+            "--endpoint",
+            url,
+            "--store",
+            store,
+            "--batch",
+            "2",
+            "--headers",
+            "authorization=Bearer%20s3cret,x-team=ai",
+        )
+        assert code == 0
+        assert len(received.headers) == 3
+        for headers in received.headers:
+            assert headers["authorization"] == "Bearer s3cret"
+            assert headers["x-team"] == "ai"
+            assert headers["x-from"] == "env"
+    with http_receiver() as (url, received):
+        assert run(capsys, "export", "otlp", "--endpoint", url, "--store", store)[0] == 0
+        assert [h["x-from"] for h in received.headers] == ["env"]
+
+
+@pytest.mark.parametrize("source", ["option", "environment"])
+def test_export_otlp_bad_header_is_a_clear_error_without_the_secret(
+    store: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    source: str,
+) -> None:
+    """A header value with a line break is refused before anything is sent, naming where it came
+    from and never echoing the value."""
+    bad = "authorization=Bearer%20s3cret%0A"
+    argv = ["--headers", bad] if source == "option" else []
+    if source == "environment":
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", bad)
+    with http_receiver() as (url, received):
+        code, out, err = run(capsys, "export", "otlp", "--endpoint", url, "--store", store, *argv)
+        assert received.paths == []
+    where = "--headers" if source == "option" else "OTEL_EXPORTER_OTLP_HEADERS"
+    assert code == 2
+    assert out == ""
+    assert err == (
+        f"otelite: {where}: the value of header 'authorization' contains a line break or control "
+        "character; remove it (a key read from a file often ends with a newline)\n"
+    )
+    assert "s3cret" not in err
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_HEADERS", raising=False)
+    code, _, err = run(
+        capsys,
+        "export",
+        "otlp",
+        "--endpoint",
+        "http://127.0.0.1:9",
+        "--store",
+        store,
+        "--headers",
+        "Bearer s3cret-token",
+    )
+    assert code == 2
+    assert err.startswith("otelite: --headers: ")
+    assert "s3cret" not in err

@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 from otelite import _semconv as sc
 from otelite._exceptions import OteliteError, StoreError
+from otelite._plural import plural
 from otelite.datasets import explain_empty, finetune_records, write_jsonl
 from otelite.store import STATS_KEYS, LocalStore, SpanNode, StatsRow, StoredSpan, TraceSummary
 
@@ -610,6 +611,36 @@ def _to_readable(span: StoredSpan) -> Any:
     )
 
 
+def _otlp_headers(args: argparse.Namespace) -> dict[str, str]:
+    """``OTEL_EXPORTER_OTLP_HEADERS`` with ``--headers`` added (winning on a shared name), each
+    validated like ``configure(headers=)``: a line break or control character is refused, and
+    the message names the option or variable, never the value."""
+    from otelite import _env
+    from otelite._config import _parse_headers
+
+    raw = _env.OTEL_EXPORTER_OTLP_HEADERS.read()
+    headers = dict(_parse_headers(_env.OTEL_EXPORTER_OTLP_HEADERS.name, raw)) if raw else {}
+    if args.headers is not None:
+        headers.update(_parse_headers("--headers", args.headers))
+    return headers
+
+
+def _otlp_traces(store: LocalStore, args: argparse.Namespace) -> Optional[list[str]]:
+    """The trace ids ``--trace`` / ``--since`` select (oldest first), or None for the whole store.
+
+    ``--since`` keeps a trace when any of its spans started in the window (as ``otelite traces``
+    does) and sends it whole, so that no trace arrives without its root."""
+    since = _since_ns(args)
+    named = [store.resolve_trace_id(prefix) for prefix in args.trace or ()]
+    if since is None:
+        return list(dict.fromkeys(named)) if named else None
+    recent = [t.trace_id for t in reversed(store.traces(limit=2**62, since_ns=since))]
+    if not named:
+        return recent
+    wanted = set(named)
+    return [trace_id for trace_id in recent if trace_id in wanted]
+
+
 def cmd_export_otlp(args: argparse.Namespace) -> int:
     from opentelemetry.sdk.trace.export import SpanExportResult
 
@@ -621,14 +652,31 @@ def cmd_export_otlp(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--endpoint: {args.endpoint!r} is not a URL; write e.g. http://localhost:4318"
         )
-    exporter = _export.otlp_span_exporter(url, protocol, {})
-    sent = 0
+    headers = _otlp_headers(args)
     with _open(args) as store:
-        total = store.count()
-        for batch in store.iter_spans(batch=args.batch):
+        selected = _otlp_traces(store, args)
+        if selected is not None and not selected:
+            which = "none of the --trace traces has" if args.trace else "no trace has"
+            print(
+                f"otelite: nothing to send: {which} a span newer than --since {args.since}",
+                file=sys.stderr,
+            )
+            return 1
+        exporter = _export.otlp_span_exporter(url, protocol, headers)
+        if selected is None:
+            total = store.count()
+            batches = store.iter_spans(batch=args.batch)
+        else:
+            traces = [store.spans(trace_id) for trace_id in selected]
+            flat = [span for spans in traces for span in spans]
+            total = len(flat)
+            batches = iter([flat[i : i + args.batch] for i in range(0, total, args.batch)])
+        sent = 0
+        for batch in batches:
             if exporter.export([_to_readable(s) for s in batch]) is not SpanExportResult.SUCCESS:
                 print(
-                    f"otelite: the endpoint refused a batch after {sent} spans; nothing more sent",
+                    f"otelite: the endpoint refused a batch after {plural(sent, 'span')}; "
+                    "nothing more sent",
                     file=sys.stderr,
                 )
                 exporter.shutdown()
@@ -640,9 +688,15 @@ def cmd_export_otlp(args: argparse.Namespace) -> int:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     if args.json:
-        _print_json({"sent": sent, "endpoint": url})
+        result: dict[str, Any] = {"sent": sent, "endpoint": url}
+        if selected is not None:
+            result = {"sent": sent, "traces": len(selected), "endpoint": url}
+        _print_json(result)
     else:
-        print(f"sent {sent} spans to {url} (span ids kept: re-sending is idempotent)")
+        what = plural(sent, "span")
+        if selected is not None:
+            what += f" of {plural(len(selected), 'trace')}"
+        print(f"sent {what} to {url} (span ids kept: re-sending is idempotent)")
     return 0
 
 
@@ -752,6 +806,20 @@ def add_commands(commands: Any) -> None:
     otlp.add_argument("--endpoint", required=True, help="OTLP base URL, e.g. http://localhost:4318")
     otlp.add_argument("--protocol", choices=["http/protobuf", "grpc"], default="http/protobuf")
     otlp.add_argument("--batch", type=int, default=512)
+    otlp.add_argument(
+        "--since", help="only traces with a span newer than this (30m, 24h, 7d), sent whole"
+    )
+    otlp.add_argument(
+        "--trace",
+        action="append",
+        metavar="ID",
+        help="only this trace (an id prefix is enough; repeatable)",
+    )
+    otlp.add_argument(
+        "--headers",
+        help="request headers as key=value pairs, comma-separated, values URL-encoded, e.g. "
+        "authorization=Bearer%%20TOKEN (added to $OTEL_EXPORTER_OTLP_HEADERS)",
+    )
     otlp.set_defaults(handler=cmd_export_otlp)
 
     prune = commands.add_parser("prune", help="delete old spans, or shrink the store")
