@@ -272,3 +272,200 @@ def test_export_otlp_bad_header_is_a_clear_error_without_the_secret(
     assert code == 2
     assert err.startswith("otelite: --headers: ")
     assert "s3cret" not in err
+
+
+# --- prompt references: name, name@version, name:label ------------------------------------------
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Any:
+    """A registry where `qa` has versions 1 and 2, `production` pointing at 2."""
+    from otelite.prompts import PromptRegistry
+
+    reg = PromptRegistry(tmp_path / "prompts")
+    reg.push("qa", template="Answer: {{question}}", author="t")
+    reg.push("qa", template="Answer briefly: {{question}}", labels=["production"], author="t")
+    return reg
+
+
+def test_export_finetune_accepts_every_prompt_reference(
+    store: str, registry: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--prompt takes NAME, NAME@VERSION and NAME:LABEL (the label read from the registry); a label
+    pointing elsewhere matches nothing and the report names the filter and what it removed."""
+    out_file = tmp_path / "ft.jsonl"
+    base = ["export", "finetune", str(out_file), "--store", store]
+    base += ["--prompts-dir", str(registry.path)]
+    for ref, shown in [
+        ("qa:production", "qa:production (= qa v2)"),
+        ("qa@2", "qa@2"),
+        ("qa", "qa"),
+    ]:
+        code, out, err = run(capsys, *base, "--prompt", ref)
+        assert (code, err) == (0, "")
+        assert out == f"wrote 1 example to {out_file} (--prompt {shown} removed 2)\n"
+        assert len(out_file.read_text().splitlines()) == 1
+        out_file.unlink()
+    registry.set_label("qa", "production", 1, author="t")
+    code, out, err = run(capsys, *base, "--prompt", "qa:production")
+    assert (code, out) == (1, "")
+    assert (
+        err
+        == "nothing written: 0 of 3 LLM calls kept: --prompt qa:production (= qa v1) removed 3\n"
+    )
+    assert not out_file.exists()
+    code, out, _ = run(capsys, *base, "--prompt", "qa:production", "--json")
+    assert code == 1
+    assert json.loads(out) == {
+        "written": 0,
+        "out": str(out_file),
+        "skipped": {"not matching the filters": 3},
+        "removed_by": {"--prompt": 3},
+        "reason": "0 of 3 LLM calls kept: --prompt qa:production (= qa v1) removed 3",
+    }
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        (
+            "qa:staging",
+            "otelite: --prompt 'qa:staging': prompt 'qa' has no label 'staging'; labels: production\n",
+        ),
+        (
+            "qa@two",
+            "otelite: --prompt 'qa@two': the version after '@' must be a number, e.g. qa@3\n",
+        ),
+        (
+            "@3",
+            "otelite: --prompt '@3': give NAME, NAME@VERSION or NAME:LABEL, e.g. qa:production\n",
+        ),
+    ],
+)
+def test_export_finetune_bad_prompt_reference_is_a_usage_error(
+    store: str,
+    registry: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    ref: str,
+    message: str,
+) -> None:
+    """A reference the registry cannot resolve, or a malformed one, exits 2 and says why."""
+    code, out, err = run(
+        capsys,
+        "export",
+        "finetune",
+        str(tmp_path / "x.jsonl"),
+        "--store",
+        store,
+        "--prompts-dir",
+        str(registry.path),
+        "--prompt",
+        ref,
+    )
+    assert (code, out, err) == (2, "", message)
+
+
+def test_export_finetune_label_without_a_registry_names_the_directory(
+    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NAME:LABEL with no such prompt in the registry says where it looked and how to point elsewhere."""
+    missing = tmp_path / "nowhere"
+    code, _, err = run(
+        capsys,
+        "export",
+        "finetune",
+        str(tmp_path / "x.jsonl"),
+        "--store",
+        store,
+        "--prompts-dir",
+        str(missing),
+        "--prompt",
+        "qa:production",
+    )
+    assert code == 2
+    assert err == (
+        f"otelite: --prompt 'qa:production': no prompt 'qa' in {missing}; prompts there: none "
+        "(a label is read from the prompt registry: give --prompts-dir DIR, or NAME@VERSION)\n"
+    )
+
+
+def test_export_finetune_report_names_each_filter(
+    store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When nothing is left, each filter is named with how many calls it removed, in order."""
+    _pin_now(monkeypatch, T0 + 130 * 60 * 1000 * MS)  # T0 + 2h10m: --since 1h keeps the last call
+    code, out, err = run(
+        capsys,
+        "export",
+        "finetune",
+        str(tmp_path / "x.jsonl"),
+        "--store",
+        store,
+        "--since",
+        "1h",
+        "--model",
+        "gpt-4o-mini",
+    )
+    assert (code, out) == (1, "")
+    assert err == (
+        "nothing written: 0 of 3 LLM calls kept: --since 1h removed 2, --model gpt-4o-mini removed 1\n"
+    )
+    code, _, err = run(
+        capsys,
+        "export",
+        "finetune",
+        str(tmp_path / "x.jsonl"),
+        "--store",
+        store,
+        "--tag",
+        "alpha",
+        "--label",
+        "production",
+    )
+    assert code == 1
+    assert err == (
+        "nothing written: 0 of 3 LLM calls kept: --label production removed 2, --tag alpha removed 1\n"
+    )
+
+
+def test_stats_where_prompt_accepts_every_reference(
+    store: str, registry: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stats --where prompt= takes NAME (every version), NAME@VERSION and NAME:LABEL."""
+    monkeypatch.setenv("OTELITE_PROMPTS_DIR", str(registry.path))
+    for ref in ("qa", "qa@2", "qa:production"):
+        code, out, _ = run(
+            capsys,
+            "stats",
+            "--by",
+            "prompt",
+            "--where",
+            f"prompt={ref}",
+            "--json",
+            "--store",
+            store,
+        )
+        assert code == 0
+        assert [(r["prompt"], r["calls"]) for r in json.loads(out)] == [("qa@2", 1)]
+    code, out, _ = run(
+        capsys, "stats", "--by", "prompt", "--where", "prompt=qa@1", "--json", "--store", store
+    )
+    assert (code, json.loads(out)) == (1, [])
+    code, _, err = run(capsys, "stats", "--where", "prompt=qa:staging", "--store", store)
+    assert code == 2
+    assert err == (
+        "otelite: --where 'prompt=qa:staging': prompt 'qa' has no label 'staging'; labels: production\n"
+    )
+
+
+def test_prompts_show_bad_version_is_a_clean_error(
+    registry: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`otelite prompts show NAME@x` exits 2 with the same message as every other prompt reference."""
+    code, out, err = run(capsys, "prompts", "--dir", str(registry.path), "show", "qa@x")
+    assert (code, out) == (2, "")
+    assert err == "otelite: 'qa@x': the version after '@' must be a number, e.g. qa@3\n"
+    code, out, _ = run(capsys, "prompts", "--dir", str(registry.path), "show", "qa:production")
+    assert code == 0
+    assert out.startswith("qa v2 [production]")

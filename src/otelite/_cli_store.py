@@ -23,7 +23,15 @@ from typing import Any, Optional
 from otelite import _semconv as sc
 from otelite._exceptions import OteliteError, StoreError
 from otelite._plural import plural
-from otelite.datasets import explain_empty, finetune_records, write_jsonl
+from otelite.datasets import (
+    SKIP_FILTERED,
+    SKIP_LOW_SCORE,
+    SKIP_NO_CONTENT,
+    describe_skipped,
+    explain_empty,
+    finetune_records,
+    write_jsonl,
+)
 from otelite.store import STATS_KEYS, LocalStore, SpanNode, StatsRow, StoredSpan, TraceSummary
 
 WIDTH = 80
@@ -537,9 +545,26 @@ def _parse_min_score(text: str) -> tuple[str, float]:
         ) from None
 
 
+def _llm_calls(store: LocalStore, since_ns: Optional[int], where: dict[str, str]) -> int:
+    return sum(row.calls for row in store.stats(["operation"], since_ns=since_ns, where=where))
+
+
 def cmd_export_finetune(args: argparse.Namespace) -> int:
+    from otelite.cli import resolve_prompt_ref
+
     out = Path(args.out)
     thresholds = [_parse_min_score(text) for text in args.min_score or ()]
+    since_ns = _since_ns(args)
+    prompt = resolve_prompt_ref(args.prompt, "--prompt", args.prompts_dir) if args.prompt else None
+    # (option as shown, option name, key of FinetuneResult.removed), in the order they apply
+    filters = [
+        (f"--prompt {prompt.describe()}" if prompt else "", "--prompt", "prompt"),
+        (f"--label {args.label}", "--label", "label"),
+        (f"--tag {','.join(args.tag or ())}", "--tag", "tags"),
+        ("--min-score " + ",".join(args.min_score or ()), "--min-score", "keep"),
+    ]
+    removed: dict[str, int] = {}
+    shown: list[str] = []
     with _open(args) as store:
         keep = None
         if thresholds:
@@ -556,15 +581,44 @@ def cmd_export_finetune(args: argparse.Namespace) -> int:
                 return True
 
         result = finetune_records(
-            store.llm_spans(model=args.model, since_ns=_since_ns(args)),
-            prompt=args.prompt,
+            store.llm_spans(model=args.model, since_ns=since_ns),
+            prompt=prompt.spec if prompt else None,
             label=args.label,
             tags=args.tag or (),
             keep=keep,
         )
-    summary = {"written": len(result.records), "out": str(out), "skipped": dict(result.skipped)}
+        total = result.seen
+        if not result.records and (since_ns is not None or args.model):
+            # The store filters these two; count what each left out for the report.
+            total = _llm_calls(store, None, {})
+            after_since = _llm_calls(store, since_ns, {}) if since_ns is not None else total
+            for option, option_name, before, after in (
+                (f"--since {args.since}", "--since", total, after_since),
+                (f"--model {args.model}", "--model", after_since, result.seen),
+            ):
+                if before - after:
+                    removed[option_name] = before - after
+                    shown.append(f"{option} removed {before - after}")
+    for option, option_name, key in filters:
+        if result.removed[key]:
+            removed[option_name] = result.removed[key]
+            shown.append(f"{option} removed {result.removed[key]}")
+    skips = [
+        describe_skipped(why, n)
+        for why, n in sorted(result.skipped.items())
+        if why not in (SKIP_FILTERED, SKIP_LOW_SCORE)
+    ]
+    summary = {
+        "written": len(result.records),
+        "out": str(out),
+        "skipped": dict(result.skipped),
+        "removed_by": removed,
+    }
     if not result.records:
-        reason = explain_empty(result)
+        if total == 0 or (not shown and set(result.skipped) == {SKIP_NO_CONTENT}):
+            reason = explain_empty(result)  # an empty store, or nothing was captured
+        else:
+            reason = f"0 of {plural(total, 'LLM call')} kept: {', '.join(shown + skips)}"
         if args.json:
             _print_json({**summary, "written": 0, "reason": reason})
         else:
@@ -574,8 +628,11 @@ def cmd_export_finetune(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(summary)
     else:
-        skipped = ", ".join(f"{n} {why}" for why, n in sorted(result.skipped.items())) or "none"
-        print(f"wrote {len(result.records)} examples to {out} (skipped: {skipped})")
+        notes = "; ".join(shown + ([f"skipped: {', '.join(skips)}"] if skips else []))
+        print(
+            f"wrote {plural(len(result.records), 'example')} to {out}"
+            + (f" ({notes})" if notes else "")
+        )
     return 0
 
 
@@ -787,8 +844,20 @@ def add_commands(commands: Any) -> None:
     common(finetune)
     finetune.add_argument("out")
     finetune.add_argument("--model")
-    finetune.add_argument("--prompt", help="prompt name, or NAME@VERSION")
-    finetune.add_argument("--label", help="prompt label the calls were made with")
+    finetune.add_argument(
+        "--prompt",
+        metavar="REF",
+        help="only calls made with this prompt: NAME (any version), NAME@VERSION, or NAME:LABEL "
+        "(the version the label points at in the registry)",
+    )
+    finetune.add_argument(
+        "--prompts-dir",
+        metavar="DIR",
+        help="prompt registry for NAME:LABEL (default $OTELITE_PROMPTS_DIR or ./prompts)",
+    )
+    finetune.add_argument(
+        "--label", help="only calls made while the prompt was fetched by this label"
+    )
     finetune.add_argument(
         "--tag", action="append", help="only calls carrying this tag (repeatable)"
     )
@@ -831,9 +900,23 @@ def add_commands(commands: Any) -> None:
     prune.set_defaults(handler=cmd_prune)
 
 
+def _where_prompt(item: str, args: argparse.Namespace) -> str:
+    """``--where prompt=REF`` with REF in every form a prompt is named (NAME, NAME@VERSION,
+    NAME:LABEL): a label becomes the version it points at; a bare NAME matches every version."""
+    key, sep, value = item.partition("=")
+    if not sep or key.strip() != "prompt":
+        return item
+    from otelite.cli import resolve_prompt_ref
+
+    directory = getattr(args, "prompts_dir", None)
+    return f"prompt={resolve_prompt_ref(value, '--where', directory, written=item).spec}"
+
+
 def run(handler: Any, args: argparse.Namespace) -> int:
     """Run a store command, turning otelite's errors into a message and exit code 2."""
     try:
+        if getattr(args, "where", None):
+            args.where = [_where_prompt(item, args) for item in args.where]
         return int(handler(args))
     except (StoreError, UsageError, ValueError) as exc:
         print(f"otelite: {exc}", file=sys.stderr)
