@@ -469,3 +469,19 @@ def test_prompts_show_bad_version_is_a_clean_error(
     code, out, _ = run(capsys, "prompts", "--dir", str(registry.path), "show", "qa:production")
     assert code == 0
     assert out.startswith("qa v2 [production]")
+
+
+def test_counts_in_messages_agree_with_their_nouns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One span is `1 span` in prune's and export otlp's messages, never `1 spans`."""
+    one = str(build_big_store(tmp_path / "one", traces=1))
+    with http_receiver() as (url, _):
+        code, out, _ = run(capsys, "export", "otlp", "--endpoint", url, "--store", one)
+    assert (code, out) == (
+        0,
+        f"sent 1 span to {url}/v1/traces (span ids kept: re-sending is idempotent)\n",
+    )
+    code, out, _ = run(capsys, "prune", "--store", one, "--older-than", "30d")
+    assert code == 0
+    assert out.startswith("deleted 1 span; store ")

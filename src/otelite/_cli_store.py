@@ -740,7 +740,7 @@ def cmd_export_otlp(args: argparse.Namespace) -> int:
                 return 2
             sent += len(batch)
             if sys.stderr.isatty():
-                print(f"\rsent {sent}/{total} spans", end="", file=sys.stderr)
+                print(f"\rsent {sent}/{plural(total, 'span')}", end="", file=sys.stderr)
     exporter.shutdown()
     if sys.stderr.isatty():
         print(file=sys.stderr)
@@ -778,7 +778,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"deleted_spans": deleted, "bytes_before": before, "bytes_after": after})
     else:
-        print(f"deleted {deleted} spans; store {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
+        print(
+            f"deleted {plural(deleted, 'span')}; store {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB"
+        )
     return 0
 
 
