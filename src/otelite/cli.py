@@ -2,7 +2,7 @@
 
 Commands:
     otelite traces | trace ID | stats --by KEYS | graph ID     read the local store
-    otelite export finetune OUT.jsonl | export otlp --endpoint URL
+    otelite export finetune OUT.jsonl [--prompt NAME[@V|:L]] | export otlp --endpoint URL [--since 24h] [--trace ID] [--headers K=V]
     otelite prune --older-than 30d | --max-size 1GB
     otelite tokenizers prefetch        download and cache tiktoken's encodings for offline machines
     otelite prompts list               the prompts in the registry
@@ -13,6 +13,9 @@ Commands:
     otelite prompts diff NAME A B
     otelite prompts history NAME
     otelite eval MODULE:TASK DATA.jsonl -e EVALUATOR --min-pass-rate 0.9   a dataset run (CI gate)
+
+Output piped into a reader that closes early (``| head``) ends quietly with exit code 141,
+as a Unix tool stopped by SIGPIPE does.
 """
 
 from __future__ import annotations
