@@ -485,3 +485,19 @@ def test_counts_in_messages_agree_with_their_nouns(
     code, out, _ = run(capsys, "prune", "--store", one, "--older-than", "30d")
     assert code == 0
     assert out.startswith("deleted 1 span; store ")
+
+
+def test_finetune_records_counts_what_each_filter_removed(store: str) -> None:
+    """The library call: NAME / NAME@VERSION match recorded calls, each filter's removals are
+    counted in order, and a label reference (unresolved) or a bad version is a ValueError."""
+    from otelite.datasets import finetune_records
+    from otelite.store import LocalStore
+
+    with LocalStore(store) as local:
+        kept = finetune_records(local.llm_spans(), prompt="qa@2", tags=["beta"])
+        assert (len(kept.records), dict(kept.removed)) == (1, {"prompt": 2})
+        none = finetune_records(local.llm_spans(), prompt="qa", label="staging")
+        assert (none.records, dict(none.removed)) == ([], {"label": 1, "prompt": 2})
+        for bad in ("qa:production", "qa@two", "@2"):
+            with pytest.raises(ValueError, match="give NAME or NAME@VERSION"):
+                finetune_records(local.llm_spans(), prompt=bad)

@@ -294,7 +294,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             code = _cli_store.run(args.handler, args)
         else:
             code = int(args.handler(args))
-        sys.stdout.flush()  # a closed pipe shows here, not as an error at interpreter exit
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a closed pipe shows here, not as an error at interpreter exit
         return code
     except BrokenPipeError:
         _silence_stdout()
