@@ -28,6 +28,7 @@ TRACE1 = "00000000000000000000000000000001"
 TRACE3 = "00000000000000000000000000000003"
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a Unix tool killed by SIGPIPE (128 + 13)
+posix_pipes = pytest.mark.skipif(sys.platform == "win32", reason="POSIX pipe semantics")
 
 
 def build_big_store(path: Path, traces: int = 1000) -> Path:
@@ -64,6 +65,7 @@ def big_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(build_big_store(tmp_path_factory.mktemp("big")))
 
 
+@posix_pipes
 @pytest.mark.parametrize(
     "argv",
     [
@@ -94,6 +96,7 @@ def test_output_into_a_reader_that_closes_early_ends_quietly(
     assert code == EXIT_BROKEN_PIPE
 
 
+@posix_pipes
 def test_reader_closed_before_any_output_ends_quietly(big_store: str) -> None:
     """A reader gone before the first write (`otelite prompts list | true`): still no traceback."""
     read, write = os.pipe()
