@@ -124,7 +124,7 @@ def test_module_evaluators_and_regression_gate(
     assert code == 1
     assert "[exact_match]" in out
     assert "'3+3': pass 1 -> fail 0" in out
-    assert "FAIL 1 rows regressed against base.jsonl" in out
+    assert "FAIL 1 row regressed against base.jsonl" in out
     # Without the flag the comparison is shown but does not fail the run.
     assert (
         main(["eval", "qa_app:worse", "qa.jsonl", "-e", "exact_match", "--baseline", "base.jsonl"])

@@ -203,7 +203,7 @@ def test_export_finetune(store: str, tmp_path: Path, capsys: pytest.CaptureFixtu
     out_file = tmp_path / "ft.jsonl"
     code, out, _ = run(capsys, "export", "finetune", str(out_file), "--store", store)
     assert code == 0
-    assert out == f"wrote 1 examples to {out_file} (skipped: 1 failed calls, 1 not chat calls)\n"
+    assert out == f"wrote 1 example to {out_file} (skipped: 1 failed call, 1 non-chat call)\n"
     (line,) = out_file.read_text().splitlines()
     example = json.loads(line)
     assert example == {
@@ -268,14 +268,13 @@ def validate_finetune_line(example: dict[str, object]) -> None:
 def test_export_finetune_nothing_matches(
     store: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """No matching spans: says why, writes nothing, exits 1."""
+    """No matching spans: names the filter that removed them, writes nothing, exits 1."""
     out_file = tmp_path / "none.jsonl"
     code, _, err = run(
         capsys, "export", "finetune", str(out_file), "--store", store, "--prompt", "other"
     )
     assert code == 1
-    assert "none exportable" in err
-    assert "filters too narrow" in err
+    assert err == "nothing written: 0 of 3 LLM calls kept: --prompt other removed 3\n"
     assert not out_file.exists()
 
 

@@ -18,7 +18,7 @@ DOCS = Path(__file__).parent.parent / "docs"
 # Layers, lowest first; a module may import only from its own layer or below,
 # and feature modules (each top-level name in "features") never import each other.
 LAYERS = {
-    "leaves": {"_version", "_exceptions", "_semconv", "_env"},
+    "leaves": {"_version", "_exceptions", "_semconv", "_env", "_plural"},
     "utilities": {"_guard", "_content", "_sqlite", "_tokens", "_pricing", "_jsonl"},
     "runtime": {"_context", "_export", "_config", "_spans", "_evaluation", "_checks", "_metrics"},
     "features": {"_decorators", "_integrations", "store", "prompts", "datasets", "evals"},

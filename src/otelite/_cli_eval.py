@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+from otelite._plural import plural
+
 BUILTIN_EVALUATORS = ("exact_match", "is_json", "similarity")
 
 
@@ -139,7 +141,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         comparison = run.compare(baseline)
         print(comparison.report())
         if comparison.regressed and args.fail_on_regression:
-            found.append(f"{len(comparison.regressions)} rows regressed against {args.baseline}")
+            found.append(
+                f"{plural(len(comparison.regressions), 'row')} regressed against {args.baseline}"
+            )
     for reason in found:
         print(f"FAIL {reason}")
     return 1 if found else 0

@@ -22,7 +22,16 @@ from typing import Any, Optional
 
 from otelite import _semconv as sc
 from otelite._exceptions import OteliteError, StoreError
-from otelite.datasets import explain_empty, finetune_records, write_jsonl
+from otelite._plural import plural
+from otelite.datasets import (
+    SKIP_FILTERED,
+    SKIP_LOW_SCORE,
+    SKIP_NO_CONTENT,
+    describe_skipped,
+    explain_empty,
+    finetune_records,
+    write_jsonl,
+)
 from otelite.store import STATS_KEYS, LocalStore, SpanNode, StatsRow, StoredSpan, TraceSummary
 
 WIDTH = 80
@@ -536,9 +545,26 @@ def _parse_min_score(text: str) -> tuple[str, float]:
         ) from None
 
 
+def _llm_calls(store: LocalStore, since_ns: Optional[int], where: dict[str, str]) -> int:
+    return sum(row.calls for row in store.stats(["operation"], since_ns=since_ns, where=where))
+
+
 def cmd_export_finetune(args: argparse.Namespace) -> int:
+    from otelite.cli import resolve_prompt_ref
+
     out = Path(args.out)
     thresholds = [_parse_min_score(text) for text in args.min_score or ()]
+    since_ns = _since_ns(args)
+    prompt = resolve_prompt_ref(args.prompt, "--prompt", args.prompts_dir) if args.prompt else None
+    # (option as shown, option name, key of FinetuneResult.removed), in the order they apply
+    filters = [
+        (f"--prompt {prompt.describe()}" if prompt else "", "--prompt", "prompt"),
+        (f"--label {args.label}", "--label", "label"),
+        (f"--tag {','.join(args.tag or ())}", "--tag", "tags"),
+        ("--min-score " + ",".join(args.min_score or ()), "--min-score", "keep"),
+    ]
+    removed: dict[str, int] = {}
+    shown: list[str] = []
     with _open(args) as store:
         keep = None
         if thresholds:
@@ -555,15 +581,44 @@ def cmd_export_finetune(args: argparse.Namespace) -> int:
                 return True
 
         result = finetune_records(
-            store.llm_spans(model=args.model, since_ns=_since_ns(args)),
-            prompt=args.prompt,
+            store.llm_spans(model=args.model, since_ns=since_ns),
+            prompt=prompt.spec if prompt else None,
             label=args.label,
             tags=args.tag or (),
             keep=keep,
         )
-    summary = {"written": len(result.records), "out": str(out), "skipped": dict(result.skipped)}
+        total = result.seen
+        if not result.records and (since_ns is not None or args.model):
+            # The store filters these two; count what each left out for the report.
+            total = _llm_calls(store, None, {})
+            after_since = _llm_calls(store, since_ns, {}) if since_ns is not None else total
+            for option, option_name, before, after in (
+                (f"--since {args.since}", "--since", total, after_since),
+                (f"--model {args.model}", "--model", after_since, result.seen),
+            ):
+                if before - after:
+                    removed[option_name] = before - after
+                    shown.append(f"{option} removed {before - after}")
+    for option, option_name, key in filters:
+        if result.removed[key]:
+            removed[option_name] = result.removed[key]
+            shown.append(f"{option} removed {result.removed[key]}")
+    skips = [
+        describe_skipped(why, n)
+        for why, n in sorted(result.skipped.items())
+        if why not in (SKIP_FILTERED, SKIP_LOW_SCORE)
+    ]
+    summary = {
+        "written": len(result.records),
+        "out": str(out),
+        "skipped": dict(result.skipped),
+        "removed_by": removed,
+    }
     if not result.records:
-        reason = explain_empty(result)
+        if total == 0 or (not shown and set(result.skipped) == {SKIP_NO_CONTENT}):
+            reason = explain_empty(result)  # an empty store, or nothing was captured
+        else:
+            reason = f"0 of {plural(total, 'LLM call')} kept: {', '.join(shown + skips)}"
         if args.json:
             _print_json({**summary, "written": 0, "reason": reason})
         else:
@@ -573,8 +628,11 @@ def cmd_export_finetune(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(summary)
     else:
-        skipped = ", ".join(f"{n} {why}" for why, n in sorted(result.skipped.items())) or "none"
-        print(f"wrote {len(result.records)} examples to {out} (skipped: {skipped})")
+        notes = "; ".join(shown + ([f"skipped: {', '.join(skips)}"] if skips else []))
+        print(
+            f"wrote {plural(len(result.records), 'example')} to {out}"
+            + (f" ({notes})" if notes else "")
+        )
     return 0
 
 
@@ -610,6 +668,36 @@ def _to_readable(span: StoredSpan) -> Any:
     )
 
 
+def _otlp_headers(args: argparse.Namespace) -> dict[str, str]:
+    """``OTEL_EXPORTER_OTLP_HEADERS`` with ``--headers`` added (winning on a shared name), each
+    validated like ``configure(headers=)``: a line break or control character is refused, and
+    the message names the option or variable, never the value."""
+    from otelite import _env
+    from otelite._config import _parse_headers
+
+    raw = _env.OTEL_EXPORTER_OTLP_HEADERS.read()
+    headers = dict(_parse_headers(_env.OTEL_EXPORTER_OTLP_HEADERS.name, raw)) if raw else {}
+    if args.headers is not None:
+        headers.update(_parse_headers("--headers", args.headers))
+    return headers
+
+
+def _otlp_traces(store: LocalStore, args: argparse.Namespace) -> Optional[list[str]]:
+    """The trace ids ``--trace`` / ``--since`` select (oldest first), or None for the whole store.
+
+    ``--since`` keeps a trace when any of its spans started in the window (as ``otelite traces``
+    does) and sends it whole, so that no trace arrives without its root."""
+    since = _since_ns(args)
+    named = [store.resolve_trace_id(prefix) for prefix in args.trace or ()]
+    if since is None:
+        return list(dict.fromkeys(named)) if named else None
+    recent = [t.trace_id for t in reversed(store.traces(limit=2**62, since_ns=since))]
+    if not named:
+        return recent
+    wanted = set(named)
+    return [trace_id for trace_id in recent if trace_id in wanted]
+
+
 def cmd_export_otlp(args: argparse.Namespace) -> int:
     from opentelemetry.sdk.trace.export import SpanExportResult
 
@@ -621,28 +709,51 @@ def cmd_export_otlp(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--endpoint: {args.endpoint!r} is not a URL; write e.g. http://localhost:4318"
         )
-    exporter = _export.otlp_span_exporter(url, protocol, {})
-    sent = 0
+    headers = _otlp_headers(args)
     with _open(args) as store:
-        total = store.count()
-        for batch in store.iter_spans(batch=args.batch):
+        selected = _otlp_traces(store, args)
+        if selected is not None and not selected:
+            which = "none of the --trace traces has" if args.trace else "no trace has"
+            print(
+                f"otelite: nothing to send: {which} a span newer than --since {args.since}",
+                file=sys.stderr,
+            )
+            return 1
+        exporter = _export.otlp_span_exporter(url, protocol, headers)
+        if selected is None:
+            total = store.count()
+            batches = store.iter_spans(batch=args.batch)
+        else:
+            traces = [store.spans(trace_id) for trace_id in selected]
+            flat = [span for spans in traces for span in spans]
+            total = len(flat)
+            batches = iter([flat[i : i + args.batch] for i in range(0, total, args.batch)])
+        sent = 0
+        for batch in batches:
             if exporter.export([_to_readable(s) for s in batch]) is not SpanExportResult.SUCCESS:
                 print(
-                    f"otelite: the endpoint refused a batch after {sent} spans; nothing more sent",
+                    f"otelite: the endpoint refused a batch after {plural(sent, 'span')}; "
+                    "nothing more sent",
                     file=sys.stderr,
                 )
                 exporter.shutdown()
                 return 2
             sent += len(batch)
             if sys.stderr.isatty():
-                print(f"\rsent {sent}/{total} spans", end="", file=sys.stderr)
+                print(f"\rsent {sent}/{plural(total, 'span')}", end="", file=sys.stderr)
     exporter.shutdown()
     if sys.stderr.isatty():
         print(file=sys.stderr)
     if args.json:
-        _print_json({"sent": sent, "endpoint": url})
+        result: dict[str, Any] = {"sent": sent, "endpoint": url}
+        if selected is not None:
+            result = {"sent": sent, "traces": len(selected), "endpoint": url}
+        _print_json(result)
     else:
-        print(f"sent {sent} spans to {url} (span ids kept: re-sending is idempotent)")
+        what = plural(sent, "span")
+        if selected is not None:
+            what += f" of {plural(len(selected), 'trace')}"
+        print(f"sent {what} to {url} (span ids kept: re-sending is idempotent)")
     return 0
 
 
@@ -667,7 +778,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"deleted_spans": deleted, "bytes_before": before, "bytes_after": after})
     else:
-        print(f"deleted {deleted} spans; store {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
+        print(
+            f"deleted {plural(deleted, 'span')}; store {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB"
+        )
     return 0
 
 
@@ -733,8 +846,20 @@ def add_commands(commands: Any) -> None:
     common(finetune)
     finetune.add_argument("out")
     finetune.add_argument("--model")
-    finetune.add_argument("--prompt", help="prompt name, or NAME@VERSION")
-    finetune.add_argument("--label", help="prompt label the calls were made with")
+    finetune.add_argument(
+        "--prompt",
+        metavar="REF",
+        help="only calls made with this prompt: NAME (any version), NAME@VERSION, or NAME:LABEL "
+        "(the version the label points at in the registry)",
+    )
+    finetune.add_argument(
+        "--prompts-dir",
+        metavar="DIR",
+        help="prompt registry for NAME:LABEL (default $OTELITE_PROMPTS_DIR or ./prompts)",
+    )
+    finetune.add_argument(
+        "--label", help="only calls made while the prompt was fetched by this label"
+    )
     finetune.add_argument(
         "--tag", action="append", help="only calls carrying this tag (repeatable)"
     )
@@ -752,6 +877,20 @@ def add_commands(commands: Any) -> None:
     otlp.add_argument("--endpoint", required=True, help="OTLP base URL, e.g. http://localhost:4318")
     otlp.add_argument("--protocol", choices=["http/protobuf", "grpc"], default="http/protobuf")
     otlp.add_argument("--batch", type=int, default=512)
+    otlp.add_argument(
+        "--since", help="only traces with a span newer than this (30m, 24h, 7d), sent whole"
+    )
+    otlp.add_argument(
+        "--trace",
+        action="append",
+        metavar="ID",
+        help="only this trace (an id prefix is enough; repeatable)",
+    )
+    otlp.add_argument(
+        "--headers",
+        help="request headers as key=value pairs, comma-separated, values URL-encoded, e.g. "
+        "authorization=Bearer%%20TOKEN (added to $OTEL_EXPORTER_OTLP_HEADERS)",
+    )
     otlp.set_defaults(handler=cmd_export_otlp)
 
     prune = commands.add_parser("prune", help="delete old spans, or shrink the store")
@@ -763,9 +902,23 @@ def add_commands(commands: Any) -> None:
     prune.set_defaults(handler=cmd_prune)
 
 
+def _where_prompt(item: str, args: argparse.Namespace) -> str:
+    """``--where prompt=REF`` with REF in every form a prompt is named (NAME, NAME@VERSION,
+    NAME:LABEL): a label becomes the version it points at; a bare NAME matches every version."""
+    key, sep, value = item.partition("=")
+    if not sep or key.strip() != "prompt":
+        return item
+    from otelite.cli import resolve_prompt_ref
+
+    directory = getattr(args, "prompts_dir", None)
+    return f"prompt={resolve_prompt_ref(value, '--where', directory, written=item).spec}"
+
+
 def run(handler: Any, args: argparse.Namespace) -> int:
     """Run a store command, turning otelite's errors into a message and exit code 2."""
     try:
+        if getattr(args, "where", None):
+            args.where = [_where_prompt(item, args) for item in args.where]
         return int(handler(args))
     except (StoreError, UsageError, ValueError) as exc:
         print(f"otelite: {exc}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 Commands:
     otelite traces | trace ID | stats --by KEYS | graph ID     read the local store
-    otelite export finetune OUT.jsonl | export otlp --endpoint URL
+    otelite export finetune OUT.jsonl [--prompt NAME[@V|:L]] | export otlp --endpoint URL [--since 24h] [--trace ID] [--headers K=V]
     otelite prune --older-than 30d | --max-size 1GB
     otelite tokenizers prefetch        download and cache tiktoken's encodings for offline machines
     otelite prompts list               the prompts in the registry
@@ -13,6 +13,9 @@ Commands:
     otelite prompts diff NAME A B
     otelite prompts history NAME
     otelite eval MODULE:TASK DATA.jsonl -e EVALUATOR --min-pass-rate 0.9   a dataset run (CI gate)
+
+Output piped into a reader that closes early (``| head``) ends quietly with exit code 141,
+as a Unix tool stopped by SIGPIPE does.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from otelite import _cli_eval, _cli_store
 from otelite._version import __version__
@@ -55,17 +59,82 @@ def _registry(args: argparse.Namespace) -> Any:
     return PromptRegistry(args.dir)
 
 
-def _split_ref(ref: str) -> tuple[str, Optional[int], Optional[str]]:
-    """``name``, ``name@3`` or ``name:staging``."""
-    if "@" in ref:
-        name, _, number = ref.partition("@")
-        if not number.isdigit():
-            raise SystemExit(f"otelite: {ref!r}: the version after '@' must be a number")
-        return name, int(number), None
-    if ":" in ref:
-        name, _, label = ref.partition(":")
-        return name, None, label
-    return ref, None, None
+@dataclass(frozen=True)
+class PromptRef:
+    """A prompt named on the command line, resolved: ``version`` None means every version."""
+
+    text: str
+    name: str
+    version: Optional[int]
+    label: Optional[str] = None
+
+    @property
+    def spec(self) -> str:
+        """``name`` or ``name@version``: what the recorded spans are matched against."""
+        return self.name if self.version is None else f"{self.name}@{self.version}"
+
+    def describe(self) -> str:
+        """As written, with the version a label stood for: ``support:production (= support v3)``."""
+        if self.label is not None:
+            return f"{self.text} (= {self.name} v{self.version})"
+        return self.text
+
+
+def split_prompt_ref(
+    ref: str, argument: str = "", *, written: Optional[str] = None
+) -> tuple[str, Optional[int], Optional[str]]:
+    """``name``, ``name@3`` or ``name:staging`` -> (name, version, label); the forms
+    ``otelite prompts show`` takes, accepted wherever the CLI names a prompt. Errors name
+    ``argument`` and what was ``written`` there (default ``ref``)."""
+    shown = repr(written if written is not None else ref)
+    where = f"{argument} {shown}" if argument else shown
+    text = ref.strip()
+    name, version, label = text, None, None
+    if "@" in text:
+        name, _, number = text.partition("@")
+        if not number.strip().isdigit():
+            raise _cli_store.UsageError(
+                f"{where}: the version after '@' must be a number, e.g. {name.strip() or 'qa'}@3"
+            )
+        version = int(number)
+    elif ":" in text:
+        name, _, label = text.partition(":")
+        label = label.strip()
+    name = name.strip()
+    if not name or label == "":
+        raise _cli_store.UsageError(
+            f"{where}: give NAME, NAME@VERSION or NAME:LABEL, e.g. qa:production"
+        )
+    return name, version, label
+
+
+def resolve_prompt_ref(
+    ref: str,
+    argument: str,
+    directory: Union[str, os.PathLike[str], None] = None,
+    *,
+    written: Optional[str] = None,
+) -> PromptRef:
+    """A reference with its label turned into the version it points at in the registry
+    (``directory``, default ``$OTELITE_PROMPTS_DIR`` or ``./prompts``)."""
+    name, version, label = split_prompt_ref(ref, argument, written=written)
+    if label is None:
+        return PromptRef(ref.strip(), name, version)
+    from otelite.prompts import PromptError, PromptNotFoundError, PromptRegistry
+
+    registry = PromptRegistry(directory)
+    try:
+        found = registry.get(name, label=label)
+    except PromptError as exc:
+        hint = ""
+        if isinstance(exc, PromptNotFoundError) and "no prompt" in str(exc):
+            hint = (
+                " (a label is read from the prompt registry: give --prompts-dir DIR, "
+                "or NAME@VERSION)"
+            )
+        shown = repr(written if written is not None else ref)
+        raise _cli_store.UsageError(f"{argument} {shown}: {exc}{hint}") from None
+    return PromptRef(ref.strip(), name, found.version, label)
 
 
 def _describe(version: Any) -> str:
@@ -110,7 +179,7 @@ def _prompts(args: argparse.Namespace) -> int:
                 tags = ", ".join(f"{k}=v{v}" for k, v in sorted(labels.items()))
                 print(f"{name}  v{latest.version}  {tags}")
         elif action == "show":
-            name, number, label = _split_ref(args.ref)
+            name, number, label = split_prompt_ref(args.ref)
             print(_describe(registry.get(name, version=number, label=label)))
         elif action == "push":
             text = Path(args.file).read_text(encoding="utf-8")
@@ -140,7 +209,9 @@ def _prompts(args: argparse.Namespace) -> int:
                 print(
                     f"{entry['time']}  {entry['author']}  {entry['action']:<8} {entry['label']}: {before} -> v{entry['to']}"
                 )
-    except (PromptError, OSError) as exc:
+    except BrokenPipeError:
+        raise  # stdout's reader went away: main() ends quietly
+    except (PromptError, OSError, _cli_store.UsageError) as exc:
         print(f"otelite: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -197,12 +268,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A shell reports 128 + SIGPIPE (13) for a Unix tool killed by writing into a closed pipe
+# (`otelite traces --json | head`); otelite exits with the same code, quietly.
+EXIT_BROKEN_PIPE = 141
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's final flush of what is
+    still buffered for the closed pipe cannot fail again (the Python docs' recipe)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no file descriptor (an in-memory stdout)
+        pass
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    if args.handler.__module__ == _cli_store.__name__:
-        return _cli_store.run(args.handler, args)
-    return int(args.handler(args))
+    """Run the command line; returns the exit code (141 when the reader of stdout went away)."""
+    try:
+        args = build_parser().parse_args(argv)
+        if args.handler.__module__ == _cli_store.__name__:
+            code = _cli_store.run(args.handler, args)
+        else:
+            code = int(args.handler(args))
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a closed pipe shows here, not as an error at interpreter exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

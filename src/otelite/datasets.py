@@ -33,6 +33,7 @@ class RecordedCall(Protocol):
 __all__ = [
     "FinetuneResult",
     "RecordedCall",
+    "describe_skipped",
     "explain_empty",
     "finetune_records",
     "to_chat_example",
@@ -47,6 +48,23 @@ SKIP_DUPLICATE = "duplicates"
 SKIP_FILTERED = "not matching the filters"
 SKIP_LOW_SCORE = "below the minimum score or unscored"
 
+# How each reason reads with a count: (one, many).
+_SKIP_PHRASES = {
+    SKIP_NO_CONTENT: ("call without captured content", "calls without captured content"),
+    SKIP_NOT_CHAT: ("non-chat call", "non-chat calls"),
+    SKIP_FAILED: ("failed call", "failed calls"),
+    SKIP_UNSUPPORTED: ("call with images, audio or files", "calls with images, audio or files"),
+    SKIP_DUPLICATE: ("duplicate", "duplicates"),
+    SKIP_FILTERED: ("call not matching the filters", "calls not matching the filters"),
+    SKIP_LOW_SCORE: (
+        "call below the minimum score or unscored",
+        "calls below the minimum score or unscored",
+    ),
+}
+
+# The filters of `finetune_records`, in the order they apply (keys of `FinetuneResult.removed`).
+FILTERS = ("prompt", "label", "tags", "keep")
+
 
 @dataclass
 class FinetuneResult:
@@ -55,6 +73,27 @@ class FinetuneResult:
     records: list[dict[str, Any]] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     seen: int = 0
+    #: how many calls each filter (``prompt``, ``label``, ``tags``, ``keep``) left out; those
+    #: calls are also counted in ``skipped`` (as filtered, or below the minimum score)
+    removed: Counter[str] = field(default_factory=Counter)
+
+
+def describe_skipped(reason: str, count: int) -> str:
+    """``1 failed call``, ``2 duplicates``: a ``FinetuneResult.skipped`` entry for people."""
+    one, many = _SKIP_PHRASES.get(reason, (reason, reason))
+    return f"{count} {one if count == 1 else many}"
+
+
+def _parse_prompt(prompt: Optional[str]) -> tuple[str, Optional[str]]:
+    if not prompt:
+        return "", None
+    name, at, version = prompt.partition("@")
+    if not name.strip() or (at and not version.strip().isdigit()) or ":" in name:
+        raise ValueError(
+            f"prompt {prompt!r}: give NAME or NAME@VERSION (a label, NAME:LABEL, is resolved "
+            "through the registry first: PromptRegistry().get(NAME, label=LABEL).version)"
+        )
+    return name.strip(), str(int(version)) if at else None
 
 
 class _Unsupported(Exception):
@@ -148,36 +187,48 @@ def finetune_records(
     tags: Sequence[str] = (),
     keep: Optional[Callable[[Any], bool]] = None,
 ) -> FinetuneResult:
-    """Select recorded chat calls and convert them; ``prompt`` is NAME or NAME@VERSION.
+    """Select recorded chat calls and convert them; ``prompt`` is NAME (every version) or
+    NAME@VERSION, matched against the prompt name and version recorded on each call.
 
     ``spans`` are LLM call spans, e.g. ``LocalStore.llm_spans(model=..., since_ns=...)``;
-    ``keep`` is a further filter (``otelite export finetune --min-score`` uses it).
+    ``keep`` is a further filter (``otelite export finetune --min-score`` uses it). The
+    filters apply in the order ``prompt``, ``label``, ``tags``, ``keep``, and
+    ``FinetuneResult.removed`` counts the calls each one left out.
+
+    Raises:
+        ValueError: ``prompt`` is not NAME or NAME@VERSION.
     """
     result = FinetuneResult()
     hashes: set[str] = set()
-    prompt_name, _, prompt_version = (prompt or "").partition("@")
+    prompt_name, prompt_version = _parse_prompt(prompt)
     for span in spans:
         result.seen += 1
         a = span.attributes
-        if a.get(sc.GEN_AI_OPERATION_NAME) != sc.OP_CHAT:
-            result.skipped[SKIP_NOT_CHAT] += 1
-            continue
+        removed_by = None
         if prompt_name and (
             a.get(sc.GEN_AI_PROMPT_NAME) != prompt_name
-            or (prompt_version and str(a.get(sc.GEN_AI_PROMPT_VERSION)) != prompt_version)
+            or (
+                prompt_version is not None
+                and str(a.get(sc.GEN_AI_PROMPT_VERSION)) != prompt_version
+            )
         ):
+            removed_by = "prompt"
+        elif label and a.get(sc.OTELITE_PROMPT_LABEL) != label:
+            removed_by = "label"
+        elif tags and not set(tags) <= set(a.get(sc.OTELITE_TAGS) or ()):
+            removed_by = "tags"
+        if removed_by is not None:
+            result.removed[removed_by] += 1
             result.skipped[SKIP_FILTERED] += 1
             continue
-        if label and a.get(sc.OTELITE_PROMPT_LABEL) != label:
-            result.skipped[SKIP_FILTERED] += 1
-            continue
-        if tags and not set(tags) <= set(a.get(sc.OTELITE_TAGS) or ()):
-            result.skipped[SKIP_FILTERED] += 1
+        if a.get(sc.GEN_AI_OPERATION_NAME) != sc.OP_CHAT:
+            result.skipped[SKIP_NOT_CHAT] += 1
             continue
         if span.status_code == "ERROR":
             result.skipped[SKIP_FAILED] += 1
             continue
         if keep is not None and not keep(span):
+            result.removed["keep"] += 1
             result.skipped[SKIP_LOW_SCORE] += 1
             continue
         try:
@@ -201,13 +252,20 @@ def explain_empty(result: FinetuneResult) -> str:
     """Why an export found nothing to write, and what to do about it."""
     if result.seen == 0:
         return "the store holds no LLM calls in that range; instrument your client with otelite.instrument_openai()"
+    calls = f"{result.seen} LLM call{'s' if result.seen != 1 else ''}"
     if result.skipped.get(SKIP_NO_CONTENT, 0) and len(result.skipped) == 1:
+        verb = "was" if result.seen == 1 else "were"
         return (
-            f"{result.seen} LLM calls were found but none has captured content; record with "
+            f"{calls} {verb} found but none has captured content; record with "
             "configure(capture_content=True) to export them"
         )
-    details = ", ".join(f"{n} {why}" for why, n in sorted(result.skipped.items()))
-    return f"{result.seen} LLM calls were found, none exportable ({details}); are the filters too narrow?"
+    parts = [f"{name} removed {result.removed[name]}" for name in FILTERS if result.removed[name]]
+    parts += [
+        describe_skipped(why, n)
+        for why, n in sorted(result.skipped.items())
+        if why not in (SKIP_FILTERED, SKIP_LOW_SCORE)
+    ]
+    return f"0 of {calls} kept: {', '.join(parts)}"
 
 
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:

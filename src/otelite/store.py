@@ -125,6 +125,20 @@ STATS_KEYS: Mapping[str, str] = {
 }
 
 
+def _where_sql(key: str) -> str:
+    """The SQL of a ``where`` filter; a prompt without ``@VERSION`` matches its every version."""
+    if key == "prompt":
+        return (
+            "(s.prompt = ? OR (instr(?, '@') = 0 AND "
+            "substr(s.prompt, 1, length(?) + 1) = ? || '@'))"
+        )
+    return f"{STATS_KEYS[key]} = ?"
+
+
+def _where_params(key: str, value: str) -> list[Any]:
+    return [value] * 4 if key == "prompt" else [value]
+
+
 class _Group:
     """Running totals of one stats group."""
 
@@ -522,8 +536,8 @@ class LocalStore:
                 raise ValueError(
                     f"unknown --where key {key!r}; valid keys: {', '.join(STATS_KEYS)}"
                 )
-            filters.append(f"{STATS_KEYS[key]} = ?")
-            params.append(value)
+            filters.append(_where_sql(key))
+            params.extend(_where_params(key, value))
         select_keys = ", ".join(f"{e} AS k{i}" for i, e in enumerate(exprs))
         join = (
             "LEFT JOIN resources r ON r.id = s.resource_id "
@@ -623,8 +637,8 @@ class LocalStore:
             filters.append("e.time_ns >= ?")
             params.append(since_ns)
         for key, value in (where or {}).items():
-            filters.append(f"{STATS_KEYS[key]} = ?")
-            params.append(value)
+            filters.append(_where_sql(key))
+            params.extend(_where_params(key, value))
         select_keys = "".join(f", {e} AS k{i}" for i, e in enumerate(exprs))
         group_keys = "".join(f", k{i}" for i in range(len(exprs)))
         rows = self._conn.execute(
