@@ -1349,7 +1349,7 @@ def _patch_module(module: Any) -> None:
 logger = logging.getLogger(__name__)
 _warned_other = False
 _CLIENT = _trace.SpanKind.CLIENT
-_GENAI_MARKS = (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_PROVIDER_NAME, "gen_ai.system")
+_GENAI_MARKS = (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL)
 
 
 def _warn_other(who: str) -> None:
