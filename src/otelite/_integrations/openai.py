@@ -1379,14 +1379,20 @@ def _step_back(existing: Any, where: str) -> None:
 def _other_llm_span() -> bool:
     """Call time: another instrumentation, wrapped around ours, has begun this call's span."""
     span = _trace.get_current_span()
-    if getattr(span, "kind", None) is not _CLIENT or not span.is_recording():
+    if getattr(span, "kind", None) is not _CLIENT:
         return False
-    scope = str(getattr(getattr(span, "instrumentation_scope", None), "name", None) or "")
-    if scope == sc.INSTRUMENTATION_SCOPE:
-        return False
-    attributes = getattr(span, "attributes", None) or {}
-    marked = any(key in attributes for key in _GENAI_MARKS)
-    if not (marked or "openai" in scope or "genai" in scope):
+    try:
+        if not span.is_recording():
+            return False
+        scope = str(getattr(getattr(span, "instrumentation_scope", None), "name", None) or "")
+        if scope == sc.INSTRUMENTATION_SCOPE:
+            return False
+        attributes = getattr(span, "attributes", None) or {}
+        marked = any(key in attributes for key in _GENAI_MARKS)
+        if not (marked or "openai" in scope or "genai" in scope):
+            return False
+    except Exception as exc:
+        _guard.report("looking for another OpenAI instrumentation's span", exc)
         return False
     _warn_other(scope or "unknown")
     return True
