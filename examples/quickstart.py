@@ -140,9 +140,10 @@ def main() -> None:
     with LocalStore() as store:
         trace = store.traces(limit=1)[0]
         cost = f"${trace.cost_usd:.6f}" if trace.cost_usd is not None else "no price"
+        calls = "LLM call" if trace.llm_calls == 1 else "LLM calls"
         print(
-            f"trace {trace.trace_id}: {trace.span_count} spans, {trace.llm_calls} LLM call, "
-            f"{trace.input_tokens}+{trace.output_tokens} tokens, {cost}"
+            f"trace {trace.trace_id}: {trace.span_count} spans, {trace.llm_calls} {calls}, "
+            f"{trace.input_tokens} in + {trace.output_tokens} out tokens, {cost}"
         )
 
         def show(nodes: list[Any], depth: int = 0) -> None:
@@ -155,6 +156,23 @@ def main() -> None:
         for item in store.scores(trace_id=trace.trace_id):
             print(f"score {item.name}: {item.value} ({item.label})")
         print(f"stored in {store.path}")
+        print_next_steps(trace.trace_id, store.path)
+
+
+def print_next_steps(trace_id: str, store_path: Any) -> None:
+    """What to run next; the CLI finds .otelite in this directory, any other store is named."""
+    default = os.path.abspath(".otelite")
+    here = os.path.abspath(str(store_path))
+    store = "" if here in (default, os.path.join(default, "otelite.db")) else f" --store {here}"
+    steps = [
+        (f"otelite traces{store}", "the recorded traces, newest first"),
+        (f"otelite trace {trace_id[:8]}{store}", "this trace, span by span"),
+        (f"otelite stats --by model{store}", "calls, tokens, cost and latency per model"),
+    ]
+    width = max(len(command) for command, _ in steps)
+    print("\nnext, try:")
+    for command, what in steps:
+        print(f"  {command.ljust(width)}  # {what}")
 
 
 if __name__ == "__main__":

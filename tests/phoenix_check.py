@@ -122,7 +122,8 @@ def check(spans: list[dict[str, Any]]) -> None:
     assert events == ["gen_ai.evaluation.result"], evaluation
     print(
         f"phoenix: {len(EXPECTED_NAMES)} pipeline spans in trace {trace_id}, parents correct, "
-        f"chat span tokens {attrs['gen_ai.usage.input_tokens']}+{attrs['gen_ai.usage.output_tokens']}, "
+        f"chat span tokens {attrs['gen_ai.usage.input_tokens']} in + "
+        f"{attrs['gen_ai.usage.output_tokens']} out, "
         f"score mentions_otlp={scored['gen_ai.evaluation.score.value']} with its event"
     )
 

@@ -754,6 +754,8 @@ def test_opentelemetry_instrument_command(tmp_path: Any) -> None:
             "OTEL_TRACES_EXPORTER": "console",
             "OTEL_METRICS_EXPORTER": "none",
             "OTEL_LOGS_EXPORTER": "none",
+            # otelite's spans, even when the official OpenAI instrumentation is installed too.
+            "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai",
         }
     )
     out = subprocess.run(
@@ -767,6 +769,7 @@ def test_opentelemetry_instrument_command(tmp_path: Any) -> None:
     span = json.loads(out.stdout)
     assert span["name"] == "chat gpt-4o-mini"
     assert span["attributes"]["gen_ai.usage.input_tokens"] == 3
+    assert span["attributes"]["otelite.cost.estimated"] is False  # recorded by otelite
 
 
 def test_parse_structured_output_sync_and_async() -> None:

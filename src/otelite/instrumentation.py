@@ -4,7 +4,10 @@ Registered under the ``opentelemetry_instrumentor`` entry point as
 ``otelite-openai``, so ``opentelemetry-instrument python app.py`` instruments
 OpenAI clients with otelite, exporting through whatever SDK the auto
 instrumentation configured. ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=otelite-openai``
-turns it off.
+turns it off. When another OpenAI instrumentation (the official
+``opentelemetry-instrumentation-openai-v2``, entry point ``openai``) records
+the same calls, otelite steps back for them and warns once, so each call has
+one LLM span (docs/zero-code.md).
 
 Example:
     >>> from otelite.instrumentation import OpenAIInstrumentor

@@ -16,6 +16,7 @@ import contextlib
 import contextvars
 import importlib.util
 import json
+import logging
 import sys
 import threading
 import weakref
@@ -23,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import wrapt
+from opentelemetry import trace as _trace
 
 from otelite import _guard, _tokens
 from otelite import _semconv as sc
@@ -1220,7 +1222,7 @@ class _AsyncRawResponseProxy(_Proxy):
 def _begin(
     surface: _Surface, instance: Any, kwargs: dict[str, Any], is_async: bool
 ) -> Optional[_Call]:
-    if _inside_call.get() is not None:
+    if _inside_call.get() is not None or _other_llm_span():
         return None
     try:
         request = surface.request(instance, kwargs)
@@ -1378,7 +1380,10 @@ def _patch_module(module: Any) -> None:
             if not isinstance(cls, type):
                 continue
             original = cls.__dict__.get(method)
-            if original is None or isinstance(original, wrapt.FunctionWrapper):
+            if original is None:
+                continue
+            if isinstance(original, wrapt.FunctionWrapper):
+                _step_back(original, f"{class_name}.{method}")
                 continue
             wrapper = _async_wrapper(surface) if is_async else _sync_wrapper(surface)
             setattr(cls, method, wrapt.FunctionWrapper(original, wrapper))
@@ -1392,6 +1397,62 @@ def _patch_module(module: Any) -> None:
                 continue
             setattr(cls, method, wrapt.FunctionWrapper(original, _count_retries))
             _patched.append((cls, method, original))
+
+
+# --- another OpenAI instrumentation (opentelemetry-instrumentation-openai-v2, ...) ---------
+# Each call gets exactly one LLM span: where another instrumentation already covers a
+# method, otelite steps back for it, whichever of the two instrumented first.
+
+logger = logging.getLogger(__name__)
+_warned_other = False
+_CLIENT = _trace.SpanKind.CLIENT
+_GENAI_MARKS = (sc.GEN_AI_OPERATION_NAME, sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL)
+
+
+def _warn_other(who: str) -> None:
+    global _warned_other
+    if _warned_other:
+        return
+    _warned_other = True
+    logger.warning(
+        "otelite: another OpenAI instrumentation (%s) already records these calls, so otelite "
+        "records no second span for them. To keep otelite's spans instead, turn the other off "
+        "(for the official one: OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=openai, or pip uninstall "
+        "opentelemetry-instrumentation-openai-v2); to keep the other's, turn otelite's off "
+        "(OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=otelite-openai, or do not call "
+        "instrument_openai()). See docs/zero-code.md.",
+        who,
+    )
+
+
+def _step_back(existing: Any, where: str) -> None:
+    """Patch time: ``where`` is already wrapped. Another instrumentation's wrapper wins."""
+    wrapper = getattr(existing, "_self_wrapper", None)
+    owner = str(getattr(wrapper, "__module__", None) or "unknown")
+    if owner != __name__:
+        _warn_other(f"{owner}, on {where}")
+
+
+def _other_llm_span() -> bool:
+    """Call time: another instrumentation, wrapped around ours, has begun this call's span."""
+    span = _trace.get_current_span()
+    if getattr(span, "kind", None) is not _CLIENT:
+        return False
+    try:
+        if not span.is_recording():
+            return False
+        scope = str(getattr(getattr(span, "instrumentation_scope", None), "name", None) or "")
+        if scope == sc.INSTRUMENTATION_SCOPE:
+            return False
+        attributes = getattr(span, "attributes", None) or {}
+        marked = any(key in attributes for key in _GENAI_MARKS)
+        if not (marked or "openai" in scope or "genai" in scope):
+            return False
+    except Exception as exc:
+        _guard.report("looking for another OpenAI instrumentation's span", exc)
+        return False
+    _warn_other(scope or "unknown")
+    return True
 
 
 def instrument_openai() -> None:
@@ -1435,9 +1496,10 @@ def uninstrument_openai() -> None:
         >>> import otelite
         >>> otelite.uninstrument_openai()
     """
-    global _active
+    global _active, _warned_other
     with _lock:
         _active = False
+        _warned_other = False
         while _patched:
             cls, method, original = _patched.pop()
             setattr(cls, method, original)
