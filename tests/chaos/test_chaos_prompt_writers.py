@@ -142,6 +142,15 @@ def _start_writer(mode: str, plan: dict[str, object], tmp_path: Path) -> subproc
     )
 
 
+def _skipped_reloads(caplog: pytest.LogCaptureFixture) -> int:
+    """Reloads that met a file being written and kept the last good state."""
+    return sum(
+        1
+        for r in caplog.records
+        if r.levelno == logging.DEBUG and "last good state" in r.getMessage()
+    )
+
+
 def _compiled(template: str) -> str:
     return template.replace("{{x}}", "X")
 
@@ -160,7 +169,9 @@ def _wait_for(check: object, seconds: float = 5.0) -> None:
 
 
 @pytest.mark.parametrize("mode", ["inplace", "cp"])
-def test_in_place_and_cp_writers_never_break_reads(tmp_path: Path, mode: str) -> None:
+def test_in_place_and_cp_writers_never_break_reads(
+    tmp_path: Path, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """Version and labels files rewritten in place or by cp: no read raises, none is torn."""
     registry = PromptRegistry(tmp_path / "prompts")
     registry.push("qa", ALPHA, labels=["production", "staging"])
@@ -194,9 +205,11 @@ def test_in_place_and_cp_writers_never_break_reads(tmp_path: Path, mode: str) ->
     writers = [
         _start_writer(mode, {"files": variants, "sources": sources}, tmp_path) for _ in range(2)
     ]
+    caplog.set_level(logging.DEBUG, logger="otelite")
     reads, faults = _run_readers(registry, calls, writers)
     assert reads > 2000
     assert faults[:5] == [], f"{len(faults)} faulty reads out of {reads}"
+    assert _skipped_reloads(caplog) > 0, "the readers never met a file being written"
     _wait_for(lambda: registry.get("qa").compile(x="X") == _compiled(BETA))
     _wait_for(lambda: registry.get("legacy").compile(x="X") == _compiled(LEGACY_2))
     assert registry.get("qa").version == 2
@@ -209,7 +222,9 @@ def _git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def test_git_checkout_between_commits_never_breaks_reads(tmp_path: Path) -> None:
+def test_git_checkout_between_commits_never_breaks_reads(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """git checkout between two commits (label moved, version added, a version edited): no read raises."""
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -246,9 +261,11 @@ def test_git_checkout_between_commits_never_breaks_reads(tmp_path: Path) -> None
     writer = _start_writer(
         "git", {"repo": str(repo), "commits": [first, second]}, tmp_path
     )  # ends on the second commit
+    caplog.set_level(logging.DEBUG, logger="otelite")
     reads, faults = _run_readers(reader, calls, [writer])
     assert reads > 2000
     assert faults[:5] == [], f"{len(faults)} faulty reads out of {reads}"
+    assert _skipped_reloads(caplog) > 0, "the readers never met a file being written"
     _wait_for(lambda: reader.get("qa").compile(x="X") == _compiled(GAMMA))
     _wait_for(lambda: reader.get("qa", version=2).compile(x="X") == _compiled(BETA_EDITED))
     assert reader.get("qa").version == 3

@@ -309,7 +309,11 @@ class PromptRegistry:
             prefix = f"{directory}{os.sep}"
             self._warned = {w for w in self._warned if not w.startswith(prefix)}
         for problem in faults:
-            if problem.broken and problem.message not in self._warned:
+            if not problem.broken:
+                logger.debug(
+                    "otelite: %s; serving the last good state of %r", problem.message, name
+                )
+            elif problem.message not in self._warned:
                 self._warned.add(problem.message)
                 logger.warning(
                     "otelite: %s; serving the last good state of prompt %r until it is fixed",
