@@ -277,6 +277,7 @@ def test_first_load_waits_for_a_file_being_written(tmp_path: Path) -> None:
     registry.push("qa", ALPHA)
     text = _version_text(registry, "qa", 1)
     path = registry.path / "qa" / "v0001.prompt"
+    (tmp_path / "source").write_text(text, encoding="utf-8")
     writer = subprocess.Popen(
         [
             sys.executable,
@@ -293,7 +294,6 @@ def test_first_load_waits_for_a_file_being_written(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
-    (tmp_path / "source").write_text(text, encoding="utf-8")
     assert writer.stdout is not None
     assert writer.stdout.readline().strip() == "started"
     assert PromptRegistry(registry.path).get("qa").compile(x="X") == _compiled(ALPHA)
@@ -373,3 +373,30 @@ def test_own_writes_are_atomic_and_hashed(tmp_path: Path) -> None:
     assert seen > 0
     leftovers = sorted(p.name for p in (registry.path / "qa").iterdir() if p.name.endswith(".tmp"))
     assert leftovers == []
+
+
+def test_first_load_of_a_file_that_keeps_changing_raises_naming_it(tmp_path: Path) -> None:
+    """No good state and a writer that never stops: a PromptFileError naming the file, within a bound."""
+    registry = PromptRegistry(tmp_path / "prompts")
+    registry.push("qa", ALPHA)
+    path = registry.path / "qa" / "v0001.prompt"
+    plan = {"files": {str(path): [_version_text(registry, "qa", 1)]}, "sources": {}}
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(json.dumps(plan))
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, "inplace", str(plan_path), "6"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(0.5)  # the writer is rewriting the file
+        started = time.monotonic()
+        with pytest.raises(PromptFileError) as info:
+            PromptRegistry(registry.path).get("qa")
+        assert time.monotonic() - started < 5.5
+        assert str(info.value).startswith(f"{path}: ")
+        assert "and still was after 2 s: something keeps rewriting it in place" in str(info.value)
+    finally:
+        writer.communicate(timeout=60)
+    assert writer.returncode == 0

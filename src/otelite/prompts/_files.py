@@ -163,11 +163,7 @@ def lock_path(directory: Path) -> Path:
     ignore = locks / ".gitignore"
     if not ignore.exists():
         locks.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            # O_EXCL: two processes creating it at once both succeed, one file is written.
-            fd = os.open(ignore, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(LOCK_DIR_GITIGNORE)
+        write_atomic(ignore, LOCK_DIR_GITIGNORE)  # two processes at once: same content, whole
     return locks / f"{directory.name}.lock"
 
 
