@@ -354,8 +354,9 @@ class PromptRegistry:
             raise _NotReady(f"{directory}: it changed while being read", broken=False)
         entries = dict(loaded or {})
         wanted = set(load)
-        if loaded is not None:
-            wanted.add(versions[-1])
+        if loaded is not None:  # a reload: what get() may serve must load before it is adopted
+            if DEFAULT_LABEL not in labels:
+                wanted.add(versions[-1])
             for label, number in labels.items():
                 if number not in versions:
                     raise _NotReady(
