@@ -453,7 +453,8 @@ def test_chat_files_round_trip(
         {"role": "user" if i % 2 else "system", "content": c} for i, c in enumerate(contents)
     ]
     registry.push("p", messages=messages)
-    assert list(PromptRegistry(registry.path).get("p").messages or ()) == messages
+    # push() reads the version back from its file (a new registry would add a settle time).
+    assert list(registry.get("p").messages or ()) == messages
 
 
 def test_unstorable_text_refused(registry: PromptRegistry) -> None:
@@ -461,3 +462,61 @@ def test_unstorable_text_refused(registry: PromptRegistry) -> None:
     with pytest.raises(PromptError, match="cannot be stored as UTF-8"):
         registry.push("p", "bad \ud800 text")
     assert not (registry.path / "p").exists() or registry.list() == []
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def _tree(root: Path) -> set[str]:
+    """Every file and folder under root, relative, folders ending with '/'."""
+    return {p.relative_to(root).as_posix() + ("/" if p.is_dir() else "") for p in root.rglob("*")}
+
+
+def test_git_status_shows_only_reviewable_files(tmp_path: Path) -> None:
+    """After pushes and label moves, git sees only version, label and history files (no locks)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    registry = PromptRegistry(repo / "prompts")
+    registry.push("qa", "one", labels=["production"])
+    registry.push("qa", "two", labels=["staging"])
+    registry.set_label("qa", "production", 2)
+    registry.rollback("qa", "production")
+    registry.push("greet", "hi {{name}}")
+    status = _git(repo, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert sorted(status) == [
+        "?? prompts/greet/v0001.prompt",
+        "?? prompts/qa/history.jsonl",
+        "?? prompts/qa/labels.json",
+        "?? prompts/qa/v0001.prompt",
+        "?? prompts/qa/v0002.prompt",
+    ]
+    assert _tree(registry.path / ".locks") == {".gitignore", "greet.lock", "qa.lock"}
+    assert (registry.path / ".locks" / ".gitignore").read_text() == (
+        "# otelite prompt registry locks: never commit them\n*\n"
+    )
+    assert registry.list() == ["greet", "qa"]
+
+
+def test_documented_tree_matches_disk(tmp_path: Path) -> None:
+    """The registry tree shown in docs/prompts.md is exactly what a push and label moves create."""
+    docs = (Path(__file__).parents[1] / "docs" / "prompts.md").read_text()
+    block = docs.split("```text\nprompts/\n", 1)[1].split("```", 1)[0]
+    documented: set[str] = set()
+    parents: list[str] = []
+    for line in block.splitlines():
+        depth = (len(line) - len(line.lstrip(" "))) // 2 - 1
+        name = line.split()[0]
+        parents[depth:] = [name]
+        documented.add("".join(parents))
+    registry = PromptRegistry(tmp_path / "prompts")
+    registry.push("qa", messages=CHAT, config={"model": "gpt-4o-mini"}, labels=["staging"])
+    registry.push("qa", "v2 {{question}}", labels=["production", "staging"])
+    assert documented == _tree(registry.path)
+    assert json.loads((registry.path / "qa" / "labels.json").read_text()) == {
+        "production": 2,
+        "staging": 2,
+    }

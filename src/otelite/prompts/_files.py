@@ -8,12 +8,16 @@ Layout (one directory per prompt)::
         v0002.prompt
         labels.json      {"production": 2, "staging": 2}
         history.jsonl    one line per label move: who, when, which label, from, to
-        .lock            taken (flock) while a version number is allocated or labels change
+      .locks/            inter-process locks, kept out of version control
+        .gitignore       "*": git ignores the folder and everything in it
+        qa.lock          taken (flock) while a version number is allocated or labels change
 
-A version file starts with ``---``, one line of JSON (version, hash, created,
+A version file starts with ``---``, one line of JSON (version, hashes, created,
 author, message, kind, config), ``---``, then the template as plain text. A
 chat prompt's body is its messages, each introduced by a ``=== role`` line, so
-multi-line templates stay readable in a pull request.
+multi-line templates stay readable in a pull request. ``body_sha256`` in the
+header is the SHA-256 of the body as stored: a reader that finds a body not
+matching it has read a file that is still being written (or was edited by hand).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -35,7 +40,8 @@ from otelite._exceptions import PromptFileError, PromptNameError
 VERSION_FILE = re.compile(r"^v(\d{4,})\.prompt$")
 LABELS_FILE = "labels.json"
 HISTORY_FILE = "history.jsonl"
-LOCK_FILE = ".lock"
+LOCK_DIR = ".locks"
+LOCK_DIR_GITIGNORE = "# otelite prompt registry locks: never commit them\n*\n"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _RESERVED = frozenset(
     {"labels", "history", "latest", "con", "prn", "aux", "nul"}
@@ -147,11 +153,25 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def lock_path(directory: Path) -> Path:
+    """The lock file of a prompt: ``<registry>/.locks/<name>.lock``, in a folder git ignores.
+
+    Locks live outside the prompt's own folder so that the folder holds only files worth
+    reviewing; the ``.locks`` folder carries its own ``.gitignore`` (``*``).
+    """
+    locks = directory.parent / LOCK_DIR
+    ignore = locks / ".gitignore"
+    if not ignore.exists():
+        locks.mkdir(parents=True, exist_ok=True)
+        write_atomic(ignore, LOCK_DIR_GITIGNORE)  # two processes at once: same content, whole
+    return locks / f"{directory.name}.lock"
+
+
 @contextlib.contextmanager
 def locked(directory: Path) -> Iterator[None]:
     """Hold the prompt's inter-process lock (version allocation, label changes)."""
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / LOCK_FILE, "a+b") as handle:
+    with open(lock_path(directory), "a+b") as handle:
         if sys.platform == "win32":  # pragma: no cover
             import msvcrt
 
@@ -170,6 +190,11 @@ def locked(directory: Path) -> Iterator[None]:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def body_hash(body_text: str) -> str:
+    """SHA-256 of a version file's body exactly as stored (``body_sha256`` in its header)."""
+    return hashlib.sha256(body_text.encode("utf-8")).hexdigest()
+
+
 def write_version(directory: Path, header: Mapping[str, Any], body_text: str) -> Path:
     """Write a new version file; refuses to overwrite (versions are immutable)."""
     path = version_path(directory, int(header["version"]))
@@ -178,7 +203,9 @@ def write_version(directory: Path, header: Mapping[str, Any], body_text: str) ->
     write_atomic(
         path,
         "---\n"
-        + json.dumps(dict(header), ensure_ascii=False, sort_keys=True)
+        + json.dumps(
+            {**header, "body_sha256": body_hash(body_text)}, ensure_ascii=False, sort_keys=True
+        )
         + "\n---\n"
         + body_text,
     )
@@ -188,11 +215,26 @@ def write_version(directory: Path, header: Mapping[str, Any], body_text: str) ->
 def read_version(path: Path) -> tuple[dict[str, Any], str]:
     """The header and body of a version file; PromptFileError names the file and the fault."""
     try:
-        # newline="": the template's own line endings (\r, \r\n) come back exactly as written.
-        with path.open(encoding="utf-8", newline="") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
+        with path.open("rb") as handle:
+            data = handle.read()
+    except OSError as exc:
         raise PromptFileError(f"{path}: cannot read it ({exc})") from exc
+    return parse_version(data, path)
+
+
+def decode(data: bytes, path: Path) -> str:
+    """A file's bytes as text; the template's own line endings (\\r, \\r\\n) are kept exactly."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PromptFileError(f"{path}: cannot read it ({exc})") from exc
+
+
+def parse_version(data: Optional[bytes], path: Path) -> tuple[dict[str, Any], str]:
+    """Parse a version file's bytes (``None``: the file does not exist)."""
+    if data is None:
+        raise PromptFileError(f"{path}: cannot read it (no such file)")
+    text = decode(data, path)
     if not text.startswith("---\n"):
         raise PromptFileError(f"{path}: a version file starts with a '---' line")
     header_end = text.find("\n---\n", 4)
@@ -204,7 +246,7 @@ def read_version(path: Path) -> tuple[dict[str, Any], str]:
         raise PromptFileError(f"{path}: the header is not valid JSON ({exc})") from exc
     if not isinstance(header, dict):
         raise PromptFileError(f"{path}: the header must be a JSON object")
-    for key in ("version", "kind", "sha256"):
+    for key in ("version", "kind"):
         if key not in header:
             raise PromptFileError(f"{path}: the header has no {key!r}")
     if header["kind"] not in ("text", "chat"):
@@ -216,22 +258,41 @@ def read_version(path: Path) -> tuple[dict[str, Any], str]:
             f'{{"model": "gpt-4o-mini", "temperature": 0}}, got {type(config).__name__} {config!r}; '
             "fix it in the file's header line (or write {} for none)"
         )
-    return header, text[header_end + 5 :]
+    body = text[header_end + 5 :]
+    expected = header.get("body_sha256")
+    if expected is not None and expected != body_hash(body):
+        raise PromptFileError(
+            f"{path}: the template does not match the header's body_sha256 (the file is cut "
+            "short or still being written; if its body was edited by hand, push the text as a "
+            "new version instead, or delete body_sha256 from the header)"
+        )
+    return header, body
+
+
+def parse_labels(data: Optional[bytes], path: Path) -> dict[str, int]:
+    """Parse a labels file's bytes (``None``: no labels file, no labels)."""
+    if data is None:
+        return {}
+    try:
+        parsed = json.loads(decode(data, path))
+    except ValueError as exc:
+        raise PromptFileError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(parsed, dict) or not all(
+        isinstance(k, str) and type(v) is int for k, v in parsed.items()
+    ):
+        raise PromptFileError(f"{path}: expected an object of label names to version numbers")
+    return parsed
 
 
 def read_labels(directory: Path) -> dict[str, int]:
     path = directory / LABELS_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data: Optional[bytes] = path.read_bytes()
     except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        raise PromptFileError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(data, dict) or not all(
-        isinstance(k, str) and type(v) is int for k, v in data.items()
-    ):
-        raise PromptFileError(f"{path}: expected an object of label names to version numbers")
-    return data
+        data = None
+    except OSError as exc:
+        raise PromptFileError(f"{path}: cannot read it ({exc})") from exc
+    return parse_labels(data, path)
 
 
 def write_labels(directory: Path, labels: Mapping[str, int]) -> None:
@@ -277,14 +338,60 @@ def version_numbers(directory: Path) -> list[int]:
     return sorted(numbers)
 
 
-def stamp(directory: Path) -> tuple[Optional[int], Optional[int]]:
-    """A cheap fingerprint of a prompt directory: changes when a version or label is written."""
+Signature = tuple[int, int, int, int]
+
+
+def signature(path: Path) -> Optional[Signature]:
+    """What changes whenever a file is written or replaced (``None``: no such file)."""
     try:
-        dir_mtime: Optional[int] = os.stat(directory).st_mtime_ns
-    except FileNotFoundError:
-        dir_mtime = None
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return _signature(st)
+
+
+def _signature(st: os.stat_result) -> Signature:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class Torn(Exception):
+    """A file changed while it was being read."""
+
+
+class Snapshot:
+    """One consistent read of a file: its bytes (``None``: absent), signature and age."""
+
+    __slots__ = ("data", "old", "signature")
+
+    def __init__(self, data: Optional[bytes], sig: Optional[Signature], old: bool) -> None:
+        self.data = data
+        self.signature = sig
+        self.old = old  # last modified at least the settle time ago (by its mtime)
+
+
+def snapshot(path: Path, settle_s: float) -> Snapshot:
+    """Read a whole file, checking that it did not change while it was read (else Torn).
+
+    Works for directories too (``data`` is then ``b""``): their signature changes when a
+    file is created, removed or renamed in them.
+    """
     try:
-        labels_mtime: Optional[int] = os.stat(directory / LABELS_FILE).st_mtime_ns
-    except FileNotFoundError:
-        labels_mtime = None
-    return dir_mtime, labels_mtime
+        before = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return Snapshot(None, None, False)
+    sig = _signature(before)
+    data = b""
+    try:
+        if not os.path.isdir(path):
+            with open(path, "rb") as handle:
+                data = handle.read()
+                during = _signature(os.fstat(handle.fileno()))
+            if during != sig or len(data) != before.st_size:
+                raise Torn("it changed while being read")
+        after = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise Torn("it was removed while being read") from None
+    if _signature(after) != sig:
+        raise Torn("it changed while being read")
+    old = time.time() - before.st_mtime_ns / 1e9 >= settle_s
+    return Snapshot(data, sig, old)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime
 import difflib
 import getpass
+import logging
 import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Optional, Union
+from typing import Any, Callable, List, Optional, TypeVar, Union
 
 from otelite import _env
 from otelite._exceptions import (
@@ -26,6 +27,11 @@ from otelite.prompts._template import Template
 
 DEFAULT_LABEL = "production"
 RELOAD_INTERVAL_S = 0.25  # how stale a cached read may be: label moves show up well within 1 s
+SETTLE_S = 0.1  # a file is used once unchanged this long (in-place writers write in pieces)
+FIRST_LOAD_TIMEOUT_S = 2.0  # with no good state yet, how long get() waits for a file being written
+_RETRY_S = 0.02
+
+logger = logging.getLogger("otelite")
 
 
 @dataclass(frozen=True)
@@ -178,18 +184,48 @@ def _check_messages(messages: Any) -> list[dict[str, str]]:
     return checked
 
 
-class _Cached:
-    __slots__ = ("checked", "labels", "stamp", "versions")
+_Entry = tuple[
+    PromptVersion, Optional[_files.Signature]
+]  # a loaded version and its file's signature
 
-    def __init__(self, stamp: Any, labels: dict[str, int], versions: list[int]) -> None:
-        self.stamp = stamp
+
+class _Cached:
+    """The last good state of one prompt: what get() serves until a newer good state is read."""
+
+    __slots__ = ("checked", "dir_sig", "labels", "labels_sig", "loaded", "pending", "versions")
+
+    def __init__(
+        self,
+        dir_sig: Optional[_files.Signature],
+        labels: dict[str, int],
+        labels_sig: Optional[_files.Signature],
+        versions: list[int],
+        loaded: dict[int, _Entry],
+    ) -> None:
+        self.dir_sig = dir_sig
         self.labels = labels
+        self.labels_sig = labels_sig
         self.versions = versions
+        self.loaded = loaded
+        self.pending = False  # the last reload found a file not (yet) good: retry at the next
         self.checked = time.monotonic()
+
+
+class _NotReady(Exception):
+    """A file is not in a good state: being written (retry) or ``broken`` (settled but invalid)."""
+
+    def __init__(self, message: str, broken: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.broken = broken
 
 
 class PromptRegistry:
     """Prompts as versioned files in a directory (default ``prompts/``, or ``OTELITE_PROMPTS_DIR``).
+
+    Files may be rewritten under a running app (``git pull``, ``cp``, an editor): a file is
+    used only once it reads whole (its ``body_sha256`` matches) and has stopped changing for
+    SETTLE_S; until then, and when a reload finds a broken file, the last good state is served.
 
     Example:
         >>> import tempfile
@@ -203,8 +239,10 @@ class PromptRegistry:
     def __init__(self, path: Union[str, os.PathLike[str], None] = None) -> None:
         self.path = Path(path if path is not None else _env.OTELITE_PROMPTS_DIR.read() or "prompts")
         self._lock = threading.Lock()
+        self._reloading = threading.Lock()
         self._state: dict[str, _Cached] = {}
-        self._versions: dict[tuple[str, int], PromptVersion] = {}
+        self._seen: dict[str, tuple[Optional[_files.Signature], float]] = {}
+        self._warned: set[str] = set()
 
     # --- reading ------------------------------------------------------------------
 
@@ -212,60 +250,190 @@ class PromptRegistry:
         return self.path / _files.check_name("prompt", name)
 
     def _fresh(self, name: str) -> _Cached:
-        """The prompt's labels and version list, re-read at most every RELOAD_INTERVAL_S."""
+        """The prompt's last good state, checked for changes at most every RELOAD_INTERVAL_S."""
         cached = self._state.get(name)
-        now = time.monotonic()
-        if cached is not None and now - cached.checked < RELOAD_INTERVAL_S:
+        if cached is None:
+            directory = self._dir(name)
+            state = _wait(lambda: self._read(name, directory, None, trusted=False))
+            with self._lock:
+                self._state[name] = state
+            return state
+        if time.monotonic() - cached.checked < RELOAD_INTERVAL_S:
             return cached
+        if not self._reloading.acquire(blocking=False):
+            return cached  # another thread is reloading; serve the last good state meanwhile
+        try:
+            cached.checked = time.monotonic()
+            if not cached.pending and not self._changed(self._dir(name), cached):
+                return cached
+            state = self._reload(name, cached)
+            with self._lock:
+                self._state[name] = state
+            return state
+        finally:
+            self._reloading.release()
+
+    @staticmethod
+    def _changed(directory: Path, cached: _Cached) -> bool:
+        if _files.signature(directory) != cached.dir_sig:
+            return True
+        if _files.signature(directory / _files.LABELS_FILE) != cached.labels_sig:
+            return True
+        return any(
+            _files.signature(_files.version_path(directory, number)) != sig
+            for number, (_, sig) in list(cached.loaded.items())
+        )
+
+    def _reload(self, name: str, cached: _Cached) -> _Cached:
+        """A newer good state, or the last one kept (with one warning per broken file)."""
         directory = self._dir(name)
-        stamp = _files.stamp(directory)
-        if cached is not None and cached.stamp == stamp:
-            cached.checked = now
-            return cached
-        versions = _files.version_numbers(directory)
-        if not versions:
-            raise PromptNotFoundError(
-                f"no prompt {name!r} in {self.path}; prompts there: {', '.join(self.list()) or 'none'}"
-            )
-        state = _Cached(stamp, _files.read_labels(directory), versions)
+        faults: list[_NotReady] = []
         with self._lock:
-            self._state[name] = state
+            loaded = dict(cached.loaded)
+        for number, (_, sig) in list(loaded.items()):
+            path = _files.version_path(directory, number)
+            if _files.signature(path) != sig:  # rewritten in place, or replaced
+                try:
+                    loaded[number] = self._attempt_version(name, number, trusted=False)
+                except _NotReady as fault:
+                    faults.append(fault)
+        try:
+            state = self._read(name, directory, loaded, trusted=False)
+        except _NotReady as fault:
+            faults.append(fault)
+            state = _Cached(
+                cached.dir_sig, cached.labels, cached.labels_sig, cached.versions, loaded
+            )
+        state.pending = bool(faults)
+        if not faults:
+            prefix = f"{directory}{os.sep}"
+            self._warned = {w for w in self._warned if not w.startswith(prefix)}
+        for problem in faults:
+            if not problem.broken:
+                logger.debug(
+                    "otelite: %s; serving the last good state of %r", problem.message, name
+                )
+            elif problem.message not in self._warned:
+                self._warned.add(problem.message)
+                logger.warning(
+                    "otelite: %s; serving the last good state of prompt %r until it is fixed",
+                    problem.message,
+                    name,
+                )
         return state
 
-    def _load(
-        self, name: str, version: int, labels: Mapping[str, int], label: Optional[str]
-    ) -> PromptVersion:
-        key = (name, version)
-        base = self._versions.get(key)
-        if base is None:
-            path = _files.version_path(self._dir(name), version)
-            header, body = _files.read_version(path)
-            if header["version"] != version:
-                raise PromptFileError(f"{path}: the header says version {header['version']}")
-            parsed: tuple[tuple[Optional[str], Template], ...]
-            if header["kind"] == "chat":
-                messages = _files.parse_messages(body, str(path))
-                parsed = tuple((m["role"], Template(m["content"])) for m in messages)
-                template, message_tuple = None, tuple(messages)
-            else:
-                parsed = ((None, Template(body)),)
-                template, message_tuple = body, None
-            base = PromptVersion(
-                name=name,
-                version=version,
-                kind=header["kind"],
-                template=template,
-                messages=message_tuple,
-                config=dict(header.get("config") or {}),
-                labels=(),
-                sha256=header["sha256"],
-                created=str(header.get("created", "")),
-                author=str(header.get("author", "")),
-                message=str(header.get("message", "")),
-                _parsed=parsed,
-            )
+    def _read(
+        self,
+        name: str,
+        directory: Path,
+        loaded: Optional[dict[int, _Entry]],
+        trusted: bool,
+        load: Sequence[int] = (),
+    ) -> _Cached:
+        """One attempt at a good state (listing, labels and the versions they need).
+
+        ``loaded`` is the last good state's versions (None on a first load: a label pointing at
+        a missing version then fails only the get() that uses it). ``trusted``: files this
+        process has just written atomically under the lock, used without a settle time.
+        """
+        versions = _files.version_numbers(directory)
+        if not versions:
+            if loaded is None:
+                raise PromptNotFoundError(
+                    f"no prompt {name!r} in {self.path}; prompts there: {', '.join(self.list()) or 'none'}"
+                )
+            raise _NotReady(f"{directory}: no version files", broken=False)
+        folder = self._attempt(directory, None, trusted)[1]
+        if versions != _files.version_numbers(directory):
+            raise _NotReady(f"{directory}: it changed while being read", broken=False)
+        labels_path = directory / _files.LABELS_FILE
+        labels, labels_sig = self._attempt(
+            labels_path, _files.parse_labels, trusted, absent_ok=True
+        )
+        if _files.signature(directory) != folder:
+            raise _NotReady(f"{directory}: it changed while being read", broken=False)
+        entries = dict(loaded or {})
+        wanted = set(load)
+        if loaded is not None:  # a reload: what get() may serve must load before it is adopted
+            if DEFAULT_LABEL not in labels:
+                wanted.add(versions[-1])
+            for label, number in labels.items():
+                if number not in versions:
+                    raise _NotReady(
+                        f"{labels_path}: label {label!r} points at version {number}, which has no "
+                        "file",
+                        broken=True,
+                    )
+                wanted.add(number)
+        for number in sorted(wanted - set(entries)):
+            entries[number] = self._attempt_version(name, number, trusted)
+        listed = set(versions)
+        return _Cached(
+            folder,
+            labels,
+            labels_sig,
+            versions,
+            {n: entry for n, entry in entries.items() if n in listed},
+        )
+
+    def _attempt(
+        self,
+        path: Path,
+        parse: Optional[Callable[[Optional[bytes], Path], Any]],
+        trusted: bool,
+        absent_ok: bool = False,
+    ) -> tuple[Any, Optional[_files.Signature]]:
+        """One read of a file (or, with no ``parse``, a directory's signature) that is whole and
+        settled: unchanged during the read, and for SETTLE_S (by its mtime, or as observed)."""
+        try:
+            snap = _files.snapshot(path, SETTLE_S)
+        except _files.Torn as exc:
+            raise _NotReady(f"{path}: {exc}", broken=False) from None
+        # An absent file that may be absent (labels) is settled when its folder is (checked too).
+        settled = (
+            trusted
+            or snap.old
+            or (absent_ok and snap.signature is None)
+            or self._observed_stable(path, snap.signature)
+        )
+        value = None
+        if parse is not None:
+            try:
+                value = parse(snap.data, path)
+            except PromptFileError as exc:
+                raise _NotReady(str(exc), broken=settled) from None
+        if not settled:
+            raise _NotReady(f"{path}: it is still being written", broken=False)
+        self._seen.pop(str(path), None)
+        return value, snap.signature
+
+    def _observed_stable(self, path: Path, sig: Optional[_files.Signature]) -> bool:
+        """True once this signature has been seen unchanged for SETTLE_S."""
+        now = time.monotonic()
+        key = str(path)
+        first = self._seen.get(key)
+        if first is None or first[0] != sig:
+            self._seen[key] = (sig, now)
+            return False
+        return now - first[1] >= SETTLE_S
+
+    def _attempt_version(self, name: str, version: int, trusted: bool) -> _Entry:
+        path = _files.version_path(self._dir(name), version)
+
+        def parse(data: Optional[bytes], where: Path) -> PromptVersion:
+            header, body = _files.parse_version(data, where)
+            return _build(name, version, header, body, where)
+
+        return self._attempt(path, parse, trusted)
+
+    def _load(self, name: str, version: int, state: _Cached, label: Optional[str]) -> PromptVersion:
+        entry = state.loaded.get(version)
+        if entry is None:
+            entry = _wait(lambda: self._attempt_version(name, version, trusted=False))
             with self._lock:
-                self._versions[key] = base
+                state.loaded[version] = entry
+        base = entry[0]
+        labels = state.labels
         current = tuple(sorted(k for k, v in labels.items() if v == version))
         if base.labels == current and base.label == label:
             return base
@@ -291,22 +459,22 @@ class PromptRegistry:
                 raise PromptNotFoundError(
                     f"prompt {name!r} has no version {version}; versions: {_ranges(state.versions)}"
                 )
-            return self._load(name, version, state.labels, None)
+            return self._load(name, version, state, None)
         if label is not None:
             _files.check_name("label", label)
             if label not in state.labels:
                 raise PromptNotFoundError(
                     f"prompt {name!r} has no label {label!r}; labels: {', '.join(sorted(state.labels)) or 'none'}"
                 )
-            return self._load(name, state.labels[label], state.labels, label)
+            return self._load(name, state.labels[label], state, label)
         if DEFAULT_LABEL in state.labels:
-            return self._load(name, state.labels[DEFAULT_LABEL], state.labels, DEFAULT_LABEL)
-        return self._load(name, state.versions[-1], state.labels, None)
+            return self._load(name, state.labels[DEFAULT_LABEL], state, DEFAULT_LABEL)
+        return self._load(name, state.versions[-1], state, None)
 
     def versions(self, name: str) -> list[PromptVersion]:
         """Every version of a prompt, oldest first."""
         state = self._fresh(name)
-        return [self._load(name, v, state.labels, None) for v in state.versions]
+        return [self._load(name, v, state, None) for v in state.versions]
 
     def list(self) -> list[str]:
         """The names of the prompts in the registry."""
@@ -384,7 +552,7 @@ class PromptRegistry:
             reuse = False
             if latest:
                 header, _ = _files.read_version(_files.version_path(directory, latest))
-                reuse = header["sha256"] == digest
+                reuse = header.get("sha256") == digest
             number = latest if reuse else latest + 1
             if not reuse:
                 header = {
@@ -399,8 +567,7 @@ class PromptRegistry:
                 _files.write_version(directory, header, body_text or "")
             if labels:
                 self._move_labels(directory, name, dict.fromkeys(labels, number), who, "set")
-        with self._lock:
-            self._state.pop(name, None)
+            self._adopt_own_write(name, directory, number)
         return self.get(name, version=number)
 
     def set_label(
@@ -416,8 +583,7 @@ class PromptRegistry:
                     f"prompt {name!r} has no version {version}; versions: {_ranges(numbers) or 'none'}"
                 )
             self._move_labels(directory, name, {label: version}, _author(author), "set")
-        with self._lock:
-            self._state.pop(name, None)
+            self._adopt_own_write(name, directory, version)
         return self.get(name, label=label)
 
     def rollback(self, name: str, label: str, *, author: Optional[str] = None) -> PromptVersion:
@@ -445,9 +611,14 @@ class PromptRegistry:
                     f"label {label!r} of prompt {name!r} has no earlier version to roll back to"
                 )
             self._move_labels(directory, name, {label: previous}, _author(author), "rollback")
-        with self._lock:
-            self._state.pop(name, None)
+            self._adopt_own_write(name, directory, previous)
         return self.get(name, label=label)
+
+    def _adopt_own_write(self, name: str, directory: Path, number: int) -> None:
+        """Serve what this process has just written (atomically, under the lock) at once."""
+        state = _wait(lambda: self._read(name, directory, None, trusted=True, load=(number,)))
+        with self._lock:
+            self._state[name] = state
 
     @staticmethod
     def _move_labels(
@@ -493,6 +664,63 @@ def _ranges(numbers: Sequence[int]) -> str:
         f"1-{numbers[-1]}"
         if list(numbers) == list(range(1, numbers[-1] + 1))
         else ", ".join(map(str, numbers))
+    )
+
+
+_T = TypeVar("_T")
+
+
+def _wait(attempt: Callable[[], _T]) -> _T:
+    """Retry a first load while its file is being written, up to FIRST_LOAD_TIMEOUT_S.
+
+    A file that has settled and is still invalid fails at once; PromptFileError names it.
+    """
+    deadline = time.monotonic() + FIRST_LOAD_TIMEOUT_S
+    while True:
+        try:
+            return attempt()
+        except _NotReady as fault:
+            if fault.broken:
+                raise PromptFileError(fault.message) from None
+            if time.monotonic() >= deadline:
+                raise PromptFileError(
+                    f"{fault.message}, and still was after {FIRST_LOAD_TIMEOUT_S:g} s: something "
+                    "keeps rewriting it in place; write prompt files atomically (otelite's own "
+                    "writes are: a temporary file, then a rename)"
+                ) from None
+            time.sleep(_RETRY_S)
+
+
+def _build(
+    name: str, version: int, header: Mapping[str, Any], body: str, path: Path
+) -> PromptVersion:
+    """A PromptVersion from a parsed version file."""
+    if header["version"] != version:
+        raise PromptFileError(f"{path}: the header says version {header['version']}")
+    parsed: tuple[tuple[Optional[str], Template], ...]
+    config = dict(header.get("config") or {})
+    content: Any
+    if header["kind"] == "chat":
+        messages = _files.parse_messages(body, str(path))
+        parsed = tuple((m["role"], Template(m["content"])) for m in messages)
+        template, message_tuple, content = None, tuple(messages), messages
+    else:
+        parsed = ((None, Template(body)),)
+        template, message_tuple, content = body, None, body
+    sha256 = header.get("sha256")
+    return PromptVersion(
+        name=name,
+        version=version,
+        kind=header["kind"],
+        template=template,
+        messages=message_tuple,
+        config=config,
+        labels=(),
+        sha256=str(sha256) if sha256 else _files.content_hash(header["kind"], content, config),
+        created=str(header.get("created", "")),
+        author=str(header.get("author", "")),
+        message=str(header.get("message", "")),
+        _parsed=parsed,
     )
 
 
