@@ -580,3 +580,16 @@ def test_check_gates_a_run_for_pytest() -> None:
         before.failures(per_evaluator={"nope": 0.5})
     with pytest.raises(ValueError, match="min_pass_rate: give a pass rate between 0 and 1"):
         before.failures(1.5)
+
+
+def test_report_counts_agree_with_their_nouns() -> None:
+    """A one-row run with one failing task reads `1 row, 1 task error`, never `1 rows`."""
+
+    def task(_: object) -> str:
+        raise RuntimeError("boom")
+
+    run = evals.evaluate(
+        [{"input": "a", "expected": "a"}], task, [evals.exact_match()], progress=False
+    )
+    first = run.report().splitlines()[0]
+    assert first.endswith(f"({run.id}): 1 row, 1 task error, {run.summary.duration_s:.1f} s"), first

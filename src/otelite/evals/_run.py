@@ -31,6 +31,7 @@ from otelite import _config, _context, _evaluation, _spans
 from otelite import _semconv as sc
 from otelite._evaluation import Score
 from otelite._jsonl import write_jsonl as write_jsonl_atomic
+from otelite._plural import plural
 from otelite.evals._dataset import Dataset, Example, PathLike, as_dataset
 from otelite.evals._heuristics import check_evaluators, evaluator_name
 
@@ -522,7 +523,8 @@ class EvalRun:
         """A plain-text summary for a terminal or a CI log."""
         s = self.summary
         lines = [
-            f"run {self.name} ({self.id}): {s.rows} rows, {s.task_errors} task errors, "
+            f"run {self.name} ({self.id}): {plural(s.rows, 'row')}, "
+            f"{plural(s.task_errors, 'task error')}, "
             f"{s.duration_s:.1f} s",
             f"  task: cost {cost_text(s.task_cost, s.task_llm_calls, s.task_unpriced_calls)}, "
             f"latency p50 {s.task_latency_p50_s * 1000:.0f} ms, "
@@ -540,7 +542,7 @@ class EvalRun:
             if e.mean_agreement is not None:
                 bits.append(f"agreement {e.mean_agreement:.2f}")
             if e.errors:
-                bits.append(f"{e.errors} errors")
+                bits.append(plural(e.errors, "error"))
             if e.scored < e.rows:
                 bits.append(f"{e.rows - e.scored} unscored")
             lines.append(" ".join(bits))
