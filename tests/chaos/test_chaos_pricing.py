@@ -373,7 +373,7 @@ def test_eval_with_some_priced_calls_flags_the_rest(tmp_path: Path) -> None:
     s = run.summary
     assert s.task_cost == pytest.approx(2 * per_row)
     assert (s.task_llm_calls, s.task_unpriced_calls) == (4, 2)
-    assert f"  task: cost ${2 * per_row:.6f} + 2 LLM calls unpriced, latency p50" in run.report()
+    assert "  task: cost $0.0000072 + 2 LLM calls unpriced, latency p50" in run.report()
     summary, rows = run_lines(run, tmp_path)
     assert summary["task_cost"] == pytest.approx(2 * per_row)
     assert summary["task_unpriced_calls"] == 2
@@ -394,8 +394,9 @@ def test_eval_fully_priced_unchanged(tmp_path: Path) -> None:
     """Every call priced: a plain dollar figure, no flag."""
     run = eval_run(tmp_path, ["gpt-4o-mini"])
     per_row = (12 * 0.15 + 3 * 0.6) / 1e6
+    assert run.summary.task_cost == pytest.approx(2 * per_row)
     assert run.summary.task_unpriced_calls == 0
-    assert f"  task: cost ${2 * per_row:.6f}, latency p50" in run.report()
+    assert "  task: cost $0.0000072, latency p50" in run.report()
 
 
 T0 = 1_767_225_600_000_000_000  # 2026-01-01 00:00:00 UTC

@@ -217,7 +217,7 @@ def _known_sum(costs: Iterable[Optional[float]]) -> Optional[float]:
 
 
 def cost_text(cost: Optional[float], count: int, unpriced: int, noun: str = "LLM call") -> str:
-    """A cost for people: ``$0.001200``, ``$0.001200 + 3 unpriced LLM calls`` or ``unknown (...)``.
+    """A cost for people: ``$0.0012``, ``$0.0012 + 3 LLM calls unpriced`` or ``unknown (...)``.
 
     ``count`` is how many calls (or judge verdicts) there were, ``unpriced`` how many had no price.
     """
@@ -234,7 +234,9 @@ def cost_text(cost: Optional[float], count: int, unpriced: int, noun: str = "LLM
         if count:
             return f"unknown (no {noun} was priced)"
         return f"unknown (no {noun}s recorded)"
-    text = f"${cost:.6f}"
+    from otelite._cli_store import fmt_money  # one money format in every command
+
+    text = fmt_money(cost)
     if unpriced:
         text += f" + {many(unpriced)} unpriced"
     return text
