@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
-from otelite._cli_store import _part_text, fmt_cost, fmt_money
+from otelite._cli_store import Column, _part_text, fmt_cost, fmt_money, layout
 from otelite._export import LocalStoreExporter
 from otelite.cli import main
 from storefixture import HEX_TRACE_IDS, MS, T0, FixedTraceIds, build_store, llm_attrs
@@ -363,3 +363,11 @@ def test_money_for_people(usd: float, text: str) -> None:
     assert fmt_money(usd) == text
     assert "e" not in fmt_cost(usd, 1)
     assert fmt_cost(usd, 1) == text + "+"
+
+
+def test_layout_shrinks_every_flexible_column_to_its_floor() -> None:
+    """When the width is short, every flexible column gives up room, not only the widest."""
+    columns = [Column("A", flex=True, min_width=8), Column("B", flex=True, min_width=4)]
+    rows = [["a" * 8, "b" * 8]]
+    assert layout(columns, rows, 13) == ([0, 1], [8, 4])
+    assert layout(columns, rows, 40) == ([0, 1], [8, 8])

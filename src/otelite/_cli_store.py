@@ -1,7 +1,7 @@
 """The store commands of the ``otelite`` CLI: traces, trace, stats, graph, export, prune.
 
-Text output fits 80 columns and uses colour only on a terminal (and never with
-``NO_COLOR``); every command takes ``--json``. Exit codes: 0 done, 1 nothing
+Text output fits the terminal's width (``COLUMNS``, else 80 when not a terminal) and
+uses colour only on a terminal (and never with ``NO_COLOR``); every command takes ``--json``. Exit codes: 0 done, 1 nothing
 matched, 2 bad input or an unusable store.
 """
 
@@ -201,11 +201,11 @@ def layout(
     widths = {i: natural[i] for i in shown}
     flex = [i for i in shown if columns[i].flex]
     excess = sum(widths.values()) + len(shown) - 1 - width
-    while excess > 0 and flex:
-        widest = max(flex, key=lambda i: widths[i])
-        if widths[widest] <= min(natural[widest], columns[widest].min_width):
-            break
-        widths[widest] -= 1
+    while excess > 0:
+        shrinkable = [i for i in flex if widths[i] > min(natural[i], columns[i].min_width)]
+        if not shrinkable:
+            break  # still too wide: render_table cuts each line
+        widths[max(shrinkable, key=lambda i: widths[i])] -= 1
         excess -= 1
     return shown, [widths[i] for i in shown]
 
