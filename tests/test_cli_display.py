@@ -4,6 +4,8 @@ readable captured messages, money for people, labelled and marked token counts."
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -371,3 +373,25 @@ def test_layout_shrinks_every_flexible_column_to_its_floor() -> None:
     rows = [["a" * 8, "b" * 8]]
     assert layout(columns, rows, 13) == ([0, 1], [8, 4])
     assert layout(columns, rows, 40) == ([0, 1], [8, 8])
+
+
+def doc_examples() -> list[tuple[list[str], str]]:
+    """The ```text blocks of docs/cli.md that start with `$ otelite ...`: (argv, output)."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text("utf-8")
+    examples = []
+    for block in re.findall(r"```text\n(.*?)```", text, re.DOTALL):
+        command, _, output = block.partition("\n")
+        if command.startswith("$ otelite "):
+            examples.append((shlex.split(command)[2:], output))
+    return examples
+
+
+def test_docs_cli_examples_match_the_output(
+    hexstore: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every `$ otelite ...` example in docs/cli.md prints exactly what the docs show (80 columns)."""
+    examples = doc_examples()
+    assert [argv[0] for argv, _ in examples] == ["traces", "trace", "graph", "stats"]
+    for argv, expected in examples:
+        _, out = run(capsys, monkeypatch, 80, *argv, "--store", hexstore)
+        assert out == expected, argv
