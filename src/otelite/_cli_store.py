@@ -500,7 +500,7 @@ def _wrap(label: str, text: str, indent: str, width: int) -> list[str]:
         lead = first if n == 0 else rest
         wrapped = textwrap.wrap(
             paragraph,
-            width=max(width, len(lead) + 20),
+            width=max(width, len(lead) + 8),
             initial_indent=lead,
             subsequent_indent=rest,
             break_long_words=True,
@@ -531,7 +531,7 @@ def _content_lines(
         lines.extend(
             textwrap.wrap(
                 _CONTENT_OFF,
-                width=max(width, len(indent) + 20),
+                width=max(width, len(indent) + 8),
                 initial_indent=indent,
                 subsequent_indent=" " * len(indent),
             )
@@ -602,19 +602,24 @@ def cmd_trace(args: argparse.Namespace) -> int:
         print(
             style.dim(cut(f"cost: {cost_summary(sum(costs) if costs else None, unpriced)}", width))
         )
-    bar_width = 20
     names = ["  " * depth + span.name for depth, span in rows]
-    error_room = 6 if any(span.status_code == "ERROR" for span in spans) else 0
-    name_width = max(min(max(len(n) for n in names), width - 32 - error_room), 8)
+    # name, duration (9), bar (20 between pipes, fewer on a narrow terminal), " ERROR"
+    fixed = 13 + (6 if any(span.status_code == "ERROR" for span in spans) else 0)
+    name_width = max(min(max(len(n) for n in names), width - fixed - 20), 8)
+    bar_width = max(min(20, width - fixed - name_width), 4)
     for (depth, span), name in zip(rows, names):
         offset = int((span.start_time_ns - start) / total * bar_width)
         length = max(1, round(span.duration_ns / total * bar_width)) if span.duration_ns else 0
         length = min(length, bar_width - offset)
         bar = " " * offset + "█" * length + " " * (bar_width - offset - length)
-        status = style.red(" ERROR") if span.status_code == "ERROR" else ""
-        print(
-            f"{cut(name, name_width):<{name_width}} {fmt_duration_ns(span.duration_ns):>9} |{bar}|{status}"
+        row = (
+            f"{cut(name, name_width):<{name_width}} {fmt_duration_ns(span.duration_ns):>9} |{bar}|"
         )
+        error = " ERROR" if span.status_code == "ERROR" else ""
+        if len(row) + len(error) > width:  # narrower than the bar: no colour, cut
+            print(cut(row + error, width))
+        else:
+            print(row + style.red(error) if error else row)
         indent = "  " * depth + "  ↳ "
         if span.attributes.get(sc.GEN_AI_OPERATION_NAME) in _LLM_OPERATIONS:
             print(style.dim(cut(indent + _llm_details(span), width)))
