@@ -358,6 +358,7 @@ def test_graph_marks_estimated_tokens_and_labels_them(
         (1, "$1.00"),
         (1234.5, "$1,234.50"),
         (3e-10, "<$0.00000001"),
+        (-0.5, "-$0.50"),
     ],
 )
 def test_money_for_people(usd: float, text: str) -> None:

@@ -12,7 +12,6 @@ import csv
 import datetime
 import io
 import json
-import math
 import os
 import re
 import shutil
@@ -26,6 +25,7 @@ from typing import Any, Callable, Optional
 
 from otelite import _semconv as sc
 from otelite._exceptions import OteliteError, StoreError
+from otelite._pricing import fmt_money
 from otelite.datasets import explain_empty, finetune_records, write_jsonl
 from otelite.store import STATS_KEYS, LocalStore, SpanNode, StatsRow, StoredSpan, TraceSummary
 
@@ -96,22 +96,6 @@ def fmt_duration_ns(ns: float) -> str:
     if ms < 1000:
         return f"{ms:.1f}ms"
     return f"{ms / 1000:.2f}s"
-
-
-def fmt_money(usd: float) -> str:
-    """US dollars for people: cents above $1 (``$2.40``), two significant digits below
-    (``$0.027``, ``$0.0000024``), ``<$0.00000001`` under that; never scientific notation."""
-    if usd == 0:
-        return "$0"
-    if usd >= 1:
-        return f"${usd:,.2f}"
-    if usd < 1e-8:
-        return "<$0.00000001"
-    decimals = min(max(2, 1 - math.floor(math.log10(usd))), 8)
-    text = f"{usd:.{decimals}f}".rstrip("0")
-    if len(text.partition(".")[2]) < 2:
-        text = f"{float(text):.2f}"
-    return f"${text}"
 
 
 def fmt_cost(cost: Optional[float], unpriced: int = 0) -> str:

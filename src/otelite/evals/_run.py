@@ -31,6 +31,7 @@ from otelite import _config, _context, _evaluation, _spans
 from otelite import _semconv as sc
 from otelite._evaluation import Score
 from otelite._jsonl import write_jsonl as write_jsonl_atomic
+from otelite._pricing import fmt_money
 from otelite.evals._dataset import Dataset, Example, PathLike, as_dataset
 from otelite.evals._heuristics import check_evaluators, evaluator_name
 
@@ -234,9 +235,7 @@ def cost_text(cost: Optional[float], count: int, unpriced: int, noun: str = "LLM
         if count:
             return f"unknown (no {noun} was priced)"
         return f"unknown (no {noun}s recorded)"
-    from otelite._cli_store import fmt_money  # one money format in every command
-
-    text = fmt_money(cost)
+    text = fmt_money(cost)  # the CLI's money format
     if unpriced:
         text += f" + {many(unpriced)} unpriced"
     return text
