@@ -131,13 +131,20 @@ def test_stats_by_two_keys_snapshot_at_width(
 def test_stats_json_and_csv_keep_full_precision(
     hexstore: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """--json and --csv give the cost as the stored float, not the rounded display."""
+    """--json and --csv give the cost as the stored float, not the rounded display (and
+    traces --json counts the calls with estimated tokens)."""
     _, out = run(capsys, monkeypatch, 80, "stats", "--store", hexstore, "--json")
     assert {r["model"]: r["cost_usd"] for r in json.loads(out)} == {
         "gpt-4o": None,
         "gpt-4o-mini": 0.000027,
         "text-embedding-3-small": 2e-07,
     }
+    _, out = run(capsys, monkeypatch, 80, "traces", "--store", hexstore, "--json")
+    assert [(t["cost_usd"], t["estimated_calls"]) for t in json.loads(out)] == [
+        (2e-07, 1),
+        (None, 0),
+        (0.000027, 0),
+    ]
     _, out = run(capsys, monkeypatch, 80, "stats", "--store", hexstore, "--csv")
     assert [line.split(",")[6] for line in out.splitlines()] == ["cost_usd", "", "2.7e-05", "2e-07"]
 

@@ -256,6 +256,7 @@ def _trace_dict(t: TraceSummary) -> dict[str, Any]:
         "output_tokens": t.output_tokens,
         "cost_usd": t.cost_usd,
         "unpriced_calls": t.unpriced_calls,
+        "estimated_calls": t.estimated_calls,
         "status": t.status_code,
         "service": t.service_name,
         "user": t.user_id,
