@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -66,11 +67,33 @@ def llm_attrs(
     }
 
 
-def build_store(path: Path) -> Path:
-    """Write three traces (a RAG pipeline, a failed call, an embeddings call) into ``path``."""
+# Realistic trace ids: the first two share their first 8 characters.
+HEX_TRACE_IDS = (
+    "4b62052210e2a9c47f3d9e0b1a2c3d4e",
+    "4b620522f1a04c7e9d8b7a6f5e4d3c2b",
+    "9e1f3c5a7b9d2e4f6a8c0b1d3e5f7a9c",
+)
+
+
+class FixedTraceIds(SequentialIdGenerator):
+    """The given trace ids in turn; span ids 1, 2, 3, ..."""
+
+    def __init__(self, trace_ids: Sequence[str]) -> None:
+        super().__init__()
+        self._ids = [int(t, 16) for t in trace_ids]
+
+    def generate_trace_id(self) -> int:
+        return self._ids.pop(0)
+
+
+def build_store(path: Path, trace_ids: Optional[Sequence[str]] = None) -> Path:
+    """Write three traces (a RAG pipeline, a failed call, an embeddings call) into ``path``.
+
+    Trace ids are 1, 2, 3 unless ``trace_ids`` gives them (e.g. ``HEX_TRACE_IDS``).
+    """
     provider = TracerProvider(
         resource=Resource({"service.name": "snap", "service.version": "1.2.0"}),
-        id_generator=SequentialIdGenerator(),
+        id_generator=FixedTraceIds(trace_ids) if trace_ids else SequentialIdGenerator(),
         shutdown_on_exit=False,
     )
     exporter = LocalStoreExporter(path / "otelite.db")

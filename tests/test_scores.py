@@ -134,9 +134,9 @@ def test_scores_reach_the_store_stats_and_finetune_export(
     assert main(["stats", "--scores", "--store", str(store)]) == 0
     out = capsys.readouterr().out
     assert out == (
-        "SCORE                     COUNT     MEAN  PASS% FAILED\n"
-        "correctness                   2    0.500   50.0      1\n"
-        "thumbs_up                     1    1.000      -      0\n"
+        "SCORE       COUNT  MEAN PASS% FAILED\n"
+        "correctness     2 0.500  50.0      1\n"
+        "thumbs_up       1 1.000     -      0\n"
     )
     assert main(["stats", "--scores", "--by", "model", "--json", "--store", str(store)]) == 0
     data = json.loads(capsys.readouterr().out)

@@ -1,7 +1,7 @@
 """The store commands of the ``otelite`` CLI: traces, trace, stats, graph, export, prune.
 
-Text output fits 80 columns and uses colour only on a terminal (and never with
-``NO_COLOR``); every command takes ``--json``. Exit codes: 0 done, 1 nothing
+Text output fits the terminal's width (``COLUMNS``, else 80 when not a terminal) and
+uses colour only on a terminal (and never with ``NO_COLOR``); every command takes ``--json``. Exit codes: 0 done, 1 nothing
 matched, 2 bad input or an unusable store.
 """
 
@@ -14,15 +14,19 @@ import io
 import json
 import os
 import re
+import shutil
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from otelite import _semconv as sc
 from otelite._exceptions import OteliteError, StoreError
 from otelite._plural import plural
+from otelite._pricing import fmt_money
 from otelite.datasets import (
     SKIP_FILTERED,
     SKIP_LOW_SCORE,
@@ -104,21 +108,11 @@ def fmt_duration_ns(ns: float) -> str:
 
 
 def fmt_cost(cost: Optional[float], unpriced: int = 0) -> str:
-    """A cost in at most 8 columns: ``unknown`` when no call was priced, a trailing ``+`` when
-    only some were (the figure is a lower bound), ``-`` when there was nothing to price."""
+    """A cost: ``unknown`` when no call was priced, a trailing ``+`` when only some were
+    (the figure is a lower bound), ``-`` when there was nothing to price."""
     if cost is None:
         return "unknown" if unpriced else "-"
-    if unpriced:
-        if cost >= 1:
-            return f"${cost:.2f}+"
-        if cost >= 0.001 or cost == 0:
-            return f"${cost:.4f}+"
-        return f"${cost:.0e}+"
-    if cost >= 1:
-        return f"${cost:.2f}"
-    if cost >= 0.00001 or cost == 0:
-        return f"${cost:.5f}"
-    return f"${cost:.1e}"  # a fraction of a cent: keep it visible
+    return fmt_money(cost) + ("+" if unpriced else "")
 
 
 _UNPRICED_NOTE = "cost: 'unknown' = no call priced; '+' = some calls have no price (not counted)"
@@ -131,6 +125,12 @@ def cost_summary(cost: Optional[float], unpriced: int) -> str:
         return f"unknown ({calls} without a price)" if unpriced else "-"
     text = fmt_cost(cost)
     return f"{text} + {calls} unpriced" if unpriced else text
+
+
+def fmt_tokens(tokens_in: int, tokens_out: int, estimated: bool = False) -> str:
+    """``48 in + 16 out tokens``, with ``(est.)`` when the counts are estimates."""
+    text = f"{tokens_in} in + {tokens_out} out tokens"
+    return text + " (est.)" if estimated else text
 
 
 def fmt_count(n: float) -> str:
@@ -152,6 +152,100 @@ def cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
+def terminal_width() -> int:
+    """The terminal's width in columns (``COLUMNS`` wins; 80 when not a terminal)."""
+    return max(shutil.get_terminal_size((WIDTH, 24)).columns, 20)
+
+
+@dataclass
+class Column:
+    """One column of a text table.
+
+    ``flex`` columns share the room the others leave (the widest is cut first, down
+    to ``min_width``); ``drop`` columns (lowest first) are left out when even that
+    does not fit the width.
+    """
+
+    header: str
+    align: str = "<"
+    flex: bool = False
+    min_width: int = 6
+    max_width: Optional[int] = None
+    drop: Optional[int] = None
+
+
+def layout(
+    columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int
+) -> tuple[list[int], list[int]]:
+    """The indices of the columns shown and their widths, fitting ``width`` if possible."""
+    natural = []
+    for i, column in enumerate(columns):
+        size = max([len(column.header), *(len(row[i]) for row in rows)])
+        natural.append(min(size, column.max_width) if column.max_width else size)
+    shown = list(range(len(columns)))
+
+    droppable = sorted((c.drop, i) for i, c in enumerate(columns) if c.drop is not None)
+    natural_total = sum(natural[i] for i in shown) + len(shown) - 1
+    for _, index in droppable:
+        if natural_total <= width:
+            break
+        shown.remove(index)
+        natural_total = sum(natural[i] for i in shown) + len(shown) - 1
+    widths = {i: natural[i] for i in shown}
+    flex = [i for i in shown if columns[i].flex]
+    excess = sum(widths.values()) + len(shown) - 1 - width
+    while excess > 0:
+        shrinkable = [i for i in flex if widths[i] > min(natural[i], columns[i].min_width)]
+        if not shrinkable:
+            break  # still too wide: render_table cuts each line
+        widths[max(shrinkable, key=lambda i: widths[i])] -= 1
+        excess -= 1
+    return shown, [widths[i] for i in shown]
+
+
+def render_table(
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[str]],
+    width: int,
+    style: Style,
+    paint: Optional[Callable[[int, int, str], str]] = None,
+) -> tuple[list[str], list[str]]:
+    """The header and row lines of a table, each at most ``width`` characters, and the
+    headers of the columns left out. ``paint(row, column, text)`` colours a cell."""
+    shown, widths = layout(columns, rows, width)
+
+    def line(cells: Sequence[str], row: Optional[int]) -> str:
+        plain, painted = [], []
+        for i, w in zip(shown, widths):
+            text = f"{cut(cells[i], w):{columns[i].align}{w}}"
+            plain.append(text)
+            painted.append(paint(row, i, text) if paint and row is not None else text)
+        text = " ".join(plain).rstrip()
+        if len(text) > width:
+            return cut(text, width)  # too narrow even for the fixed columns: no colour
+        return " ".join(painted).rstrip() if paint and row is not None else text
+
+    header = style.bold(line([c.header for c in columns], None))
+    lines = [header, *(line(cells, n) for n, cells in enumerate(rows))]
+    hidden = [columns[i].header for i in range(len(columns)) if i not in shown]
+    return lines, hidden
+
+
+def _hidden_note(hidden: Sequence[str]) -> str:
+    return f"\n{', '.join(hidden)} left out at this width (widen the terminal, or use --json)"
+
+
+def _pack(items: Sequence[str], width: int, sep: str = "  ") -> list[str]:
+    """``items`` joined by ``sep`` on as few lines of at most ``width`` as they fit."""
+    lines: list[str] = []
+    for item in items:
+        if lines and len(lines[-1]) + len(sep) + len(item) <= width:
+            lines[-1] += sep + item
+        else:
+            lines.append(cut(item, width))
+    return lines
+
+
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
@@ -171,6 +265,7 @@ def _trace_dict(t: TraceSummary) -> dict[str, Any]:
         "output_tokens": t.output_tokens,
         "cost_usd": t.cost_usd,
         "unpriced_calls": t.unpriced_calls,
+        "estimated_calls": t.estimated_calls,
         "status": t.status_code,
         "service": t.service_name,
         "user": t.user_id,
@@ -198,25 +293,54 @@ def cmd_traces(args: argparse.Namespace) -> int:
     if not traces:
         print("no traces match; widen the filters or run your app with otelite.configure()")
         return 1
+    with _open(args) as store:
+        short = store.short_trace_ids([t.trace_id for t in traces])
+    id_width = max(len(v) for v in short.values())
     style = Style(sys.stdout)
-    print(
-        style.bold(
-            f"{'START (UTC)':<14} {'ROOT':<17} {'DURATION':>7} {'LLM':>3} {'TOKENS':>9} {'COST':>8} {'ST':<3} USER"
-        )
-    )
+    columns = [
+        Column("ID"),
+        Column("START (UTC)"),
+        Column("ROOT", flex=True, min_width=8),
+        Column("DURATION", ">"),
+        Column("LLM", ">"),
+        Column("IN", ">"),
+        Column("OUT", ">"),
+        Column("COST", ">"),
+        Column("ST"),
+        Column("USER", flex=True, min_width=4, max_width=16),
+    ]
+    rows = []
     for t in traces:
-        tokens = f"{fmt_count(t.input_tokens)}+{fmt_count(t.output_tokens)}" if t.llm_calls else "-"
-        status = style.red("ERR") if t.status_code == "ERROR" else "OK "
-        line = (
-            f"{fmt_time(t.start_time_ns):<14} {cut(t.root_name, 17):<17} {fmt_duration_ns(t.duration_ns):>7} "
-            f"{t.llm_calls:>3} {cut(tokens, 9):>9} {cut(fmt_cost(t.cost_usd, t.unpriced_calls), 8):>8} {status} "
-            f"{cut(t.user_id or '-', 12)}"
+        mark = "*" if t.estimated_calls else ""
+        rows.append(
+            [
+                t.trace_id[:id_width],
+                fmt_time(t.start_time_ns),
+                t.root_name,
+                fmt_duration_ns(t.duration_ns),
+                str(t.llm_calls),
+                fmt_count(t.input_tokens) + mark if t.llm_calls else "-",
+                fmt_count(t.output_tokens) + mark if t.llm_calls else "-",
+                fmt_cost(t.cost_usd, t.unpriced_calls),
+                "ERR" if t.status_code == "ERROR" else "OK",
+                t.user_id or "-",
+            ]
         )
-        print(line)
-    footer = f"{len(traces)} traces; show one with: otelite trace <id prefix>"
+
+    def paint(row: int, column: int, text: str) -> str:
+        return style.red(text) if column == 8 and rows[row][8] == "ERR" else text
+
+    width = terminal_width()
+    lines, _ = render_table(columns, rows, width, style, paint)
+    print("\n".join(lines))
+    footer = (
+        f"{len(traces)} trace{'s' if len(traces) != 1 else ''}; show one with: otelite trace <ID>"
+    )
+    if any(t.estimated_calls for t in traces):
+        footer += "\n* tokens (est.): counted by otelite, the provider reported none"
     if any(t.unpriced_calls for t in traces):
         footer += f"\n{_UNPRICED_NOTE}"
-    print(style.dim(footer))
+    print(style.dim("\n".join(cut(line, width) for line in footer.splitlines())))
     return 0
 
 
@@ -248,10 +372,13 @@ def _llm_details(span: StoredSpan) -> str:
     a = span.attributes
     parts = [str(a.get(sc.GEN_AI_RESPONSE_MODEL) or a.get(sc.GEN_AI_REQUEST_MODEL) or "")]
     if sc.GEN_AI_USAGE_INPUT_TOKENS in a or sc.GEN_AI_USAGE_OUTPUT_TOKENS in a:
-        tokens = f"{a.get(sc.GEN_AI_USAGE_INPUT_TOKENS, 0)}+{a.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0)} tok"
-        if a.get(sc.OTELITE_USAGE_ESTIMATED):
-            tokens += " (est.)"
-        parts.append(tokens)
+        parts.append(
+            fmt_tokens(
+                int(a.get(sc.GEN_AI_USAGE_INPUT_TOKENS, 0)),
+                int(a.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0)),
+                bool(a.get(sc.OTELITE_USAGE_ESTIMATED)),
+            )
+        )
     if sc.GEN_AI_USAGE_COST in a:
         parts.append(fmt_cost(float(a[sc.GEN_AI_USAGE_COST])))
     elif a.get(sc.OTELITE_COST_UNPRICED):
@@ -282,6 +409,130 @@ def _score_lines(span: StoredSpan) -> list[str]:
     return lines
 
 
+_CONTENT_LABELS = {
+    sc.OTELITE_INPUT: "input",
+    sc.OTELITE_OUTPUT: "output",
+    sc.GEN_AI_TOOL_CALL_ARGUMENTS: "arguments",
+    sc.GEN_AI_TOOL_CALL_RESULT: "result",
+}
+_CONTENT_OPERATIONS = (sc.OP_CHAT, sc.OP_TEXT_COMPLETION, sc.OP_EXECUTE_TOOL)
+_CONTENT_OFF = (
+    "content not captured (capture was off: configure(capture_content=True) "
+    "or OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true)"
+)
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _cut_chars(text: str, max_chars: Optional[int]) -> str:
+    if max_chars is None or len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]}… ({len(text) - max_chars} more characters)"
+
+
+def _part_text(part: Any, max_chars: Optional[int]) -> str:
+    """One message part (GenAI semantic conventions) as text, its content cut to ``max_chars``."""
+    if not isinstance(part, dict):
+        return _cut_chars(_as_text(part), max_chars)
+
+    def content(key: str) -> str:
+        value = part.get(key)
+        return "" if value is None else _cut_chars(_as_text(value), max_chars)
+
+    kind = part.get("type")
+    if kind == "text":
+        return content("content")
+    if kind == "reasoning":
+        return f"(reasoning) {content('content')}"
+    if kind == "tool_call":
+        return f"calls tool {part.get('name')}({content('arguments')}) [id {part.get('id')}]"
+    if kind == "tool_call_response":
+        return f"result of [id {part.get('id')}]: {content('response')}"
+    if kind in ("blob", "uri", "file"):
+        what = " ".join(str(part[k]) for k in ("modality", "mime_type") if part.get(k))
+        where = {
+            "blob": f"{len(str(part.get('content', '')))} base64 characters",
+            "uri": str(part.get("uri")),
+            "file": f"file id {part.get('file_id')}",
+        }[kind]
+        return f"[{what or kind}] {where}"
+    return _cut_chars(json.dumps(part, ensure_ascii=False), max_chars)
+
+
+def _messages(key: str, value: Any, max_chars: Optional[int]) -> list[tuple[str, list[str]]]:
+    """``(label, texts)`` per message of a captured attribute; raw text when not JSON."""
+    label = _CONTENT_LABELS.get(key)
+    if label is not None:
+        return [(label, [_cut_chars(_as_text(value), max_chars)])]
+    try:
+        data = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        data = None
+    if key == sc.GEN_AI_SYSTEM_INSTRUCTIONS and isinstance(data, list):
+        return [("system", [_part_text(p, max_chars) for p in data])]
+    if isinstance(data, list) and all(isinstance(m, dict) for m in data):
+        out = []
+        for message in data:
+            role = str(message.get("role", "?"))
+            if message.get("finish_reason"):
+                role += f" ({message['finish_reason']})"
+            parts = message.get("parts")
+            texts = [_part_text(p, max_chars) for p in parts] if isinstance(parts, list) else []
+            out.append((role, texts or [""]))
+        return out
+    return [(key, [_cut_chars(_as_text(value), max_chars)])]
+
+
+def _wrap(label: str, text: str, indent: str, width: int) -> list[str]:
+    """``label: text`` wrapped to ``width``; continuation lines line up after the label."""
+    first = f"{indent}{label}: "
+    rest = " " * len(first)
+    lines: list[str] = []
+    for n, paragraph in enumerate(text.split("\n") or [""]):
+        lead = first if n == 0 else rest
+        wrapped = textwrap.wrap(
+            paragraph,
+            width=max(width, len(lead) + 8),
+            initial_indent=lead,
+            subsequent_indent=rest,
+            break_long_words=True,
+            break_on_hyphens=False,
+            drop_whitespace=True,
+        )
+        lines.extend(wrapped or [lead.rstrip()])
+    return lines
+
+
+def _content_lines(
+    span: StoredSpan, indent: str, width: int, max_chars: Optional[int]
+) -> list[str]:
+    """The captured content of a span as role-labelled, wrapped text."""
+    lines: list[str] = []
+    for key in _CONTENT_KEYS:
+        if key not in span.attributes:
+            continue
+        for label, texts in _messages(key, span.attributes[key], max_chars):
+            for n, text in enumerate(texts):
+                shown = _wrap(label, text, indent, width)
+                if n:  # further parts of one message: under the first, without the label
+                    pad = " " * (len(label) + 2)
+                    blank = " " * (len(indent) + len(pad))
+                    shown = [blank + line[len(blank) :] for line in shown]
+                lines.extend(shown)
+    if not lines and span.attributes.get(sc.GEN_AI_OPERATION_NAME) in _CONTENT_OPERATIONS:
+        lines.extend(
+            textwrap.wrap(
+                _CONTENT_OFF,
+                width=max(width, len(indent) + 8),
+                initial_indent=indent,
+                subsequent_indent=" " * len(indent),
+            )
+        )
+    return lines
+
+
 def cmd_trace(args: argparse.Namespace) -> int:
     with _open(args) as store:
         roots = store.trace_tree(args.trace_id)
@@ -309,9 +560,12 @@ def cmd_trace(args: argparse.Namespace) -> int:
         )
         return 0
     style = Style(sys.stdout)
+    width = terminal_width()
     total = max(end - start, 1)
+    llm = [s for s in spans if sc.GEN_AI_USAGE_INPUT_TOKENS in s.attributes]
     tokens_in = sum(int(s.attributes.get(sc.GEN_AI_USAGE_INPUT_TOKENS, 0)) for s in spans)
     tokens_out = sum(int(s.attributes.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0)) for s in spans)
+    estimated = sum(1 for s in llm if s.attributes.get(sc.OTELITE_USAGE_ESTIMATED))
     costs = [
         float(s.attributes[sc.GEN_AI_USAGE_COST])
         for s in spans
@@ -319,36 +573,58 @@ def cmd_trace(args: argparse.Namespace) -> int:
     ]
     unpriced = sum(1 for s in spans if s.attributes.get(sc.OTELITE_COST_UNPRICED))
     service = spans[0].resource.get(sc.SERVICE_NAME, "")
-    header = (
-        f"{spans[0].trace_id}  {service}  {fmt_duration_ns(end - start)}  {len(spans)} spans  "
-        f"{tokens_in}+{tokens_out} tok  {fmt_cost(sum(costs) if costs else None, unpriced)}"
-    )
-    print(style.bold(cut(header, WIDTH)))
+    facts = [
+        spans[0].trace_id,
+        str(service),
+        fmt_duration_ns(end - start),
+        f"{len(spans)} span{'s' if len(spans) != 1 else ''}",
+    ]
+    if llm:
+        tokens = fmt_tokens(tokens_in, tokens_out, estimated == len(llm))
+        if estimated and estimated < len(llm):
+            tokens += f" ({estimated} of {len(llm)} calls est.)"
+        facts.append(tokens)
+    if costs or unpriced:
+        facts.append(fmt_cost(sum(costs) if costs else None, unpriced))
+    facts = [f for f in facts if f]
+    one_line = "  ".join(facts)
+    for line in (
+        [one_line] if len(one_line) <= width else _pack(facts[:2], width) + _pack(facts[2:], width)
+    ):
+        print(style.bold(line))
     if unpriced:
         print(
-            style.dim(cut(f"cost: {cost_summary(sum(costs) if costs else None, unpriced)}", WIDTH))
+            style.dim(cut(f"cost: {cost_summary(sum(costs) if costs else None, unpriced)}", width))
         )
-    bar_width = 20
-    for depth, span in rows:
+    names = ["  " * depth + span.name for depth, span in rows]
+    # name, duration (9), bar (20 between pipes, fewer on a narrow terminal), " ERROR"
+    fixed = 13 + (6 if any(span.status_code == "ERROR" for span in spans) else 0)
+    name_width = max(min(max(len(n) for n in names), width - fixed - 20), 8)
+    bar_width = max(min(20, width - fixed - name_width), 4)
+    for (depth, span), name in zip(rows, names):
         offset = int((span.start_time_ns - start) / total * bar_width)
         length = max(1, round(span.duration_ns / total * bar_width)) if span.duration_ns else 0
         length = min(length, bar_width - offset)
         bar = " " * offset + "█" * length + " " * (bar_width - offset - length)
-        name = cut("  " * depth + span.name, 46)
-        status = style.red(" ERROR") if span.status_code == "ERROR" else ""
-        print(f"{name:<46} {fmt_duration_ns(span.duration_ns):>9} |{bar}|{status}")
+        row = (
+            f"{cut(name, name_width):<{name_width}} {fmt_duration_ns(span.duration_ns):>9} |{bar}|"
+        )
+        error = " ERROR" if span.status_code == "ERROR" else ""
+        if len(row) + len(error) > width:  # narrower than the bar: no colour, cut
+            print(cut(row + error, width))
+        else:
+            print(row + style.red(error) if error else row)
         indent = "  " * depth + "  ↳ "
         if span.attributes.get(sc.GEN_AI_OPERATION_NAME) in _LLM_OPERATIONS:
-            print(style.dim(cut(indent + _llm_details(span), WIDTH)))
+            print(style.dim(cut(indent + _llm_details(span), width)))
         for line in _score_lines(span):
-            print(style.dim(cut(indent + line, WIDTH)))
+            print(style.dim(cut(indent + line, width)))
         if span.status_code == "ERROR":
             reason = span.status_message or str(span.attributes.get(sc.ERROR_TYPE, ""))
-            print(style.red(cut(indent + reason, WIDTH)))
+            print(style.red(cut(indent + reason, width)))
         if args.content:
-            for key in _CONTENT_KEYS:
-                if key in span.attributes:
-                    print(cut(f"{indent}{key}: {span.attributes[key]}", WIDTH))
+            for line in _content_lines(span, indent, width, args.max_chars):
+                print(line)
     return 0
 
 
@@ -426,16 +702,27 @@ def cmd_score_stats(args: argparse.Namespace) -> int:
         print("no scores recorded; score spans with otelite.score() or run otelite.evals")
         return 1
     style = Style(sys.stdout)
-    label = ",".join(["score", *keys]).upper()
-    print(style.bold(f"{cut(label, 24):<24} {'COUNT':>6} {'MEAN':>8} {'PASS%':>6} {'FAILED':>6}"))
-    for row in rows:
-        name = " / ".join([row.name, *("-" if k is None else str(k) for k in row.key)])
-        mean = f"{row.mean:.3f}" if row.mean is not None else "-"
-        rate = f"{row.pass_rate * 100:.1f}" if row.pass_rate is not None else "-"
-        if len(name) > 24:
-            print(cut(name, WIDTH))
-            name = ""
-        print(f"{name:<24} {row.count:>6} {mean:>8} {rate:>6} {row.failed:>6}")
+    columns = [
+        Column("SCORE", flex=True),
+        *(Column(k.upper(), flex=True) for k in keys),
+        Column("COUNT", ">"),
+        Column("MEAN", ">"),
+        Column("PASS%", ">"),
+        Column("FAILED", ">"),
+    ]
+    table = [
+        [
+            row.name,
+            *("-" if k is None else str(k) for k in row.key),
+            str(row.count),
+            f"{row.mean:.3f}" if row.mean is not None else "-",
+            f"{row.pass_rate * 100:.1f}" if row.pass_rate is not None else "-",
+            str(row.failed),
+        ]
+        for row in rows
+    ]
+    lines, _ = render_table(columns, table, terminal_width(), style)
+    print("\n".join(lines))
     return 0
 
 
@@ -459,33 +746,50 @@ def cmd_stats(args: argparse.Namespace) -> int:
         )
         return 1
     style = Style(sys.stdout)
-    label = ",".join(keys).upper()
-    print(
-        style.bold(
-            f"{cut(label, 12):<12} {'CALLS':>5} {'ERR%':>5} {'IN':>5} {'OUT':>5} {'COST':>8} {'P50':>7} {'P95':>7} {'P99':>7} {'TTFC':>5} {'EST%':>4}"
-        )
-    )
-    for row in rows:
-        name = " / ".join("-" if k is None else str(k) for k in row.key)
-        metrics = (
-            f"{row.calls:>5} {row.error_rate * 100:>5.1f} {fmt_count(row.input_tokens):>5} "
-            f"{fmt_count(row.output_tokens):>5} {cut(fmt_cost(row.cost_usd, row.unpriced), 8):>8} "
-            f"{fmt_duration_ns(row.p50_ms * 1e6):>7} {fmt_duration_ns(row.p95_ms * 1e6):>7} "
-            f"{fmt_duration_ns(row.p99_ms * 1e6):>7} "
-            f"{(f'{row.p50_ttfc_ms:.0f}ms' if row.p50_ttfc_ms is not None else '-'):>5} "
-            f"{row.estimated_share * 100:>4.0f}"
-        )
-        if len(name) > 12:
-            print(cut(name, WIDTH))
-            name = ""
-        print(f"{name:<12} {metrics}")
+    columns = [
+        *(Column(k.upper(), flex=True) for k in keys),
+        Column("CALLS", ">"),
+        Column("ERR%", ">"),
+        Column("IN", ">"),
+        Column("OUT", ">"),
+        Column("COST", ">"),
+        Column("P50", ">"),
+        Column("P95", ">", drop=4),
+        Column("P99", ">", drop=1),
+        Column("TTFC", ">", drop=2),
+        Column("EST%", ">", drop=3),
+    ]
+    table = [
+        [
+            *("-" if k is None else str(k) for k in row.key),
+            str(row.calls),
+            f"{row.error_rate * 100:.1f}",
+            fmt_count(row.input_tokens),
+            fmt_count(row.output_tokens),
+            fmt_cost(row.cost_usd, row.unpriced),
+            fmt_duration_ns(row.p50_ms * 1e6),
+            fmt_duration_ns(row.p95_ms * 1e6),
+            fmt_duration_ns(row.p99_ms * 1e6),
+            f"{row.p50_ttfc_ms:.0f}ms" if row.p50_ttfc_ms is not None else "-",
+            f"{row.estimated_share * 100:.0f}",
+        ]
+        for row in rows
+    ]
+    width = terminal_width()
+    lines, hidden = render_table(columns, table, width, style)
+    print("\n".join(lines))
     unpriced = sum(r.unpriced for r in rows)
-    footer = f"{sum(r.calls for r in rows)} LLM calls"
+    calls = sum(r.calls for r in rows)
+    footer = f"{calls} LLM call{'s' if calls != 1 else ''}"
+    if "EST%" not in hidden and any(r.estimated_share for r in rows):
+        footer += "; EST% = share of calls with estimated tokens (est.)"
     if unpriced:
         footer += (
             f"; {unpriced} without a price (add them with configure(prices=...))\n{_UNPRICED_NOTE}"
         )
-    print(style.dim(footer))
+    if hidden:
+        footer += _hidden_note(hidden)
+    print(style.dim("\n".join(cut(line, width) for line in footer.splitlines())))
     return 0
 
 
@@ -496,7 +800,12 @@ def _mermaid_label(span: StoredSpan) -> str:
     text = f"{span.name}<br/>{fmt_duration_ns(span.duration_ns)}"
     a = span.attributes
     if sc.GEN_AI_USAGE_INPUT_TOKENS in a:
-        text += f" · {a.get(sc.GEN_AI_USAGE_INPUT_TOKENS, 0)}+{a.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0)} tok"
+        tokens = fmt_tokens(
+            int(a.get(sc.GEN_AI_USAGE_INPUT_TOKENS, 0)),
+            int(a.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS, 0)),
+            bool(a.get(sc.OTELITE_USAGE_ESTIMATED)),
+        )
+        text += f"<br/>{tokens}"
     return text.replace('"', "#quot;")
 
 
@@ -816,6 +1125,12 @@ def add_commands(commands: Any) -> None:
     common(trace)
     trace.add_argument("trace_id")
     trace.add_argument("--content", action="store_true", help="show captured messages and passages")
+    trace.add_argument(
+        "--max-chars",
+        type=int,
+        metavar="N",
+        help="with --content: cut each captured text to N characters",
+    )
     trace.set_defaults(handler=cmd_trace)
 
     stats = commands.add_parser("stats", help="calls, errors, tokens, cost and latency by key")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import math
 import re
 import threading
 from collections.abc import Mapping
@@ -614,3 +615,21 @@ def _warn_once(
 def _reset_warnings_for_tests() -> None:
     with _warned_lock:
         _warned.clear()
+
+
+def fmt_money(usd: float) -> str:
+    """US dollars for people: cents above $1 (``$2.40``), two significant digits below
+    (``$0.027``, ``$0.0000024``), ``<$0.00000001`` under that; never scientific notation."""
+    if usd == 0:
+        return "$0"
+    if usd < 0:  # a credit or refund
+        return "-" + fmt_money(-usd)
+    if usd >= 1:
+        return f"${usd:,.2f}"
+    if usd < 1e-8:
+        return "<$0.00000001"
+    decimals = min(max(2, 1 - math.floor(math.log10(usd))), 8)
+    text = f"{usd:.{decimals}f}".rstrip("0")
+    if len(text.partition(".")[2]) < 2:
+        text = f"{float(text):.2f}"
+    return f"${text}"

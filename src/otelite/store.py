@@ -88,6 +88,7 @@ class TraceSummary:
     service_name: Optional[str]
     user_id: Optional[str]
     unpriced_calls: int = 0  # LLM calls without a price, left out of cost_usd
+    estimated_calls: int = 0  # LLM calls whose token counts are estimates
 
     @property
     def duration_ns(self) -> int:
@@ -358,6 +359,30 @@ class LocalStore:
             raise StoreError(f"trace id {prefix!r}: several traces start so; give more characters")
         return str(rows[0]["trace_id"])
 
+    def short_trace_ids(self, trace_ids: Sequence[str], min_length: int = 8) -> dict[str, str]:
+        """Each full trace id's shortest prefix (at least ``min_length`` characters) that no
+        other trace in the store shares, so that :meth:`resolve_trace_id` accepts it."""
+        short = {}
+        for trace_id in trace_ids:
+            length = min_length
+            for op, order in (("<", "DESC"), (">", "ASC")):
+                rows = _sqlite.fetch_rows(
+                    self._conn,
+                    f"SELECT trace_id FROM spans WHERE trace_id {op} ? "
+                    f"ORDER BY trace_id {order} LIMIT 1",
+                    (trace_id,),
+                )
+                if rows:
+                    other = str(rows[0]["trace_id"])
+                    common = 0
+                    while common < min(len(other), len(trace_id)) and (
+                        other[common] == trace_id[common]
+                    ):
+                        common += 1
+                    length = max(length, common + 1)
+            short[trace_id] = trace_id[:length]
+        return short
+
     def spans(self, trace_id: str) -> list[StoredSpan]:
         """All spans of one trace (full id or unique prefix), in start order."""
         full = self.resolve_trace_id(trace_id)
@@ -468,6 +493,7 @@ class LocalStore:
                    TOTAL(t.output_tokens) AS output_tokens,
                    SUM(t.cost_usd) AS cost_usd,
                    TOTAL(t.unpriced) AS unpriced_calls,
+                   TOTAL(t.usage_estimated) AS estimated_calls,
                    MAX(t.status_code = 'ERROR') AS has_error,
                    MAX(t.user_id) AS user_id
             FROM spans t JOIN matching USING (trace_id)
@@ -501,6 +527,7 @@ class LocalStore:
                     service_name=self._resource(root["resource_id"]).get("service.name"),
                     user_id=row["user_id"],
                     unpriced_calls=int(row["unpriced_calls"] or 0),
+                    estimated_calls=int(row["estimated_calls"] or 0),
                 )
             )
         return summaries

@@ -373,7 +373,7 @@ def test_eval_with_some_priced_calls_flags_the_rest(tmp_path: Path) -> None:
     s = run.summary
     assert s.task_cost == pytest.approx(2 * per_row)
     assert (s.task_llm_calls, s.task_unpriced_calls) == (4, 2)
-    assert f"  task: cost ${2 * per_row:.6f} + 2 LLM calls unpriced, latency p50" in run.report()
+    assert "  task: cost $0.0000072 + 2 LLM calls unpriced, latency p50" in run.report()
     summary, rows = run_lines(run, tmp_path)
     assert summary["task_cost"] == pytest.approx(2 * per_row)
     assert summary["task_unpriced_calls"] == 2
@@ -394,8 +394,9 @@ def test_eval_fully_priced_unchanged(tmp_path: Path) -> None:
     """Every call priced: a plain dollar figure, no flag."""
     run = eval_run(tmp_path, ["gpt-4o-mini"])
     per_row = (12 * 0.15 + 3 * 0.6) / 1e6
+    assert run.summary.task_cost == pytest.approx(2 * per_row)
     assert run.summary.task_unpriced_calls == 0
-    assert f"  task: cost ${2 * per_row:.6f}, latency p50" in run.report()
+    assert "  task: cost $0.0000072, latency p50" in run.report()
 
 
 T0 = 1_767_225_600_000_000_000  # 2026-01-01 00:00:00 UTC
@@ -456,45 +457,46 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 
 
 def test_store_cli_never_shows_unknown_cost_as_zero(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """traces, trace and stats: 'unknown' when no call was priced, '+' and a count when some were."""
     store = str(cost_store(tmp_path / "store"))
+    monkeypatch.setenv("COLUMNS", "120")
     assert cli(capsys, "traces", "--store", store) == (
-        "START (UTC)    ROOT              DURATION LLM    TOKENS     COST ST  USER\n"
-        "01-01 01:00:00 chat my-private-…  10.0ms   1    100+20  unknown OK  -\n"
-        "01-01 00:00:00 invoke_workflow …  30.0ms   2    200+40  $3e-05+ OK  -\n"
-        "2 traces; show one with: otelite trace <id prefix>\n"
+        "ID                               START (UTC)    ROOT                  DURATION LLM  IN OUT       COST ST USER\n"
+        "00000000000000000000000000000002 01-01 01:00:00 chat my-private-model   10.0ms   1 100  20    unknown OK -\n"
+        "00000000000000000000000000000001 01-01 00:00:00 invoke_workflow mixed   30.0ms   2 200  40 $0.000027+ OK -\n"
+        "2 traces; show one with: otelite trace <ID>\n"
         "cost: 'unknown' = no call priced; '+' = some calls have no price (not counted)\n"
     )
+    monkeypatch.setenv("COLUMNS", "80")
     traces = json.loads(cli(capsys, "traces", "--store", store, "--json"))
     assert [(t["cost_usd"], t["unpriced_calls"]) for t in traces] == [(None, 1), (0.000027, 1)]
     tree = cli(capsys, "trace", "--store", store, "00000000000000000000000000000001")
-    assert tree.splitlines()[:2] == [
-        "00000000000000000000000000000001  snap  30.0ms  3 spans  200+40 tok  $3e-05+",
-        "cost: $0.00003 + 1 LLM call unpriced",
+    assert tree.splitlines()[:3] == [
+        "00000000000000000000000000000001  snap",
+        "30.0ms  3 spans  200 in + 40 out tokens  $0.000027+",
+        "cost: $0.000027 + 1 LLM call unpriced",
     ]
-    assert "    ↳ my-private-model · 100+20 tok · no price" in tree
+    assert "    ↳ my-private-model · 100 in + 20 out tokens · no price" in tree
     tree = cli(capsys, "trace", "--store", store, "00000000000000000000000000000002")
-    assert tree.splitlines()[:2] == [
-        "00000000000000000000000000000002  snap  10.0ms  1 spans  100+20 tok  unknown",
+    assert tree.splitlines()[:3] == [
+        "00000000000000000000000000000002  snap",
+        "10.0ms  1 span  100 in + 20 out tokens  unknown",
         "cost: unknown (1 LLM call without a price)",
     ]
     note = "cost: 'unknown' = no call priced; '+' = some calls have no price (not counted)\n"
     footer = "3 LLM calls; 2 without a price (add them with configure(prices=...))\n" + note
     stats = cli(capsys, "stats", "--store", store, "--by", "model")
     assert stats == (
-        "MODEL        CALLS  ERR%    IN   OUT     COST     P50     P95     P99  TTFC EST%\n"
-        "my-private-model\n"
-        "                 2   0.0   200    40  unknown  10.0ms  10.0ms  10.0ms     -    0\n"
-        "gpt-4o-mini      1   0.0   100    20 $0.00003  10.0ms  10.0ms  10.0ms     -    0\n"
-        + footer
+        "MODEL            CALLS ERR%  IN OUT      COST    P50    P95    P99 TTFC EST%\n"
+        "my-private-model     2  0.0 200  40   unknown 10.0ms 10.0ms 10.0ms    -    0\n"
+        "gpt-4o-mini          1  0.0 100  20 $0.000027 10.0ms 10.0ms 10.0ms    -    0\n" + footer
     )
     assert max(len(line) for line in stats.splitlines()) <= 80
     assert cli(capsys, "stats", "--store", store, "--by", "service") == (
-        "SERVICE      CALLS  ERR%    IN   OUT     COST     P50     P95     P99  TTFC EST%\n"
-        "snap             3   0.0   300    60  $3e-05+  10.0ms  10.0ms  10.0ms     -    0\n"
-        + footer
+        "SERVICE CALLS ERR%  IN OUT       COST    P50    P95    P99 TTFC EST%\n"
+        "snap        3  0.0 300  60 $0.000027+ 10.0ms 10.0ms 10.0ms    -    0\n" + footer
     )
     rows = json.loads(cli(capsys, "stats", "--store", store, "--by", "service", "--json"))
     assert [(r["cost_usd"], r["unpriced"], r["calls"]) for r in rows] == [(0.000027, 2, 3)]

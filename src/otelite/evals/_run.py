@@ -32,6 +32,7 @@ from otelite import _semconv as sc
 from otelite._evaluation import Score
 from otelite._jsonl import write_jsonl as write_jsonl_atomic
 from otelite._plural import plural
+from otelite._pricing import fmt_money
 from otelite.evals._dataset import Dataset, Example, PathLike, as_dataset
 from otelite.evals._heuristics import check_evaluators, evaluator_name
 
@@ -218,7 +219,7 @@ def _known_sum(costs: Iterable[Optional[float]]) -> Optional[float]:
 
 
 def cost_text(cost: Optional[float], count: int, unpriced: int, noun: str = "LLM call") -> str:
-    """A cost for people: ``$0.001200``, ``$0.001200 + 3 unpriced LLM calls`` or ``unknown (...)``.
+    """A cost for people: ``$0.0012``, ``$0.0012 + 3 LLM calls unpriced`` or ``unknown (...)``.
 
     ``count`` is how many calls (or judge verdicts) there were, ``unpriced`` how many had no price.
     """
@@ -235,7 +236,7 @@ def cost_text(cost: Optional[float], count: int, unpriced: int, noun: str = "LLM
         if count:
             return f"unknown (no {noun} was priced)"
         return f"unknown (no {noun}s recorded)"
-    text = f"${cost:.6f}"
+    text = fmt_money(cost)  # the CLI's money format
     if unpriced:
         text += f" + {many(unpriced)} unpriced"
     return text
