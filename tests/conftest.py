@@ -46,6 +46,8 @@ def _clean_otelite(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
     for name in _OTEL_VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+    # CLI tables size themselves to the terminal: every test sees the same 80 columns.
+    monkeypatch.setenv("COLUMNS", "80")
     yield
     otelite.shutdown()
     _guard.reset_reported()
