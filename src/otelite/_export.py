@@ -671,6 +671,7 @@ class BatchProcessor(SpanProcessor):
         self._stopped = False
         self._summarised = False
         self._worker_ident: Optional[int] = None
+        self._reported = 0  # drops already reported by a flush returning False
         self._last_error: Optional[str] = None  # not yet recorded in the store
         with _tallies_lock:
             component = f"{sc.COMPONENT_BATCHING_SPAN_PROCESSOR}/{len(_tallies)}"
@@ -753,18 +754,25 @@ class BatchProcessor(SpanProcessor):
         with self._cond:
             self._urgent = True
             self._cond.notify_all()
-            return self._accepted, self._failures()
+            return self._accepted, self._reported
 
     def wait_flush(self, token: tuple[int, int], deadline: float) -> bool:
-        """Wait until the spans of ``token`` are settled; ``False`` on timeout or failure."""
-        target, failures = token
+        """Wait until the spans of ``token`` are settled; ``False`` on timeout or failure.
+
+        A drop is reported by the first flush that ends after it (including drops of
+        spans that never got into the queue), then not again.
+        """
+        target, reported = token
         with self._cond:
             while self._settled < target and self._worker is not None:
                 remaining = _remaining(deadline)
                 if remaining <= 0:
+                    self._reported = max(self._reported, self._failures())
                     return False
                 self._cond.wait(min(remaining, 0.05))
-            return self._settled >= target and self._failures() == failures
+            failures = self._failures()
+            self._reported = max(self._reported, failures)
+            return self._settled >= target and failures == reported
 
     def begin_shutdown(self) -> None:
         """Stop taking spans and tell the worker to export what is queued, then stop."""
