@@ -1239,6 +1239,8 @@ def _processor_points() -> tuple[
     with _tallies_lock:
         tallies = list(_tallies)
     for tally in tallies:
+        if not tally.attempted and not any(tally.dropped.values()):
+            continue  # a processor that has seen nothing adds no series (and no export)
         component: tuple[tuple[str, str], ...] = (
             (sc.OTEL_COMPONENT_NAME, tally.component),
             (sc.OTEL_COMPONENT_TYPE, sc.COMPONENT_BATCHING_SPAN_PROCESSOR),
@@ -1303,8 +1305,9 @@ def observe(meter: Meter) -> None:
 
     def metric_points(options: CallbackOptions) -> Iterable[Observation]:
         with metric_counts.lock:
-            found = [Observation(metric_counts.exported, {})]
+            sent = metric_counts.exported
             failed = metric_counts.dropped["export_failed"]
+        found = [Observation(sent, {})] if sent else []
         if failed:
             found.append(Observation(failed, {sc.ERROR_TYPE: "export_failed"}))
         return found
@@ -1313,7 +1316,7 @@ def observe(meter: Meter) -> None:
         with _tallies_lock:
             tallies = list(_tallies)
         pairs = [(tally, tally.processor()) for tally in tallies]
-        return [(t, p) for t, p in pairs if p is not None and not p._stopped]
+        return [(t, p) for t, p in pairs if p is not None and not p._stopped and p._accepted]
 
     def component(tally: _Tally) -> dict[str, str]:
         return {
