@@ -618,3 +618,20 @@ def test_status_with_bad_settings(
     err = capsys.readouterr().err
     assert err.startswith("otelite: OTELITE_SAMPLE_RATIO: ")
     assert "Traceback" not in err
+
+
+def test_an_idle_processor_adds_no_series() -> None:
+    """A processor that has seen no span adds no series, so an idle app sends no extra metrics."""
+    reader, _ = metrics_reader()
+    processor = _export.BatchProcessor(FakeExporter(), schedule_delay_s=0.01)
+    found = points(reader)
+    for name in (
+        "otel.sdk.processor.span.processed",
+        "otel.sdk.processor.span.queue.size",
+        "otel.sdk.processor.span.queue.capacity",
+    ):
+        assert not any(
+            ("otel.component.name", processor._tally.component) in attrs
+            for attrs in found.get(name, {})
+        )
+    processor.shutdown()
