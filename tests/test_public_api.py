@@ -19,7 +19,7 @@ DOCS = Path(__file__).parent.parent / "docs"
 # and feature modules (each top-level name in "features") never import each other.
 LAYERS = {
     "leaves": {"_version", "_exceptions", "_semconv", "_env", "_plural"},
-    "utilities": {"_guard", "_content", "_sqlite", "_tokens", "_pricing", "_jsonl"},
+    "utilities": {"_guard", "_content", "_sqlite", "_tokens", "_pricing", "_jsonl", "_delivery"},
     "runtime": {"_context", "_export", "_config", "_spans", "_evaluation", "_checks", "_metrics"},
     "features": {"_decorators", "_integrations", "store", "prompts", "datasets", "evals"},
     "surfaces": {
@@ -28,6 +28,7 @@ LAYERS = {
         "cli",
         "_cli_store",
         "_cli_eval",
+        "_cli_status",
         "testing",
         "_pytest_plugin",
         "instrumentation",

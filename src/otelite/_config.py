@@ -605,6 +605,7 @@ def _processors(settings: Settings, export_traces: bool = True) -> list[SpanProc
             )
         else:
             processors.append(_export.batch(store))
+    _export.note_store(processors, settings.protocol)
     return processors
 
 
@@ -1073,6 +1074,8 @@ def configure(
             settings.stream_usage,
             settings.checks,
         )
+        with _guard.contained("registering the delivery counters"):
+            _export.observe(_active.meter)
         if not _state.atexit_registered:
             atexit.register(_at_exit)
             _state.atexit_registered = True

@@ -31,11 +31,13 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
 
-from otelite import _context, _env, _guard
+from otelite import _context, _delivery, _env, _guard
+from otelite import _semconv as sc
 from otelite._content import redact_error_secrets
 from otelite._sqlite import SpanWriter
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import CallbackOptions, Meter, Observation
     from opentelemetry.sdk.metrics.export import MetricsData
 
 logger = logging.getLogger("otelite")
@@ -240,6 +242,10 @@ _destinations: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def _set_destination(exporter: Any, text: str) -> None:
+    from otelite._config import safe_url  # same layer; imported late (it imports this module)
+
+    if "://" in text:
+        text = safe_url(text)  # a password or a token in the URL never reaches a log line
     with contextlib.suppress(TypeError):  # not weak-referenceable: named by its type
         _destinations[exporter] = text
 
@@ -272,6 +278,38 @@ class _UnsupportedFilter(logging.Filter):
         if any(getattr(arg, "name", None) == "UNIMPLEMENTED" for arg in args):
             guard.saw_unimplemented()
         return not guard.refused
+
+
+def _count_points(metrics_data: MetricsData) -> int:
+    return sum(
+        len(getattr(metric.data, "data_points", ()))
+        for resource_metrics in metrics_data.resource_metrics
+        for scope_metrics in resource_metrics.scope_metrics
+        for metric in scope_metrics.metrics
+    )
+
+
+class _MetricCounts:
+    """Metric points exported and not delivered (``export_failed``) through OTLP, process-wide."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Start from zero (in a forked child: the parent reports its own counts)."""
+        self.lock = threading.Lock()
+        self.exported = 0
+        self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+
+    def add(self, result: MetricExportResult, points: int) -> None:
+        with self.lock:
+            if result == MetricExportResult.SUCCESS:
+                self.exported += points
+            else:
+                self.dropped["export_failed"] += points
+
+
+metric_counts = _MetricCounts()
 
 
 class MetricsEndpointGuard(MetricExporter):
@@ -316,6 +354,13 @@ class MetricsEndpointGuard(MetricExporter):
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
+        # Runs on the metric reader's thread: counting the points costs the caller nothing.
+        result = self._export(metrics_data, timeout_millis)
+        with contextlib.suppress(Exception):  # counting never fails an export
+            metric_counts.add(result, _count_points(metrics_data))
+        return result
+
+    def _export(self, metrics_data: MetricsData, timeout_millis: float) -> MetricExportResult:
         from opentelemetry.sdk.metrics.export import MetricExportResult
 
         if self.refused or self._busy or self._closed:
@@ -466,6 +511,111 @@ def span_size(span: ReadableSpan) -> int:
     return size
 
 
+class _Tally:
+    """One processor's counts; kept when the processor is gone, since the counters are cumulative."""
+
+    __slots__ = ("attempted", "component", "dropped", "exported", "exporter_type", "processor")
+
+    def __init__(self, processor: BatchProcessor, component: str, exporter_type: str) -> None:
+        self.processor = weakref.ref(processor)
+        self.component = component
+        self.exporter_type = exporter_type
+        self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        self.exported = 0  # spans the exporter accepted
+        self.attempted = 0  # spans passed to the exporter
+
+
+_tallies: list[_Tally] = []
+_tallies_lock = threading.Lock()
+
+
+def _exporter_type(exporter: SpanExporter) -> str:
+    if isinstance(exporter, LocalStoreExporter):
+        return "otelite_local_store_exporter"
+    module = type(exporter).__module__
+    if module.startswith("opentelemetry.exporter.otlp"):
+        return "otlp_grpc_span_exporter" if ".grpc" in module else "otlp_http_span_exporter"
+    return type(exporter).__name__
+
+
+def undelivered_line(
+    count: int,
+    destination: str,
+    reasons: Mapping[str, int],
+    kept_in: Optional[Path] = None,
+    resend: Optional[str] = None,
+) -> str:
+    """The one line that says, at shutdown, how many spans did not reach ``destination``.
+
+    ``reasons`` maps a reason of :data:`DROP_REASONS` to its count; ``kept_in`` is the
+    local store that holds a copy of those spans, ``resend`` the command that sends
+    them again.
+    """
+    noun = "span" if count == 1 else "spans"
+    details = ", ".join(f"{reason.replace('_', ' ')}: {n}" for reason, n in reasons.items() if n)
+    line = f"otelite: {count} {noun} could not be delivered to {destination} ({details})"
+    if kept_in is not None:
+        line += f"; kept in the local store {kept_in}"
+        if resend:
+            line += f", resend with `{resend}`"
+    return line
+
+
+def resend_command(store: Path, destination: str, protocol: str) -> Optional[str]:
+    """The ``otelite export otlp`` command line that replays ``store`` to ``destination``."""
+    import shlex
+
+    if "://" not in destination:
+        return None
+    endpoint = destination
+    if protocol != "grpc" and endpoint.endswith("/v1/traces"):
+        endpoint = endpoint[: -len("/v1/traces")]
+    command = (
+        f"otelite export otlp --store {shlex.quote(str(store))} --endpoint {shlex.quote(endpoint)}"
+    )
+    return command + (" --protocol grpc" if protocol == "grpc" else "")
+
+
+def note_store(processors: Sequence[SpanProcessor], protocol: str) -> None:
+    """Tell ``processors`` about the local store among them (where drops are recorded, and
+    where the spans the other destinations missed are kept)."""
+    stores = [
+        p
+        for p in processors
+        if isinstance(p, BatchProcessor) and isinstance(p.exporter, LocalStoreExporter)
+    ]
+    if not stores:
+        return
+    store_exporter = stores[0].exporter
+    assert isinstance(store_exporter, LocalStoreExporter)
+    path = store_exporter.path
+    for processor in processors:
+        if isinstance(processor, BatchProcessor):
+            processor.record_in = path
+            if processor is not stores[0]:
+                processor.kept_in = path
+                processor.resend = resend_command(path, processor.destination, protocol)
+
+
+class _ErrorCapture(logging.Filter):
+    """Keeps the last warning an exporter logs on a processor's worker thread (its export error)."""
+
+    def __init__(self, processor: BatchProcessor) -> None:
+        super().__init__()
+        self._processor = weakref.ref(processor)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        processor = self._processor()
+        if (
+            processor is not None
+            and record.levelno >= logging.WARNING
+            and record.thread == processor._worker_ident
+        ):
+            with contextlib.suppress(Exception):  # a log line must never fail
+                processor._saw_error(record.getMessage())
+        return True
+
+
 class BatchProcessor(SpanProcessor):
     """Batches finished spans and exports them on its own daemon thread, within bounds.
 
@@ -498,7 +648,14 @@ class BatchProcessor(SpanProcessor):
         self.max_request_bytes = max_request_bytes
         self.shutdown_timeout_s = shutdown_timeout_s
         self.destination = destination(exporter)
+        self.record_in: Optional[Path] = None  # the store db where drops and errors are kept
+        self.kept_in: Optional[Path] = None  # the store that also holds this processor's spans
+        self.resend: Optional[str] = None  # the command that sends them again
         self._reset()
+        self._capture = _ErrorCapture(self)
+        self._capture_loggers = {type(exporter).__module__, _GRPC_EXPORTER_LOGGER}
+        for name in self._capture_loggers:
+            logging.getLogger(name).addFilter(self._capture)
         _forkables.add(self)
 
     def _reset(self) -> None:
@@ -513,8 +670,44 @@ class BatchProcessor(SpanProcessor):
         self._stopping = False
         self._stopped = False
         self._summarised = False
-        self.exported = 0
-        self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        self._worker_ident: Optional[int] = None
+        self._reported = 0  # drops already reported by a flush returning False
+        self._last_error: Optional[str] = None  # not yet recorded in the store
+        with _tallies_lock:
+            component = f"{sc.COMPONENT_BATCHING_SPAN_PROCESSOR}/{len(_tallies)}"
+            self._tally = _Tally(self, component, _exporter_type(self.exporter))
+            _tallies.append(self._tally)
+        self.dropped = self._tally.dropped
+        self._recorded: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+
+    @property
+    def exported(self) -> int:
+        """Spans the exporter accepted."""
+        return self._tally.exported
+
+    def _saw_error(self, text: str) -> None:
+        self._last_error = redact_error_secrets(" ".join(text.split()))[:1000]
+
+    def _record(self) -> None:
+        """Add the drops and the last error not yet recorded to the store (if one is known)."""
+        db = self.record_in
+        if db is None:
+            return
+        with self._cond:
+            deltas = {r: n - self._recorded.get(r, 0) for r, n in self.dropped.items()}
+            error, self._last_error = self._last_error, None
+            if not any(deltas.values()) and error is None:
+                return
+            self._recorded = dict(self.dropped)
+        try:
+            _delivery.record(db, self.destination, sc.SIGNAL_SPANS, deltas, error, time.time())
+        except Exception as exc:  # busy or unwritable: retried with the next change
+            logger.debug("otelite: could not record undelivered spans in %s", db, exc_info=exc)
+            with self._cond:
+                for reason, n in deltas.items():
+                    self._recorded[reason] = self._recorded.get(reason, 0) - n
+                if self._last_error is None:
+                    self._last_error = error
 
     def _after_fork(self) -> None:
         # The parent's thread does not exist here and its lock may be held forever;
@@ -561,18 +754,25 @@ class BatchProcessor(SpanProcessor):
         with self._cond:
             self._urgent = True
             self._cond.notify_all()
-            return self._accepted, self._failures()
+            return self._accepted, self._reported
 
     def wait_flush(self, token: tuple[int, int], deadline: float) -> bool:
-        """Wait until the spans of ``token`` are settled; ``False`` on timeout or failure."""
-        target, failures = token
+        """Wait until the spans of ``token`` are settled; ``False`` on timeout or failure.
+
+        A drop is reported by the first flush that ends after it (including drops of
+        spans that never got into the queue), then not again.
+        """
+        target, reported = token
         with self._cond:
             while self._settled < target and self._worker is not None:
                 remaining = _remaining(deadline)
                 if remaining <= 0:
+                    self._reported = max(self._reported, self._failures())
                     return False
                 self._cond.wait(min(remaining, 0.05))
-            return self._settled >= target and self._failures() == failures
+            failures = self._failures()
+            self._reported = max(self._reported, failures)
+            return self._settled >= target and failures == reported
 
     def begin_shutdown(self) -> None:
         """Stop taking spans and tell the worker to export what is queued, then stop."""
@@ -609,6 +809,10 @@ class BatchProcessor(SpanProcessor):
             "shutting down an exporter",
             inline_fallback=not left,
         )
+        with _guard.contained("recording undelivered spans"):
+            self._record()
+        for name in self._capture_loggers:
+            logging.getLogger(name).removeFilter(self._capture)
         self._summarise()
         return failures == 0
 
@@ -630,6 +834,7 @@ class BatchProcessor(SpanProcessor):
 
     def _run(self) -> None:
         cond = self._cond
+        self._worker_ident = threading.get_ident()
         while True:
             with cond:
                 if not self._urgent and not self._stopping:
@@ -655,12 +860,17 @@ class BatchProcessor(SpanProcessor):
                         self._worker = None
                         cond.notify_all()
                         return
-                    self.exported += exported
+                    self._tally.exported += exported
+                    self._tally.attempted += exported + failed
                     self.dropped["export_failed"] += failed
                     self.dropped["too_large"] += too_large
                     self._settled += len(batch)
                     self._in_flight = 0
                     cond.notify_all()
+                    changed = self._last_error is not None or self.dropped != self._recorded
+                if changed and self.record_in is not None:
+                    with _guard.contained("recording undelivered spans"):
+                        self._record()
 
     def _chunks(self, batch: list[ReadableSpan]) -> tuple[list[list[ReadableSpan]], int]:
         limit = self.max_request_bytes
@@ -697,11 +907,14 @@ class BatchProcessor(SpanProcessor):
                 result = self.exporter.export(chunk)
             except Exception as exc:
                 logger.debug("otelite: exporting to %s failed", self.destination, exc_info=exc)
+                self._saw_error(f"{type(exc).__name__}: {exc}")
                 result = SpanExportResult.FAILURE
             if result == SpanExportResult.SUCCESS:
                 exported += len(chunk)
             else:
                 failed += len(chunk)
+                if self._last_error is None:
+                    self._last_error = f"the exporter reported a failure ({len(chunk)} spans)"
         return exported, failed, too_large
 
     def _summarise(self) -> None:
@@ -712,10 +925,10 @@ class BatchProcessor(SpanProcessor):
             dropped = {reason: n for reason, n in self.dropped.items() if n}
         if dropped:
             logger.warning(
-                "otelite: %d span(s) were not delivered to %s (%s)",
-                sum(dropped.values()),
-                self.destination,
-                ", ".join(f"{reason.replace('_', ' ')}: {n}" for reason, n in dropped.items()),
+                "%s",
+                undelivered_line(
+                    sum(dropped.values()), self.destination, dropped, self.kept_in, self.resend
+                ),
             )
 
 
@@ -1011,12 +1224,162 @@ class SwappableMetricExporter(MetricExporter):
             inner.shutdown(timeout_millis=timeout_millis, **kwargs)
 
 
+# --- self-observability metrics ----------------------------------------------------------
+
+_observed: set[int] = set()  # ids of the meters the instruments below are registered on
+_observed_meters: list[Any] = []  # those meters, kept so that an id is never reused
+
+
+def _processor_points() -> tuple[
+    dict[tuple[tuple[str, str], ...], int], dict[tuple[tuple[str, str], ...], int]
+]:
+    """Spans processed and exported, summed by attribute set, from every processor's tally."""
+    processed: dict[tuple[tuple[str, str], ...], int] = {}
+    exported: dict[tuple[tuple[str, str], ...], int] = {}
+    with _tallies_lock:
+        tallies = list(_tallies)
+    for tally in tallies:
+        if not tally.attempted and not any(tally.dropped.values()):
+            continue  # a processor that has seen nothing adds no series (and no export)
+        component: tuple[tuple[str, str], ...] = (
+            (sc.OTEL_COMPONENT_NAME, tally.component),
+            (sc.OTEL_COMPONENT_TYPE, sc.COMPONENT_BATCHING_SPAN_PROCESSOR),
+        )
+        processed[component] = processed.get(component, 0) + tally.attempted
+        for reason in ("queue_full", "too_large", "shutdown_timeout"):
+            if tally.dropped[reason]:
+                key = (*component, (sc.ERROR_TYPE, reason))
+                processed[key] = processed.get(key, 0) + tally.dropped[reason]
+        kind: tuple[tuple[str, str], ...] = ((sc.OTEL_COMPONENT_TYPE, tally.exporter_type),)
+        exported[kind] = exported.get(kind, 0) + tally.exported
+        if tally.dropped["export_failed"]:
+            key = (*kind, (sc.ERROR_TYPE, "export_failed"))
+            exported[key] = exported.get(key, 0) + tally.dropped["export_failed"]
+    return processed, exported
+
+
+def dropped_counts() -> dict[tuple[str, str], int]:
+    """Everything not delivered in this process so far: (signal, reason) -> count."""
+    counts: dict[tuple[str, str], int] = {}
+    with _tallies_lock:
+        tallies = list(_tallies)
+    for tally in tallies:
+        for reason, n in tally.dropped.items():
+            if n:
+                key = (sc.SIGNAL_SPANS, reason)
+                counts[key] = counts.get(key, 0) + n
+    with metric_counts.lock:
+        for reason, n in metric_counts.dropped.items():
+            if n:
+                counts[(sc.SIGNAL_METRICS, reason)] = n
+    return counts
+
+
+def observe(meter: Meter) -> None:
+    """Register otelite's delivery counters on ``meter`` (once per meter).
+
+    Observable instruments: the SDK reads them on the metric reader's thread, so
+    counting costs the application's threads nothing.
+    """
+    from opentelemetry.metrics import Observation
+
+    if id(meter) in _observed:
+        return
+    _observed.add(id(meter))
+    _observed_meters.append(meter)
+
+    def observations(points: Mapping[tuple[tuple[str, str], ...], int]) -> list[Observation]:
+        return [Observation(n, dict(attributes)) for attributes, n in points.items()]
+
+    def processed(options: CallbackOptions) -> Iterable[Observation]:
+        return observations(_processor_points()[0])
+
+    def exported(options: CallbackOptions) -> Iterable[Observation]:
+        return observations(_processor_points()[1])
+
+    def dropped(options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(n, {sc.OTELITE_SIGNAL: signal, sc.OTELITE_DROP_REASON: reason})
+            for (signal, reason), n in sorted(dropped_counts().items())
+        ]
+
+    def metric_points(options: CallbackOptions) -> Iterable[Observation]:
+        with metric_counts.lock:
+            sent = metric_counts.exported
+            failed = metric_counts.dropped["export_failed"]
+        found = [Observation(sent, {})] if sent else []
+        if failed:
+            found.append(Observation(failed, {sc.ERROR_TYPE: "export_failed"}))
+        return found
+
+    def live() -> list[tuple[_Tally, BatchProcessor]]:
+        with _tallies_lock:
+            tallies = list(_tallies)
+        pairs = [(tally, tally.processor()) for tally in tallies]
+        return [(t, p) for t, p in pairs if p is not None and not p._stopped and p._accepted]
+
+    def component(tally: _Tally) -> dict[str, str]:
+        return {
+            sc.OTEL_COMPONENT_NAME: tally.component,
+            sc.OTEL_COMPONENT_TYPE: sc.COMPONENT_BATCHING_SPAN_PROCESSOR,
+        }
+
+    def queue_size(options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(len(p._queue), component(t)) for t, p in live()]
+
+    def queue_capacity(options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(p.max_queue, component(t)) for t, p in live()]
+
+    meter.create_observable_counter(
+        sc.METRIC_SDK_PROCESSOR_SPAN_PROCESSED,
+        [processed],
+        unit="{span}",
+        description="Spans the batching processor finished with: passed to the exporter, "
+        "or dropped (error.type)",
+    )
+    meter.create_observable_counter(
+        sc.METRIC_SDK_EXPORTER_SPAN_EXPORTED,
+        [exported],
+        unit="{span}",
+        description="Spans exported, or whose export failed (error.type)",
+    )
+    meter.create_observable_up_down_counter(
+        sc.METRIC_SDK_PROCESSOR_SPAN_QUEUE_SIZE,
+        [queue_size],
+        unit="{span}",
+        description="Spans in the batching processor's queue",
+    )
+    meter.create_observable_up_down_counter(
+        sc.METRIC_SDK_PROCESSOR_SPAN_QUEUE_CAPACITY,
+        [queue_capacity],
+        unit="{span}",
+        description="How many spans the batching processor's queue holds at most",
+    )
+    meter.create_observable_counter(
+        sc.METRIC_SDK_EXPORTER_METRIC_POINT_EXPORTED,
+        [metric_points],
+        unit="{data_point}",
+        description="Metric points exported over OTLP, or whose export failed (error.type)",
+    )
+    meter.create_observable_counter(
+        sc.METRIC_SDK_DROPPED,
+        [dropped],
+        unit="1",
+        description="Spans and metric points otelite could not deliver, by reason",
+    )
+
+
 # --- fork safety --------------------------------------------------------------------------
 
 _forkables: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    with contextlib.suppress(Exception):
+        global _tallies_lock
+        _tallies_lock = threading.Lock()
+        _tallies.clear()  # the parent reports its own counts; the child's start at zero
+        metric_counts.reset()
     for item in list(_forkables):
         with contextlib.suppress(Exception):  # never break a fork
             item._after_fork()

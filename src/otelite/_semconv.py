@@ -194,5 +194,23 @@ OTELITE_CHECKS_FAILED: Final = "otelite.checks.failed"
 OTELITE_CHECK_NAME: Final = "otelite.check.name"
 METRIC_CHECK_FAILURES: Final = "otelite.client.check.failures"
 
+# --- SDK self-observability (the conventions' otel.sdk.* metrics, development status) ---
+# Counted by otelite's batching processor and its OTLP metric exporter, read on the
+# metric reader's thread (observable instruments): nothing is added to the hot path.
+METRIC_SDK_PROCESSOR_SPAN_PROCESSED: Final = "otel.sdk.processor.span.processed"
+METRIC_SDK_PROCESSOR_SPAN_QUEUE_SIZE: Final = "otel.sdk.processor.span.queue.size"
+METRIC_SDK_PROCESSOR_SPAN_QUEUE_CAPACITY: Final = "otel.sdk.processor.span.queue.capacity"
+METRIC_SDK_EXPORTER_SPAN_EXPORTED: Final = "otel.sdk.exporter.span.exported"
+METRIC_SDK_EXPORTER_METRIC_POINT_EXPORTED: Final = "otel.sdk.exporter.metric_data_point.exported"
+OTEL_COMPONENT_TYPE: Final = "otel.component.type"
+OTEL_COMPONENT_NAME: Final = "otel.component.name"
+COMPONENT_BATCHING_SPAN_PROCESSOR: Final = "batching_span_processor"
+# otelite's own: every span or metric point that was not delivered, by reason and signal.
+METRIC_SDK_DROPPED: Final = "otelite.sdk.dropped"
+OTELITE_DROP_REASON: Final = "otelite.drop.reason"
+OTELITE_SIGNAL: Final = "otelite.signal"
+SIGNAL_SPANS: Final = "spans"
+SIGNAL_METRICS: Final = "metrics"
+
 # Attributes the local store copies into indexed columns.
 STORE_MODEL_KEYS: Final = (GEN_AI_REQUEST_MODEL, GEN_AI_RESPONSE_MODEL)

@@ -12,6 +12,7 @@ Commands:
     otelite prompts rollback NAME LABEL
     otelite prompts diff NAME A B
     otelite prompts history NAME
+    otelite status                     settings, pending outbox, undelivered data, last export error
     otelite eval MODULE:TASK DATA.jsonl -e EVALUATOR --min-pass-rate 0.9   a dataset run (CI gate)
 
 Output piped into a reader that closes early (``| head``) ends quietly with exit code 141,
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from otelite import _cli_eval, _cli_store
+from otelite import _cli_eval, _cli_status, _cli_store
 from otelite._version import __version__
 
 
@@ -265,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     prompts.set_defaults(handler=_prompts)
     _cli_store.add_commands(commands)
     _cli_eval.add_command(commands)
+    _cli_status.add_command(commands)
     return parser
 
 
