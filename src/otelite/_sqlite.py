@@ -299,6 +299,9 @@ RETENTION_CHECK_S = 3600.0  # how often a long-running writer applies the retent
 class SpanWriter:
     """Writes batches of finished spans into one store file, one transaction per batch.
 
+    Rows are built before the transaction begins, so that several processes writing
+    one store hold SQLite's write lock only for their inserts.
+
     With ``retention_s``, traces older than that are deleted when the writer opens
     and then once an hour while it writes.
     """
@@ -536,8 +539,10 @@ class SpanWriter:
                 and time.monotonic() - self._last_retention > RETENTION_CHECK_S
             ):
                 self.apply_retention()
-            conn.execute("BEGIN IMMEDIATE")
             try:
+                # Rows are built before the transaction: other processes writing this
+                # store wait only for the inserts, not for this Python work. (A resource
+                # seen for the first time is inserted on its own, once.)
                 rows = []
                 scores = []
                 for span in spans:
@@ -546,6 +551,7 @@ class SpanWriter:
                         scores.extend(self._score_rows(span, span.attributes or {}))
                 # In key order: the primary key's index pages are visited once each.
                 rows.sort(key=_row_key)
+                conn.execute("BEGIN IMMEDIATE")
                 conn.executemany(_INSERT, rows)
                 if scores:
                     conn.executemany(_INSERT_SCORE, scores)
