@@ -17,6 +17,7 @@ import gzip
 import inspect
 import os
 import platform
+import re
 import signal
 import socket
 import sqlite3
@@ -163,6 +164,36 @@ def script(workdir: Path, name: str, body: str) -> Path:
     return path
 
 
+_captured: list[str] = []  # children's stderr in the current scenario
+_SUMMARY = re.compile(r"otelite: (\d+) span\(s\) were not delivered to (.*) \(")
+
+
+def capture(err: str) -> None:
+    _captured.append(err)
+    sys.stderr.write(err[-2000:])
+
+
+def counted(where: str) -> int:
+    """Spans the children reported (in their exit summary line) as not delivered to ``where``."""
+    return sum(
+        int(m.group(1))
+        for text in _captured
+        for m in _SUMMARY.finditer(text)
+        if where in m.group(2)
+    )
+
+
+def notes(*parts: str) -> str:
+    return "; ".join(part for part in parts if part)
+
+
+def lost(kept: int, total: int, where: str) -> str:
+    """How many were lost, and how many of those the children counted."""
+    if kept >= total:
+        return ""
+    return f"{total - kept:,} lost, {counted(where):,} counted"
+
+
 def run(workdir: Path, path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, str(path), *args],
@@ -174,7 +205,7 @@ def run(workdir: Path, path: Path, *args: str) -> subprocess.CompletedProcess[st
     )
     if result.returncode != 0:
         sys.stderr.write(f"{path.name} {' '.join(args)} exited {result.returncode}\n")
-    sys.stderr.write(result.stderr[-2000:])
+    capture(result.stderr)
     return result
 
 
@@ -264,15 +295,22 @@ def threads_slow_collector(workdir: Path) -> list[Row]:
         delivered = fake.received.unique
     kept = stored(store / "otelite.db", "call")
     outbox = outbox_rows(workdir)
-    note = f"; outbox holds {outbox:,}" if HAS_OUTBOX else ""
+    notes = [lost(delivered, 40_000, "http://")]
+    if HAS_OUTBOX:
+        notes.append(f"outbox holds {outbox:,}")
     return [
         Row(
             "8 threads × 5,000 calls, slow (2 s) collector: OTLP delivered",
             delivered,
             40_000,
-            note.strip("; "),
+            "; ".join(n for n in notes if n),
         ),
-        Row("8 threads × 5,000 calls, slow (2 s) collector: local store", kept, 40_000),
+        Row(
+            "8 threads × 5,000 calls, slow (2 s) collector: local store",
+            kept,
+            40_000,
+            lost(kept, 40_000, "local store"),
+        ),
     ]
 
 
@@ -309,10 +347,14 @@ def processes_burst(workdir: Path) -> list[Row]:
     ]
     for proc in procs:
         _, err = proc.communicate(timeout=CHILD_TIMEOUT_S)
-        sys.stderr.write(err[-2000:])
+        capture(err)
+    kept = stored(store / "otelite.db")
     return [
         Row(
-            "4 processes × 10,000 spans into one store, burst", stored(store / "otelite.db"), 40_000
+            "4 processes × 10,000 spans into one store, burst",
+            kept,
+            40_000,
+            lost(kept, 40_000, "local store"),
         )
     ]
 
@@ -322,11 +364,13 @@ def tight_loop(workdir: Path) -> list[Row]:
     path = script(workdir, "writer", WRITER)
     store = workdir / "store"
     run(workdir, path, str(store), "0", "20000", "0")
+    kept = stored(store / "otelite.db")
     return [
         Row(
             "one process, 20,000 bare spans in a tight loop (store)",
-            stored(store / "otelite.db"),
+            kept,
             20_000,
+            lost(kept, 20_000, "local store"),
         )
     ]
 
@@ -359,9 +403,17 @@ def sigterm(workdir: Path) -> list[Row]:
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=CHILD_TIMEOUT_S)
-    sys.stderr.write(err[-2000:])
+    capture(err)
     handler = "handle_signals=True" if HAS_SIGNALS else "no handler in this otelite"
-    return [Row("SIGTERM 0.5 s after 3,000 spans", stored(store / "otelite.db"), 3_000, handler)]
+    kept = stored(store / "otelite.db")
+    return [
+        Row(
+            "SIGTERM 0.5 s after 3,000 spans",
+            kept,
+            3_000,
+            notes(handler, lost(kept, 3_000, "local store")),
+        )
+    ]
 
 
 WORKERS = (
@@ -405,13 +457,15 @@ def workers(workdir: Path) -> list[Row]:
     hook = "with otelite's hook" if HAS_SIGNALS else "no worker hook in this otelite"
     for kind, count in (("Pool", 3000), ("Process", 500), ("ProcessPoolExecutor", 3000)):
         store = workdir / f"store-{kind}"
+        _captured.clear()
         run(workdir, path, str(store), kind, str(count))
+        kept = stored(store / "otelite.db", "task")
         rows.append(
             Row(
                 f"multiprocessing {kind} workers (fork), spans made in workers",
-                stored(store / "otelite.db", "task"),
+                kept,
                 count,
-                hook,
+                notes(hook, lost(kept, count, "local store")),
             )
         )
     return rows
@@ -460,7 +514,14 @@ def collector_down(workdir: Path) -> list[Row]:
         detail = (
             f"outbox held {held:,} after the run; delivered by the next start, {dupes} duplicate(s)"
         )
-    return [Row("collector down for the whole run (400 spans), delivered", delivered, 400, detail)]
+    return [
+        Row(
+            "collector down for the whole run (400 spans), delivered",
+            delivered,
+            400,
+            notes(lost(delivered, 400, "http://"), detail),
+        )
+    ]
 
 
 def outage(workdir: Path, outage_s: float) -> list[Row]:
@@ -483,7 +544,7 @@ def outage(workdir: Path, outage_s: float) -> list[Row]:
         time.sleep(outage_s)
         fake.start()
         _, err = proc.communicate(timeout=CHILD_TIMEOUT_S)
-        sys.stderr.write(err[-2000:])
+        capture(err)
         if HAS_OUTBOX:
             run(workdir, script(workdir, "drain", DRAIN), fake.url, "15")
         delivered = fake.received.unique
@@ -495,7 +556,11 @@ def outage(workdir: Path, outage_s: float) -> list[Row]:
             f"collector down {outage_s:g} s under steady traffic, then back, delivered",
             delivered,
             count,
-            f"{dupes} duplicate(s)" + ("" if HAS_OUTBOX else "; no outbox in this otelite"),
+            notes(
+                lost(delivered, count, "http://"),
+                f"{dupes} duplicate(s)",
+                "" if HAS_OUTBOX else "no outbox in this otelite",
+            ),
         )
     ]
 
@@ -579,6 +644,63 @@ def prompt_file(workdir: Path) -> list[Row]:
     ]
 
 
+# --- the store writer's ingest rate ----------------------------------------------------
+
+LLM_ATTRIBUTES = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "openai",
+    "gen_ai.request.model": "gpt-4o-mini",
+    "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+    "gen_ai.response.id": "chatcmpl-0123456789abcdef",
+    "gen_ai.response.finish_reasons": ("stop",),
+    "gen_ai.usage.input_tokens": 812,
+    "gen_ai.usage.output_tokens": 96,
+    "gen_ai.usage.cost": 0.0001794,
+    "server.address": "api.openai.com",
+    "server.port": 443,
+    "user.id": "user-42",
+    "session.id": "session-7",
+}
+
+
+def ingest(spans: int = 20_000, batch: int = 2048) -> str:
+    """Spans per second that SpanWriter.write stores, wall clock and CPU time, one process."""
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+    from otelite._sqlite import SpanWriter
+
+    class Keep(SpanExporter):
+        def __init__(self) -> None:
+            self.spans: list[ReadableSpan] = []
+
+        def export(self, spans: Any) -> SpanExportResult:
+            self.spans.extend(spans)
+            return SpanExportResult.SUCCESS
+
+    parts = []
+    for label, attributes in (
+        ("bare spans", {}),
+        ("LLM-call spans (13 attributes)", LLM_ATTRIBUTES),
+    ):
+        keep = Keep()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(keep))
+        tracer = provider.get_tracer("ingest")
+        for _ in range(spans):
+            with tracer.start_as_current_span("chat gpt-4o-mini", attributes=attributes):
+                pass
+        with tempfile.TemporaryDirectory(prefix="otelite-ingest-") as tmp:
+            writer = SpanWriter(Path(tmp) / "otelite.db")
+            wall, cpu = time.perf_counter(), time.process_time()
+            for start in range(0, spans, batch):
+                writer.write(keep.spans[start : start + batch])
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            writer.close()
+        parts.append(f"{label} {spans / wall:,.0f}/s ({spans / cpu:,.0f}/s of CPU time)")
+    return f"Store writer ingest, one process, {batch} spans per transaction: " + ", ".join(parts)
+
+
 # --- main ------------------------------------------------------------------------------
 
 
@@ -614,6 +736,7 @@ def main() -> int:
         if args.only and name not in args.only:
             continue
         started = time.monotonic()
+        _captured.clear()
         with tempfile.TemporaryDirectory(prefix=f"otelite-durability-{name}-") as tmp:
             try:
                 found = scenario(Path(tmp))
@@ -623,18 +746,25 @@ def main() -> int:
             print(row.line(), flush=True)
         print(f"  ({name}: {time.monotonic() - started:.1f} s)", file=sys.stderr, flush=True)
         rows.extend(found)
+    rate = ingest()
+    print(rate, flush=True)
+    load = ""
+    if hasattr(os, "getloadavg"):
+        load = ", load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
     command = "nox -s durability" + (" -- --long" if args.long else "")
     text = "\n".join(
         [
             "# Durability, measured",
             "",
             f"`{command}` (benchmarks/durability.py) on Python {platform.python_version()}, "
-            f"otelite {otelite.__version__}, {os.cpu_count()} CPUs, "
+            f"otelite {otelite.__version__}, {os.cpu_count()} CPUs{load}, "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
             "Real processes, fakes on 127.0.0.1, default settings"
             + (", configure(handle_signals=True)" if HAS_SIGNALS else "")
             + (", configure(outbox=True)" if HAS_OUTBOX else "")
             + ".",
+            "",
+            rate + ".",
             "",
             "| scenario | kept | % |",
             "|---|---|---|",
