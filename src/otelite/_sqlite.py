@@ -289,6 +289,20 @@ def _str_or_none(value: Any) -> Optional[str]:
     return value if isinstance(value, str) else None
 
 
+def _attributes_copy(span: ReadableSpan) -> dict[str, Any]:
+    """A plain dict of the span's attributes.
+
+    The SDK keeps them in a ``BoundedAttributes`` whose iteration takes a lock and
+    calls ``__getitem__`` per key; its inner dict (private, so looked up with getattr
+    and checked) is copied at C speed. Any other shape goes the public way.
+    """
+    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+    if type(inner) is dict:
+        return inner.copy()
+    attributes = span.attributes
+    return dict(attributes) if attributes else {}
+
+
 def _row_key(row: tuple[Any, ...]) -> tuple[str, str]:
     return row[0], row[1]
 
@@ -396,8 +410,7 @@ class SpanWriter:
         # where a dict lookup and a type check do; JSON encodes tuples as lists).
         ctx = span.context
         assert ctx is not None
-        attributes = span.attributes
-        attrs: dict[str, Any] = dict(attributes) if attributes else {}
+        attrs = _attributes_copy(span)
         get = attrs.get
         model = get(sc.GEN_AI_REQUEST_MODEL)
         if not (model and isinstance(model, str)):

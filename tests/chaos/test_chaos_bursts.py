@@ -215,3 +215,40 @@ def test_four_processes_burst_into_one_store_and_keep_every_span(tmp_path: Path)
     finally:
         conn.close()
     assert rows == [(n, 2000, 2000) for n in range(4)]
+
+
+def test_store_rows_hold_the_same_attributes_whatever_the_span_keeps_them_in(
+    tmp_path: Path,
+) -> None:
+    """SDK spans (fast attribute copy) and other ReadableSpans (public mapping) store equal rows."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    exporter = _export.LocalStoreExporter(tmp_path / "otelite.db")
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    attributes = {**ATTRIBUTES, "gen_ai.usage.input_tokens": 12, "tags": ("a", "b"), "ok": True}
+    with provider.get_tracer("t").start_as_current_span("sdk", attributes=attributes):
+        pass
+    plain = ReadableSpan(
+        name="plain",
+        context=SpanContext(1, 2, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED)),
+        attributes=dict(attributes),
+    )
+    assert exporter.export([plain]) == SpanExportResult.SUCCESS
+    exporter.shutdown()
+    conn = sqlite3.connect(tmp_path / "otelite.db")
+    try:
+        rows = conn.execute(
+            "SELECT name, model, operation, input_tokens, attributes FROM spans ORDER BY name"
+        ).fetchall()
+    finally:
+        conn.close()
+    text = (
+        '{"gen_ai.operation.name":"chat","gen_ai.request.model":"gpt-4o-mini",'
+        '"gen_ai.usage.input_tokens":12,"tags":["a","b"],"ok":true}'
+    )
+    assert rows == [
+        ("plain", "gpt-4o-mini", "chat", 12, text),
+        ("sdk", "gpt-4o-mini", "chat", 12, text),
+    ]
