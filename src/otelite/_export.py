@@ -510,6 +510,13 @@ def _strings_size(attributes: Optional[Mapping[str, Any]]) -> int:
     return size
 
 
+def _plain(attributes: Any) -> Optional[Mapping[str, Any]]:
+    # The SDK's BoundedAttributes takes a lock and calls __getitem__ per key when
+    # iterated; its inner dict (private: looked up with getattr and checked) does not.
+    inner = getattr(attributes, "_dict", None)
+    return inner if type(inner) is dict else attributes
+
+
 def span_memory(span: ReadableSpan) -> int:
     """A cheap upper estimate of the memory (bytes) ``span`` holds while it waits in a queue.
 
@@ -517,14 +524,18 @@ def span_memory(span: ReadableSpan) -> int:
     attribute values only to add the length of strings (captured content is where
     the memory goes).
     """
-    attributes = span.attributes
+    attributes = _plain(getattr(span, "_attributes", None))
+    if attributes is None:
+        attributes = span.attributes
     size = _SPAN_BYTES
     if attributes:
         size += _ATTRIBUTE_BYTES * len(attributes) + _strings_size(attributes)
-    events = span.events
+    events = getattr(span, "_events", None)  # the property copies them into a new tuple
+    if events is None:
+        events = span.events
     if events:
         for event in events:
-            attrs = event.attributes
+            attrs = _plain(event.attributes)
             size += _EVENT_BYTES
             if attrs:
                 size += _ATTRIBUTE_BYTES * len(attrs) + _strings_size(attrs)

@@ -252,3 +252,20 @@ def test_store_rows_hold_the_same_attributes_whatever_the_span_keeps_them_in(
         ("plain", "gpt-4o-mini", "chat", 12, text),
         ("sdk", "gpt-4o-mini", "chat", 12, text),
     ]
+
+
+def test_queue_memory_estimate_is_the_same_through_the_fast_and_the_public_path() -> None:
+    """span_memory: SDK spans (inner dicts) and other ReadableSpans (public mappings) agree."""
+    from opentelemetry.sdk.trace import Event
+
+    attributes = {**ATTRIBUTES, "gen_ai.input.messages": "x" * 10_000, "n": 3}
+    with TracerProvider().get_tracer("t").start_as_current_span("s", attributes=attributes) as span:
+        span.add_event("gen_ai.evaluation.result", {"gen_ai.evaluation.explanation": "why"})
+    plain = ReadableSpan(
+        name="s",
+        attributes=dict(attributes),
+        events=[Event("gen_ai.evaluation.result", {"gen_ai.evaluation.explanation": "why"})],
+    )
+    assert isinstance(span, ReadableSpan)
+    expected = 3072 + 4 * 96 + len("chat") + len("gpt-4o-mini") + 10_000 + 512 + 96 + 3
+    assert _export.span_memory(span) == _export.span_memory(plain) == expected
