@@ -114,10 +114,11 @@ def test_store_queue_drops_and_counts_over_its_memory_cap_without_blocking(
         spent = burst(processor, 2_000)
         assert not gate.is_set()
         assert spent < NO_HANG_S
-        # Every span of the burst has the same shape, so the same estimate (the last
-        # one's "i" is as long as any with 4 digits; shorter ones are smaller).
-        kept = processor.exported + len(processor._queue)
-        assert 0 < kept < 2_000
+        # Every span of the burst has the same estimate: 3 kB, 96 bytes per attribute
+        # (3 here), plus the length of the string values.
+        kept = len(processor._queue)
+        assert kept == 1024 * 1024 // (3072 + 3 * 96 + len("chat") + len("gpt-4o-mini"))
+        assert processor.exported == 0
         assert processor.dropped == {**NO_DROPS, "queue_full": 2_000 - kept}
         assert processor._queued_bytes <= 1024 * 1024
         gate.set()
