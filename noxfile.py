@@ -147,6 +147,13 @@ def bench_store(session: nox.Session) -> None:
 
 
 @nox.session(python="3.12")
+def durability(session: nox.Session) -> None:
+    """What is kept under bursts, SIGTERM, workers, outages, torn prompt files (docs/durability-table.md)."""
+    session.install("-e", ".[dev,openai]")
+    session.run("python", "benchmarks/durability.py", *session.posargs)
+
+
+@nox.session(python="3.12")
 def prices(session: nox.Session) -> None:
     """Regenerate src/otelite/prices.json from the genai-prices catalog (pin its version in pyproject)."""
     session.install("genai-prices==0.2.3")

@@ -91,7 +91,8 @@ OTEL_BSP_SCHEDULE_DELAY = EnvVar(
 )
 OTEL_BSP_MAX_QUEUE_SIZE = EnvVar(
     "OTEL_BSP_MAX_QUEUE_SIZE",
-    "Spans buffered per exporter before new ones are dropped and counted (default 2048).",
+    "Spans buffered for an OTLP exporter before new ones are dropped and counted (default "
+    "2048); the local store's queue is bounded by `OTELITE_MAX_QUEUE_MB` only.",
 )
 OTEL_BSP_MAX_EXPORT_BATCH_SIZE = EnvVar(
     "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
@@ -156,6 +157,11 @@ OTELITE_CHECKS = EnvVar(
     "OTELITE_CHECKS",
     "Default for `checks`: built-in online checks by name, comma-separated "
     "(`empty`, `refusal`, `truncated`, `error`, `invalid_json`, `pii`, `slow:SECONDS`).",
+)
+OTELITE_MAX_QUEUE_MB = EnvVar(
+    "OTELITE_MAX_QUEUE_MB",
+    "Memory (MB, estimated) each export queue may hold before new spans are dropped and "
+    "counted (default 64); the local store's queue is bounded by this alone.",
 )
 OTELITE_EXIT_TIMEOUT = EnvVar(
     "OTELITE_EXIT_TIMEOUT",

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import queue
+import sqlite3
 import threading
 import time
 import weakref
@@ -49,6 +50,12 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024
 """The OpenTelemetry Collector's default limit for one OTLP request (4 MiB)."""
 
 _REQUEST_MARGIN = 64 * 1024  # room for the resource, the scope and the framing
+
+DEFAULT_MAX_QUEUE_MB = 64.0
+"""Memory a batch queue may hold before new spans are dropped (``OTELITE_MAX_QUEUE_MB``)."""
+
+DEFAULT_STORE_BATCH = 2048
+"""Most spans the local store writes in one transaction when ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` is unset."""
 
 DROP_REASONS = ("queue_full", "export_failed", "too_large", "shutdown_timeout")
 """Why a span was not delivered: the keys of :attr:`BatchProcessor.dropped`."""
@@ -458,6 +465,15 @@ class ContextAttributesProcessor(SpanProcessor):
         return True
 
 
+STORE_WRITE_ATTEMPTS = 4
+"""Times a batch is written when SQLite answers "database is locked" (after its busy timeout)."""
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
 class LocalStoreExporter(SpanExporter):
     """Writes spans into the local SQLite store (used behind a BatchProcessor)."""
 
@@ -467,12 +483,24 @@ class LocalStoreExporter(SpanExporter):
         _set_destination(self, f"the local store {path}")
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            self._writer.write(spans)
-        except Exception as exc:
-            _guard.report(f"writing spans to the local store {self.path}", exc)
-            return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
+        # Runs on the batch worker thread, never the caller's: SQLite's busy timeout
+        # (30 s) waits there for other processes' writes; a batch still refused as
+        # locked is retried a few times (each write is one transaction, rolled back on
+        # failure, and a span already stored is ignored), then counted as failed.
+        for attempt in range(STORE_WRITE_ATTEMPTS):
+            try:
+                self._writer.write(spans)
+            except sqlite3.OperationalError as exc:
+                if attempt + 1 < STORE_WRITE_ATTEMPTS and _is_busy(exc):
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                _guard.report(f"writing spans to the local store {self.path}", exc)
+                return SpanExportResult.FAILURE
+            except Exception as exc:
+                _guard.report(f"writing spans to the local store {self.path}", exc)
+                return SpanExportResult.FAILURE
+            return SpanExportResult.SUCCESS
+        return SpanExportResult.FAILURE  # pragma: no cover - the loop always returns
 
     def shutdown(self) -> None:
         self._writer.close()
@@ -616,11 +644,61 @@ class _ErrorCapture(logging.Filter):
         return True
 
 
+# Memory a finished span holds while queued, measured with tracemalloc on CPython 3.12
+# (opentelemetry-sdk 1.3x): about 2.6 kB for a bare span, about 60 bytes more per
+# attribute plus its value. Rounded up, so that the cap errs on the safe side.
+_SPAN_BYTES = 3072
+_ATTRIBUTE_BYTES = 96
+_EVENT_BYTES = 512
+
+
+def _strings_size(attributes: Optional[Mapping[str, Any]]) -> int:
+    size = 0
+    for value in attributes.values() if attributes else ():
+        if value.__class__ is str:
+            size += len(value)
+    return size
+
+
+def _plain(attributes: Any) -> Optional[Mapping[str, Any]]:
+    # The SDK's BoundedAttributes takes a lock and calls __getitem__ per key when
+    # iterated; its inner dict (private: looked up with getattr and checked) does not.
+    inner = getattr(attributes, "_dict", None)
+    return inner if type(inner) is dict else attributes
+
+
+def span_memory(span: ReadableSpan) -> int:
+    """A cheap upper estimate of the memory (bytes) ``span`` holds while it waits in a queue.
+
+    Runs on the caller's thread for every span: a few lookups, and a walk over the
+    attribute values only to add the length of strings (captured content is where
+    the memory goes).
+    """
+    attributes = _plain(getattr(span, "_attributes", None))
+    if attributes is None:
+        attributes = span.attributes
+    size = _SPAN_BYTES
+    if attributes:
+        size += _ATTRIBUTE_BYTES * len(attributes) + _strings_size(attributes)
+    events = getattr(span, "_events", None)  # the property copies them into a new tuple
+    if events is None:
+        events = span.events
+    if events:
+        for event in events:
+            attrs = _plain(event.attributes)
+            size += _EVENT_BYTES
+            if attrs:
+                size += _ATTRIBUTE_BYTES * len(attrs) + _strings_size(attrs)
+    return size
+
+
 class BatchProcessor(SpanProcessor):
     """Batches finished spans and exports them on its own daemon thread, within bounds.
 
-    * The queue is bounded (``max_queue``); a span that does not fit is dropped
-      and counted (``queue_full``).
+    * The queue is bounded by a span count (``max_queue``, ``None`` for no count)
+      and by memory (``max_queue_bytes``, estimated with :func:`span_memory`); a
+      span that does not fit is dropped and counted (``queue_full``). The caller
+      never waits for room.
     * ``force_flush(timeout_millis)`` and ``shutdown`` wait at most their timeout:
       a collector that hangs, refuses or retries only ever holds the worker thread.
       They return ``False`` when the spans were not all delivered in time.
@@ -635,7 +713,8 @@ class BatchProcessor(SpanProcessor):
         self,
         exporter: SpanExporter,
         *,
-        max_queue: int = 2048,
+        max_queue: Optional[int] = 2048,
+        max_queue_bytes: Optional[int] = None,
         max_batch: int = 512,
         schedule_delay_s: float = 1.0,
         max_request_bytes: Optional[int] = None,
@@ -643,6 +722,7 @@ class BatchProcessor(SpanProcessor):
     ) -> None:
         self.exporter = exporter
         self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
         self.max_batch = max_batch
         self.schedule_delay_s = schedule_delay_s
         self.max_request_bytes = max_request_bytes
@@ -661,6 +741,8 @@ class BatchProcessor(SpanProcessor):
     def _reset(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[ReadableSpan] = deque()
+        self._sizes: deque[int] = deque()  # memory estimates, with max_queue_bytes
+        self._queued_bytes = 0
         self._worker: Optional[threading.Thread] = None
         self._pid = os.getpid()
         self._accepted = 0  # spans ever put in the queue
@@ -726,13 +808,21 @@ class BatchProcessor(SpanProcessor):
             self._after_fork()
         if not span.context or not span.context.trace_flags.sampled:
             return
+        max_bytes = self.max_queue_bytes
+        size = span_memory(span) if max_bytes is not None else 0
         with self._cond:
             if self._stopping:
                 return
-            if len(self._queue) >= self.max_queue:
+            max_queue = self.max_queue
+            if (max_queue is not None and len(self._queue) >= max_queue) or (
+                max_bytes is not None and self._queued_bytes + size > max_bytes
+            ):
                 self.dropped["queue_full"] += 1
                 return
             self._queue.append(span)
+            if max_bytes is not None:
+                self._sizes.append(size)
+                self._queued_bytes += size
             self._accepted += 1
             if self._worker is None:
                 self._start_worker()
@@ -797,6 +887,8 @@ class BatchProcessor(SpanProcessor):
                 self.dropped["shutdown_timeout"] += left
                 self._settled += left
                 self._queue.clear()
+                self._sizes.clear()
+                self._queued_bytes = 0
                 self._in_flight = 0
             self._stopped = True
             self._cond.notify_all()
@@ -846,6 +938,9 @@ class BatchProcessor(SpanProcessor):
                 batch = [
                     self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))
                 ]
+                if self._sizes:
+                    sizes = self._sizes
+                    self._queued_bytes -= sum(sizes.popleft() for _ in range(len(batch)))
                 self._in_flight = len(batch)
                 if not self._queue:
                     self._urgent = False
@@ -946,20 +1041,36 @@ def _positive_env(var: _env.EnvVar, default: float) -> float:
     return default
 
 
+def max_queue_bytes() -> int:
+    """The memory cap of each batch queue, from ``OTELITE_MAX_QUEUE_MB`` (default 64 MB)."""
+    return int(_positive_env(_env.OTELITE_MAX_QUEUE_MB, DEFAULT_MAX_QUEUE_MB) * 1024 * 1024)
+
+
 def batch(exporter: SpanExporter, shutdown_timeout_s: float = 2.0) -> BatchProcessor:
     """otelite's batching processor: exports off the application thread, within bounds.
 
-    Honours ``OTEL_BSP_SCHEDULE_DELAY``, ``OTEL_BSP_MAX_QUEUE_SIZE`` and
-    ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE``. OTLP requests are kept under the Collector's
-    default 4 MiB; the local store has no request size.
+    Every queue is capped in memory (``OTELITE_MAX_QUEUE_MB``). The local store's
+    queue has no span count limit: a burst waits in memory for the writer, however
+    many spans it has, up to that cap. An OTLP queue is also bounded by
+    ``OTEL_BSP_MAX_QUEUE_SIZE`` spans (default 2048), whichever comes first.
+    ``OTEL_BSP_SCHEDULE_DELAY`` and ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` apply to both
+    (the store writes 2048 spans per transaction unless the latter is set). OTLP
+    requests are kept under the Collector's default 4 MiB; the local store has no
+    request size.
     """
-    limit = None if isinstance(exporter, LocalStoreExporter) else MAX_REQUEST_BYTES
-    max_queue = int(_positive_env(_env.OTEL_BSP_MAX_QUEUE_SIZE, 2048))
-    max_batch = int(_positive_env(_env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512))
+    to_store = isinstance(exporter, LocalStoreExporter)
+    limit = None if to_store else MAX_REQUEST_BYTES
+    max_queue: Optional[int] = None
+    if to_store:
+        max_batch = int(_positive_env(_env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, DEFAULT_STORE_BATCH))
+    else:
+        max_queue = max(int(_positive_env(_env.OTEL_BSP_MAX_QUEUE_SIZE, 2048)), 1)
+        max_batch = min(int(_positive_env(_env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512)), max_queue)
     return BatchProcessor(
         exporter,
-        max_queue=max(max_queue, 1),
-        max_batch=max(min(max_batch, max_queue), 1),
+        max_queue=max_queue,
+        max_queue_bytes=max_queue_bytes(),
+        max_batch=max(max_batch, 1),
         schedule_delay_s=_positive_env(_env.OTEL_BSP_SCHEDULE_DELAY, 1000) / 1000,
         max_request_bytes=limit,
         shutdown_timeout_s=shutdown_timeout_s,
@@ -1328,7 +1439,10 @@ def observe(meter: Meter) -> None:
         return [Observation(len(p._queue), component(t)) for t, p in live()]
 
     def queue_capacity(options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(p.max_queue, component(t)) for t, p in live()]
+        # A queue bounded by memory only (the local store's) has no capacity in spans.
+        return [
+            Observation(p.max_queue, component(t)) for t, p in live() if p.max_queue is not None
+        ]
 
     meter.create_observable_counter(
         sc.METRIC_SDK_PROCESSOR_SPAN_PROCESSED,

@@ -261,8 +261,12 @@ def open_for_reading(path: Path) -> sqlite3.Connection:
     return conn
 
 
+# One encoder for every row: json.dumps with options builds a new encoder per call.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _encode(value)
 
 
 def _attributes_dict(attributes: Optional[Mapping[str, Any]]) -> dict[str, Any]:
@@ -285,11 +289,32 @@ def _str_or_none(value: Any) -> Optional[str]:
     return value if isinstance(value, str) else None
 
 
+def _attributes_copy(span: ReadableSpan) -> dict[str, Any]:
+    """A plain dict of the span's attributes.
+
+    The SDK keeps them in a ``BoundedAttributes`` whose iteration takes a lock and
+    calls ``__getitem__`` per key; its inner dict (private, so looked up with getattr
+    and checked) is copied at C speed. Any other shape goes the public way.
+    """
+    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+    if type(inner) is dict:
+        return inner.copy()
+    attributes = span.attributes
+    return dict(attributes) if attributes else {}
+
+
+def _row_key(row: tuple[Any, ...]) -> tuple[str, str]:
+    return row[0], row[1]
+
+
 RETENTION_CHECK_S = 3600.0  # how often a long-running writer applies the retention
 
 
 class SpanWriter:
     """Writes batches of finished spans into one store file, one transaction per batch.
+
+    Rows are built before the transaction begins, so that several processes writing
+    one store hold SQLite's write lock only for their inserts.
 
     With ``retention_s``, traces older than that are deleted when the writer opens
     and then once an hour while it writes.
@@ -381,62 +406,82 @@ class SpanWriter:
         return cached
 
     def _row(self, conn: sqlite3.Connection, span: ReadableSpan) -> tuple[Any, ...]:
+        # Runs for every stored span on the writer thread: kept lean (no per-call helpers
+        # where a dict lookup and a type check do; JSON encodes tuples as lists).
         ctx = span.context
         assert ctx is not None
-        attrs = _attributes_dict(span.attributes)
-        model = None
-        for key in sc.STORE_MODEL_KEYS:
-            model = _str_or_none(attrs.get(key)) or model
-            if model:
-                break
-        events = [
-            {"name": e.name, "time_ns": e.timestamp, "attributes": _attributes_dict(e.attributes)}
-            for e in span.events
-        ]
-        links = [
-            {
-                "trace_id": format(link.context.trace_id, "032x"),
-                "span_id": format(link.context.span_id, "016x"),
-                "attributes": _attributes_dict(link.attributes),
-            }
-            for link in span.links
-        ]
-        resource_id = self._resource_id(conn, span.resource) if span.resource else None
-        prompt_name = _str_or_none(attrs.get(sc.GEN_AI_PROMPT_NAME))
+        attrs = _attributes_copy(span)
+        get = attrs.get
+        model = get(sc.GEN_AI_REQUEST_MODEL)
+        if not (model and isinstance(model, str)):
+            model = get(sc.GEN_AI_RESPONSE_MODEL)
+            if not (model and isinstance(model, str)):
+                model = None
+        events = span.events
+        links = span.links
+        resource = span.resource
+        resource_id = self._resource_id(conn, resource) if resource else None
+        prompt_name = get(sc.GEN_AI_PROMPT_NAME)
         prompt = (
-            f"{prompt_name}@{attrs.get(sc.GEN_AI_PROMPT_VERSION)}"
-            if prompt_name is not None
+            f"{prompt_name}@{get(sc.GEN_AI_PROMPT_VERSION)}"
+            if isinstance(prompt_name, str)
             else None
         )
+        parent = span.parent
+        status = span.status
+        scope = span.instrumentation_scope
+        start = span.start_time or 0
         return (
             format(ctx.trace_id, "032x"),
             format(ctx.span_id, "016x"),
-            format(span.parent.span_id, "016x") if span.parent else None,
+            format(parent.span_id, "016x") if parent else None,
             span.name,
             span.kind.name,
-            span.start_time or 0,
-            span.end_time or span.start_time or 0,
-            span.status.status_code.name,
-            span.status.description,
+            start,
+            span.end_time or start,
+            status.status_code.name,
+            status.description,
             resource_id,
-            span.instrumentation_scope.name if span.instrumentation_scope else None,
-            _str_or_none(attrs.get(sc.GEN_AI_OPERATION_NAME)),
-            _str_or_none(attrs.get(sc.GEN_AI_PROVIDER_NAME)),
+            scope.name if scope else None,
+            _str_or_none(get(sc.GEN_AI_OPERATION_NAME)),
+            _str_or_none(get(sc.GEN_AI_PROVIDER_NAME)),
             model,
-            _str_or_none(attrs.get(sc.USER_ID)),
-            _str_or_none(attrs.get(sc.SESSION_ID)),
-            _int_or_none(attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS)),
-            _int_or_none(attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)),
-            _float_or_none(attrs.get(sc.GEN_AI_USAGE_COST)),
-            _str_or_none(attrs.get(sc.ERROR_TYPE)),
-            _float_or_none(attrs.get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)),
-            1 if attrs.get(sc.OTELITE_USAGE_ESTIMATED) is True else None,
-            1 if attrs.get(sc.OTELITE_COST_UNPRICED) is True else None,
+            _str_or_none(get(sc.USER_ID)),
+            _str_or_none(get(sc.SESSION_ID)),
+            _int_or_none(get(sc.GEN_AI_USAGE_INPUT_TOKENS)),
+            _int_or_none(get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)),
+            _float_or_none(get(sc.GEN_AI_USAGE_COST)),
+            _str_or_none(get(sc.ERROR_TYPE)),
+            _float_or_none(get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)),
+            1 if get(sc.OTELITE_USAGE_ESTIMATED) is True else None,
+            1 if get(sc.OTELITE_COST_UNPRICED) is True else None,
             prompt,
-            _str_or_none(attrs.get(sc.GEO_COUNTRY)),
-            _json(attrs),
-            _json(events) if events else None,
-            _json(links) if links else None,
+            _str_or_none(get(sc.GEO_COUNTRY)),
+            _encode(attrs),
+            _encode(
+                [
+                    {
+                        "name": e.name,
+                        "time_ns": e.timestamp,
+                        "attributes": dict(e.attributes) if e.attributes else {},
+                    }
+                    for e in events
+                ]
+            )
+            if events
+            else None,
+            _encode(
+                [
+                    {
+                        "trace_id": format(link.context.trace_id, "032x"),
+                        "span_id": format(link.context.span_id, "016x"),
+                        "attributes": dict(link.attributes) if link.attributes else {},
+                    }
+                    for link in links
+                ]
+            )
+            if links
+            else None,
         )
 
     @staticmethod
@@ -507,15 +552,20 @@ class SpanWriter:
                 and time.monotonic() - self._last_retention > RETENTION_CHECK_S
             ):
                 self.apply_retention()
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(_INSERT, [self._row(conn, s) for s in spans])
-                scores = [
-                    row
-                    for s in spans
-                    if s.events
-                    for row in self._score_rows(s, s.attributes or {})
-                ]
+                # Rows are built before the transaction: other processes writing this
+                # store wait only for the inserts, not for this Python work. (A resource
+                # seen for the first time is inserted on its own, once.)
+                rows = []
+                scores = []
+                for span in spans:
+                    rows.append(self._row(conn, span))
+                    if span.events:
+                        scores.extend(self._score_rows(span, span.attributes or {}))
+                # In key order: the primary key's index pages are visited once each.
+                rows.sort(key=_row_key)
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(_INSERT, rows)
                 if scores:
                     conn.executemany(_INSERT_SCORE, scores)
                 conn.execute("COMMIT")

@@ -448,8 +448,9 @@ def test_one_huge_span_does_not_sink_its_batch() -> None:
     }
 
 
-def test_large_spans_are_split_into_requests_under_4_mib() -> None:
+def test_large_spans_are_split_into_requests_under_4_mib(monkeypatch: pytest.MonkeyPatch) -> None:
     """400 spans of 200 KB each all arrive, in requests that each stay under 4 MiB."""
+    monkeypatch.setenv("OTELITE_MAX_QUEUE_MB", "256")  # all 80 MB are queued before the flush
     with collector_like() as (url, received):
         processor = flushed_only(url)
         tp = provider()
