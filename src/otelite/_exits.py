@@ -35,6 +35,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 from typing import Any, Callable, Optional, Union
 
@@ -194,7 +195,24 @@ def _flush() -> None:
     from otelite import _config, _guard
 
     with _guard.contained("flushing on a signal"):
-        _config.force_flush(int(_config._exit_timeout() * 1000))
+        timeout_s = _config._exit_timeout()
+        deadline = time.monotonic() + timeout_s
+        _config.force_flush(int(timeout_s * 1000))
+        # The signal may come while the process is already exiting (atexit, or a worker's
+        # exit finalizer): its processors are no longer configured but still delivering.
+        _wait_for_shutdowns(deadline)
+
+
+def _wait_for_shutdowns(deadline: float) -> None:
+    from otelite import _export
+
+    while time.monotonic() < deadline:
+        if not any(
+            isinstance(p, _export.BatchProcessor) and p._stopping and not p._stopped
+            for p in list(_export._forkables)
+        ):
+            return
+        time.sleep(0.01)
 
 
 def _wake_main(signum: int) -> None:

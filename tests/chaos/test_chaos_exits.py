@@ -128,28 +128,24 @@ def _run_signalled(
     script = tmp_path / "app.py"
     script.write_text(_SIGNAL_SCRIPT)
     store = tmp_path / "otelite.db"
-    proc = subprocess.Popen(
+    lines: list[dict[str, Any]] = []
+    with subprocess.Popen(
         [sys.executable, str(script), str(store), json.dumps(options)],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
         text=True,
         env=env if env is not None else _env(),
         cwd=tmp_path,
-    )
-    lines: list[dict[str, Any]] = []
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(json.loads(line))
-            if lines[-1]["event"] == "ready" and signum is not None:
-                proc.send_signal(signum)
-        proc.wait(BOUND_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.stderr is not None
-    proc.stderr.close()
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(json.loads(line))
+                if lines[-1]["event"] == "ready" and signum is not None:
+                    proc.send_signal(signum)
+            proc.wait(BOUND_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
     return proc.returncode, lines, store
 
 
