@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any, Optional
@@ -81,6 +82,8 @@ _SIGNAL_SCRIPT = textwrap.dedent(
         sigterm=name(signal.getsignal(signal.SIGTERM)),
         sigint=name(signal.getsignal(signal.SIGINT)),
     )
+    if options.get("stop"):
+        sys.exit(0)
     if options.get("shutdown_first"):
         otelite.shutdown()
         out(
@@ -92,8 +95,8 @@ _SIGNAL_SCRIPT = textwrap.dedent(
     for i in range(options.get("spans", 3000)):
         with otelite.span("work", i=i):
             pass
-    out(event="ready")
     try:
+        out(event="ready")
         time.sleep(120)
     except KeyboardInterrupt:
         out(event="KeyboardInterrupt", rows=rows())
@@ -125,16 +128,17 @@ def _run_signalled(
     env: Optional[dict[str, str]] = None,
 ) -> tuple[int, list[dict[str, Any]], Path]:
     """Run the script, send ``signum`` once it is ready; its exit status and JSON lines."""
-    script = tmp_path / "app.py"
+    run_dir = Path(tempfile.mkdtemp(dir=tmp_path))  # a fresh store for each run
+    script = run_dir / "app.py"
     script.write_text(_SIGNAL_SCRIPT)
-    store = tmp_path / "otelite.db"
+    store = run_dir / "otelite.db"
     lines: list[dict[str, Any]] = []
     with subprocess.Popen(
         [sys.executable, str(script), str(store), json.dumps(options)],
         stdout=subprocess.PIPE,
         text=True,
         env=env if env is not None else _env(),
-        cwd=tmp_path,
+        cwd=run_dir,
     ) as proc:
         try:
             assert proc.stdout is not None
@@ -190,7 +194,6 @@ def test_sigint_and_sigterm_end_the_process_as_without_otelite(tmp_path: Path) -
         assert on == off == -signum
         if signum == signal.SIGINT:
             assert lines[-1] == {"event": "KeyboardInterrupt", "rows": 0}
-        store.unlink(missing_ok=True)
 
 
 def test_handle_signals_false_installs_nothing(tmp_path: Path) -> None:
@@ -201,7 +204,6 @@ def test_handle_signals_false_installs_nothing(tmp_path: Path) -> None:
     assert lines[0] == {"event": "configured", "sigterm": "SIG_DFL", "sigint": "default_int_handler"}
     assert status == -signal.SIGTERM
     assert _rows(store) == 0  # the spans were still queued: nothing flushed them
-    store.unlink()
     status, lines, store = _run_signalled(
         tmp_path, {"spans": 1}, signal.SIGTERM, _env(OTELITE_HANDLE_SIGNALS="false")
     )
@@ -228,9 +230,9 @@ def test_app_handler_is_chained_after_the_flush_when_asked(tmp_path: Path) -> No
 
 def test_no_handler_on_a_provider_otelite_did_not_create(tmp_path: Path) -> None:
     """With the app's own TracerProvider, handlers are installed only when asked."""
-    _, lines, _ = _run_signalled(tmp_path, {"explicit_provider": True, "spans": 0}, None)
+    _, lines, _ = _run_signalled(tmp_path, {"explicit_provider": True, "stop": True}, None)
     assert lines[0] == {"event": "configured", "sigterm": "SIG_DFL", "sigint": "default_int_handler"}
-    options = {"explicit_provider": True, "spans": 0, "configure": {"handle_signals": True}}
+    options = {"explicit_provider": True, "stop": True, "configure": {"handle_signals": True}}
     _, lines, _ = _run_signalled(tmp_path, options, None)
     assert lines[0] == {"event": "configured", "sigterm": "otelite", "sigint": "otelite"}
 
