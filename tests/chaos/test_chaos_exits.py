@@ -188,7 +188,7 @@ def test_sigint_and_sigterm_end_the_process_as_without_otelite(tmp_path: Path) -
     """With handle_signals=False (nothing installed) the exit statuses are the same."""
     for signum in (signal.SIGTERM, signal.SIGINT):
         on, _, _ = _run_signalled(tmp_path, {"spans": 10}, signum)
-        off, lines, store = _run_signalled(
+        off, lines, _ = _run_signalled(
             tmp_path, {"spans": 10, "configure": {"handle_signals": False}}, signum
         )
         assert on == off == -signum
@@ -201,13 +201,21 @@ def test_handle_signals_false_installs_nothing(tmp_path: Path) -> None:
     status, lines, store = _run_signalled(
         tmp_path, {"configure": {"handle_signals": False}}, signal.SIGTERM
     )
-    assert lines[0] == {"event": "configured", "sigterm": "SIG_DFL", "sigint": "default_int_handler"}
+    assert lines[0] == {
+        "event": "configured",
+        "sigterm": "SIG_DFL",
+        "sigint": "default_int_handler",
+    }
     assert status == -signal.SIGTERM
     assert _rows(store) == 0  # the spans were still queued: nothing flushed them
     status, lines, store = _run_signalled(
         tmp_path, {"spans": 1}, signal.SIGTERM, _env(OTELITE_HANDLE_SIGNALS="false")
     )
-    assert lines[0] == {"event": "configured", "sigterm": "SIG_DFL", "sigint": "default_int_handler"}
+    assert lines[0] == {
+        "event": "configured",
+        "sigterm": "SIG_DFL",
+        "sigint": "default_int_handler",
+    }
     assert status == -signal.SIGTERM
 
 
@@ -231,7 +239,11 @@ def test_app_handler_is_chained_after_the_flush_when_asked(tmp_path: Path) -> No
 def test_no_handler_on_a_provider_otelite_did_not_create(tmp_path: Path) -> None:
     """With the app's own TracerProvider, handlers are installed only when asked."""
     _, lines, _ = _run_signalled(tmp_path, {"explicit_provider": True, "stop": True}, None)
-    assert lines[0] == {"event": "configured", "sigterm": "SIG_DFL", "sigint": "default_int_handler"}
+    assert lines[0] == {
+        "event": "configured",
+        "sigterm": "SIG_DFL",
+        "sigint": "default_int_handler",
+    }
     options = {"explicit_provider": True, "stop": True, "configure": {"handle_signals": True}}
     _, lines, _ = _run_signalled(tmp_path, options, None)
     assert lines[0] == {"event": "configured", "sigterm": "otelite", "sigint": "otelite"}
@@ -299,11 +311,12 @@ _WORKERS_SCRIPT = textwrap.dedent(
 )
 
 
-
 def _start_methods() -> list[str]:
     import multiprocessing
 
-    return [m for m in ("fork", "forkserver", "spawn") if m in multiprocessing.get_all_start_methods()]
+    return [
+        m for m in ("fork", "forkserver", "spawn") if m in multiprocessing.get_all_start_methods()
+    ]
 
 
 @pytest.mark.parametrize("method", _start_methods())
