@@ -71,11 +71,16 @@ _SIGNAL_SCRIPT = textwrap.dedent(
 
         kwargs["tracer_provider"] = TracerProvider()
     otelite.configure(**kwargs)
-    names = {signal.SIG_DFL: "SIG_DFL", signal.default_int_handler: "default_int_handler"}
     def name(handler):
         if handler is app_handler:
             return "app_handler"
-        return names.get(handler, "otelite")
+        if getattr(handler, "__module__", None) == "otelite._exits":
+            return "otelite"
+        for label in ("SIG_DFL", "SIG_IGN", "default_int_handler"):
+            if handler == getattr(signal, label):
+                return label
+        return repr(handler)
+
 
     out(
         event="configured",
