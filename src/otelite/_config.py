@@ -958,6 +958,7 @@ def configure(
     retention: Union[str, float, None] = None,
     checks: Optional[Sequence[Any]] = None,
     exit_timeout: Union[str, float, None] = None,
+    handle_signals: Optional[bool] = None,
 ) -> None:
     """Set otelite up: where spans go, what is captured, how much is sampled.
 
@@ -992,6 +993,10 @@ def configure(
             failures are marked on the span and counted in ``otelite.client.check.failures``.
         exit_timeout: seconds that interpreter exit and ``shutdown()`` wait at most for
             delivery (default 2, ``OTELITE_EXIT_TIMEOUT``); what is left is counted as dropped.
+        handle_signals: on SIGTERM/SIGINT deliver what is buffered (within ``exit_timeout``),
+            then do what the signal would have done (``OTELITE_HANDLE_SIGNALS``). Default:
+            on when otelite created the providers and the app installed no handler of its
+            own; ``True`` also chains to the app's handler; ``False`` installs nothing.
 
     Raises:
         ConfigurationError: an argument or variable is invalid; the message names it.
@@ -1005,6 +1010,9 @@ def configure(
     parsed_exit_timeout = (
         parse_exit_timeout("exit_timeout", exit_timeout) if exit_timeout is not None else None
     )
+    from otelite import _exits
+
+    signals = _exits.parse_handle_signals(handle_signals)
     with _lock:
         exit_timeout_s = parsed_exit_timeout
         if _env.OTEL_SDK_DISABLED.read_bool():
@@ -1036,6 +1044,7 @@ def configure(
             meter_provider is None or meter_provider is _state.meter_provider
         )
         if settings == _state.settings and explicit_same:
+            _exits.apply(signals, _state.owns_provider)
             return
         export_traces = True
         target = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
@@ -1079,6 +1088,7 @@ def configure(
         if not _state.atexit_registered:
             atexit.register(_at_exit)
             _state.atexit_registered = True
+        _exits.apply(signals, owned)
 
 
 def _is_sdk_provider(provider: object) -> bool:
@@ -1229,6 +1239,9 @@ def shutdown() -> None:
         wait_for_judges(timeout=FLUSH_TIMEOUT_MS / 1000)
     with _lock, _guard.contained("shutdown"):
         _teardown()
+        from otelite import _exits
+
+        _exits.uninstall()
 
 
 def _at_exit() -> None:

@@ -168,6 +168,12 @@ OTELITE_EXIT_TIMEOUT = EnvVar(
     "Seconds `shutdown()` and interpreter exit may spend delivering buffered spans and "
     "metrics (default 2); what is left is counted as dropped.",
 )
+OTELITE_HANDLE_SIGNALS = EnvVar(
+    "OTELITE_HANDLE_SIGNALS",
+    "Default for `handle_signals`: `true` flushes on SIGTERM/SIGINT then chains to the app's "
+    "handler or the default action; `false` installs no handler (default: on when otelite "
+    "created the providers and the app has no handler of its own).",
+)
 OTELITE_PROMPTS_DIR = EnvVar(
     "OTELITE_PROMPTS_DIR",
     "Directory of the prompt registry (default `prompts` in the working directory).",
