@@ -162,6 +162,16 @@ OTELITE_EXIT_TIMEOUT = EnvVar(
     "Seconds `shutdown()` and interpreter exit may spend delivering buffered spans and "
     "metrics (default 2); what is left is counted as dropped.",
 )
+OTELITE_OUTBOX = EnvVar(
+    "OTELITE_OUTBOX",
+    "`false` turns the outbox off: OTLP/HTTP exports that fail are then counted as dropped "
+    "instead of kept on disk (`outbox.db` beside the local store) and resent (default on).",
+)
+OTELITE_OUTBOX_MAX_MB = EnvVar(
+    "OTELITE_OUTBOX_MAX_MB",
+    "Cap on the outbox's stored requests in MB (default 100); past it the oldest are "
+    "dropped and counted.",
+)
 OTELITE_PROMPTS_DIR = EnvVar(
     "OTELITE_PROMPTS_DIR",
     "Directory of the prompt registry (default `prompts` in the working directory).",

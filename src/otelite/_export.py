@@ -36,6 +36,9 @@ from otelite._content import redact_error_secrets
 from otelite._sqlite import SpanWriter
 
 if TYPE_CHECKING:
+    from otelite._outbox import Outbox
+
+if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricsData
 
 logger = logging.getLogger("otelite")
@@ -490,8 +493,10 @@ class BatchProcessor(SpanProcessor):
         schedule_delay_s: float = 1.0,
         max_request_bytes: Optional[int] = None,
         shutdown_timeout_s: float = 2.0,
+        outbox: Optional[Outbox] = None,
     ) -> None:
         self.exporter = exporter
+        self.outbox = outbox
         self.max_queue = max_queue
         self.max_batch = max_batch
         self.schedule_delay_s = schedule_delay_s
@@ -514,6 +519,7 @@ class BatchProcessor(SpanProcessor):
         self._stopped = False
         self._summarised = False
         self.exported = 0
+        self.outboxed = 0  # spans kept in the outbox for later delivery (not dropped)
         self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
 
     def _after_fork(self) -> None:
@@ -592,6 +598,7 @@ class BatchProcessor(SpanProcessor):
                 if remaining <= 0:
                     break
                 self._cond.wait(min(remaining, 0.05))
+            queued = list(self._queue) if self.outbox is not None else []
             left = len(self._queue) + self._in_flight
             if left:
                 self.dropped["shutdown_timeout"] += left
@@ -600,7 +607,15 @@ class BatchProcessor(SpanProcessor):
                 self._in_flight = 0
             self._stopped = True
             self._cond.notify_all()
+        # The exit path may write to disk: spans still queued go to the outbox (the batch
+        # in flight, if any, may still reach the collector: it stays counted as dropped).
+        kept = self._keep(queued) if queued else 0
+        with self._cond:
+            self.dropped["shutdown_timeout"] -= kept
+            self.outboxed += kept
             failures = self._failures()
+        if self.outbox is not None:
+            self.outbox.close()
         # Unless an export is stuck, the exporter's shutdown does not block: run it even
         # when Python refuses new threads at exit (it closes the local store cleanly).
         run_bounded(
@@ -618,7 +633,20 @@ class BatchProcessor(SpanProcessor):
         return self._stopped
 
     def _failures(self) -> int:
-        return sum(self.dropped.values())
+        # Spans kept in the outbox are not lost, but not delivered either: flush says False.
+        return sum(self.dropped.values()) + self.outboxed
+
+    def _keep(self, spans: list[ReadableSpan]) -> int:
+        """Put ``spans`` in the outbox (one request per chunk); how many were kept."""
+        outbox = self.outbox
+        if outbox is None:
+            return 0
+        chunks, _ = self._chunks(spans)
+        kept = 0
+        for chunk in chunks:
+            if outbox.put(chunk):
+                kept += len(chunk)
+        return kept
 
     def _start_worker(self) -> None:
         worker = threading.Thread(target=self._run, name="otelite batch export", daemon=True)
@@ -690,9 +718,15 @@ class BatchProcessor(SpanProcessor):
     def _export(self, batch: list[ReadableSpan]) -> tuple[int, int, int]:
         exported = failed = 0
         chunks, too_large = self._chunks(batch)
+        outbox = self.outbox
         for chunk in chunks:
             if self._stopped:
                 break
+            # While earlier spans wait in the outbox, new ones queue behind them there:
+            # the sender delivers in order, so order within a trace is kept.
+            if outbox is not None and outbox.has_pending() and outbox.put(chunk):
+                self._count_kept(len(chunk))
+                continue
             try:
                 result = self.exporter.export(chunk)
             except Exception as exc:
@@ -700,9 +734,15 @@ class BatchProcessor(SpanProcessor):
                 result = SpanExportResult.FAILURE
             if result == SpanExportResult.SUCCESS:
                 exported += len(chunk)
+            elif outbox is not None and not self._stopped and outbox.put(chunk):
+                self._count_kept(len(chunk))
             else:
                 failed += len(chunk)
         return exported, failed, too_large
+
+    def _count_kept(self, n: int) -> None:
+        with self._cond:
+            self.outboxed += n
 
     def _summarise(self) -> None:
         with self._cond:
@@ -710,6 +750,16 @@ class BatchProcessor(SpanProcessor):
                 return
             self._summarised = True
             dropped = {reason: n for reason, n in self.dropped.items() if n}
+        outbox = self.outbox
+        waiting = outbox.kept - outbox.delivered - outbox.evicted if outbox is not None else 0
+        if outbox is not None and waiting > 0:
+            logger.warning(
+                "otelite: %d span(s) could not be delivered to %s yet: kept in the outbox %s, "
+                "sent when otelite next runs with this endpoint",
+                waiting,
+                self.destination,
+                outbox.path,
+            )
         if dropped:
             logger.warning(
                 "otelite: %d span(s) were not delivered to %s (%s)",
@@ -733,7 +783,9 @@ def _positive_env(var: _env.EnvVar, default: float) -> float:
     return default
 
 
-def batch(exporter: SpanExporter, shutdown_timeout_s: float = 2.0) -> BatchProcessor:
+def batch(
+    exporter: SpanExporter, shutdown_timeout_s: float = 2.0, outbox: Optional[Outbox] = None
+) -> BatchProcessor:
     """otelite's batching processor: exports off the application thread, within bounds.
 
     Honours ``OTEL_BSP_SCHEDULE_DELAY``, ``OTEL_BSP_MAX_QUEUE_SIZE`` and
@@ -750,6 +802,7 @@ def batch(exporter: SpanExporter, shutdown_timeout_s: float = 2.0) -> BatchProce
         schedule_delay_s=_positive_env(_env.OTEL_BSP_SCHEDULE_DELAY, 1000) / 1000,
         max_request_bytes=limit,
         shutdown_timeout_s=shutdown_timeout_s,
+        outbox=outbox,
     )
 
 
