@@ -20,7 +20,16 @@ DOCS = Path(__file__).parent.parent / "docs"
 LAYERS = {
     "leaves": {"_version", "_exceptions", "_semconv", "_env"},
     "utilities": {"_guard", "_content", "_sqlite", "_tokens", "_pricing", "_jsonl"},
-    "runtime": {"_context", "_export", "_config", "_spans", "_evaluation", "_checks", "_metrics"},
+    "runtime": {
+        "_context",
+        "_export",
+        "_outbox",
+        "_config",
+        "_spans",
+        "_evaluation",
+        "_checks",
+        "_metrics",
+    },
     "features": {"_decorators", "_integrations", "store", "prompts", "datasets", "evals"},
     "surfaces": {
         "__init__",

@@ -439,6 +439,13 @@ class LocalStoreExporter(SpanExporter):
         return True
 
 
+def encode_spans_request(spans: Sequence[ReadableSpan]) -> bytes:
+    """The OTLP ``ExportTraceServiceRequest`` bytes for ``spans``, as the HTTP exporter posts them."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    return bytes(encode_spans(spans).SerializePartialToString())
+
+
 def _value_size(value: Any) -> int:
     if isinstance(value, str):
         return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
@@ -642,11 +649,19 @@ class BatchProcessor(SpanProcessor):
         if outbox is None:
             return 0
         chunks, _ = self._chunks(spans)
-        kept = 0
-        for chunk in chunks:
-            if outbox.put(chunk):
-                kept += len(chunk)
-        return kept
+        return sum(len(chunk) for chunk in chunks if self._put(chunk))
+
+    def _put(self, chunk: list[ReadableSpan]) -> bool:
+        """Keep ``chunk`` in the outbox as the OTLP request it would have been sent as."""
+        outbox = self.outbox
+        if outbox is None:
+            return False
+        try:
+            body = encode_spans_request(chunk)
+        except Exception as exc:
+            _guard.report("encoding spans for the outbox", exc)
+            return False
+        return outbox.put(body, len(chunk))
 
     def _start_worker(self) -> None:
         worker = threading.Thread(target=self._run, name="otelite batch export", daemon=True)
@@ -724,7 +739,7 @@ class BatchProcessor(SpanProcessor):
                 break
             # While earlier spans wait in the outbox, new ones queue behind them there:
             # the sender delivers in order, so order within a trace is kept.
-            if outbox is not None and outbox.has_pending() and outbox.put(chunk):
+            if outbox is not None and outbox.has_pending() and self._put(chunk):
                 self._count_kept(len(chunk))
                 continue
             try:
@@ -734,7 +749,7 @@ class BatchProcessor(SpanProcessor):
                 result = SpanExportResult.FAILURE
             if result == SpanExportResult.SUCCESS:
                 exported += len(chunk)
-            elif outbox is not None and not self._stopped and outbox.put(chunk):
+            elif outbox is not None and not self._stopped and self._put(chunk):
                 self._count_kept(len(chunk))
             else:
                 failed += len(chunk)

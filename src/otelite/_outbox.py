@@ -40,7 +40,7 @@ import time
 import uuid
 import weakref
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Optional
@@ -105,13 +105,6 @@ def max_bytes() -> int:
             )
             value = DEFAULT_MAX_MB
     return int(value * 1024 * 1024)
-
-
-def encode(spans: Sequence[Any]) -> bytes:
-    """The OTLP ``ExportTraceServiceRequest`` bytes for ``spans`` (what the exporter posts)."""
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-
-    return bytes(encode_spans(spans).SerializePartialToString())
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -222,15 +215,8 @@ class Outbox:
                     self._pending = row is not None
             return self._pending
 
-    def put(self, spans: Sequence[Any]) -> bool:
-        """Keep ``spans`` (one request) for later delivery; ``False`` if that was impossible."""
-        if not spans:
-            return True
-        try:
-            body = encode(spans)
-        except Exception as exc:
-            _guard.report("encoding spans for the outbox", exc)
-            return False
+    def put(self, body: bytes, spans: int) -> bool:
+        """Keep one encoded OTLP request of ``spans`` spans; ``False`` if that was impossible."""
         with self._lock:
             try:
                 conn = _connect(self.path)
@@ -249,7 +235,7 @@ class Outbox:
                 try:
                     conn.execute(
                         "INSERT INTO outbox (url, body, spans, bytes, created) VALUES (?, ?, ?, ?, ?)",
-                        (self.url, body, len(spans), len(body), time.time()),
+                        (self.url, body, spans, len(body), time.time()),
                     )
                     evicted = self._evict(conn)
                     conn.execute("COMMIT")
@@ -264,7 +250,7 @@ class Outbox:
                 conn.close()
             self._pending = True
             self.evicted += evicted
-            self.kept += len(spans)
+            self.kept += spans
         if evicted:
             logger.warning(
                 "otelite: the outbox %s is full (%d MB); %d older span(s) were dropped",

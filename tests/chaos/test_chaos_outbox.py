@@ -368,13 +368,13 @@ def test_size_cap_evicts_oldest_first_and_counts(
         with tracer.start_as_current_span(f"span-{i}", attributes={"pad": "x" * 500}) as span:
             pass
         spans.append(span)
-    one = len(_outbox.encode([spans[0]]))
+    one = len(_export.encode_spans_request([spans[0]]))
     path = tmp_path / "outbox.db"
     url = collector.url + "/v1/traces"
     box = _outbox.Outbox(path, url, {}, 1.0, max_bytes=3 * one + one // 2)
     box.close()  # no sender in this one: a request in a sender's hand is never evicted
     for span in spans:
-        assert box.put([span])
+        assert box.put(_export.encode_spans_request([span]), 1)
     assert box.evicted == 7
     sender = _outbox.Outbox(path, url, {}, 1.0, max_bytes=3 * one + one // 2)
     try:
