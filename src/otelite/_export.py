@@ -739,8 +739,10 @@ class BatchProcessor(SpanProcessor):
                 break
             # While earlier spans wait in the outbox, new ones queue behind them there:
             # the sender delivers in order, so order within a trace is kept.
-            if outbox is not None and outbox.has_pending() and self._put(chunk):
-                self._count_kept(len(chunk))
+            if outbox is not None:
+                exported_now, failed_now = self._via_outbox(outbox, chunk)
+                exported += exported_now
+                failed += failed_now
                 continue
             try:
                 result = self.exporter.export(chunk)
@@ -749,11 +751,36 @@ class BatchProcessor(SpanProcessor):
                 result = SpanExportResult.FAILURE
             if result == SpanExportResult.SUCCESS:
                 exported += len(chunk)
-            elif outbox is not None and not self._stopped and self._put(chunk):
-                self._count_kept(len(chunk))
             else:
                 failed += len(chunk)
         return exported, failed, too_large
+
+    def _via_outbox(self, outbox: Outbox, chunk: list[ReadableSpan]) -> tuple[int, int]:
+        """Export ``chunk`` with an outbox behind: (exported, failed) span counts.
+
+        One direct attempt, unless earlier requests wait in the outbox (then the chunk
+        queues behind them: order within a trace is kept); a failed attempt is kept.
+        """
+        try:
+            body = encode_spans_request(chunk)
+        except Exception as exc:
+            _guard.report("encoding spans for export", exc)
+            return 0, len(chunk)
+        if not outbox.has_pending():
+            outcome = outbox.send_now(body)
+            if outcome == "sent":
+                return len(chunk), 0
+            if outcome == "refused":
+                logger.debug(
+                    "otelite: %s refused a request: %s", self.destination, outbox.last_error
+                )
+                return 0, len(chunk)
+            if self._stopped:  # shutdown gave up on this batch and counted it
+                return 0, len(chunk)
+        if outbox.put(body, len(chunk)):
+            self._count_kept(len(chunk))
+            return 0, 0
+        return 0, len(chunk)
 
     def _count_kept(self, n: int) -> None:
         with self._cond:

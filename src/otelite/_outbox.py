@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from otelite import _env, _guard
+from otelite._version import __version__
 
 logger = logging.getLogger("otelite")
 
@@ -189,7 +190,9 @@ class Outbox:
         self._owner = f"{socket.gethostname()}|{os.getpid()}|{uuid.uuid4().hex}"
         self._posting = False
         self._failed_open = False
-        self._client: Any = None  # the sender's httpx.Client (only its thread uses it)
+        self._client: Any = None  # one httpx.Client (thread-safe) for the worker and sender
+        self._in_flight = 0  # requests being posted by any thread
+        self._not_before = 0.0  # time.monotonic() before which the collector asked not to retry
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
@@ -285,6 +288,23 @@ class Outbox:
             )
         return evicted
 
+    def send_now(self, body: bytes) -> str:
+        """One attempt to deliver ``body`` right away (the worker's direct export).
+
+        Returns ``"sent"`` (2xx), ``"refused"`` (a 4xx other than 408/429: keeping it would
+        not help) or ``"retry"`` (keep it in the outbox). No retries here: the outbox's
+        sender does them, so the worker is never held by a collector that is down.
+        """
+        status, retry_after, error = self._post(body)
+        if status is not None and 200 <= status < 300:
+            return "sent"
+        self.last_error = error
+        if retry_after is not None:
+            self._not_before = time.monotonic() + min(retry_after, _RETRY_AFTER_MAX_S)
+        if status is not None and status not in _RETRYABLE:
+            return "refused"
+        return "retry"
+
     # -- sender -------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -303,8 +323,9 @@ class Outbox:
         """Stop the sender; what is left stays on disk for the next process."""
         self._stop.set()
         self._wake.set()
-        client, self._client = self._client, None
-        if client is not None and not self._posting:
+        client = self._client
+        if client is not None and not self._in_flight:
+            self._client = None
             with contextlib.suppress(Exception):
                 client.close()
         if not self._posting and self.path.exists():
@@ -384,6 +405,12 @@ class Outbox:
                 )
             if self._stop.is_set():
                 return None, attempt
+            wait = self._not_before - time.monotonic()
+            if wait > 0:  # a Retry-After the worker's direct attempt was given
+                conn.execute(
+                    "UPDATE outbox_lease SET sending = NULL WHERE owner = ?", (self._owner,)
+                )
+                return wait, max(attempt, 1)
             self._posting = True
             try:
                 status, retry_after, error = self._post(body)
@@ -420,7 +447,11 @@ class Outbox:
         import httpx
         from opentelemetry import context
 
-        headers = {"Content-Type": "application/x-protobuf", **self.headers}
+        headers = {
+            "Content-Type": "application/x-protobuf",
+            "User-Agent": f"otelite/{__version__}",
+            **(self.headers or _env_headers()),
+        }
         compression = _compression()
         if compression == "gzip":
             body = gzip.compress(body)
@@ -430,6 +461,8 @@ class Outbox:
             headers["Content-Encoding"] = "deflate"
         key = getattr(context, "_SUPPRESS_INSTRUMENTATION_KEY", "suppress_instrumentation")
         token = context.attach(context.set_value(key, True))
+        with self._lock:
+            self._in_flight += 1
         try:
             client = self._client
             if client is None:  # made once: an httpx.Client takes ~0.1 s to build
@@ -439,9 +472,27 @@ class Outbox:
         except Exception as exc:
             return None, None, f"{type(exc).__name__}: {exc}"
         finally:
+            with self._lock:
+                self._in_flight -= 1
             context.detach(token)
         status = response.status_code
         return status, _retry_after(response.headers.get("Retry-After")), f"HTTP {status}"
+
+
+def _env_headers() -> dict[str, str]:
+    """Headers from ``OTEL_EXPORTER_OTLP_TRACES_HEADERS`` / ``OTEL_EXPORTER_OTLP_HEADERS``."""
+    from urllib.parse import unquote
+
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"):
+        raw = os.environ.get(name, "").strip()
+        if raw:
+            headers = {}
+            for item in raw.split(","):
+                key, sep, value = item.partition("=")
+                if sep and key.strip():
+                    headers[unquote(key.strip()).lower()] = unquote(value.strip())
+            return headers
+    return {}
 
 
 def _compression() -> Optional[str]:
