@@ -131,7 +131,11 @@ def _owner_alive(owner: str) -> bool:
     except ValueError:
         return False
     if pid == os.getpid():
-        return True
+        # This process: alive while that outbox is open, or still posting after it closed
+        # (taking over then could send its request a second time).
+        return any(
+            o._owner == owner and (not o._stop.is_set() or o._posting) for o in list(_instances)
+        )
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

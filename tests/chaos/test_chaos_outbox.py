@@ -503,3 +503,16 @@ def test_spans_queued_at_exit_go_to_the_outbox(tmp_path: Path) -> None:
     # is counted as dropped, not kept; the 2,990 still queued are kept.
     assert outbox_spans(tmp_path / ".otelite" / "outbox.db") == 2990
     assert "shutdown timeout: 10" in proc.stderr
+
+
+def test_reconfiguring_hands_the_outbox_over_at_once(collector: CountingCollector) -> None:
+    """configure() again with the same endpoint: the new pipeline drains the old one's outbox."""
+    provider = TracerProvider()
+    otelite.configure(tracer_provider=provider, endpoint=collector.url, service_name="a")
+    make_traces(provider, traces=2, spans_per_trace=5)
+    assert wait_for(lambda: outbox_spans(Path(".otelite/outbox.db")) == 10)
+    otelite.configure(tracer_provider=provider, endpoint=collector.url, service_name="b")
+    collector.start()
+    assert wait_for(lambda: len(collector.spans) == 10, timeout_s=10)  # a lease lasts 30 s
+    time.sleep(0.3)
+    assert len(set(collector.span_ids())) == len(collector.spans) == 10
