@@ -24,6 +24,7 @@ LAYERS = {
         "_context",
         "_export",
         "_exits",
+        "_outbox",
         "_config",
         "_spans",
         "_evaluation",

@@ -86,6 +86,7 @@ class Settings:
     stream_usage: bool = True
     retention_s: Optional[float] = None
     checks: tuple[Any, ...] = ()
+    outbox: bool = True
 
 
 @dataclass(frozen=True)
@@ -441,6 +442,7 @@ def resolve_settings(
     stream_usage: Optional[bool] = None,
     retention: Union[str, float, None] = None,
     checks: Optional[Sequence[Any]] = None,
+    outbox: Optional[bool] = None,
 ) -> Settings:
     """Merge arguments with environment variables and validate everything."""
     if protocol is not None:
@@ -558,7 +560,14 @@ def resolve_settings(
         else _env.OTELITE_STREAM_USAGE.read_bool(True),
         retention_s=_parse_retention(retention),
         checks=parsed_checks,
+        outbox=_parse_outbox(outbox),
     )
+
+
+def _parse_outbox(value: Optional[bool]) -> bool:
+    if value is not None and not isinstance(value, bool):
+        raise ConfigurationError("outbox: expected True or False")
+    return value if value is not None else _env.OTELITE_OUTBOX.read_bool(True)
 
 
 # --- wiring ----------------------------------------------------------------------------
@@ -581,7 +590,7 @@ def _processors(settings: Settings, export_traces: bool = True) -> list[SpanProc
         exporter = _export.otlp_span_exporter(
             settings.traces_endpoint, settings.protocol, dict(settings.headers)
         )
-        processors.append(_export.batch(exporter))
+        processors.append(_export.batch(exporter, outbox=_outbox_for(settings)))
     if settings.store_path is not None:
         try:
             store = _export.LocalStoreExporter(settings.store_path, settings.retention_s)
@@ -607,6 +616,24 @@ def _processors(settings: Settings, export_traces: bool = True) -> list[SpanProc
             processors.append(_export.batch(store))
     _export.note_store(processors, settings.protocol)
     return processors
+
+
+def _outbox_for(settings: Settings) -> Any:
+    """The outbox for the OTLP/HTTP traces endpoint (``None`` when off or over gRPC)."""
+    if not settings.outbox or settings.protocol == "grpc" or not settings.traces_endpoint:
+        return None
+    from otelite import _export, _outbox, _sqlite
+
+    store = settings.store_path or _sqlite.default_store_path()
+    outbox = _outbox.Outbox(
+        store.parent / _outbox.FILENAME,
+        settings.traces_endpoint,
+        dict(settings.headers),
+        _export.export_timeout_s(),
+        _outbox.max_bytes(),
+    )
+    outbox.start()  # drains what an earlier process left (on its own thread)
+    return outbox
 
 
 # --- existing pipelines --------------------------------------------------------------
@@ -959,6 +986,7 @@ def configure(
     checks: Optional[Sequence[Any]] = None,
     exit_timeout: Union[str, float, None] = None,
     handle_signals: Optional[bool] = None,
+    outbox: Optional[bool] = None,
 ) -> None:
     """Set otelite up: where spans go, what is captured, how much is sampled.
 
@@ -997,6 +1025,9 @@ def configure(
             then do what the signal would have done (``OTELITE_HANDLE_SIGNALS``). Default:
             on when otelite created the providers and the app installed no handler of its
             own; ``True`` also chains to the app's handler; ``False`` installs nothing.
+        outbox: keep OTLP/HTTP spans whose export failed on disk and resend them, also from
+            the next process (default ``True``, ``OTELITE_OUTBOX``; capped by
+            ``OTELITE_OUTBOX_MAX_MB``).
 
     Raises:
         ConfigurationError: an argument or variable is invalid; the message names it.
@@ -1039,6 +1070,7 @@ def configure(
             stream_usage=stream_usage,
             retention=retention,
             checks=checks,
+            outbox=outbox,
         )
         explicit_same = (tracer_provider is None or tracer_provider is _state.provider) and (
             meter_provider is None or meter_provider is _state.meter_provider

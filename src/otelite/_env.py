@@ -174,6 +174,16 @@ OTELITE_HANDLE_SIGNALS = EnvVar(
     "handler or the default action; `false` installs no handler (default: on when otelite "
     "created the providers and the app has no handler of its own).",
 )
+OTELITE_OUTBOX = EnvVar(
+    "OTELITE_OUTBOX",
+    "`false` turns the outbox off: OTLP/HTTP exports that fail are then counted as dropped "
+    "instead of kept on disk (`outbox.db` beside the local store) and resent (default on).",
+)
+OTELITE_OUTBOX_MAX_MB = EnvVar(
+    "OTELITE_OUTBOX_MAX_MB",
+    "Cap on the outbox's stored requests in MB (default 100); past it the oldest are "
+    "dropped and counted.",
+)
 OTELITE_PROMPTS_DIR = EnvVar(
     "OTELITE_PROMPTS_DIR",
     "Directory of the prompt registry (default `prompts` in the working directory).",

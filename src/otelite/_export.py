@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, Meter, Observation
     from opentelemetry.sdk.metrics.export import MetricsData
 
+    from otelite._outbox import Outbox
+
 logger = logging.getLogger("otelite")
 
 DEFAULT_EXPORT_TIMEOUT_S = 10.0
@@ -509,6 +511,13 @@ class LocalStoreExporter(SpanExporter):
         return True
 
 
+def encode_spans_request(spans: Sequence[ReadableSpan]) -> bytes:
+    """The OTLP ``ExportTraceServiceRequest`` bytes for ``spans``, as the HTTP exporter posts them."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    return bytes(encode_spans(spans).SerializePartialToString())
+
+
 def _value_size(value: Any) -> int:
     if isinstance(value, str):
         return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
@@ -719,8 +728,10 @@ class BatchProcessor(SpanProcessor):
         schedule_delay_s: float = 1.0,
         max_request_bytes: Optional[int] = None,
         shutdown_timeout_s: float = 2.0,
+        outbox: Optional[Outbox] = None,
     ) -> None:
         self.exporter = exporter
+        self.outbox = outbox
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes
         self.max_batch = max_batch
@@ -761,6 +772,7 @@ class BatchProcessor(SpanProcessor):
             _tallies.append(self._tally)
         self.dropped = self._tally.dropped
         self._recorded: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        self.outboxed = 0  # spans kept in the outbox for later delivery (not dropped)
 
     @property
     def exported(self) -> int:
@@ -882,6 +894,7 @@ class BatchProcessor(SpanProcessor):
                 if remaining <= 0:
                     break
                 self._cond.wait(min(remaining, 0.05))
+            queued = list(self._queue) if self.outbox is not None else []
             left = len(self._queue) + self._in_flight
             if left:
                 self.dropped["shutdown_timeout"] += left
@@ -892,7 +905,15 @@ class BatchProcessor(SpanProcessor):
                 self._in_flight = 0
             self._stopped = True
             self._cond.notify_all()
+        # The exit path may write to disk: spans still queued go to the outbox (the batch
+        # in flight, if any, may still reach the collector: it stays counted as dropped).
+        kept = self._keep(queued) if queued else 0
+        with self._cond:
+            self.dropped["shutdown_timeout"] -= kept
+            self.outboxed += kept
             failures = self._failures()
+        if self.outbox is not None:
+            self.outbox.close()
         # Unless an export is stuck, the exporter's shutdown does not block: run it even
         # when Python refuses new threads at exit (it closes the local store cleanly).
         run_bounded(
@@ -914,7 +935,28 @@ class BatchProcessor(SpanProcessor):
         return self._stopped
 
     def _failures(self) -> int:
-        return sum(self.dropped.values())
+        # Spans kept in the outbox are not lost, but not delivered either: flush says False.
+        return sum(self.dropped.values()) + self.outboxed
+
+    def _keep(self, spans: list[ReadableSpan]) -> int:
+        """Put ``spans`` in the outbox (one request per chunk); how many were kept."""
+        outbox = self.outbox
+        if outbox is None:
+            return 0
+        chunks, _ = self._chunks(spans)
+        return sum(len(chunk) for chunk in chunks if self._put(chunk))
+
+    def _put(self, chunk: list[ReadableSpan]) -> bool:
+        """Keep ``chunk`` in the outbox as the OTLP request it would have been sent as."""
+        outbox = self.outbox
+        if outbox is None:
+            return False
+        try:
+            body = encode_spans_request(chunk)
+        except Exception as exc:
+            _guard.report("encoding spans for the outbox", exc)
+            return False
+        return outbox.put(body, len(chunk))
 
     def _start_worker(self) -> None:
         worker = threading.Thread(target=self._run, name="otelite batch export", daemon=True)
@@ -995,9 +1037,17 @@ class BatchProcessor(SpanProcessor):
     def _export(self, batch: list[ReadableSpan]) -> tuple[int, int, int]:
         exported = failed = 0
         chunks, too_large = self._chunks(batch)
+        outbox = self.outbox
         for chunk in chunks:
             if self._stopped:
                 break
+            # While earlier spans wait in the outbox, new ones queue behind them there:
+            # the sender delivers in order, so order within a trace is kept.
+            if outbox is not None:
+                exported_now, failed_now = self._via_outbox(outbox, chunk)
+                exported += exported_now
+                failed += failed_now
+                continue
             try:
                 result = self.exporter.export(chunk)
             except Exception as exc:
@@ -1012,12 +1062,53 @@ class BatchProcessor(SpanProcessor):
                     self._last_error = f"the exporter reported a failure ({len(chunk)} spans)"
         return exported, failed, too_large
 
+    def _via_outbox(self, outbox: Outbox, chunk: list[ReadableSpan]) -> tuple[int, int]:
+        """Export ``chunk`` with an outbox behind: (exported, failed) span counts.
+
+        One direct attempt, unless earlier requests wait in the outbox (then the chunk
+        queues behind them: order within a trace is kept); a failed attempt is kept.
+        """
+        try:
+            body = encode_spans_request(chunk)
+        except Exception as exc:
+            _guard.report("encoding spans for export", exc)
+            return 0, len(chunk)
+        if not outbox.has_pending():
+            outcome = outbox.send_now(body)
+            if outcome == "sent":
+                return len(chunk), 0
+            if outcome == "refused":
+                logger.debug(
+                    "otelite: %s refused a request: %s", self.destination, outbox.last_error
+                )
+                return 0, len(chunk)
+            if self._stopped:  # shutdown gave up on this batch and counted it
+                return 0, len(chunk)
+        if outbox.put(body, len(chunk)):
+            self._count_kept(len(chunk))
+            return 0, 0
+        return 0, len(chunk)
+
+    def _count_kept(self, n: int) -> None:
+        with self._cond:
+            self.outboxed += n
+
     def _summarise(self) -> None:
         with self._cond:
             if self._summarised:
                 return
             self._summarised = True
             dropped = {reason: n for reason, n in self.dropped.items() if n}
+        outbox = self.outbox
+        waiting = outbox.kept - outbox.delivered - outbox.evicted if outbox is not None else 0
+        if outbox is not None and waiting > 0:
+            logger.warning(
+                "otelite: %d span(s) could not be delivered to %s yet: kept in the outbox %s, "
+                "sent when otelite next runs with this endpoint",
+                waiting,
+                self.destination,
+                outbox.path,
+            )
         if dropped:
             logger.warning(
                 "%s",
@@ -1046,7 +1137,9 @@ def max_queue_bytes() -> int:
     return int(_positive_env(_env.OTELITE_MAX_QUEUE_MB, DEFAULT_MAX_QUEUE_MB) * 1024 * 1024)
 
 
-def batch(exporter: SpanExporter, shutdown_timeout_s: float = 2.0) -> BatchProcessor:
+def batch(
+    exporter: SpanExporter, shutdown_timeout_s: float = 2.0, outbox: Optional[Outbox] = None
+) -> BatchProcessor:
     """otelite's batching processor: exports off the application thread, within bounds.
 
     Every queue is capped in memory (``OTELITE_MAX_QUEUE_MB``). The local store's
@@ -1074,6 +1167,7 @@ def batch(exporter: SpanExporter, shutdown_timeout_s: float = 2.0) -> BatchProce
         schedule_delay_s=_positive_env(_env.OTEL_BSP_SCHEDULE_DELAY, 1000) / 1000,
         max_request_bytes=limit,
         shutdown_timeout_s=shutdown_timeout_s,
+        outbox=outbox,
     )
 
 
