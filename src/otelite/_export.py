@@ -1077,6 +1077,8 @@ class BatchProcessor(SpanProcessor):
             outcome = outbox.send_now(body)
             if outcome == "sent":
                 return len(chunk), 0
+            if outcome != "sent" and outbox.last_error:  # shown by `otelite status`
+                self._saw_error(outbox.last_error)
             if outcome == "refused":
                 logger.debug(
                     "otelite: %s refused a request: %s", self.destination, outbox.last_error
