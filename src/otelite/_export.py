@@ -1077,7 +1077,7 @@ class BatchProcessor(SpanProcessor):
             outcome = outbox.send_now(body)
             if outcome == "sent":
                 return len(chunk), 0
-            if outcome != "sent" and outbox.last_error:  # shown by `otelite status`
+            if outbox.last_error:  # not sent: `otelite status` shows why
                 self._saw_error(outbox.last_error)
             if outcome == "refused":
                 logger.debug(
