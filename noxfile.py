@@ -148,7 +148,7 @@ def bench_store(session: nox.Session) -> None:
 
 @nox.session(python="3.12")
 def durability(session: nox.Session) -> None:
-    """What is kept under bursts, SIGTERM, workers, outages, torn prompt files (docs/durability-table.md)."""
+    """What is kept under bursts, SIGTERM, workers, outages, torn prompt files (the table in docs/reliability.md)."""
     session.install("-e", ".[dev,openai]")
     session.run("python", "benchmarks/durability.py", *session.posargs)
 
