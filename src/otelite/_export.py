@@ -321,6 +321,57 @@ class _MetricCounts:
 metric_counts = _MetricCounts()
 
 
+def _without_unlinked_exemplars(metrics_data: MetricsData) -> MetricsData:
+    """``metrics_data`` without exemplars that name no span.
+
+    opentelemetry-sdk 1.28 keeps an exemplar for a measurement taken outside any span
+    (an observable counter's callback) with no span or trace id, and its OTLP encoder
+    then fails the whole export on ``None.to_bytes``. Such an exemplar links to
+    nothing, so dropping it loses nothing; data without one is returned as it is.
+    """
+    import dataclasses
+
+    def unlinked(point: Any) -> bool:
+        return any(
+            e.span_id is None or e.trace_id is None for e in getattr(point, "exemplars", None) or ()
+        )
+
+    def points_of(metric: Any) -> Sequence[Any]:
+        return getattr(metric.data, "data_points", None) or ()
+
+    metrics = [
+        m for rm in metrics_data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+    ]
+    if not any(unlinked(p) for m in metrics for p in points_of(m)):
+        return metrics_data
+
+    def clean_point(point: Any) -> Any:
+        if not unlinked(point):
+            return point
+        kept = [e for e in point.exemplars if e.span_id is not None and e.trace_id is not None]
+        return dataclasses.replace(point, exemplars=kept)
+
+    def clean_metric(metric: Any) -> Any:
+        points = [clean_point(p) for p in points_of(metric)]
+        return dataclasses.replace(
+            metric, data=dataclasses.replace(metric.data, data_points=points)
+        )
+
+    return dataclasses.replace(
+        metrics_data,
+        resource_metrics=[
+            dataclasses.replace(
+                rm,
+                scope_metrics=[
+                    dataclasses.replace(sm, metrics=[clean_metric(m) for m in sm.metrics])
+                    for sm in rm.scope_metrics
+                ],
+            )
+            for rm in metrics_data.resource_metrics
+        ],
+    )
+
+
 class MetricsEndpointGuard(MetricExporter):
     """Wraps an OTLP metric exporter: bounded exports, and none after a refusal.
 
@@ -379,7 +430,11 @@ class MetricsEndpointGuard(MetricExporter):
         def run() -> None:
             self.exporting_thread = threading.get_ident()
             try:
-                result.append(self.inner.export(metrics_data, timeout_millis=timeout_millis))
+                data = _without_unlinked_exemplars(metrics_data)
+                result.append(self.inner.export(data, timeout_millis=timeout_millis))
+            except Exception as exc:  # older exporters let a refused connection escape
+                logger.debug("otelite: exporting metrics failed: %r", exc)
+                result.append(MetricExportResult.FAILURE)
             finally:
                 self.exporting_thread = None
                 self._busy = False

@@ -664,3 +664,41 @@ def test_forked_child_delivers_its_own_spans(tmp_path: Path) -> None:
         names = sorted(s["name"] for s in received.spans())
     assert result.returncode == 0, result.stderr
     assert names == ["child", "parent-after", "parent-before"]
+
+
+def test_exemplars_that_name_no_span_are_dropped_before_encoding() -> None:
+    """An exemplar with no span id (opentelemetry-sdk 1.28, observable callbacks) never fails
+    the OTLP metrics export: it is dropped, the linked one and the point's value are kept."""
+    from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+    from opentelemetry.sdk.metrics import Exemplar
+    from opentelemetry.sdk.metrics.export import (
+        AggregationTemporality,
+        Metric,
+        MetricsData,
+        NumberDataPoint,
+        ResourceMetrics,
+        ScopeMetrics,
+        Sum,
+    )
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    from otelite._export import _without_unlinked_exemplars
+
+    linked = Exemplar({}, 3, 1, span_id=0x1, trace_id=0x2)
+    unlinked = Exemplar({}, 4, 1, span_id=None, trace_id=None)  # type: ignore[arg-type]
+    point = NumberDataPoint({"k": "v"}, 0, 1, 7, exemplars=[linked, unlinked])
+    metric = Metric("m", "", "1", Sum([point], AggregationTemporality.CUMULATIVE, True))
+    data = MetricsData(
+        [ResourceMetrics(Resource({}), [ScopeMetrics(InstrumentationScope("s"), [metric], "")], "")]
+    )
+    cleaned = _without_unlinked_exemplars(data)
+    [kept_point] = cleaned.resource_metrics[0].scope_metrics[0].metrics[0].data.data_points
+    assert (kept_point.value, kept_point.attributes, kept_point.exemplars) == (
+        7,
+        {"k": "v"},
+        [linked],
+    )
+    encode_metrics(cleaned)  # does not raise
+    clean_data = _without_unlinked_exemplars(cleaned)
+    assert clean_data is cleaned  # nothing to drop: the same object, no copy
