@@ -182,6 +182,22 @@ def _refuse_after_unsafe_fork(path: Path) -> None:
         raise StoreError(f"{path}: {_unsafe_fork}")
 
 
+def _set_wal(conn: sqlite3.Connection, bound_s: float = 10.0) -> None:
+    """Switch to WAL. Several processes opening one store at once may find it locked: the
+    busy timeout does not cover this pragma, so it is retried for a bounded time."""
+    import time
+
+    deadline = time.monotonic() + bound_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def open_for_writing(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the store at ``path`` and make sure its schema is current."""
     _refuse_after_unsafe_fork(path)
@@ -194,7 +210,7 @@ def open_for_writing(path: Path) -> sqlite3.Connection:
         raise StoreError(f"{path}: cannot create the local store ({exc})") from exc
     try:
         _refuse_newer(path, _stored_version(conn))
-        conn.execute("PRAGMA journal_mode=WAL")
+        _set_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
         # Index pages stay in memory: inserts at random trace ids stop re-reading the disk.
         conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
