@@ -426,9 +426,9 @@ class Judge:
 
 
 def _active_meter() -> Meter:
-    from otelite import _config
+    from otelite import _state
 
-    return _config.active().meter
+    return _state.active().meter
 
 
 # --- running checks ----------------------------------------------------------------------

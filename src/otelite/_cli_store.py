@@ -982,7 +982,7 @@ def _otlp_headers(args: argparse.Namespace) -> dict[str, str]:
     validated like ``configure(headers=)``: a line break or control character is refused, and
     the message names the option or variable, never the value."""
     from otelite import _env
-    from otelite._config import _parse_headers
+    from otelite._settings import _parse_headers
 
     raw = _env.OTEL_EXPORTER_OTLP_HEADERS.read()
     headers = dict(_parse_headers(_env.OTEL_EXPORTER_OTLP_HEADERS.name, raw)) if raw else {}

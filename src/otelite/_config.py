@@ -17,29 +17,38 @@ from __future__ import annotations
 
 import atexit
 import logging
-import math
 import os
-import re
 import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import Meter, MeterProvider
-from opentelemetry.trace import Tracer, TracerProvider
+from opentelemetry.trace import TracerProvider
 
-from otelite import _env, _guard
+from otelite import _env, _exits, _guard, _settings
 from otelite import _semconv as sc
-from otelite._content import DEFAULT_MAX_CONTENT_LENGTH, ContentPolicy
+from otelite import _state as _state_module
+from otelite._content import ContentPolicy
 from otelite._exceptions import ConfigurationError, StoreError
-from otelite._version import __version__
+from otelite._settings import (
+    EXIT_TIMEOUT_S,
+    PROTOCOLS,
+    Settings,
+    StorePath,
+    parse_exit_timeout,
+    resolve_settings,
+    safe_url,
+)
+from otelite._state import Active, active, override, warn_once
+from otelite._state import _warned as _warned
+from otelite._state import meter_from as _meter_from
+from otelite._state import tracer_from as _tracer_from
 
 if TYPE_CHECKING:
     # The SDK, exporters, store and prices load when configure() runs, not at ``import otelite``.
@@ -50,55 +59,31 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
     from otelite import _export
-    from otelite._pricing import UserPrices
 
-PROTOCOLS = ("http/protobuf", "grpc")
+__all__ = [  # what other modules and tests use from here
+    "EXIT_TIMEOUT_S",
+    "PROTOCOLS",
+    "Active",
+    "Settings",
+    "StorePath",
+    "active",
+    "configure",
+    "force_flush",
+    "is_configured",
+    "override",
+    "parse_exit_timeout",
+    "resolve_settings",
+    "safe_url",
+    "shutdown",
+]
 
 logger = logging.getLogger("otelite")
+_warn_once = warn_once
 
 FLUSH_TIMEOUT_MS = 5000
 """Bound on shutting down replaced processors (in the background) and on waiting for judges."""
-EXIT_TIMEOUT_S = 2.0
-"""Default bound on ``shutdown()`` and on delivery at interpreter exit (seconds)."""
 exit_timeout_s: Optional[float] = None
 """The bound ``configure()`` was given, if any; else ``OTELITE_EXIT_TIMEOUT``, else the default."""
-_CONTENT_ON = frozenset({"true", "1", "yes", "on", "span_only", "span_and_event"})
-_CONTENT_OFF = frozenset({"false", "0", "no", "off", "no_content", "event_only"})
-
-StorePath = Union[str, "os.PathLike[str]"]
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The resolved configuration (arguments first, then environment, then defaults)."""
-
-    service_name: Optional[str] = None
-    traces_endpoint: Optional[str] = None
-    metrics_endpoint: Optional[str] = None
-    protocol: str = "http/protobuf"
-    headers: tuple[tuple[str, str], ...] = ()
-    store_path: Optional[Path] = None
-    store_location_from: Optional[str] = None  # "local_store"/"OTELITE_HOME" when given explicitly
-    sample_ratio: Optional[float] = None
-    resource_attributes: tuple[tuple[str, Any], ...] = ()
-    content: ContentPolicy = field(default_factory=ContentPolicy)
-    prices: Optional[UserPrices] = None
-    stream_usage: bool = True
-    retention_s: Optional[float] = None
-    checks: tuple[Any, ...] = ()
-    outbox: bool = True
-
-
-@dataclass(frozen=True)
-class Active:
-    """What instrumentation reads on every call: swapped whole, never mutated."""
-
-    tracer: Tracer
-    meter: Meter
-    content: ContentPolicy
-    prices: Optional[UserPrices] = None
-    stream_usage: bool = True
-    checks: tuple[Any, ...] = ()
 
 
 @dataclass
@@ -115,10 +100,7 @@ class _State:
 
 _lock = threading.RLock()
 _state = _State()
-_active: Optional[Active] = None
-_overrides: list[Active] = []
 _owned_providers: set[int] = set()
-_warned: set[str] = set()  # keys of the warnings already given (each is logged once)
 # The MeterProvider otelite installed globally and the exporter slot inside it (kept for the
 # life of the process: a global provider cannot be replaced, so it must never be shut down).
 _global_meters: Optional[tuple[SdkMeterProvider, _export.SwappableMetricExporter]] = None
@@ -126,50 +108,6 @@ _global_meters: Optional[tuple[SdkMeterProvider, _export.SwappableMetricExporter
 # install its own (OpenTelemetry refuses that with a log line otelite watches for).
 _global_tracer_provider: Optional[SdkTracerProvider] = None
 _override_refused = False
-
-
-_warned_lock = threading.Lock()
-
-
-def _warn_once(key: str, message: str, *args: Any, level: int = logging.WARNING) -> None:
-    """Log ``message`` the first time ``key`` is seen in this process."""
-    with _warned_lock:
-        if key in _warned:
-            return
-        _warned.add(key)
-    logger.log(level, message, *args)
-
-
-def _tracer_from(provider: TracerProvider) -> Tracer:
-    return provider.get_tracer(sc.INSTRUMENTATION_SCOPE, __version__, schema_url=sc.SCHEMA_URL)
-
-
-def _meter_from(provider: MeterProvider) -> Meter:
-    return provider.get_meter(sc.INSTRUMENTATION_SCOPE, __version__, schema_url=sc.SCHEMA_URL)
-
-
-# Not configured: the Active built for the global providers, reused while they stay the
-# same (a new proxy meter per call would pile up instruments; the SDK's providers cache
-# their tracers and meters, but the API's proxies do not).
-_unconfigured: Optional[tuple[TracerProvider, MeterProvider, Active]] = None
-
-
-def active() -> Active:
-    """The tracer, meter and content policy instrumentation must use right now."""
-    global _unconfigured
-    current = _active
-    if current is None:
-        # Not configured: follow whatever provider is global (a no-op until one is set).
-        tracer_provider = trace.get_tracer_provider()
-        meter_provider = metrics.get_meter_provider()
-        cached = _unconfigured
-        if cached is not None and cached[0] is tracer_provider and cached[1] is meter_provider:
-            return cached[2]
-        current = Active(
-            _tracer_from(tracer_provider), _meter_from(meter_provider), ContentPolicy()
-        )
-        _unconfigured = (tracer_provider, meter_provider, current)
-    return current
 
 
 def is_configured() -> bool:
@@ -181,393 +119,6 @@ def is_configured() -> bool:
         True
     """
     return _state.settings is not None or _state.disabled
-
-
-# --- argument resolution -------------------------------------------------------------
-
-
-_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is allowed in header values
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-
-
-def safe_url(value: str) -> str:
-    """``value`` fit for a message or a log line: password, query values and fragment masked."""
-    text = _CONTROL_OR_SPACE.sub("?", value)
-    text = re.sub(r"(//[^/?#@]*?:)[^/?#@]*@", r"\1***@", text)
-    text = re.sub(r"([?&][^=&#]*=)[^&#]*", r"\1***", text)
-    return re.sub(r"#.*$", "#***", text)
-
-
-def _validate_endpoint(argument: str, value: str, protocol: str) -> str:
-    example = "http://localhost:4317" if protocol == "grpc" else "http://localhost:4318"
-    if _CONTROL_OR_SPACE.search(value):
-        raise ConfigurationError(
-            f"{argument}: the URL contains whitespace or a control character (such as a "
-            f"trailing newline from a file); remove it, e.g. {example!r}"
-        )
-    try:
-        parsed = urlsplit(value)
-        hostname = parsed.hostname
-    except ValueError:  # e.g. 'http://[::1' (an unclosed IPv6 bracket)
-        hostname = None
-    if not hostname or parsed.scheme not in ("http", "https"):
-        raise ConfigurationError(
-            f"{argument}: {safe_url(value)!r} is not a valid OTLP endpoint URL; give a URL with "
-            f"scheme and host, such as {example!r}"
-        )
-    try:
-        parsed.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise ConfigurationError(
-            f"{argument}: {safe_url(value)!r} has an invalid port; use a number between 0 and 65535"
-        ) from None
-    if protocol == "grpc" and (parsed.query or parsed.fragment or "?" in value or "#" in value):
-        raise ConfigurationError(
-            f"{argument}: a gRPC endpoint takes no query string or fragment; give "
-            f"'scheme://host:port' such as {example!r} and pass credentials with headers= "
-            "(or OTEL_EXPORTER_OTLP_HEADERS)"
-        )
-    if parsed.fragment or "#" in value:
-        raise ConfigurationError(
-            f"{argument}: an OTLP endpoint takes no fragment ('#...'); remove it"
-        )
-    return value
-
-
-def _part_for_message(part: str) -> str:
-    """A malformed header entry, shortened so that no credential ends up in a message."""
-    key, sep, val = part.partition("=")
-    if not sep:
-        name, colon, _ = part.partition(":")
-        if colon:
-            return f"{name.strip()}: …"
-        return part if len(part) <= 16 else f"{part[:4]}…"
-    return part if len(val) <= 3 else f"{key}=…"
-
-
-def _check_header(argument: str, key: str, val: str) -> None:
-    if not _HEADER_NAME.match(key):
-        raise ConfigurationError(
-            f"{argument}: header name {key!r} is invalid; use letters, digits and '-', "
-            "e.g. 'authorization' or 'x-api-key'"
-        )
-    if _CONTROL.search(val):
-        raise ConfigurationError(
-            f"{argument}: the value of header {key!r} contains a line break or control "
-            "character; remove it (a key read from a file often ends with a newline)"
-        )
-
-
-def _parse_headers(
-    argument: str, value: Union[str, Mapping[str, str]]
-) -> tuple[tuple[str, str], ...]:
-    if isinstance(value, Mapping):
-        items = list(value.items())
-        for key, val in items:
-            raw: object = val  # never shown when it is a string: it may be a credential
-            if not isinstance(raw, str):
-                shown = (
-                    repr(raw)
-                    if raw is None or isinstance(raw, (int, float))
-                    else f"a {type(raw).__name__}"
-                )
-                raise ConfigurationError(
-                    f"{argument}: header {key!r}: {shown} is invalid; names and values must be "
-                    "non-empty strings, e.g. {'authorization': 'Bearer <token>'}"
-                )
-            if not isinstance(key, str) or not key.strip():
-                raise ConfigurationError(
-                    f"{argument}: header name {key!r} is invalid; names and values must be "
-                    "non-empty strings, e.g. {'authorization': 'Bearer <token>'}"
-                )
-            _check_header(argument, key.strip(), val)
-        return tuple((k.strip(), v) for k, v in items)
-    if not isinstance(value, str):
-        raise ConfigurationError(
-            f"{argument}: expected a mapping or a 'key=value,key2=value2' string, "
-            f"got {type(value).__name__}"
-        )
-    headers = []
-    for part in value.split(","):
-        if not part.strip():
-            continue
-        key, sep, val = part.partition("=")
-        if not sep or not key.strip():
-            raise ConfigurationError(
-                f"{argument}: {_part_for_message(part.strip())!r} is not a 'key=value' pair; "
-                "write headers as 'key1=value1,key2=value2' with URL-encoded values"
-            )
-        name, text = unquote(key.strip()), unquote(val.strip())
-        _check_header(argument, name, text)
-        headers.append((name, text))
-    return tuple(headers)
-
-
-def _signal_url(endpoint: str, protocol: str, signal: str) -> str:
-    """OTLP/HTTP appends ``/v1/{signal}`` to the base endpoint's path (before any query
-    string); gRPC uses the endpoint as is."""
-    if protocol == "grpc":
-        return endpoint
-    base, sep, query = endpoint.partition("?")
-    return f"{base.rstrip('/')}/v1/{signal}{sep}{query}"
-
-
-def _parse_protocol(argument: str, value: str) -> str:
-    protocol = value.strip().lower()
-    if protocol not in PROTOCOLS:
-        raise ConfigurationError(
-            f"{argument}: unknown protocol {value!r}; use one of {', '.join(PROTOCOLS)}"
-        )
-    return protocol
-
-
-def _parse_ratio(argument: str, value: Union[str, float]) -> float:
-    try:
-        ratio = float(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(
-            f"{argument}: {value!r} is not a number; give a fraction from 0.0 to 1.0"
-        ) from None
-    if isinstance(value, bool) or math.isnan(ratio) or not 0.0 <= ratio <= 1.0:
-        raise ConfigurationError(
-            f"{argument}: {value!r} is out of range; give a fraction from 0.0 (keep no trace) "
-            "to 1.0 (keep every trace)"
-        )
-    return ratio
-
-
-def _parse_capture(value: Optional[bool]) -> bool:
-    if value is not None:
-        if not isinstance(value, bool):
-            raise ConfigurationError(
-                f"capture_content: expected True or False, got {type(value).__name__}"
-            )
-        return value
-    var = _env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
-    raw = var.read()
-    if raw is None:
-        return False
-    if raw.lower() in _CONTENT_ON:
-        return True
-    if raw.lower() in _CONTENT_OFF:
-        return False
-    raise ConfigurationError(
-        f"{var.name}: {raw!r} is not understood; use 'true' or 'false' "
-        "(or the modes span_only, span_and_event, no_content, event_only)"
-    )
-
-
-_RETENTION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def _parse_retention(value: Union[str, float, None]) -> Optional[float]:
-    argument = "retention"
-    raw: Any = value
-    if raw is None:
-        raw = _env.OTELITE_RETENTION.read()
-        argument = _env.OTELITE_RETENTION.name
-        if raw is None:
-            return None
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0:
-        return float(raw)
-    match = _RETENTION.match(raw) if isinstance(raw, str) else None
-    if match is None or float(match.group(1)) <= 0:
-        raise ConfigurationError(
-            f"{argument}: {raw!r} is not a duration; give seconds or a text such as '30d', '12h' or '2w'"
-        )
-    return float(match.group(1)) * _SECONDS[match.group(2)]
-
-
-def _parse_max_length(value: Optional[int]) -> int:
-    argument = "max_content_length"
-    raw: Any = value
-    if raw is None:
-        raw = _env.OTELITE_MAX_CONTENT_LENGTH.read()
-        argument = _env.OTELITE_MAX_CONTENT_LENGTH.name
-        if raw is None:
-            return DEFAULT_MAX_CONTENT_LENGTH
-    try:
-        length = int(raw)
-    except (TypeError, ValueError):
-        length = -1
-    if isinstance(raw, bool) or length <= 0:
-        raise ConfigurationError(
-            f"{argument}: {raw!r} must be a positive whole number of characters"
-        )
-    return length
-
-
-def _resolve_store(
-    local_store: Union[bool, StorePath, None], has_endpoint: bool
-) -> tuple[Optional[Path], Optional[str]]:
-    """The store file, and what gave its location explicitly (``None``: the default)."""
-    from otelite import _sqlite
-
-    default_from = _env.OTELITE_HOME.name if _env.OTELITE_HOME.read() else None
-    if local_store is None:
-        enabled = _env.OTELITE_LOCAL_STORE.read_bool(default=not has_endpoint)
-        return (_sqlite.default_store_path(), default_from) if enabled else (None, None)
-    if local_store is False:
-        return None, None
-    if local_store is True:
-        return _sqlite.default_store_path(), default_from
-    if isinstance(local_store, (str, os.PathLike)):
-        if not str(local_store).strip():
-            raise ConfigurationError(
-                "local_store: the path is empty; give a directory, True for the default, "
-                "or False to disable the store"
-            )
-        return _sqlite.resolve_store_path(local_store), "local_store"
-    raise ConfigurationError(
-        f"local_store: expected a path, True or False, got {type(local_store).__name__}"
-    )
-
-
-def resolve_settings(
-    *,
-    service_name: Optional[str],
-    endpoint: Optional[str],
-    protocol: Optional[str],
-    headers: Union[str, Mapping[str, str], None],
-    local_store: Union[bool, StorePath, None],
-    capture_content: Optional[bool],
-    redact: Optional[Callable[[str], str]],
-    redact_builtin: Optional[bool],
-    max_content_length: Optional[int],
-    sample_ratio: Optional[float],
-    resource_attributes: Optional[Mapping[str, Any]],
-    prices: Union[str, os.PathLike[str], Mapping[str, Any], None] = None,
-    stream_usage: Optional[bool] = None,
-    retention: Union[str, float, None] = None,
-    checks: Optional[Sequence[Any]] = None,
-    outbox: Optional[bool] = None,
-) -> Settings:
-    """Merge arguments with environment variables and validate everything."""
-    if protocol is not None:
-        proto = _parse_protocol("protocol", protocol)
-    else:
-        raw = _env.OTEL_EXPORTER_OTLP_PROTOCOL.read()
-        proto = (
-            _parse_protocol(_env.OTEL_EXPORTER_OTLP_PROTOCOL.name, raw) if raw else "http/protobuf"
-        )
-
-    traces_endpoint = metrics_endpoint = None
-    if endpoint is not None:
-        if not isinstance(endpoint, str):
-            raise ConfigurationError(
-                f"endpoint: expected a URL string, got {type(endpoint).__name__}"
-            )
-        base = _validate_endpoint("endpoint", endpoint, proto)
-        traces_endpoint = _signal_url(base, proto, "traces")
-        metrics_endpoint = _signal_url(base, proto, "metrics")
-    else:
-        base_env = _env.OTEL_EXPORTER_OTLP_ENDPOINT.read()
-        if base_env:
-            base = _validate_endpoint(_env.OTEL_EXPORTER_OTLP_ENDPOINT.name, base_env, proto)
-            traces_endpoint = _signal_url(base, proto, "traces")
-            metrics_endpoint = _signal_url(base, proto, "metrics")
-        for var in (
-            _env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
-            _env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
-        ):
-            value = var.read()
-            if value:
-                _validate_endpoint(var.name, value, proto)
-                if var is _env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT:
-                    traces_endpoint = value
-                else:
-                    metrics_endpoint = value
-
-    metrics_exporter = (_env.OTEL_METRICS_EXPORTER.read() or "otlp").lower()
-    if metrics_exporter not in ("otlp", "none"):
-        raise ConfigurationError(
-            f"{_env.OTEL_METRICS_EXPORTER.name}: {metrics_exporter!r} is not supported; use 'otlp' or 'none'"
-        )
-    if metrics_exporter == "none":
-        metrics_endpoint = None
-
-    if headers is not None:
-        parsed_headers = _parse_headers("headers", headers)
-    else:
-        raw_headers = _env.OTEL_EXPORTER_OTLP_HEADERS.read()
-        parsed_headers = (
-            _parse_headers(_env.OTEL_EXPORTER_OTLP_HEADERS.name, raw_headers) if raw_headers else ()
-        )
-
-    if sample_ratio is not None:
-        ratio: Optional[float] = _parse_ratio("sample_ratio", sample_ratio)
-    else:
-        raw_ratio = _env.OTELITE_SAMPLE_RATIO.read()
-        ratio = _parse_ratio(_env.OTELITE_SAMPLE_RATIO.name, raw_ratio) if raw_ratio else None
-
-    if service_name is not None and (not isinstance(service_name, str) or not service_name.strip()):
-        raise ConfigurationError("service_name: give a non-empty string such as 'rag-api'")
-    if redact is not None and not callable(redact):
-        raise ConfigurationError(
-            f"redact: expected a function taking and returning a str, got {type(redact).__name__}"
-        )
-    if redact_builtin is not None and not isinstance(redact_builtin, bool):
-        raise ConfigurationError("redact_builtin: expected True or False")
-    builtin = (
-        redact_builtin
-        if redact_builtin is not None
-        else _env.OTELITE_REDACT_BUILTIN.read_bool(True)
-    )
-    if resource_attributes is not None and not isinstance(resource_attributes, Mapping):
-        raise ConfigurationError(
-            "resource_attributes: expected a mapping such as {'deployment.environment': 'prod'}"
-        )
-
-    if stream_usage is not None and not isinstance(stream_usage, bool):
-        raise ConfigurationError("stream_usage: expected True or False")
-    _env.attribute_value_length_limit()  # a bad OTEL_*ATTRIBUTE_VALUE_LENGTH_LIMIT is refused here
-    from otelite._pricing import load_user_prices
-
-    user_prices = load_user_prices(prices, _env.OTELITE_PRICES_FILE.read())  # type: ignore[arg-type]
-
-    from otelite import _checks
-
-    if checks is not None:
-        parsed_checks = _checks.validate(checks)
-    else:
-        raw_checks = _env.OTELITE_CHECKS.read()
-        parsed_checks = (
-            _checks.parse_env(raw_checks, _env.OTELITE_CHECKS.name) if raw_checks else ()
-        )
-
-    store_path, store_location_from = _resolve_store(local_store, traces_endpoint is not None)
-    return Settings(
-        service_name=service_name,
-        traces_endpoint=traces_endpoint,
-        metrics_endpoint=metrics_endpoint,
-        protocol=proto,
-        headers=parsed_headers,
-        store_path=store_path,
-        store_location_from=store_location_from,
-        sample_ratio=ratio,
-        resource_attributes=tuple(sorted((resource_attributes or {}).items())),
-        content=ContentPolicy(
-            capture=_parse_capture(capture_content),
-            redact=redact,
-            redact_builtin=builtin,
-            max_length=_parse_max_length(max_content_length),
-        ),
-        prices=user_prices,
-        stream_usage=stream_usage
-        if stream_usage is not None
-        else _env.OTELITE_STREAM_USAGE.read_bool(True),
-        retention_s=_parse_retention(retention),
-        checks=parsed_checks,
-        outbox=_parse_outbox(outbox),
-    )
-
-
-def _parse_outbox(value: Optional[bool]) -> bool:
-    if value is not None and not isinstance(value, bool):
-        raise ConfigurationError("outbox: expected True or False")
-    return value if value is not None else _env.OTELITE_OUTBOX.read_bool(True)
 
 
 # --- wiring ----------------------------------------------------------------------------
@@ -1037,20 +588,22 @@ def configure(
         >>> otelite.configure(service_name="rag-api", local_store=tempfile.mkdtemp())
         >>> otelite.shutdown()
     """
-    global _active, exit_timeout_s
+    global exit_timeout_s
     parsed_exit_timeout = (
         parse_exit_timeout("exit_timeout", exit_timeout) if exit_timeout is not None else None
     )
-    from otelite import _exits
-
     signals = _exits.parse_handle_signals(handle_signals)
     with _lock:
         exit_timeout_s = parsed_exit_timeout
         if _env.OTEL_SDK_DISABLED.read_bool():
             _teardown()
             _state.disabled = True
-            _active = Active(
-                trace.NoOpTracer(), metrics.NoOpMeter(sc.INSTRUMENTATION_SCOPE), ContentPolicy()
+            _state_module.install(
+                Active(
+                    trace.NoOpTracer(),
+                    metrics.NoOpMeter(sc.INSTRUMENTATION_SCOPE),
+                    ContentPolicy(),
+                )
             )
             return
         _check_providers(tracer_provider, meter_provider)
@@ -1107,7 +660,7 @@ def configure(
         _state.provider, _state.owns_provider = provider, owned
         _state.swappable = swappable
         _state.meter_provider, _state.owns_meter_provider = meter_provider_used, owns_meters
-        _active = Active(
+        current = Active(
             _tracer_from(provider),
             _meter_from(meter_provider_used or metrics.get_meter_provider()),
             settings.content,
@@ -1115,8 +668,9 @@ def configure(
             settings.stream_usage,
             settings.checks,
         )
+        _state_module.install(current)
         with _guard.contained("registering the delivery counters"):
-            _export.observe(_active.meter)
+            _export.observe(current.meter)
         if not _state.atexit_registered:
             atexit.register(_at_exit)
             _state.atexit_registered = True
@@ -1149,7 +703,6 @@ def _teardown(keep_providers: bool = False, background: bool = False) -> None:
     not wait at all: the old processors drain on a daemon thread, within
     ``FLUSH_TIMEOUT_MS``, and interpreter exit still delivers what they hold.
     """
-    global _active
     swappable = _state.swappable
     meter_provider = _state.meter_provider if _state.owns_meter_provider else None
     old = swappable.replace(()) if swappable is not None else ()
@@ -1178,20 +731,7 @@ def _teardown(keep_providers: bool = False, background: bool = False) -> None:
     _state.swappable = None
     _state.meter_provider = None
     _state.owns_meter_provider = False
-    _active = None
-
-
-def parse_exit_timeout(argument: str, value: Union[str, float]) -> float:
-    """A positive number of seconds, or a ConfigurationError naming ``argument``."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if isinstance(value, bool) or not (0 < seconds < math.inf):
-        raise ConfigurationError(
-            f"{argument}: {value!r} is not a positive number of seconds; give e.g. 2 or 0.5"
-        )
-    return seconds
+    _state_module.install(None)
 
 
 _bad_exit_timeout_warned = False
@@ -1271,8 +811,6 @@ def shutdown() -> None:
         wait_for_judges(timeout=FLUSH_TIMEOUT_MS / 1000)
     with _lock, _guard.contained("shutdown"):
         _teardown()
-        from otelite import _exits
-
         _exits.uninstall()
 
 
@@ -1293,17 +831,12 @@ def _at_exit() -> None:
         _export.shutdown_all(processors, deadline)
 
 
-@contextmanager
-def override(replacement: Active) -> Iterator[None]:
-    """Make instrumentation use ``replacement`` inside the block (for the testing kit)."""
-    global _active
-    with _lock:
-        previous = _active
-        _overrides.append(replacement)
-        _active = replacement
-    try:
-        yield
-    finally:
-        with _lock:
-            _overrides.remove(replacement)
-            _active = previous
+# Unconfigured processes read the same variables configure() does; signal and worker-exit
+# handlers flush through this module.
+_state_module.set_defaults(_settings.policies_from_env)
+_exits.set_hooks(
+    exit_timeout=_exit_timeout,
+    force_flush=force_flush,
+    is_configured=is_configured,
+    at_exit=_at_exit,
+)

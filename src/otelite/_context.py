@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 
-from otelite import _config, _env, _guard
+from otelite import _env, _guard, _state
 from otelite import _semconv as sc
 from otelite._content import TRUNCATION_MARKER, to_json, truncate
 from otelite._exceptions import ConfigurationError
@@ -108,7 +108,7 @@ def value_limit() -> tuple[int, bool]:
         limit = None
     if limit is not None:
         return limit, True
-    return _config.active().content.max_length, False
+    return _state.active().content.max_length, False
 
 
 def cap_text(text: str, limit: Optional[tuple[int, bool]] = None) -> str:

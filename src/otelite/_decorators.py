@@ -22,7 +22,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import Span, SpanKind
 
-from otelite import _config, _guard, _spans
+from otelite import _guard, _spans, _state
 from otelite import _semconv as sc
 from otelite._context import clean_attributes
 from otelite._exceptions import ConfigurationError
@@ -154,7 +154,7 @@ class _Spec:
         """Start the span (not yet current) and record the inputs when capture is on."""
         if _spans.is_suppressed():
             return None
-        active = _config.active()
+        active = _state.active()
         span = active.tracer.start_span(self.name, kind=self.span_kind, attributes=self.attributes)
         capture = self.capture_input if self.capture_input is not None else active.content.capture
         if capture and span.is_recording() and self.signature is not None:
@@ -172,7 +172,7 @@ class _Spec:
         """Record the output (when capture is on) and end the span."""
         try:
             if has_result and span.is_recording():
-                active = _config.active()
+                active = _state.active()
                 capture = (
                     self.capture_output
                     if self.capture_output is not None
@@ -258,7 +258,7 @@ def _capture_items(spec: _Spec) -> Optional[list[Any]]:
     try:
         capture = spec.capture_output
         if capture is None:
-            capture = _config.active().content.capture
+            capture = _state.active().content.capture
         return [] if capture else None
     except Exception as exc:
         _guard.report("reading the capture settings", exc)
@@ -545,7 +545,7 @@ def _span_block(name: str, attrs: dict[str, Any]) -> Iterator[Span]:
     current: Span = otel_trace.INVALID_SPAN
     try:
         if not _spans.is_suppressed():
-            current = _config.active().tracer.start_span(name, attributes=attrs)
+            current = _state.active().tracer.start_span(name, attributes=attrs)
     except Exception as exc:
         _guard.report("starting an otelite.span", exc)
     token = otel_context.attach(otel_trace.set_span_in_context(current))

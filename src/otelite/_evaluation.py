@@ -30,8 +30,8 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 
-from otelite import _config
 from otelite import _semconv as sc
+from otelite import _state
 from otelite._context import cap_text
 
 KINDS = ("heuristic", "llm_judge", "human", "check")
@@ -151,7 +151,7 @@ def start_span(name: str, parent: Optional[SpanContext] = None) -> Span:
     context = None
     if parent is not None:
         context = trace.set_span_in_context(NonRecordingSpan(parent), otel_context.Context())
-    return _config.active().tracer.start_span(
+    return _state.active().tracer.start_span(
         f"evaluation {name}",
         context=context,
         kind=SpanKind.INTERNAL,
@@ -176,7 +176,7 @@ def end_span(span: Span, score: Score, response_id: Optional[str] = None) -> Non
     """
     try:
         if span.is_recording():
-            content = _config.active().content
+            content = _state.active().content
             if score.error is not None:
                 score = score.with_updates(error=content.clean_error(score.error))
             if score.explanation is not None:

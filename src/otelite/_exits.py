@@ -191,13 +191,42 @@ def _helper(jobs: queue.SimpleQueue[int]) -> None:
                 _wake_main(signum)
 
 
+def _no_flush(timeout_millis: int) -> bool:
+    return True
+
+
+# What the configuration hands in with set_hooks() (``_config`` sits above this module).
+_hooks: dict[str, Callable[..., Any]] = {
+    "exit_timeout": lambda: 2.0,
+    "force_flush": _no_flush,
+    "is_configured": lambda: False,
+    "at_exit": lambda: None,
+}
+
+
+def set_hooks(
+    *,
+    exit_timeout: Callable[[], float],
+    force_flush: Callable[[int], bool],
+    is_configured: Callable[[], bool],
+    at_exit: Callable[[], None],
+) -> None:
+    """Tell this module how to flush and how long it may take (called once by ``_config``)."""
+    _hooks.update(
+        exit_timeout=exit_timeout,
+        force_flush=force_flush,
+        is_configured=is_configured,
+        at_exit=at_exit,
+    )
+
+
 def _flush() -> None:
-    from otelite import _config, _guard
+    from otelite import _guard
 
     with _guard.contained("flushing on a signal"):
-        timeout_s = _config._exit_timeout()
+        timeout_s = _hooks["exit_timeout"]()
         deadline = time.monotonic() + timeout_s
-        _config.force_flush(int(timeout_s * 1000))
+        _hooks["force_flush"](int(timeout_s * 1000))
         # The signal may come while the process is already exiting (atexit, or a worker's
         # exit finalizer): its processors are no longer configured but still delivering.
         _wait_for_shutdowns(deadline)
@@ -281,11 +310,11 @@ def _register_worker_flush(_token: object = None) -> None:
 
 
 def _flush_worker() -> None:
-    from otelite import _config, _guard
+    from otelite import _guard
 
     with _guard.contained("flushing a multiprocessing worker"):
-        if _config.is_configured():
-            _config._at_exit()
+        if _hooks["is_configured"]():
+            _hooks["at_exit"]()
 
 
 def _after_fork_in_child() -> None:

@@ -251,7 +251,7 @@ _destinations: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def _set_destination(exporter: Any, text: str) -> None:
-    from otelite._config import safe_url  # same layer; imported late (it imports this module)
+    from otelite._settings import safe_url
 
     if "://" in text:
         text = safe_url(text)  # a password or a token in the URL never reaches a log line

@@ -19,8 +19,8 @@ from typing import Any, Optional
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Span, Status, StatusCode
 
-from otelite import _config
 from otelite import _semconv as sc
+from otelite import _state
 from otelite._content import ContentPolicy
 
 try:  # opentelemetry-api exposes the key every instrumentation checks
@@ -110,7 +110,7 @@ def _message(exc: BaseException, policy: ContentPolicy) -> tuple[str, str]:
 
 
 def _policy() -> ContentPolicy:
-    return _config.active().content
+    return _state.active().content
 
 
 def error_message(exc: BaseException, policy: Optional[ContentPolicy] = None) -> str:

@@ -34,11 +34,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 
-from otelite import _checks, _config
 from otelite import _semconv as sc
-from otelite._content import DEFAULT_MAX_CONTENT_LENGTH, ContentPolicy
+from otelite import _settings, _state
+from otelite._content import DEFAULT_MAX_CONTENT_LENGTH
 from otelite._export import ContextAttributesProcessor
-from otelite._pricing import parse_user_prices
 
 __all__ = ["Captured", "SequentialIdGenerator", "capture_spans"]
 
@@ -203,22 +202,26 @@ def capture_spans(
     meter_provider = MeterProvider(
         metric_readers=[reader], resource=resource, shutdown_on_exit=False
     )
-    policy = ContentPolicy(
-        capture=capture_content,
+    policies = _settings.policies(
+        use_env=False,
+        capture_content=capture_content,
         redact=redact,
         redact_builtin=redact_builtin,
-        max_length=max_content_length,
+        max_content_length=max_content_length,
+        prices=prices,
+        stream_usage=stream_usage,
+        checks=checks,
     )
-    active = _config.Active(
-        _config._tracer_from(tracer_provider),
-        _config._meter_from(meter_provider),
-        policy,
-        parse_user_prices(prices, "prices") if prices is not None else None,
-        stream_usage,
-        _checks.validate(checks),
+    active = _state.Active(
+        _state.tracer_from(tracer_provider),
+        _state.meter_from(meter_provider),
+        policies.content,
+        policies.prices,
+        policies.stream_usage,
+        policies.checks,
     )
     try:
-        with _config.override(active):
+        with _state.override(active):
             yield Captured(exporter, reader)
     finally:
         # The meter provider stays readable after the block, so tests can assert then.

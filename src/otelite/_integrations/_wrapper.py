@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Protocol
 
 from opentelemetry.trace import Span, SpanKind
 
-from otelite import _config, _context, _guard, _pricing, _spans
+from otelite import _context, _guard, _pricing, _spans, _state
 from otelite import _semconv as sc
 from otelite._metrics import instruments
 
@@ -132,7 +132,7 @@ class Invocation:
     def __init__(
         self, request: Request, content: Optional[Callable[[], Mapping[str, Any]]]
     ) -> None:
-        self.active = _config.active()
+        self.active = _state.active()
         self.request = request
         attrs: Attributes = {
             sc.GEN_AI_OPERATION_NAME: request.operation,

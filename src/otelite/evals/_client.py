@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 
-from otelite import _config, _context, _guard, _pricing, _spans
+from otelite import _context, _guard, _pricing, _spans, _state
 from otelite import _semconv as sc
 from otelite._exceptions import ConfigurationError
 from otelite._metrics import instruments
@@ -57,7 +57,7 @@ _BODY_CHARS = 200
 
 def _status_error(base_url: str, response: Any) -> EndpointError:
     """The EndpointError for an HTTP error answer: status, type, code; the body only when captured."""
-    policy = _config.active().content
+    policy = _state.active().content
     status = int(response.status_code)
     error_type = code = None
     try:
@@ -205,13 +205,13 @@ class ChatEndpoint:
 
     def _where(self, what: str) -> str:
         """``"{base_url} {what}"``, redacted (a base URL can carry credentials)."""
-        return _config.active().content.clean_error(f"{self.base_url} {what}")
+        return _state.active().content.clean_error(f"{self.base_url} {what}")
 
     def complete(
         self, messages: Sequence[Mapping[str, str]], *, temperature: float = 0.0
     ) -> Completion:
         """One chat call, traced as evaluation traffic; raises EndpointError when it fails."""
-        active = _config.active()
+        active = _state.active()
         span = active.tracer.start_span(
             f"{sc.OP_CHAT} {self.model}",
             kind=SpanKind.CLIENT,
@@ -336,7 +336,7 @@ class ChatEndpoint:
 
     def _record_metrics(
         self,
-        active: _config.Active,
+        active: _state.Active,
         duration: float,
         response_model: Any,
         error_type: Optional[str],

@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional, TextIO, Union
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
-from otelite import _config, _context, _evaluation, _spans
+from otelite import _context, _evaluation, _spans, _state
 from otelite import _semconv as sc
 from otelite._evaluation import Score
 from otelite._jsonl import write_jsonl as write_jsonl_atomic
@@ -629,7 +629,7 @@ class _Runner:
         self.task_name = getattr(task, "__qualname__", None) or getattr(task, "__name__", "task")
 
     def _root(self, example: Example, index: int, repeat: int) -> Span:
-        return _config.active().tracer.start_span(
+        return _state.active().tracer.start_span(
             f"evaluate {self.name}",
             kind=SpanKind.INTERNAL,
             attributes={
@@ -644,14 +644,14 @@ class _Runner:
         )
 
     def _task_span(self) -> Span:
-        return _config.active().tracer.start_span(
+        return _state.active().tracer.start_span(
             f"task {self.task_name}",
             kind=SpanKind.INTERNAL,
             attributes={sc.OTELITE_SPAN_KIND: "task", sc.OTELITE_TRAFFIC: sc.TRAFFIC_EVALUATION},
         )
 
     def _record_io(self, span: Span, key: str, value: Any) -> None:
-        content = _config.active().content
+        content = _state.active().content
         if content.capture and span.is_recording():
             span.set_attribute(key, content.render(value))
 
