@@ -145,6 +145,10 @@ def test_judge_call_is_one_span_marked_as_evaluation_traffic(make_judge: Any) ->
         "gen_ai.usage.input_tokens": 120,
         "gen_ai.usage.output_tokens": 8,
         "gen_ai.usage.cost": pytest.approx(COST),
+        # Priced by the LLM-call core like an instrumented call: with its provenance.
+        "otelite.cost.source": "user",
+        "otelite.cost.estimated": False,
+        "otelite.cost.override": True,
     }
     # Its metrics carry otelite.traffic, so dashboards can split judge spend from the app's.
     metrics = cap.metrics()

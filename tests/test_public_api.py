@@ -27,6 +27,8 @@ LAYERS = {
     "runtime": {
         "_state",
         "_settings",
+        "_registries",
+        "_llm",
         "_context",
         "_export",
         "_exits",

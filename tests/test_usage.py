@@ -161,9 +161,10 @@ def test_other_providers_opt_in() -> None:
         assert handler.bodies()[1]["stream_options"] == {"include_usage": True}
         assert "otelite.usage.estimated" not in cap.spans[0].attributes
     finally:
-        from otelite._integrations import openai as adapter
-
-        adapter._STREAM_USAGE_PROVIDERS.discard("groq")
+        otelite.disable_stream_usage("groq")
+    with capture_spans():
+        chunks_of(make(handler, base_url="https://api.groq.com/openai/v1"))
+    assert "stream_options" not in handler.bodies()[2]
 
 
 def test_stream_closed_early_is_estimated() -> None:

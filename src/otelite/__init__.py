@@ -27,11 +27,12 @@ from otelite._exceptions import (
     StoreError,
     StoreSchemaError,
 )
-from otelite._integrations._hosts import register_provider
-from otelite._integrations.openai import (
+from otelite._integrations.openai import instrument_openai, uninstrument_openai
+from otelite._registries import (
+    disable_stream_usage,
     enable_stream_usage,
-    instrument_openai,
-    uninstrument_openai,
+    register_provider,
+    unregister_provider,
 )
 from otelite._version import __version__
 
@@ -50,6 +51,7 @@ __all__ = [
     "bind_context",
     "configure",
     "current_attributes",
+    "disable_stream_usage",
     "enable_stream_usage",
     "force_flush",
     "get_prompt",
@@ -62,6 +64,7 @@ __all__ = [
     "span",
     "trace",
     "uninstrument_openai",
+    "unregister_provider",
 ]
 
 # Users see public paths (otelite.configure, not otelite._config.configure).

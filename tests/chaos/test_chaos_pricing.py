@@ -266,15 +266,11 @@ def test_gateway_model_priced_from_catalog_by_unambiguous_name(
 
 def test_registered_gateway_priced_as_its_provider() -> None:
     """Once the gateway's host is registered as openai, its calls are priced as openai, not inferred."""
-    from otelite._integrations import _hosts
-
     otelite.register_provider("llm-gateway.example.com", "openai")
     try:
         attrs = gateway_call("gpt-4o-mini", "gpt-4o-mini-2024-07-18")
     finally:
-        with _hosts._lock:
-            _hosts._HOSTS.pop("llm-gateway.example.com", None)
-            _hosts._cache.clear()
+        otelite.unregister_provider("llm-gateway.example.com")
     assert attrs["gen_ai.provider.name"] == "openai"
     assert attrs["gen_ai.usage.cost"] == pytest.approx(0.15 + 0.6, rel=1e-12)
     assert attrs["otelite.cost.source"] == "genai-prices"

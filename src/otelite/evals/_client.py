@@ -1,10 +1,11 @@
 """Calling an OpenAI-compatible chat endpoint for judges and synthetic data.
 
 Either an ``openai`` client the user already has (sync), or plain ``httpx`` with a
-base URL, a model and a key. Each call is one ``chat {model}`` CLIENT span made
-here, marked ``otelite.traffic=evaluation`` and priced like any LLM call, so the
-judge's cost is reported apart from the application's. otelite's own OpenAI
-instrumentation is suppressed for the call, so it is never recorded twice.
+base URL, a model and a key. Each call is one ``chat {model}`` CLIENT span made by
+the LLM-call core (``otelite._llm``) like any instrumented call, marked
+``otelite.traffic=evaluation``, so the judge's cost is reported apart from the
+application's. otelite's own OpenAI instrumentation sees the core's re-entrancy
+guard and records the call only once.
 """
 
 from __future__ import annotations
@@ -17,16 +18,11 @@ from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import urlparse
 
-from opentelemetry import context as otel_context
-from opentelemetry.trace import SpanKind
-
-from otelite import _context, _guard, _pricing, _spans, _state
+from otelite import _llm, _registries, _spans, _state
 from otelite import _semconv as sc
 from otelite._exceptions import ConfigurationError
-from otelite._metrics import instruments
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-OPENAI_COMPATIBLE = "openai_compatible"
 
 
 class EndpointError(Exception):
@@ -164,7 +160,7 @@ class ChatEndpoint:
         self.base_url = url.rstrip("/")
         self.host = parsed.hostname
         self.port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        self.provider = sc.PROVIDER_OPENAI if self.host == "api.openai.com" else OPENAI_COMPATIBLE
+        self.provider = _registries.provider_for(self.host, parsed.port)
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY")
         if self._openai is None and self._http is None:
             if not self.api_key and self.provider == sc.PROVIDER_OPENAI:
@@ -207,120 +203,62 @@ class ChatEndpoint:
         """``"{base_url} {what}"``, redacted (a base URL can carry credentials)."""
         return _state.active().content.clean_error(f"{self.base_url} {what}")
 
+    def _content(self, messages: Sequence[Mapping[str, str]]) -> dict[str, Any]:
+        """The request's content attributes (read only when capture is on)."""
+        content: dict[str, Any] = {}
+        system = [m["content"] for m in messages if m.get("role") == "system"]
+        if system:
+            content[sc.GEN_AI_SYSTEM_INSTRUCTIONS] = [
+                {"type": "text", "content": text} for text in system
+            ]
+        content[sc.GEN_AI_INPUT_MESSAGES] = [
+            {"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]}
+            for m in messages
+            if m.get("role") != "system"
+        ]
+        return content
+
     def complete(
         self, messages: Sequence[Mapping[str, str]], *, temperature: float = 0.0
     ) -> Completion:
-        """One chat call, traced as evaluation traffic; raises EndpointError when it fails."""
-        active = _state.active()
-        span = active.tracer.start_span(
-            f"{sc.OP_CHAT} {self.model}",
-            kind=SpanKind.CLIENT,
-            attributes={
-                sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT,
-                sc.GEN_AI_PROVIDER_NAME: self.provider,
-                sc.GEN_AI_REQUEST_MODEL: self.model,
+        """One chat call, traced as evaluation traffic; raises EndpointError when it fails.
+
+        The call goes through the same LLM-call core as instrumented clients: its
+        span has the same provider name, usage and cost provenance attributes, and
+        its metrics the same instruments, marked ``otelite.traffic=evaluation``.
+        """
+        request = _llm.Request(
+            sc.OP_CHAT,
+            self.provider,
+            self.model,
+            self.host,
+            self.port,
+            {
                 sc.GEN_AI_REQUEST_TEMPERATURE: temperature,
-                sc.SERVER_ADDRESS: self.host,
-                sc.SERVER_PORT: self.port,
                 sc.OTELITE_TRAFFIC: sc.TRAFFIC_EVALUATION,
             },
         )
-        content = active.content if active.content.capture and span.is_recording() else None
-        if content is not None:
-            system = [m["content"] for m in messages if m.get("role") == "system"]
-            if system:
-                span.set_attribute(
-                    sc.GEN_AI_SYSTEM_INSTRUCTIONS,
-                    content.render([{"type": "text", "content": text} for text in system]),
-                )
-            span.set_attribute(
-                sc.GEN_AI_INPUT_MESSAGES,
-                content.render(
-                    [
-                        {"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]}
-                        for m in messages
-                        if m.get("role") != "system"
-                    ]
-                ),
-            )
+        invocation = _llm.start(request, lambda: self._content(messages), checks=False)
         started = time.perf_counter()
-        # The judge's own span stands for this call: instrumentation must not add another.
-        token = otel_context.attach(otel_context.set_value(_spans.SUPPRESS_KEY, True))
+        # The judge's own span stands for this call: an instrumented client used for it
+        # sees the core's re-entrancy guard and records nothing more.
+        token = _llm.inside_call.set([0])
         try:
             try:
                 raw = self._request(messages, temperature)
             finally:
-                otel_context.detach(token)
+                _llm.inside_call.reset(token)
+            ended = _llm.stop_clock()
             latency = time.perf_counter() - started
             choices = _get(raw, "choices") or []
             if not choices:
                 raise EndpointError(self._where("answered without choices"))
             message = _get(choices[0], "message")
-            text = _get(message, "content") or _get(message, "refusal") or ""
-            usage = _get(raw, "usage")
-            input_tokens = _int(_get(usage, "prompt_tokens"))
-            output_tokens = _int(_get(usage, "completion_tokens"))
-            response_model = _get(raw, "model")
-            cost = None
-            if input_tokens is not None or output_tokens is not None:
-                priced = _pricing.price_call(
-                    self.provider,
-                    (response_model if isinstance(response_model, str) else None, self.model),
-                    _pricing.TokenUsage(input_tokens or 0, output_tokens or 0),
-                    None,
-                    active.prices,
-                )
-                cost = priced.usd if priced is not None else None
-            attrs: dict[str, Any] = {
-                sc.GEN_AI_RESPONSE_FINISH_REASONS: [
-                    str(_get(choices[0], "finish_reason") or "error")
-                ]
-            }
-            for key, value in (
-                (sc.GEN_AI_RESPONSE_ID, _get(raw, "id")),
-                (sc.GEN_AI_RESPONSE_MODEL, response_model),
-                (sc.GEN_AI_USAGE_INPUT_TOKENS, input_tokens),
-                (sc.GEN_AI_USAGE_OUTPUT_TOKENS, output_tokens),
-                (sc.GEN_AI_USAGE_COST, cost),
-            ):
-                if value is not None:
-                    attrs[key] = value
-            if cost is None and (input_tokens is not None or output_tokens is not None):
-                attrs[sc.OTELITE_COST_UNPRICED] = True
-            if content is not None:
-                attrs[sc.GEN_AI_OUTPUT_MESSAGES] = content.render(
-                    [
-                        {
-                            "role": "assistant",
-                            "parts": [{"type": "text", "content": str(text)}],
-                            "finish_reason": attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS][0],
-                        }
-                    ]
-                )
-            span.set_attributes(attrs)
-            _context.count_call(input_tokens, output_tokens, cost)
-            self._record_metrics(
-                active, latency, response_model, None, input_tokens, output_tokens, cost
-            )
-            return Completion(
-                str(text),
-                input_tokens,
-                output_tokens,
-                cost,
-                latency,
-                response_model if isinstance(response_model, str) else None,
-            )
+            text = str(_get(message, "content") or _get(message, "refusal") or "")
+            outcome = self._outcome(raw, choices[0], text)
         except Exception as exc:
-            _spans.record_error(span, exc)
-            self._record_metrics(
-                active,
-                time.perf_counter() - started,
-                None,
-                _spans.error_type(exc),
-                None,
-                None,
-                None,
-            )
+            if invocation is not None:
+                invocation.fail(exc)
             if isinstance(exc, EndpointError):
                 raise
             # The error's text, redacted; an HTTP error's body only when content is captured.
@@ -331,40 +269,49 @@ class ChatEndpoint:
                 type=_str_attr(exc, "type") if status is not None else None,
                 code=_str_attr(exc, "code") if status is not None else None,
             ) from exc
-        finally:
-            span.end()
+        except BaseException as exc:  # interrupted: the span still ends
+            if invocation is not None:
+                invocation.fail(exc)
+            raise
+        cost = invocation.succeed(outcome, ended=ended) if invocation is not None else None
+        return Completion(
+            text,
+            outcome.input_tokens,
+            outcome.output_tokens,
+            cost.usd if cost is not None else None,
+            latency,
+            outcome.response_model,
+        )
 
-    def _record_metrics(
-        self,
-        active: _state.Active,
-        duration: float,
-        response_model: Any,
-        error_type: Optional[str],
-        input_tokens: Optional[int],
-        output_tokens: Optional[int],
-        cost: Optional[float],
-    ) -> None:
-        """The GenAI client metrics for one judge call, marked evaluation traffic."""
-        with _guard.contained("recording judge call metrics"):
-            made = instruments(active.meter)
-            attrs: dict[str, Any] = {
-                sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT,
-                sc.GEN_AI_PROVIDER_NAME: self.provider,
-                sc.GEN_AI_REQUEST_MODEL: self.model,
-                sc.SERVER_ADDRESS: self.host,
-                sc.SERVER_PORT: self.port,
-                sc.OTELITE_TRAFFIC: sc.TRAFFIC_EVALUATION,
-            }
-            if isinstance(response_model, str) and response_model:
-                attrs[sc.GEN_AI_RESPONSE_MODEL] = response_model
-            if error_type:
-                attrs[sc.ERROR_TYPE] = error_type
-            made.duration.record(duration, attrs)
-            for tokens, kind in (
-                (input_tokens, sc.TOKEN_TYPE_INPUT),
-                (output_tokens, sc.TOKEN_TYPE_OUTPUT),
-            ):
-                if tokens is not None:
-                    made.tokens.record(tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: kind})
-            if cost is not None:
-                made.cost.add(cost, attrs)
+    def _outcome(self, raw: Any, choice: Any, text: str) -> _llm.Outcome:
+        """The response's attributes, usage (cached and audio tokens included) and output."""
+        finish = str(_get(choice, "finish_reason") or "error")
+        attrs: dict[str, Any] = {sc.GEN_AI_RESPONSE_FINISH_REASONS: [finish]}
+        response_id = _get(raw, "id")
+        if isinstance(response_id, str) and response_id:
+            attrs[sc.GEN_AI_RESPONSE_ID] = response_id
+        model = _get(raw, "model")
+        response_model = model if isinstance(model, str) and model else None
+        if response_model:
+            attrs[sc.GEN_AI_RESPONSE_MODEL] = response_model
+        usage = _get(raw, "usage")
+        read = _llm.Usage(usage, "prompt_tokens", "completion_tokens") if usage else None
+        if read is not None:
+            read.apply(attrs)
+        return _llm.Outcome(
+            attrs,
+            response_model,
+            read.input if read is not None else None,
+            read.output if read is not None else None,
+            lambda: [
+                {
+                    "role": "assistant",
+                    "parts": [{"type": "text", "content": text}],
+                    "finish_reason": finish,
+                }
+            ],
+            cache_read_tokens=(read.cached or 0) if read is not None else 0,
+            audio_input_tokens=(read.audio_in or 0) if read is not None else 0,
+            audio_output_tokens=(read.audio_out or 0) if read is not None else 0,
+            text=lambda: text,
+        )

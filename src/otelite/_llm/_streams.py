@@ -9,18 +9,64 @@ is closed, is exited as a context manager, or is garbage-collected unfinished
 
 from __future__ import annotations
 
+import time
 import weakref
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional
 
 import wrapt
 
-from otelite._integrations._wrapper import StreamRecorder
+from otelite import _guard
+from otelite._llm._call import Accumulator, Invocation, Outcome, stop_clock
 
 if TYPE_CHECKING:
     _Proxy = wrapt.ObjectProxy[Any]
 else:
     _Proxy = wrapt.ObjectProxy
+
+
+class StreamRecorder:
+    """Timing and accumulation of one stream; finishes its invocation exactly once."""
+
+    __slots__ = ("_accumulator", "_gaps", "_last", "first_chunk", "invocation")
+
+    def __init__(self, invocation: Invocation, accumulator: Accumulator) -> None:
+        self.invocation = invocation
+        self._accumulator = accumulator
+        self.first_chunk: Optional[float] = None
+        self._last = 0.0
+        self._gaps: list[float] = []
+
+    def chunk(self, chunk: Any) -> bool:
+        """Account for one chunk; ``True`` means the caller must not see it (see Accumulator.add)."""
+        now = time.perf_counter()
+        if self.first_chunk is None:
+            self.first_chunk = now
+        else:
+            self._gaps.append(now - self._last)
+        self._last = now
+        try:
+            return self._accumulator.add(chunk)
+        except Exception as exc:
+            _guard.report("reading a stream chunk", exc)
+            return False
+
+    def finish(self, error: Optional[BaseException] = None) -> None:
+        """End the span with what was seen so far (the stream ended, was closed, or failed).
+
+        A stream left early (closed, exited, garbage-collected) is not an error:
+        only ``error`` (the stream raised) makes it one.
+        """
+        ended = stop_clock()
+        try:
+            outcome = self._accumulator.outcome(error is not None)
+        except Exception as exc:
+            _guard.report("summarising a stream", exc)
+            outcome = Outcome({})
+        try:
+            self.invocation.succeed(outcome, self.first_chunk, self._gaps, error, ended)
+        except Exception as exc:
+            _guard.report("ending a stream span", exc)
 
 
 def _finish_abandoned(recorder: StreamRecorder) -> None:

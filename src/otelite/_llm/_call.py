@@ -1,8 +1,9 @@
 """One LLM call = one span: the provider-independent lifecycle.
 
 An adapter (one per client library) turns a request into a :class:`Request`
-and a response, or a stream's chunks, into attributes. Everything else lives
-here: starting the CLIENT span with the sampling-relevant attributes, recording
+and a response, or a stream's chunks, into an :class:`Outcome`. The lifecycle
+lives here, used by the instrumentation wrappers (``_flow``) and by otelite's
+own judge client alike: starting the CLIENT span with the sampling-relevant attributes, recording
 content only when capture is on, errors, and the GenAI metrics. Every step runs
 under ``_guard``, so a failure here never changes what the caller gets.
 """
@@ -123,6 +124,7 @@ class Invocation:
         "_ended",
         "_lock",
         "_metric_base",
+        "_run_checks_on",
         "active",
         "request",
         "span",
@@ -130,9 +132,13 @@ class Invocation:
     )
 
     def __init__(
-        self, request: Request, content: Optional[Callable[[], Mapping[str, Any]]]
+        self,
+        request: Request,
+        content: Optional[Callable[[], Mapping[str, Any]]],
+        checks: bool = True,
     ) -> None:
         self.active = _state.active()
+        self._run_checks_on = checks and bool(self.active.checks)
         self.request = request
         attrs: Attributes = {
             sc.GEN_AI_OPERATION_NAME: request.operation,
@@ -145,7 +151,9 @@ class Invocation:
             if request.server_port is not None:
                 attrs[sc.SERVER_PORT] = request.server_port
         self._metric_base = dict(attrs)
-        traffic = _context.current_attributes().get(sc.OTELITE_TRAFFIC)
+        traffic = request.attributes.get(sc.OTELITE_TRAFFIC)
+        if traffic is None:
+            traffic = _context.current_attributes().get(sc.OTELITE_TRAFFIC)
         if traffic is not None:
             self._metric_base[sc.OTELITE_TRAFFIC] = traffic
         attrs.update(request.attributes)
@@ -187,15 +195,16 @@ class Invocation:
         chunk_gaps: Optional[list[float]] = None,
         error: Optional[BaseException] = None,
         ended: Optional[Clock] = None,
-    ) -> None:
+    ) -> Optional[_pricing.Cost]:
         """Record the outcome (and the error a stream ended with, if any), end the span, emit metrics.
 
         ``ended`` is when the call ended (see :func:`stop_clock`), taken before
         the outcome was read: the span's end and the duration are the
-        provider's time as the client saw it, not otelite's.
+        provider's time as the client saw it, not otelite's. Returns the call's
+        price (``None`` when unpriced or already ended).
         """
         if not self._claim_end():
-            return
+            return None
         ended_at, ended_ns = ended if ended is not None else stop_clock()
         span = self.span
         error_type = None
@@ -212,7 +221,7 @@ class Invocation:
             if error is not None:
                 error_type = _spans.error_type(error)
                 _spans.record_error(span, error)
-            if self.active.checks:
+            if self._run_checks_on:
                 with _guard.contained("running online checks"):
                     self._run_checks(outcome, ended_at, error_type)
         finally:
@@ -221,6 +230,7 @@ class Invocation:
             outcome.input_tokens, outcome.output_tokens, cost.usd if cost is not None else None
         )
         self._record_metrics(outcome, ended_at, error_type, first_chunk, chunk_gaps, cost)
+        return cost
 
     def _run_checks(self, outcome: Outcome, ended_at: float, error_type: Optional[str]) -> None:
         # Loaded on first use: apps without online checks never import them.
@@ -295,7 +305,7 @@ class Invocation:
         ended_at, ended_ns = stop_clock()
         try:
             _spans.record_error(self.span, exc)
-            if self.active.checks:
+            if self._run_checks_on:
                 with _guard.contained("running online checks"):
                     self._run_checks(Outcome({}), ended_at, _spans.error_type(exc))
         finally:
@@ -333,57 +343,20 @@ class Invocation:
 
 
 def start(
-    request: Request, content: Optional[Callable[[], Mapping[str, Any]]] = None
+    request: Request,
+    content: Optional[Callable[[], Mapping[str, Any]]] = None,
+    *,
+    checks: bool = True,
 ) -> Optional[Invocation]:
-    """Begin an LLM call's span, or ``None`` when instrumentation is suppressed or fails."""
+    """Begin an LLM call's span, or ``None`` when instrumentation is suppressed or fails.
+
+    ``content`` gives the request's content attributes (called only when capture is
+    on); ``checks=False`` skips online checks (a judge's own calls are never checked).
+    """
     if _spans.is_suppressed():
         return None
     try:
-        return Invocation(request, content)
+        return Invocation(request, content, checks)
     except Exception as exc:
         _guard.report("starting an LLM call span", exc)
         return None
-
-
-class StreamRecorder:
-    """Timing and accumulation of one stream; finishes its invocation exactly once."""
-
-    __slots__ = ("_accumulator", "_gaps", "_last", "first_chunk", "invocation")
-
-    def __init__(self, invocation: Invocation, accumulator: Accumulator) -> None:
-        self.invocation = invocation
-        self._accumulator = accumulator
-        self.first_chunk: Optional[float] = None
-        self._last = 0.0
-        self._gaps: list[float] = []
-
-    def chunk(self, chunk: Any) -> bool:
-        """Account for one chunk; ``True`` means the caller must not see it (see Accumulator.add)."""
-        now = time.perf_counter()
-        if self.first_chunk is None:
-            self.first_chunk = now
-        else:
-            self._gaps.append(now - self._last)
-        self._last = now
-        try:
-            return self._accumulator.add(chunk)
-        except Exception as exc:
-            _guard.report("reading a stream chunk", exc)
-            return False
-
-    def finish(self, error: Optional[BaseException] = None) -> None:
-        """End the span with what was seen so far (the stream ended, was closed, or failed).
-
-        A stream left early (closed, exited, garbage-collected) is not an error:
-        only ``error`` (the stream raised) makes it one.
-        """
-        ended = stop_clock()
-        try:
-            outcome = self._accumulator.outcome(error is not None)
-        except Exception as exc:
-            _guard.report("summarising a stream", exc)
-            outcome = Outcome({})
-        try:
-            self.invocation.succeed(outcome, self.first_chunk, self._gaps, error, ended)
-        except Exception as exc:
-            _guard.report("ending a stream span", exc)

@@ -1,0 +1,311 @@
+"""Chat completions, legacy completions and embeddings: request, response, stream."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from otelite import _semconv as sc
+from otelite._integrations.openai._content import _json_or_text, _parts, _tool_call_parts
+from otelite._integrations.openai._fields import (
+    _common_params,
+    _finish_reason,
+    _get,
+    _given,
+    _identity,
+    _integer,
+    _model,
+    _openai_request,
+    _openai_response,
+    _outcome,
+    _output_type,
+    _prompt_attributes,
+    _provider,
+    _server,
+    _text,
+    _Usage,
+)
+from otelite._llm import Attributes, Outcome, Request
+
+
+def _chat_request(instance: Any, kwargs: Mapping[str, Any], operation: str = sc.OP_CHAT) -> Request:
+    host, port, azure = _server(instance)
+    provider = _provider(host, port, azure)
+    attrs: Attributes = {}
+    _common_params(kwargs, attrs)
+    max_tokens = kwargs.get("max_completion_tokens")
+    if not _given(max_tokens):
+        max_tokens = kwargs.get("max_tokens")
+    if _given(max_tokens) and _integer(max_tokens) is not None:
+        attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    output_type = _output_type(kwargs.get("response_format"))
+    if output_type:
+        attrs[sc.GEN_AI_OUTPUT_TYPE] = output_type
+    api_type = "chat_completions" if operation == sc.OP_CHAT else None
+    _openai_request(kwargs, provider, api_type, attrs)
+    _prompt_attributes(kwargs, attrs)
+    return Request(operation, provider, _model(instance, kwargs, azure), host, port, attrs)
+
+
+def _choice_text(choice: Any) -> str:
+    message = _get(choice, "message")
+    if message is None:
+        return str(_get(choice, "text") or "")
+    parts = [str(_get(message, "content") or ""), str(_get(message, "refusal") or "")]
+    for call in _get(message, "tool_calls") or ():
+        function = _get(call, "function")
+        parts.append(f"{_get(function, 'name') or ''}{_get(function, 'arguments') or ''}")
+    function_call = _get(message, "function_call")  # the legacy functions API
+    if function_call is not None:
+        parts.append(f"{_get(function_call, 'name') or ''}{_get(function_call, 'arguments') or ''}")
+    return "".join(parts)
+
+
+def _chat_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) -> Outcome:
+    attrs: Attributes = {}
+    model = _identity(attrs, _get(response, "id"), _get(response, "model"))
+    choices = _get(response, "choices") or []
+    attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [
+        _finish_reason(_get(c, "finish_reason")) for c in choices
+    ]
+    raw_usage = _get(response, "usage")
+    usage = (
+        _Usage(raw_usage, "prompt_tokens", "completion_tokens") if raw_usage is not None else None
+    )
+    _openai_response(response, request.provider, attrs)
+
+    def output() -> list[dict[str, Any]]:
+        messages = []
+        for choice in choices:
+            message = _get(choice, "message")
+            text = _get(choice, "text")  # legacy completions
+            parts = _parts(_get(message, "content") if message is not None else text)
+            refusal = _get(message, "refusal")
+            if refusal:
+                parts.append({"type": "text", "content": refusal})
+            parts += _tool_call_parts(_get(message, "tool_calls"))
+            function_call = _get(message, "function_call")
+            if function_call is not None:
+                parts.append(
+                    {
+                        "type": "tool_call",
+                        "name": _get(function_call, "name"),
+                        "arguments": _json_or_text(_get(function_call, "arguments")),
+                    }
+                )
+            messages.append(
+                {
+                    "role": "assistant",
+                    "parts": parts,
+                    "finish_reason": _finish_reason(_get(choice, "finish_reason")),
+                }
+            )
+        return messages
+
+    return _outcome(
+        attrs,
+        model,
+        usage,
+        request,
+        kwargs,
+        lambda: "".join(_choice_text(c) for c in choices),
+        output,
+        _text(_get(response, "service_tier")),
+        refused=any(_get(_get(c, "message"), "refusal") for c in choices),
+    )
+
+
+class _Choice:
+    __slots__ = ("finish_reason", "refusal", "text", "tool_calls")
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.refusal: list[str] = []
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: Optional[str] = None
+
+
+class ChatAccumulator:
+    """Rebuilds a chat (or legacy completion) response from its chunks."""
+
+    __slots__ = (
+        "_capture",
+        "_choices",
+        "_fingerprint",
+        "_hide_usage",
+        "_id",
+        "_kwargs",
+        "_model",
+        "_request",
+        "_tier",
+        "_usage",
+    )
+
+    def __init__(
+        self, request: Request, kwargs: Mapping[str, Any], capture: bool, hide_usage: bool
+    ) -> None:
+        self._request = request
+        self._kwargs = kwargs
+        self._capture = capture
+        self._hide_usage = hide_usage
+        self._id: Optional[str] = None
+        self._model: Optional[str] = None
+        self._usage: Any = None
+        self._tier: Optional[str] = None
+        self._fingerprint: Optional[str] = None
+        self._choices: dict[int, _Choice] = {}
+
+    def add(self, chunk: Any) -> bool:
+        # Runs for every chunk the caller reads: read only what the span needs.
+        if self._id is None:
+            self._id = _text(_get(chunk, "id"))
+        # Azure's first chunk has model "": keep the last real name.
+        self._model = _text(_get(chunk, "model")) or self._model
+        self._tier = _text(_get(chunk, "service_tier")) or self._tier
+        if self._request.provider == sc.PROVIDER_OPENAI:
+            self._fingerprint = _text(_get(chunk, "system_fingerprint")) or self._fingerprint
+        choices = _get(chunk, "choices") or ()
+        for choice in choices:
+            index = _get(choice, "index") or 0
+            state = self._choices.get(index)
+            if state is None:
+                state = self._choices[index] = _Choice()
+            reason = _get(choice, "finish_reason")
+            if reason:
+                state.finish_reason = reason
+            # Text is kept even without capture: it is what usage is estimated from.
+            self._add_content(state, choice)
+        usage = _get(chunk, "usage")
+        if usage is not None:
+            self._usage = usage  # providers that repeat cumulative usage: the last one wins
+            # The usage-only chunk otelite asked for is not shown to the caller.
+            return self._hide_usage and not choices
+        return False
+
+    @staticmethod
+    def _add_content(state: _Choice, choice: Any) -> None:
+        delta = _get(choice, "delta")
+        if delta is None:  # legacy completions stream text directly
+            text = _get(choice, "text")
+            if text:
+                state.text.append(text)
+            return
+        content = _get(delta, "content")
+        if content:
+            state.text.append(content)
+        refusal = _get(delta, "refusal")
+        if refusal:
+            state.refusal.append(refusal)
+        for call in _get(delta, "tool_calls") or ():
+            slot = state.tool_calls.setdefault(
+                _get(call, "index") or 0, {"id": None, "name": None, "arguments": []}
+            )
+            slot["id"] = slot["id"] or _get(call, "id")
+            function = _get(call, "function")
+            slot["name"] = slot["name"] or _get(function, "name")
+            arguments = _get(function, "arguments")
+            if arguments:
+                slot["arguments"].append(arguments)
+        function_call = _get(delta, "function_call")
+        if function_call is not None:
+            slot = state.tool_calls.setdefault(0, {"id": None, "name": None, "arguments": []})
+            slot["name"] = slot["name"] or _get(function_call, "name")
+            if _get(function_call, "arguments"):
+                slot["arguments"].append(_get(function_call, "arguments"))
+
+    def outcome(self, failed: bool) -> Outcome:
+        attrs: Attributes = {}
+        _identity(attrs, self._id, self._model)
+        indexes = sorted(self._choices)
+        # The reasons seen; a choice cut off by an error is "error"; one the caller
+        # left early (break, close, GC) has no reason yet, and none is invented.
+        reasons = {
+            i: _finish_reason(self._choices[i].finish_reason)
+            for i in indexes
+            if failed or self._choices[i].finish_reason
+        }
+        if reasons:
+            attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(reasons.values())
+        if self._request.provider == sc.PROVIDER_OPENAI:
+            if self._tier:
+                attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = self._tier
+            if self._fingerprint:
+                attrs[sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = self._fingerprint
+        choices = self._choices
+
+        def text() -> str:
+            out = []
+            for state in choices.values():
+                out += state.text + state.refusal
+                for call in state.tool_calls.values():
+                    out.append(str(call["name"] or "") + "".join(call["arguments"]))
+            return "".join(out)
+
+        def output() -> list[dict[str, Any]]:
+            messages = []
+            for i in indexes:
+                state = choices[i]
+                parts: list[dict[str, Any]] = []
+                if state.text:
+                    parts.append({"type": "text", "content": "".join(state.text)})
+                if state.refusal:
+                    parts.append({"type": "text", "content": "".join(state.refusal)})
+                for _, call in sorted(state.tool_calls.items()):
+                    parts.append(
+                        {
+                            "type": "tool_call",
+                            "id": call["id"],
+                            "name": call["name"],
+                            "arguments": _json_or_text("".join(call["arguments"])),
+                        }
+                    )
+                message: dict[str, Any] = {"role": "assistant", "parts": parts}
+                if i in reasons:
+                    message["finish_reason"] = reasons[i]
+                messages.append(message)
+            return messages
+
+        usage = (
+            _Usage(self._usage, "prompt_tokens", "completion_tokens")
+            if self._usage is not None
+            else None
+        )
+        return _outcome(
+            attrs,
+            self._model,
+            usage,
+            self._request,
+            self._kwargs,
+            text,
+            output,
+            self._tier,
+            refused=any(state.refusal for state in choices.values()),
+        )
+
+
+# --- embeddings ----------------------------------------------------------------------------
+
+
+def _embeddings_request(instance: Any, kwargs: Mapping[str, Any]) -> Request:
+    host, port, azure = _server(instance)
+    provider = _provider(host, port, azure)
+    attrs: Attributes = {}
+    fmt = kwargs.get("encoding_format")
+    if _given(fmt) and isinstance(fmt, str):
+        attrs[sc.GEN_AI_REQUEST_ENCODING_FORMATS] = [fmt]
+    dimensions = _integer(kwargs.get("dimensions"))
+    if dimensions is not None:
+        attrs[sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dimensions
+    return Request(sc.OP_EMBEDDINGS, provider, _model(instance, kwargs, azure), host, port, attrs)
+
+
+def _embeddings_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) -> Outcome:
+    attrs: Attributes = {}
+    model = _identity(attrs, None, _get(response, "model"))
+    raw_usage = _get(response, "usage")
+    usage = (
+        _Usage(raw_usage, "prompt_tokens", "completion_tokens") if raw_usage is not None else None
+    )
+    outcome = _outcome(attrs, model, usage, request, kwargs, str, None, None, estimate_output=False)
+    outcome.output_tokens = None  # embeddings produce no output tokens
+    return outcome

@@ -1,0 +1,68 @@
+"""Token usage as OpenAI-compatible servers report it, read once for every caller.
+
+The ``usage`` object of chat completions, completions, embeddings and the
+Responses API (``prompt_tokens``/``input_tokens``, their details with cached
+and audio tokens, reasoning tokens), read from the client library's objects or
+from plain JSON alike. The OpenAI adapter and the judge client both read usage
+here, so a judge call is priced with its cached tokens like any other call.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from otelite import _semconv as sc
+
+Attributes = dict[str, Any]
+
+
+def field(obj: Any, name: str) -> Any:
+    """A field of a dict (request parameters) or an object (openai's models); ``None`` when absent."""
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def count(value: Any) -> Optional[int]:
+    """A token count: a non-negative int, else ``None`` (unreadable counts are never used)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+class Usage:
+    """Token counts read from a response's usage object."""
+
+    __slots__ = ("audio_in", "audio_out", "cached", "input", "output", "reasoning", "unreadable")
+
+    def __init__(self, usage: Any, input_key: str, output_key: str) -> None:
+        raw_in, raw_out = field(usage, input_key), field(usage, output_key)
+        self.input = count(raw_in)
+        self.output = count(raw_out)
+        # A server that sends negative or non-numeric counts: recorded as unreadable, never priced.
+        self.unreadable = (raw_in is not None and self.input is None) or (
+            raw_out is not None and self.output is None
+        )
+        if self.unreadable:
+            self.input = self.output = None
+        details_in = field(usage, "prompt_tokens_details") or field(usage, "input_tokens_details")
+        details_out = field(usage, "completion_tokens_details") or field(
+            usage, "output_tokens_details"
+        )
+        self.cached = count(field(details_in, "cached_tokens"))
+        self.audio_in = count(field(details_in, "audio_tokens"))
+        self.reasoning = count(field(details_out, "reasoning_tokens"))
+        self.audio_out = count(field(details_out, "audio_tokens"))
+
+    def apply(self, attrs: Attributes) -> None:
+        if self.unreadable:
+            attrs[sc.OTELITE_USAGE_UNREADABLE] = True
+            return
+        if self.input is not None:
+            attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = self.input
+        if self.output is not None:
+            attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = self.output
+        if self.cached is not None:
+            attrs[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = self.cached
+        if self.reasoning is not None:
+            attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = self.reasoning
