@@ -28,6 +28,7 @@ LAYERS = {
         "_state",
         "_settings",
         "_registries",
+        "_providers",
         "_llm",
         "_context",
         "_export",
@@ -289,3 +290,17 @@ def test_every_attribute_documented() -> None:
     ]
     missing = [n for n in names if f"`{n}" not in text]
     assert missing == []
+
+
+@pytest.mark.xfail(reason="the store, CLI, export and eval-run splits land next")
+def test_big_modules_say_why() -> None:
+    """A module over ~500 lines states in its docstring why it is not split."""
+    unexplained = []
+    for module, path in source_modules().items():
+        text = path.read_text()
+        if text.count("\n") <= 550:
+            continue
+        doc = ast.get_docstring(ast.parse(text)) or ""
+        if "Size: over 500 lines because" not in doc:
+            unexplained.append(f"{module} ({text.count(chr(10))} lines)")
+    assert unexplained == [], "split these or state why in the docstring: " + ", ".join(unexplained)

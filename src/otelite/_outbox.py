@@ -24,6 +24,9 @@ backend may see it twice: span ids are the idempotent key to deduplicate on.
 Nothing here runs on the application's thread: ``put`` is called by the worker
 thread and the exit path, the sender runs on its own daemon thread. Every failure is
 contained; what cannot be kept is counted by the caller.
+
+Size: over 500 lines because the on-disk queue, its eviction and the sender's
+retry loop share one lock and one database connection; they are one state machine.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ An unknown model gets no cost — never a silent $0 — and one warning per mode
 Catalog prices may depend on when a call is made: a price starting on a date,
 or a daily time window (DeepSeek's off-peak hours, in UTC). The snapshot keeps
 those constraints and each call is priced at its own start time.
+
+Size: over 500 lines because the catalog reader, the time-dependent price rules
+and user price overrides are one pricing decision; the price data itself is in
+``prices.json``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otelite
-from otelite import _config
+from otelite import _config, _providers
 from otelite.store import LocalStore
 from otlp_receiver import grpc_receiver, http_receiver
 
@@ -30,7 +30,7 @@ SECRET = "s3cr3t-k3y"
 @pytest.fixture(autouse=True)
 def _fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """otelite warns once per process; each test starts as a fresh process would."""
-    monkeypatch.setattr(_config, "_override_refused", False)
+    monkeypatch.setattr(_providers, "_override_refused", False)
     _config._warned.clear()
     yield
     _config._warned.clear()

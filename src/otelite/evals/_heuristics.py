@@ -5,6 +5,9 @@ threshold or pattern is refused here, with a message naming the argument) and
 returns an evaluator to call as ``evaluator(input=..., output=..., expected=...)``.
 Scores are 1.0 (pass) or 0.0 (fail), except the similarity measures, whose value
 is the similarity itself.
+
+Size: over 500 lines because it is a catalogue of small independent evaluators,
+each a short function with its argument checks.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""The prompt registry: versions, labels, hot reload, and prompts that know where they came from."""
+"""The prompt registry: versions, labels, hot reload, and prompts that know where they came from.
+
+Size: over 500 lines because the registry's read side (versions, labels, hot
+reload) and write side (push, label, rollback) share one lock and one cache; file
+formats live in ``_files`` and templates in ``_template``.
+"""
 
 from __future__ import annotations
 
