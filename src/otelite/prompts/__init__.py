@@ -36,6 +36,7 @@ from otelite.prompts._registry import (
     PromptVersion,
     default_registry,
     get_prompt,
+    reset_default_registry,
 )
 from otelite.prompts._template import escape
 
@@ -54,4 +55,5 @@ __all__ = [
     "default_registry",
     "escape",
     "get_prompt",
+    "reset_default_registry",
 ]

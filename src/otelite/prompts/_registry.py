@@ -743,6 +743,18 @@ def default_registry() -> PromptRegistry:
         return _default
 
 
+def reset_default_registry() -> None:
+    """Forget the default registry and what it cached; the next use reads the directory anew.
+
+    Example:
+        >>> import otelite
+        >>> otelite.prompts.reset_default_registry()
+    """
+    global _default
+    with _default_lock:
+        _default = None
+
+
 def get_prompt(
     name: str, version: Optional[int] = None, label: Optional[str] = None
 ) -> PromptVersion:
