@@ -188,7 +188,7 @@ class Invocation:
             attrs[sc.ERROR_TYPE] = error_type
         return attrs
 
-    def succeed(
+    def end(
         self,
         outcome: Outcome,
         first_chunk: Optional[float] = None,

@@ -97,7 +97,7 @@ class Call:
             return self._handle(result)
         except Exception as exc:
             _guard.report("reading an LLM response", exc)
-            self.invocation.succeed(Outcome({}))
+            self.invocation.end(Outcome({}))
             return result
 
     def _handle(self, result: Any) -> Any:
@@ -106,7 +106,7 @@ class Call:
         if surface.is_stream(result):
             factory = surface.accumulator
             if factory is None:
-                invocation.succeed(Outcome({}))
+                invocation.end(Outcome({}))
                 return result
             capture = invocation.active.content.capture
             recorder = StreamRecorder(
@@ -120,7 +120,7 @@ class Call:
             if taken is not NOT_MINE:
                 return taken
         ended = stop_clock()  # before the response is read (and maybe counted)
-        invocation.succeed(self.outcome(result), ended=ended)
+        invocation.end(self.outcome(result), ended=ended)
         return result
 
 

@@ -64,7 +64,7 @@ class StreamRecorder:
             _guard.report("summarising a stream", exc)
             outcome = Outcome({})
         try:
-            self.invocation.succeed(outcome, self.first_chunk, self._gaps, error, ended)
+            self.invocation.end(outcome, self.first_chunk, self._gaps, error, ended)
         except Exception as exc:
             _guard.report("ending a stream span", exc)
 

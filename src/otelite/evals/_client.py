@@ -273,7 +273,7 @@ class ChatEndpoint:
             if invocation is not None:
                 invocation.fail(exc)
             raise
-        cost = invocation.succeed(outcome, ended=ended) if invocation is not None else None
+        cost = invocation.end(outcome, ended=ended) if invocation is not None else None
         return Completion(
             text,
             outcome.input_tokens,

@@ -66,7 +66,7 @@ class _RawResponseProxy(_Proxy):
             self.__wrapped__.close()
         finally:
             if not self._self_done:
-                self._self_call.invocation.succeed(Outcome({}))
+                self._self_call.invocation.end(Outcome({}))
 
 
 class _AsyncRawResponseProxy(_Proxy):
@@ -91,7 +91,7 @@ class _AsyncRawResponseProxy(_Proxy):
             await self.__wrapped__.close()
         finally:
             if not self._self_done:
-                self._self_call.invocation.succeed(Outcome({}))
+                self._self_call.invocation.end(Outcome({}))
 
 
 def takeover(call: Call, result: Any) -> Any:
