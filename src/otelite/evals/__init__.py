@@ -34,7 +34,7 @@ from otelite.evals._heuristics import (
     token_f1,
 )
 from otelite.evals._judge import TEMPLATES, JudgeTemplate, LLMJudge, llm_judge, parse_verdict
-from otelite.evals._run import (
+from otelite.evals._results import (
     Change,
     Comparison,
     EvalGateError,
@@ -43,9 +43,8 @@ from otelite.evals._run import (
     Regression,
     RowResult,
     Summary,
-    aevaluate,
-    evaluate,
 )
+from otelite.evals._run import aevaluate, evaluate
 from otelite.evals._synth import synthesize
 
 __all__ = [
