@@ -39,6 +39,7 @@ from otelite import _env, _guard
 from otelite import _semconv as sc
 from otelite._content import DEFAULT_MAX_CONTENT_LENGTH, ContentPolicy
 from otelite._exceptions import ConfigurationError, StoreError
+from otelite._units import parse_duration
 from otelite._version import __version__
 
 if TYPE_CHECKING:
@@ -358,10 +359,6 @@ def _parse_capture(value: Optional[bool]) -> bool:
     )
 
 
-_RETENTION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def _parse_retention(value: Union[str, float, None]) -> Optional[float]:
     argument = "retention"
     raw: Any = value
@@ -370,14 +367,7 @@ def _parse_retention(value: Union[str, float, None]) -> Optional[float]:
         argument = _env.OTELITE_RETENTION.name
         if raw is None:
             return None
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0:
-        return float(raw)
-    match = _RETENTION.match(raw) if isinstance(raw, str) else None
-    if match is None or float(match.group(1)) <= 0:
-        raise ConfigurationError(
-            f"{argument}: {raw!r} is not a duration; give seconds or a text such as '30d', '12h' or '2w'"
-        )
-    return float(match.group(1)) * _SECONDS[match.group(2)]
+    return parse_duration(raw, argument, setting=True)
 
 
 def _parse_max_length(value: Optional[int]) -> int:
@@ -403,7 +393,7 @@ def _resolve_store(
     local_store: Union[bool, StorePath, None], has_endpoint: bool
 ) -> tuple[Optional[Path], Optional[str]]:
     """The store file, and what gave its location explicitly (``None``: the default)."""
-    from otelite import _sqlite
+    from otelite.store import _schema as _sqlite
 
     default_from = _env.OTELITE_HOME.name if _env.OTELITE_HOME.read() else None
     if local_store is None:
@@ -622,7 +612,8 @@ def _outbox_for(settings: Settings) -> Any:
     """The outbox for the OTLP/HTTP traces endpoint (``None`` when off or over gRPC)."""
     if not settings.outbox or settings.protocol == "grpc" or not settings.traces_endpoint:
         return None
-    from otelite import _export, _outbox, _sqlite
+    from otelite import _export, _outbox
+    from otelite.store import _schema as _sqlite
 
     store = settings.store_path or _sqlite.default_store_path()
     outbox = _outbox.Outbox(
