@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otelite import _cli_store
 from otelite._export import LocalStoreExporter
+from otelite.cli import _options as _cli_store
 from otelite.cli import main
 from otelite.testing import SequentialIdGenerator
 from otlp_receiver import http_receiver

@@ -13,8 +13,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 import otelite
-from otelite import _sqlite
-from otelite.store import LocalStore
+from otelite.store import LocalStore, _schema, _writer
 
 
 def digest(path: Path) -> str:
@@ -24,7 +23,7 @@ def digest(path: Path) -> str:
 
 def test_schema_indexes_and_wal(tmp_path: Path) -> None:
     """A new store has the versioned schema, the indexes reports need, and WAL journaling."""
-    conn = _sqlite.open_for_writing(tmp_path / "otelite.db")
+    conn = _schema.open_for_writing(tmp_path / "otelite.db")
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     indexes = {
         r[0]
@@ -223,10 +222,10 @@ def test_write_failure_is_contained(
     """If the store fails to write (disk error), the app keeps running and one warning is logged."""
     otelite.configure(tracer_provider=TracerProvider(), local_store=tmp_path)
 
-    def disk_error(self: _sqlite.SpanWriter, spans: object) -> None:
+    def disk_error(self: _writer.SpanWriter, spans: object) -> None:
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(_sqlite.SpanWriter, "write", disk_error)
+    monkeypatch.setattr(_writer.SpanWriter, "write", disk_error)
     for _ in range(3):
         with otelite.span("lost"):
             pass

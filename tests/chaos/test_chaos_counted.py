@@ -30,7 +30,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 import otelite
-from otelite import _cli_status, _delivery, _export, cli
+from otelite import _delivery, _export, cli
+from otelite.cli import _status as _cli_status
 from storefixture import build_store
 
 SECRET = "hunter2-very-secret"
