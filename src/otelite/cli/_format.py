@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from otelite._pricing import fmt_money
+from otelite.store import SpanNode, StoredSpan
 
 WIDTH = 80
 
@@ -190,3 +191,12 @@ def pack(items: Sequence[str], width: int, sep: str = "  ") -> list[str]:
 def print_json(data: Any) -> None:
     """``data`` as indented JSON on stdout."""
     print(json.dumps(data, indent=2, default=str))
+
+
+def walk_tree(nodes: Sequence[SpanNode], depth: int = 0) -> list[tuple[int, StoredSpan]]:
+    """A trace's spans in display order (depth first, children in start order), with depths."""
+    out: list[tuple[int, StoredSpan]] = []
+    for node in nodes:
+        out.append((depth, node.span))
+        out.extend(walk_tree(node.children, depth + 1))
+    return out
