@@ -255,3 +255,45 @@ def test_retention_applied_automatically(tmp_path: Path) -> None:
         assert [s.name for s in store.all_spans()] == ["recent"]
     with pytest.raises(otelite.ConfigurationError, match="retention: 'soon' is not a duration"):
         otelite.configure(tracer_provider=provider, local_store=tmp_path, retention="soon")
+
+
+def test_public_names_and_paths() -> None:
+    """otelite.store keeps its public names, each shown under the public module path."""
+    import otelite.store
+
+    assert otelite.store.__all__ == [
+        "LLM_OPERATIONS",
+        "STATS_KEYS",
+        "LocalStore",
+        "ScoreStatsRow",
+        "SpanNode",
+        "StatsRow",
+        "StoredScore",
+        "StoredSpan",
+        "TraceSummary",
+    ]
+    for name in otelite.store.__all__:
+        value = getattr(otelite.store, name)
+        if isinstance(value, type):
+            assert value.__module__ == "otelite.store", name
+    assert otelite.store.LLM_OPERATIONS == (
+        "chat",
+        "text_completion",
+        "generate_content",
+        "embeddings",
+    )
+    assert "model" in otelite.store.STATS_KEYS
+    with pytest.raises(AttributeError, match="has no attribute 'SpanWriter'"):
+        otelite.store.SpanWriter  # noqa: B018 - the writer is not public
+
+
+def test_the_writer_imports_without_the_reader() -> None:
+    """The runtime's import of the store writer loads neither the reader nor any surface."""
+    code = (
+        "import sys\n"
+        "import otelite.store._writer, otelite.store._prune\n"
+        "loaded = ['otelite.store._reader', 'otelite.store._records', 'otelite.cli', 'otelite.datasets']\n"
+        "print(','.join(m for m in loaded if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
