@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otelite._export import LocalStoreExporter
-from otelite.cli import _options as _cli_store
+from otelite.cli import _options
 from otelite.cli import main
 from otelite.testing import SequentialIdGenerator
 from otlp_receiver import http_receiver
@@ -131,7 +131,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def _pin_now(monkeypatch: pytest.MonkeyPatch, now_ns: int) -> None:
-    monkeypatch.setattr(_cli_store, "time", SimpleNamespace(time_ns=lambda: now_ns))
+    monkeypatch.setattr(_options, "time", SimpleNamespace(time_ns=lambda: now_ns))
 
 
 def _arrived(received: Any) -> list[tuple[str, str]]:
