@@ -18,8 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otelite._export import LocalStoreExporter
-from otelite.cli import _options
-from otelite.cli import main
+from otelite.cli import _options, main
 from otelite.testing import SequentialIdGenerator
 from otlp_receiver import http_receiver
 from storefixture import MS, T0, build_store
