@@ -1,4 +1,9 @@
-"""Reading the local store: :class:`LocalStore` and its queries (read-only)."""
+"""Reading the local store: :class:`LocalStore` and its queries (read-only).
+
+A little over 500 lines, on purpose: it is one class whose queries share one connection
+(reopened after a fork) and one row decoder; the types they return and the ``stats``
+aggregation live in ``_records``.
+"""
 
 from __future__ import annotations
 
