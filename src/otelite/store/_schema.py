@@ -166,6 +166,18 @@ def _refuse_newer(path: Path, version: Optional[int]) -> None:
         )
 
 
+# Set in a child forked while a write was in progress (see ``_writer``): no SQLite file is
+# opened there (the thread that was inside SQLite may have held its internal locks).
+_unsafe_fork: Optional[str] = None
+_abandoned: list[sqlite3.Connection] = []
+
+
+def mark_unsafe_fork(reason: str) -> None:
+    """From now on this process opens no store file; ``reason`` says why."""
+    global _unsafe_fork
+    _unsafe_fork = reason
+
+
 def _refuse_after_unsafe_fork(path: Path) -> None:
     if _unsafe_fork is not None:
         raise StoreError(f"{path}: {_unsafe_fork}")
@@ -264,18 +276,6 @@ def open_for_reading(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
-
-
-# Set in a child forked while a write was in progress (see ``_writer``): no SQLite file is
-# opened there (the thread that was inside SQLite may have held its internal locks).
-_unsafe_fork: Optional[str] = None
-_abandoned: list[sqlite3.Connection] = []
-
-
-def mark_unsafe_fork(reason: str) -> None:
-    """From now on this process opens no store file; ``reason`` says why."""
-    global _unsafe_fork
-    _unsafe_fork = reason
 
 
 def abandon(conn: sqlite3.Connection) -> None:
