@@ -672,7 +672,7 @@ def ingest(spans: int = 20_000, batch: int = 2048) -> str:
     from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
-    from otelite._sqlite import SpanWriter
+    from otelite.store._writer import SpanWriter
 
     class Keep(SpanExporter):
         def __init__(self) -> None:

@@ -15,9 +15,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
-from otelite._cli_store import Column, _part_text, fmt_cost, fmt_money, layout
 from otelite._export import LocalStoreExporter
 from otelite.cli import main
+from otelite.cli._content import _part_text
+from otelite.cli._format import Column, fmt_cost, fmt_money, layout
 from storefixture import HEX_TRACE_IDS, MS, T0, FixedTraceIds, build_store, llm_attrs
 
 

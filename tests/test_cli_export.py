@@ -17,9 +17,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otelite import _cli_store
 from otelite._export import LocalStoreExporter
-from otelite.cli import main
+from otelite.cli import _options, main
 from otelite.testing import SequentialIdGenerator
 from otlp_receiver import http_receiver
 from storefixture import MS, T0, build_store
@@ -131,7 +130,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def _pin_now(monkeypatch: pytest.MonkeyPatch, now_ns: int) -> None:
-    monkeypatch.setattr(_cli_store, "time", SimpleNamespace(time_ns=lambda: now_ns))
+    monkeypatch.setattr(_options, "time", SimpleNamespace(time_ns=lambda: now_ns))
 
 
 def _arrived(received: Any) -> list[tuple[str, str]]:

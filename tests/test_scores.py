@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 import otelite
-from otelite import _sqlite
 from otelite.cli import main
 from otelite.evals import Score
-from otelite.store import LocalStore, StoredScore
+from otelite.store import LocalStore, StoredScore, _prune, _schema, _writer
 from otelite.testing import capture_spans
 from storefixture import build_store
 
@@ -201,7 +200,7 @@ def test_version_1_store_gains_the_scores_table(tmp_path: Path) -> None:
     """A store written by the previous schema is migrated in place; its spans are kept."""
     path = tmp_path / "otelite.db"
     conn = sqlite3.connect(path)
-    for statement in _sqlite._SCHEMA.split(";"):
+    for statement in _schema._SCHEMA.split(";"):
         if statement.strip():
             conn.execute(statement)
     conn.execute("INSERT INTO otelite_meta VALUES ('schema_version', '1')")
@@ -214,7 +213,7 @@ def test_version_1_store_gains_the_scores_table(tmp_path: Path) -> None:
     with LocalStore(path) as old:
         assert old.scores() == []  # read-only: no table yet, no error
         assert old.score_stats() == []
-    _sqlite.SpanWriter(path).close()
+    _writer.SpanWriter(path).close()
     conn = sqlite3.connect(path)
     assert conn.execute(
         "SELECT value FROM otelite_meta WHERE key = 'schema_version'"
@@ -231,7 +230,7 @@ def test_pruning_deletes_the_scores_of_deleted_traces(tmp_path: Path) -> None:
     otelite.score("thumbs_up", 1, trace_id=TRACE1, span_id=CHAT_SPAN)
     otelite.force_flush()
     otelite.shutdown()
-    deleted = _sqlite.prune_older_than(store / "otelite.db", 2**62)
+    deleted = _prune.prune_older_than(store / "otelite.db", 2**62)
     assert deleted == 6
     with LocalStore(store) as local:
         assert local.scores() == []

@@ -13,8 +13,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 import otelite
-from otelite import _sqlite
-from otelite.store import LocalStore
+from otelite.store import LocalStore, _schema, _writer
 
 
 def digest(path: Path) -> str:
@@ -24,7 +23,7 @@ def digest(path: Path) -> str:
 
 def test_schema_indexes_and_wal(tmp_path: Path) -> None:
     """A new store has the versioned schema, the indexes reports need, and WAL journaling."""
-    conn = _sqlite.open_for_writing(tmp_path / "otelite.db")
+    conn = _schema.open_for_writing(tmp_path / "otelite.db")
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     indexes = {
         r[0]
@@ -223,10 +222,10 @@ def test_write_failure_is_contained(
     """If the store fails to write (disk error), the app keeps running and one warning is logged."""
     otelite.configure(tracer_provider=TracerProvider(), local_store=tmp_path)
 
-    def disk_error(self: _sqlite.SpanWriter, spans: object) -> None:
+    def disk_error(self: _writer.SpanWriter, spans: object) -> None:
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(_sqlite.SpanWriter, "write", disk_error)
+    monkeypatch.setattr(_writer.SpanWriter, "write", disk_error)
     for _ in range(3):
         with otelite.span("lost"):
             pass
@@ -256,3 +255,45 @@ def test_retention_applied_automatically(tmp_path: Path) -> None:
         assert [s.name for s in store.all_spans()] == ["recent"]
     with pytest.raises(otelite.ConfigurationError, match="retention: 'soon' is not a duration"):
         otelite.configure(tracer_provider=provider, local_store=tmp_path, retention="soon")
+
+
+def test_public_names_and_paths() -> None:
+    """otelite.store keeps its public names, each shown under the public module path."""
+    import otelite.store
+
+    assert otelite.store.__all__ == [
+        "LLM_OPERATIONS",
+        "STATS_KEYS",
+        "LocalStore",
+        "ScoreStatsRow",
+        "SpanNode",
+        "StatsRow",
+        "StoredScore",
+        "StoredSpan",
+        "TraceSummary",
+    ]
+    for name in otelite.store.__all__:
+        value = getattr(otelite.store, name)
+        if isinstance(value, type):
+            assert value.__module__ == "otelite.store", name
+    assert otelite.store.LLM_OPERATIONS == (
+        "chat",
+        "text_completion",
+        "generate_content",
+        "embeddings",
+    )
+    assert "model" in otelite.store.STATS_KEYS
+    with pytest.raises(AttributeError, match="has no attribute 'SpanWriter'"):
+        otelite.store.SpanWriter  # noqa: B018 - the writer is not public
+
+
+def test_the_writer_imports_without_the_reader() -> None:
+    """The runtime's import of the store writer loads neither the reader nor any surface."""
+    code = (
+        "import sys\n"
+        "import otelite.store._writer, otelite.store._prune\n"
+        "loaded = ['otelite.store._reader', 'otelite.store._records', 'otelite.cli', 'otelite.datasets']\n"
+        "print(','.join(m for m in loaded if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

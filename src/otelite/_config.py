@@ -152,7 +152,8 @@ def _outbox_for(settings: Settings) -> Any:
     """The outbox for the OTLP/HTTP traces endpoint (``None`` when off or over gRPC)."""
     if not settings.outbox or settings.protocol == "grpc" or not settings.traces_endpoint:
         return None
-    from otelite import _export, _outbox, _sqlite
+    from otelite import _export, _outbox
+    from otelite.store import _schema as _sqlite
 
     store = settings.store_path or _sqlite.default_store_path()
     outbox = _outbox.Outbox(

@@ -35,7 +35,7 @@ from opentelemetry.trace import Status
 from otelite import _context, _delivery, _env, _guard
 from otelite import _semconv as sc
 from otelite._content import redact_error_secrets
-from otelite._sqlite import SpanWriter
+from otelite.store._writer import SpanWriter
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, Meter, Observation

@@ -26,6 +26,7 @@ from otelite import _env
 from otelite._content import DEFAULT_MAX_CONTENT_LENGTH, ContentPolicy
 from otelite._exceptions import ConfigurationError
 from otelite._state import Policies, warn_once
+from otelite._units import parse_duration
 
 if TYPE_CHECKING:
     from otelite._pricing import UserPrices
@@ -250,19 +251,8 @@ def _capture(who: str, raw: Any) -> bool:
     )
 
 
-_RETENTION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 def _retention(who: str, raw: Any) -> Optional[float]:
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0:
-        return float(raw)
-    match = _RETENTION.match(raw) if isinstance(raw, str) else None
-    if match is None or float(match.group(1)) <= 0:
-        raise ConfigurationError(
-            f"{who}: {raw!r} is not a duration; give seconds or a text such as '30d', '12h' or '2w'"
-        )
-    return float(match.group(1)) * _SECONDS[match.group(2)]
+    return parse_duration(raw, who, setting=True)
 
 
 def _max_length(who: str, raw: Any) -> int:
@@ -480,7 +470,7 @@ def _resolve_store(
     local_store: Union[bool, StorePath, None], has_endpoint: bool
 ) -> tuple[Optional[Path], Optional[str]]:
     """The store file, and what gave its location explicitly (``None``: the default)."""
-    from otelite import _sqlite
+    from otelite.store import _schema as _sqlite
 
     default_from = _env.OTELITE_HOME.name if _env.OTELITE_HOME.read() else None
     if local_store is None:

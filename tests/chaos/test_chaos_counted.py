@@ -30,7 +30,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 import otelite
-from otelite import _cli_status, _delivery, _export, cli
+from otelite import _delivery, _export, cli
+from otelite.cli import _status
 from storefixture import build_store
 
 SECRET = "hunter2-very-secret"
@@ -449,7 +450,7 @@ def status_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_SERVICE_NAME", "rag-api")
     monkeypatch.setenv("OTELITE_SAMPLE_RATIO", "0.25")
     monkeypatch.setenv("OTELITE_EXIT_TIMEOUT", "5")
-    monkeypatch.setattr(_cli_status, "_now", lambda: NOW)
+    monkeypatch.setattr(_status, "_now", lambda: NOW)
 
 
 def test_status_text_snapshot(
@@ -550,7 +551,7 @@ def test_status_without_an_outbox(
 ) -> None:
     """A store without an outbox table or delivery record says so instead of failing."""
     build_store(tmp_path / "plain")
-    monkeypatch.setattr(_cli_status, "_now", lambda: NOW)
+    monkeypatch.setattr(_status, "_now", lambda: NOW)
     assert cli.main(["status", "--store", str(tmp_path / "plain")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[-3:] == [

@@ -21,8 +21,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 import otelite
-from otelite import _sqlite
-from otelite.store import LocalStore
+from otelite.store import LocalStore, _writer
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -35,14 +34,14 @@ import json, os, signal, sys, threading, time, warnings
 warnings.simplefilter("ignore", DeprecationWarning)  # 3.12: fork() with threads running
 
 import otelite
-from otelite import _sqlite
+from otelite.store import _writer
 
 store, mode = sys.argv[1], sys.argv[2]
 CHILD_BOUND_S = 10.0
 parent_pid = os.getpid()
 in_write = threading.Event()
 resume = threading.Event()
-original_row = _sqlite.SpanWriter._row
+original_row = _writer.SpanWriter._row
 
 
 def slow_row(self, conn, span):
@@ -53,7 +52,7 @@ def slow_row(self, conn, span):
     return original_row(self, conn, span)
 
 
-_sqlite.SpanWriter._row = slow_row
+_writer.SpanWriter._row = slow_row
 otelite.configure(local_store=store)
 if mode == "busy":
     # The write in progress ends as soon as fork() starts (a short batch being committed).
@@ -226,7 +225,7 @@ def test_disk_full_reports_the_real_error(
 ) -> None:
     """A full disk during a store write: the warning's traceback names 'database or disk is full', not a failed rollback."""
     opened: list[sqlite3.Connection] = []
-    real_open = _sqlite.open_for_writing
+    real_open = _writer.open_for_writing
 
     def open_then_fill(path: Path) -> sqlite3.Connection:
         conn = real_open(path)
@@ -236,7 +235,7 @@ def test_disk_full_reports_the_real_error(
         opened.append(conn)
         return conn
 
-    monkeypatch.setattr(_sqlite, "open_for_writing", open_then_fill)
+    monkeypatch.setattr(_writer, "open_for_writing", open_then_fill)
     otelite.configure(tracer_provider=TracerProvider(), local_store=tmp_path)
     for i in range(3):
         with otelite.span("lost", attributes={"blob": "x" * 200_000, "i": i}):

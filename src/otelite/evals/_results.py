@@ -9,7 +9,6 @@ rows, and the ``assert_passed`` gate.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from otelite._evaluation import Score
 from otelite._jsonl import write_jsonl as write_jsonl_atomic
 from otelite._plural import plural
 from otelite._pricing import fmt_money
+from otelite._units import percentile
 from otelite.evals._dataset import Example, PathLike
 
 ROW_SPAN_KIND = "evaluation_run"
@@ -135,14 +135,6 @@ class Summary:
         return out
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(0, math.ceil(q / 100 * len(ordered)) - 1)
-    return ordered[rank]
-
-
 def summarise(rows: Sequence[RowResult], names: Sequence[str], duration_s: float) -> Summary:
     """The summary of ``rows`` for the evaluators ``names``."""
     evaluators: dict[str, EvaluatorSummary] = {}
@@ -185,8 +177,8 @@ def summarise(rows: Sequence[RowResult], names: Sequence[str], duration_s: float
         task_errors=sum(1 for r in rows if r.error is not None),
         evaluators=evaluators,
         task_cost=_known_sum(r.cost for r in rows),
-        task_latency_p50_s=_percentile(task_latencies, 50),
-        task_latency_p95_s=_percentile(task_latencies, 95),
+        task_latency_p50_s=percentile(task_latencies, 50),
+        task_latency_p95_s=percentile(task_latencies, 95),
         judge_cost=_known_sum(judge_costs),
         judge_latency_s=judge_latency,
         duration_s=duration_s,

@@ -18,12 +18,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from otelite._plural import plural
+from otelite.cli._errors import EXIT_FAILED, EXIT_OK, UsageError
 
 BUILTIN_EVALUATORS = ("exact_match", "is_json", "similarity")
-
-
-class UsageError(Exception):
-    """A bad argument: printed without a traceback, exit code 2."""
 
 
 def _load_object(spec: str, what: str) -> Any:
@@ -97,25 +94,20 @@ def _thresholds(specs: Sequence[str]) -> tuple[Optional[float], dict[str, float]
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from otelite import _config
-    from otelite._exceptions import OteliteError
     from otelite.evals import Dataset, EvalRun, evaluate
     from otelite.evals._heuristics import evaluator_name
 
-    try:
-        default, named = _thresholds(args.min_pass_rate or ())
-        task = _load_object(args.task, "task")
-        evaluators = _evaluators(args.evaluator or ())
-        data = Dataset.load(args.dataset)
-        baseline = EvalRun.from_jsonl(args.baseline) if args.baseline else None
-        names = {evaluator_name(e) for e in evaluators}
-        unknown = sorted(set(named) - names)
-        if unknown:
-            raise UsageError(
-                f"--min-pass-rate names no evaluator {unknown[0]!r}; evaluators: {', '.join(sorted(names))}"
-            )
-    except (UsageError, ValueError, OteliteError) as exc:
-        print(f"otelite eval: {exc}", file=sys.stderr)
-        return 2
+    default, named = _thresholds(args.min_pass_rate or ())
+    task = _load_object(args.task, "task")
+    evaluators = _evaluators(args.evaluator or ())
+    data = Dataset.load(args.dataset)
+    baseline = EvalRun.from_jsonl(args.baseline) if args.baseline else None
+    names = {evaluator_name(e) for e in evaluators}
+    unknown = sorted(set(named) - names)
+    if unknown:
+        raise UsageError(
+            f"--min-pass-rate names no evaluator {unknown[0]!r}; evaluators: {', '.join(sorted(names))}"
+        )
     if not _config.is_configured():
         _config.configure()
     try:
@@ -128,9 +120,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             name=args.name,
             progress=None,
         )
-    except (TypeError, ValueError) as exc:
-        print(f"otelite eval: {exc}", file=sys.stderr)
-        return 2
+    except TypeError as exc:  # a task or evaluator evaluate() cannot call as given
+        raise UsageError(str(exc)) from None
     finally:
         _config.force_flush()
     print(run.report())
@@ -146,11 +137,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
     for reason in found:
         print(f"FAIL {reason}")
-    return 1 if found else 0
+    return EXIT_FAILED if found else EXIT_OK
 
 
-def add_command(commands: Any) -> None:
-    """Register ``otelite eval`` on the top-level subparsers."""
+def add_parser(commands: Any) -> None:
+    """Register ``otelite eval``."""
     parser = commands.add_parser(
         "eval",
         help="run a task over a dataset with evaluators; exit 1 below a pass rate (for CI)",
@@ -179,4 +170,4 @@ def add_command(commands: Any) -> None:
         action="store_true",
         help="exit 1 when a row regressed against --baseline",
     )
-    parser.set_defaults(handler=cmd_eval)
+    parser.set_defaults(handler=cmd_eval, error_prefix="otelite eval")

@@ -13,13 +13,13 @@ import argparse
 import datetime
 import json
 import sqlite3
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from otelite._exceptions import OteliteError, StoreError
+from otelite._exceptions import StoreError
 from otelite._version import __version__
+from otelite.cli._errors import EXIT_OK
 
 _now: Callable[[], float] = time.time  # tests pin it
 
@@ -94,9 +94,10 @@ def _exit_timeout() -> float:
 
 def _read_store(path: Path) -> dict[str, Any]:
     """The store's size, pending outbox and delivery record; a StoreError if it is unreadable."""
-    from otelite import _delivery, _sqlite
+    from otelite import _delivery
+    from otelite.store._schema import open_for_reading
 
-    conn = _sqlite.open_for_reading(path)
+    conn = open_for_reading(path)
     try:
         try:
             pending = outbox_pending(conn)
@@ -238,20 +239,16 @@ def render(report: dict[str, Any]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Print what otelite would do here; exit code 2 with a message on a bad setting or store."""
-    try:
-        report = build_report(args.store)
-    except (OteliteError, OSError, sqlite3.Error) as exc:
-        print(f"otelite: {exc}", file=sys.stderr)
-        return 2
+    """Print what otelite would do here (a bad setting or store: main() reports it, exit 2)."""
+    report = build_report(args.store)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
         print(render(report))
-    return 0
+    return EXIT_OK
 
 
-def add_command(commands: Any) -> None:
+def add_parser(commands: Any) -> None:
     """Register ``otelite status``."""
     status = commands.add_parser(
         "status",

@@ -1,11 +1,8 @@
-"""The local store's SQLite file: schema, writer and low-level reads.
+"""Writing spans into the local store: ``SpanWriter`` and its fork() safety.
 
-One table row per span, with the fields reports filter and group on copied into
-indexed columns (model, user, tokens, cost, ...) and the full attribute set kept
-as JSON. Resources are stored once and referenced. The file is in WAL mode with a
-busy timeout, so several processes can write it and the CLI can read it while an
-app is running. A file written by a newer otelite (higher schema version) is
-refused and never touched.
+Rows are built off the caller's thread (the store's export thread calls
+:meth:`SpanWriter.write`), one transaction per batch; evaluation events become rows
+of the scores table as well.
 """
 
 from __future__ import annotations
@@ -18,266 +15,19 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional
 
-from otelite import _env
 from otelite import _semconv as sc
-from otelite._exceptions import StoreError, StoreSchemaError
+from otelite._exceptions import StoreError
+from otelite.store import _schema
+from otelite.store._prune import delete_older_than
+from otelite.store._schema import INSERT_SCORE, INSERT_SPAN, abandon, open_for_writing, rollback
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
-SCHEMA_VERSION = 2
-DB_FILENAME = "otelite.db"
-DEFAULT_DIRNAME = ".otelite"
-BUSY_TIMEOUT_S = 30.0
-CACHE_KIB = 65536  # SQLite page cache per connection
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS otelite_meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS resources (
-    id           INTEGER PRIMARY KEY,
-    fingerprint  TEXT NOT NULL UNIQUE,
-    service_name TEXT,
-    service_version TEXT,
-    attributes   TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS spans (
-    trace_id       TEXT NOT NULL,
-    span_id        TEXT NOT NULL,
-    parent_span_id TEXT,
-    name           TEXT NOT NULL,
-    kind           TEXT NOT NULL,
-    start_time_ns  INTEGER NOT NULL,
-    end_time_ns    INTEGER NOT NULL,
-    status_code    TEXT NOT NULL,
-    status_message TEXT,
-    resource_id    INTEGER REFERENCES resources(id),
-    scope_name     TEXT,
-    operation      TEXT,
-    provider       TEXT,
-    model          TEXT,
-    user_id        TEXT,
-    session_id     TEXT,
-    input_tokens   INTEGER,
-    output_tokens  INTEGER,
-    cost_usd       REAL,
-    error_type     TEXT,
-    ttfc_s         REAL,
-    usage_estimated INTEGER,
-    unpriced       INTEGER,
-    prompt         TEXT,
-    geo            TEXT,
-    attributes     TEXT NOT NULL,
-    events         TEXT,
-    links          TEXT,
-    PRIMARY KEY (trace_id, span_id)
-);
-CREATE INDEX IF NOT EXISTS spans_start_time ON spans (start_time_ns);
-CREATE INDEX IF NOT EXISTS spans_model ON spans (model, start_time_ns) WHERE model IS NOT NULL;
-CREATE INDEX IF NOT EXISTS spans_user ON spans (user_id, start_time_ns) WHERE user_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS spans_session ON spans (session_id) WHERE session_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS spans_roots ON spans (start_time_ns) WHERE parent_span_id IS NULL;
-"""
-
-# Version 2: one row per gen_ai.evaluation.result event, keyed to the evaluated span.
-_SCORES_SCHEMA = """
-CREATE TABLE IF NOT EXISTS scores (
-    trace_id        TEXT NOT NULL,
-    span_id         TEXT NOT NULL,
-    carrier_span_id TEXT NOT NULL,
-    event_index     INTEGER NOT NULL,
-    name            TEXT NOT NULL,
-    value           REAL,
-    label           TEXT,
-    passed          INTEGER,
-    kind            TEXT,
-    source          TEXT,
-    explanation     TEXT,
-    comment         TEXT,
-    error           TEXT,
-    time_ns         INTEGER NOT NULL,
-    PRIMARY KEY (trace_id, carrier_span_id, event_index)
-);
-CREATE INDEX IF NOT EXISTS scores_target ON scores (trace_id, span_id);
-CREATE INDEX IF NOT EXISTS scores_name ON scores (name, time_ns);
-"""
-
-SPAN_COLUMNS = (
-    "trace_id, span_id, parent_span_id, name, kind, start_time_ns, end_time_ns, status_code, "
-    "status_message, resource_id, scope_name, operation, provider, model, user_id, session_id, "
-    "input_tokens, output_tokens, cost_usd, error_type, ttfc_s, usage_estimated, unpriced, prompt, "
-    "geo, attributes, events, links"
-)
-_INSERT = f"INSERT OR IGNORE INTO spans ({SPAN_COLUMNS}) VALUES (" + ", ".join("?" * 28) + ")"
-SCORE_COLUMNS = (
-    "trace_id, span_id, carrier_span_id, event_index, name, value, label, passed, kind, source, "
-    "explanation, comment, error, time_ns"
-)
-_INSERT_SCORE = (
-    f"INSERT OR IGNORE INTO scores ({SCORE_COLUMNS}) VALUES (" + ", ".join("?" * 14) + ")"
-)
-# Deleting traces: their scores go first, then their spans.
-_DELETE_OLD_TRACES = (
-    "DELETE FROM {table} WHERE trace_id IN "
-    "(SELECT trace_id FROM spans GROUP BY trace_id HAVING MAX(start_time_ns) < ?)"
-)
-
-
-def default_store_path() -> Path:
-    """``$OTELITE_HOME/otelite.db``, else ``.otelite/otelite.db`` in the working directory."""
-    home = _env.OTELITE_HOME.read()
-    base = Path(home) if home else Path.cwd() / DEFAULT_DIRNAME
-    return base / DB_FILENAME
-
-
-def resolve_store_path(location: Union[str, os.PathLike[str], None]) -> Path:
-    """A directory gets ``otelite.db`` inside it; a path ending in ``.db``/``.sqlite`` is the file."""
-    if location is None:
-        return default_store_path()
-    path = Path(location).expanduser()
-    if path.suffix in (".db", ".sqlite", ".sqlite3"):
-        return path
-    return path / DB_FILENAME
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    """Roll back the open transaction, if SQLite has not already done so.
-
-    After some errors (a full disk, an I/O error) SQLite rolls the transaction back
-    itself; a second ROLLBACK would raise and hide the real error, so it is skipped,
-    and a failure of the rollback itself never replaces the error being handled.
-    """
-    if conn.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-
-
-def _stored_version(conn: sqlite3.Connection) -> Optional[int]:
-    row = conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'otelite_meta'"
-    ).fetchone()
-    if row is None:
-        return None
-    found = conn.execute("SELECT value FROM otelite_meta WHERE key = 'schema_version'").fetchone()
-    return int(found[0]) if found else None
-
-
-def _refuse_newer(path: Path, version: Optional[int]) -> None:
-    if version is not None and version > SCHEMA_VERSION:
-        raise StoreSchemaError(
-            f"{path}: the store has schema version {version}, but this otelite understands "
-            f"up to {SCHEMA_VERSION}; upgrade otelite (pip install -U otelite) or use another "
-            "store path. The file was not modified."
-        )
-
-
-def _refuse_after_unsafe_fork(path: Path) -> None:
-    if _unsafe_fork is not None:
-        raise StoreError(f"{path}: {_unsafe_fork}")
-
-
-def _set_wal(conn: sqlite3.Connection, bound_s: float = 10.0) -> None:
-    """Switch to WAL. Several processes opening one store at once may find it locked: the
-    busy timeout does not cover this pragma, so it is retried for a bounded time."""
-    import time
-
-    deadline = time.monotonic() + bound_s
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
-def open_for_writing(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) the store at ``path`` and make sure its schema is current."""
-    _refuse_after_unsafe_fork(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-    except (OSError, sqlite3.Error) as exc:
-        raise StoreError(f"{path}: cannot create the local store ({exc})") from exc
-    try:
-        _refuse_newer(path, _stored_version(conn))
-        _set_wal(conn)
-        conn.execute("PRAGMA synchronous=NORMAL")
-        # Index pages stay in memory: inserts at random trace ids stop re-reading the disk.
-        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        # Checkpoint the WAL less often (about 40 MB): fewer copies of the same pages.
-        conn.execute("PRAGMA wal_autocheckpoint=10000")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version = _stored_version(conn)
-            _refuse_newer(path, version)
-            if version is None or version < SCHEMA_VERSION:
-                # A new file gets everything; a version-1 store gains the scores table.
-                schema = _SCORES_SCHEMA if version == 1 else _SCHEMA + _SCORES_SCHEMA
-                for statement in schema.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(
-                    "INSERT OR REPLACE INTO otelite_meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
-    except StoreError:
-        conn.close()
-        raise
-    except sqlite3.Error as exc:
-        conn.close()
-        raise StoreError(f"{path}: cannot use the local store ({exc})") from exc
-    return conn
-
-
-def open_for_reading(path: Path) -> sqlite3.Connection:
-    """Open an existing store read-only; a missing, corrupt or newer file is a StoreError."""
-    _refuse_after_unsafe_fork(path)
-    if not path.exists():
-        raise StoreError(
-            f"{path}: no local store here yet; call otelite.configure() in your app (it "
-            "records there by default) or point OTELITE_HOME at an existing store"
-        )
-    try:
-        conn = sqlite3.connect(
-            f"{path.resolve().as_uri()}?mode=ro",
-            uri=True,
-            timeout=BUSY_TIMEOUT_S,
-            check_same_thread=False,
-        )
-    except sqlite3.Error as exc:
-        raise StoreError(f"{path}: not a readable otelite store ({exc})") from exc
-    try:
-        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        version = _stored_version(conn)
-    except sqlite3.Error as exc:
-        conn.close()
-        raise StoreError(f"{path}: not a readable otelite store ({exc})") from exc
-    if version is None:
-        conn.close()
-        raise StoreError(f"{path}: this SQLite file is not an otelite store (no schema version)")
-    try:
-        _refuse_newer(path, version)
-    except StoreSchemaError:
-        conn.close()
-        raise
-    return conn
-
-
-# One encoder for every row: json.dumps with options builds a new encoder per call.
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
@@ -381,19 +131,19 @@ class SpanWriter:
             self._lock.release()
 
     def _after_fork_in_child(self) -> None:
-        global _unsafe_fork
         self._lock = threading.Lock()
         self._held_for_fork = False
         if self._conn is not None:
             # The parent was inside a transaction on this connection when it forked.
             abandon(self._conn)
             self._conn = None
-            _unsafe_fork = (
+            reason = (
                 "this process was forked while the local store was being written, so it "
                 "cannot use SQLite safely; its spans are not stored (they are still exported "
                 "over OTLP if an endpoint is configured)"
             )
-            self._unusable = f"{self.path}: {_unsafe_fork}"
+            _schema.mark_unsafe_fork(reason)
+            self._unusable = f"{self.path}: {reason}"
 
     def _resource_id(self, conn: sqlite3.Connection, resource: Any) -> int:
         # Spans of one provider share one Resource object: look it up by identity first.
@@ -548,16 +298,7 @@ class SpanWriter:
             return 0
         self._last_retention = time.monotonic()
         cutoff = time.time_ns() - int(self.retention_s * 1e9)
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(_DELETE_OLD_TRACES.format(table="scores"), (cutoff,))
-            cursor = conn.execute(_DELETE_OLD_TRACES.format(table="spans"), (cutoff,))
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
-        return int(cursor.rowcount)
+        return delete_older_than(self._connection(), cutoff)
 
     def write(self, spans: Sequence[ReadableSpan]) -> None:
         """Insert ``spans`` in one transaction; a span already stored is left as it is."""
@@ -581,12 +322,12 @@ class SpanWriter:
                 # In key order: the primary key's index pages are visited once each.
                 rows.sort(key=_row_key)
                 conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_INSERT, rows)
+                conn.executemany(INSERT_SPAN, rows)
                 if scores:
-                    conn.executemany(_INSERT_SCORE, scores)
+                    conn.executemany(INSERT_SCORE, scores)
                 conn.execute("COMMIT")
             except BaseException:
-                _rollback(conn)
+                rollback(conn)
                 self._resource_ids.clear()
                 self._by_object.clear()
                 raise
@@ -621,10 +362,6 @@ FORK_WAIT_S = 2.0  # how long fork() waits for store writes in progress (all wri
 _writers: weakref.WeakSet[SpanWriter] = weakref.WeakSet()
 _writers_lock = threading.Lock()
 _fork_hooks_installed = False
-_abandoned: list[sqlite3.Connection] = []
-# Set in a child forked while a write was in progress: no SQLite file is opened there
-# (the thread that was inside SQLite may have held its internal locks).
-_unsafe_fork: Optional[str] = None
 
 
 def _track(writer: SpanWriter) -> None:
@@ -660,79 +397,3 @@ def _after_fork_in_child() -> None:
     _writers_lock = threading.Lock()
     for writer in list(_writers):
         writer._after_fork_in_child()
-
-
-def abandon(conn: sqlite3.Connection) -> None:
-    """Keep a connection inherited from a parent process alive forever: never used, never closed."""
-    _abandoned.append(conn)
-    try:
-        # The list is cleared at interpreter exit, which would close the connection: an
-        # extra reference keeps it open until the process is gone (CPython only).
-        import ctypes
-
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(conn))
-    except Exception:  # pragma: no cover - not CPython
-        pass
-
-
-def has_scores(conn: sqlite3.Connection) -> bool:
-    """Whether the store has the scores table (version 2 and later; read-only v1 stores lack it)."""
-    row = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'scores'"
-    ).fetchone()
-    return row is not None
-
-
-def fetch_rows(conn: sqlite3.Connection, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-    """Run a read query and return rows addressable by column name."""
-    conn.row_factory = sqlite3.Row
-    try:
-        return list(conn.execute(sql, tuple(params)).fetchall())
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot read the local store ({exc})") from exc
-
-
-def prune_older_than(path: Path, cutoff_ns: int) -> int:
-    """Delete traces whose newest span started before ``cutoff_ns``; returns spans deleted."""
-    conn = open_for_writing(path)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(_DELETE_OLD_TRACES.format(table="scores"), (cutoff_ns,))
-        cursor = conn.execute(_DELETE_OLD_TRACES.format(table="spans"), (cutoff_ns,))
-        conn.execute("COMMIT")
-        deleted = cursor.rowcount
-        if deleted:
-            conn.execute("VACUUM")
-        return int(deleted)
-    finally:
-        conn.close()
-
-
-def prune_to_size(path: Path, max_bytes: int) -> int:
-    """Delete the oldest traces until the file fits in ``max_bytes``; returns spans deleted."""
-    conn = open_for_writing(path)
-    deleted = 0
-    try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        size = path.stat().st_size
-        if size <= max_bytes:
-            return 0
-        total = int(conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0])
-        if total:
-            per_span = size / total
-            excess = int((size - max_bytes) / per_span) + 1
-            conn.execute("BEGIN IMMEDIATE")
-            oldest = (
-                "SELECT trace_id FROM spans GROUP BY trace_id ORDER BY MIN(start_time_ns) "
-                "LIMIT (SELECT COUNT(DISTINCT trace_id) * ? / ? + 1 FROM spans)"
-            )
-            conn.execute(f"DELETE FROM scores WHERE trace_id IN ({oldest})", (excess, total))
-            cursor = conn.execute(
-                f"DELETE FROM spans WHERE trace_id IN ({oldest})", (excess, total)
-            )
-            conn.execute("COMMIT")
-            deleted = int(cursor.rowcount)
-        conn.execute("VACUUM")
-        return deleted
-    finally:
-        conn.close()

@@ -1,129 +1,34 @@
-"""Reading the local store: the traces and spans that ``configure()`` recorded.
+"""Reading the local store: :class:`LocalStore` and its queries (read-only).
 
-With no OTLP endpoint configured, otelite writes every span into a SQLite file
-(``.otelite/otelite.db`` by default). :class:`LocalStore` opens that file
-read-only and returns typed objects.
-
-Example:
-    >>> import otelite, tempfile
-    >>> from otelite.store import LocalStore
-    >>> home = tempfile.mkdtemp()
-    >>> otelite.configure(local_store=home)
-    >>> with otelite.span("hello"):
-    ...     pass
-    >>> otelite.force_flush()
-    True
-    >>> with LocalStore(home) as store:
-    ...     [t.root_name for t in store.traces()]
-    ['hello']
-    >>> otelite.shutdown()
+A little over 500 lines, on purpose: it is one class whose queries share one connection
+(reopened after a fork) and one row decoder; the types they return and the ``stats``
+aggregation live in ``_records``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Optional, Union
 
-from otelite import _sqlite
 from otelite._exceptions import StoreError
-
-__all__ = [
-    "LLM_OPERATIONS",
-    "STATS_KEYS",
-    "LocalStore",
-    "ScoreStatsRow",
-    "SpanNode",
-    "StatsRow",
-    "StoredScore",
-    "StoredSpan",
-    "TraceSummary",
-]
-
-
-@dataclass(frozen=True)
-class StoredSpan:
-    """One recorded span, as read back from the store."""
-
-    trace_id: str
-    span_id: str
-    parent_span_id: Optional[str]
-    name: str
-    kind: str
-    start_time_ns: int
-    end_time_ns: int
-    status_code: str
-    status_message: Optional[str]
-    attributes: dict[str, Any]
-    events: list[dict[str, Any]]
-    links: list[dict[str, Any]]
-    resource: dict[str, Any]
-    scope_name: Optional[str]
-
-    @property
-    def duration_ns(self) -> int:
-        """End minus start, in nanoseconds."""
-        return self.end_time_ns - self.start_time_ns
-
-
-@dataclass(frozen=True)
-class TraceSummary:
-    """One trace in a listing: its root span and totals over all its spans."""
-
-    trace_id: str
-    root_name: str
-    start_time_ns: int
-    end_time_ns: int
-    span_count: int
-    llm_calls: int
-    input_tokens: int
-    output_tokens: int
-    cost_usd: Optional[float]  # of the priced LLM calls; None: none was priced
-    status_code: str
-    service_name: Optional[str]
-    user_id: Optional[str]
-    unpriced_calls: int = 0  # LLM calls without a price, left out of cost_usd
-    estimated_calls: int = 0  # LLM calls whose token counts are estimates
-
-    @property
-    def duration_ns(self) -> int:
-        """Time from the first span's start to the last span's end."""
-        return self.end_time_ns - self.start_time_ns
-
-
-@dataclass
-class SpanNode:
-    """A span with its children, for walking a trace as a tree."""
-
-    span: StoredSpan
-    children: list[SpanNode] = field(default_factory=list)
-
-
-LLM_OPERATIONS = ("chat", "text_completion", "generate_content", "embeddings")
+from otelite.store import _schema
+from otelite.store._records import (
+    LLM_OPERATIONS,
+    STATS_KEYS,
+    ScoreStatsRow,
+    SpanNode,
+    StatsRow,
+    StoredScore,
+    StoredSpan,
+    TraceSummary,
+    _Group,
+)
 
 _ROOT_TRAFFIC = "COALESCE(json_extract(attributes, '$.\"otelite.traffic\"'), 'app')"
-
-# `otelite stats --by` keys and the SQL that computes each.
-STATS_KEYS: Mapping[str, str] = {
-    "model": "s.model",
-    "provider": "s.provider",
-    "operation": "s.operation",
-    "user": "s.user_id",
-    "session": "s.session_id",
-    "service": "r.service_name",
-    "service.version": "r.service_version",
-    "prompt": "s.prompt",
-    "geo": "s.geo",
-    "day": "strftime('%Y-%m-%d', s.start_time_ns / 1000000000, 'unixepoch')",
-    "hour": "strftime('%Y-%m-%d %H:00', s.start_time_ns / 1000000000, 'unixepoch')",
-    # Spans of judges and dataset runs say `evaluation`; the application's are `app`.
-    "traffic": "COALESCE(json_extract(s.attributes, '$.\"otelite.traffic\"'), 'app')",
-}
 
 
 def _where_sql(key: str) -> str:
@@ -138,130 +43,6 @@ def _where_sql(key: str) -> str:
 
 def _where_params(key: str, value: str) -> list[Any]:
     return [value] * 4 if key == "prompt" else [value]
-
-
-class _Group:
-    """Running totals of one stats group."""
-
-    __slots__ = (
-        "calls",
-        "cost",
-        "durations",
-        "errors",
-        "estimated",
-        "input_tokens",
-        "output_tokens",
-        "ttfcs",
-        "unpriced",
-    )
-
-    def __init__(self) -> None:
-        self.calls = self.errors = self.input_tokens = self.output_tokens = self.estimated = (
-            self.unpriced
-        ) = 0
-        self.cost: Optional[float] = None
-        self.durations: list[int] = []
-        self.ttfcs: list[float] = []
-
-    def add(self, values: Sequence[Any]) -> None:
-        duration, ttfc, failed, tokens_in, tokens_out, cost, estimated, unpriced = values
-        self.calls += 1
-        self.durations.append(duration)
-        if ttfc is not None:
-            self.ttfcs.append(ttfc)
-        self.errors += failed
-        self.input_tokens += tokens_in or 0
-        self.output_tokens += tokens_out or 0
-        if cost is not None:
-            self.cost = (self.cost or 0.0) + cost
-        self.estimated += 1 if estimated else 0
-        self.unpriced += 1 if unpriced else 0
-
-    def row(self, key: tuple[Any, ...]) -> StatsRow:
-        durations = sorted(self.durations)
-        firsts = sorted(self.ttfcs)
-        return StatsRow(
-            key=key,
-            calls=self.calls,
-            errors=self.errors,
-            input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens,
-            cost_usd=self.cost,
-            p50_ms=_percentile(durations, 50) / 1e6,
-            p95_ms=_percentile(durations, 95) / 1e6,
-            p99_ms=_percentile(durations, 99) / 1e6,
-            p50_ttfc_ms=_percentile(firsts, 50) * 1000 if firsts else None,
-            estimated_share=self.estimated / self.calls if self.calls else 0.0,
-            unpriced=self.unpriced,
-        )
-
-
-def _percentile(values: Sequence[float], percent: float) -> float:
-    """Nearest-rank percentile of sorted ``values`` (0 for none)."""
-    if not values:
-        return 0.0
-    rank = max(1, math.ceil(percent / 100 * len(values)))
-    return float(values[rank - 1])
-
-
-@dataclass(frozen=True)
-class StatsRow:
-    """Aggregates of LLM calls for one group (``key`` holds one value per ``--by`` key)."""
-
-    key: tuple[Optional[str], ...]
-    calls: int
-    errors: int
-    input_tokens: int
-    output_tokens: int
-    cost_usd: Optional[float]
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    p50_ttfc_ms: Optional[float]
-    estimated_share: float
-    unpriced: int
-
-    @property
-    def error_rate(self) -> float:
-        """Errors over calls."""
-        return self.errors / self.calls if self.calls else 0.0
-
-
-@dataclass(frozen=True)
-class StoredScore:
-    """One score (a ``gen_ai.evaluation.result`` event) and the span it scores."""
-
-    trace_id: str
-    span_id: str
-    name: str
-    value: Optional[float]
-    label: Optional[str]
-    passed: Optional[bool]
-    kind: Optional[str]
-    source: Optional[str]
-    explanation: Optional[str]
-    comment: Optional[str]
-    error: Optional[str]
-    time_ns: int
-
-
-@dataclass(frozen=True)
-class ScoreStatsRow:
-    """Aggregates of one score name (and ``--by`` keys of the scored spans)."""
-
-    name: str
-    key: tuple[Optional[str], ...]
-    count: int
-    scored: int
-    mean: Optional[float]
-    passed: int
-    failed: int
-
-    @property
-    def pass_rate(self) -> Optional[float]:
-        """Passed over scores with a pass/fail verdict (``None`` if there are none)."""
-        decided = self.passed + self.failed
-        return self.passed / decided if decided else None
 
 
 def _loads(text: Optional[str], default: Any) -> Any:
@@ -281,8 +62,8 @@ class LocalStore:
     """
 
     def __init__(self, path: Union[str, os.PathLike[str], None] = None) -> None:
-        self.path = _sqlite.resolve_store_path(path)
-        self._opened: sqlite3.Connection = _sqlite.open_for_reading(self.path)
+        self.path = _schema.resolve_store_path(path)
+        self._opened: sqlite3.Connection = _schema.open_for_reading(self.path)
         self._pid = os.getpid()
         self._resources: dict[int, dict[str, Any]] = {}
 
@@ -294,8 +75,8 @@ class LocalStore:
         used nor closed in the child.
         """
         if self._pid != os.getpid():
-            _sqlite.abandon(self._opened)
-            self._opened = _sqlite.open_for_reading(self.path)
+            _schema.abandon(self._opened)
+            self._opened = _schema.open_for_reading(self.path)
             self._pid = os.getpid()
         return self._opened
 
@@ -319,7 +100,7 @@ class LocalStore:
         if resource_id is None:
             return {}
         if resource_id not in self._resources:
-            rows = _sqlite.fetch_rows(
+            rows = _schema.fetch_rows(
                 self._conn, "SELECT attributes FROM resources WHERE id = ?", (resource_id,)
             )
             self._resources[resource_id] = _loads(rows[0]["attributes"], {}) if rows else {}
@@ -348,7 +129,7 @@ class LocalStore:
         prefix = prefix.strip().lower()
         if not prefix or any(c not in "0123456789abcdef" for c in prefix):
             raise StoreError(f"trace id {prefix!r}: give the hexadecimal id or a prefix of it")
-        rows = _sqlite.fetch_rows(
+        rows = _schema.fetch_rows(
             self._conn,
             "SELECT DISTINCT trace_id FROM spans WHERE trace_id >= ? AND trace_id < ? LIMIT 2",
             (prefix, prefix + "g"),
@@ -366,7 +147,7 @@ class LocalStore:
         for trace_id in trace_ids:
             length = min_length
             for op, order in (("<", "DESC"), (">", "ASC")):
-                rows = _sqlite.fetch_rows(
+                rows = _schema.fetch_rows(
                     self._conn,
                     f"SELECT trace_id FROM spans WHERE trace_id {op} ? "
                     f"ORDER BY trace_id {order} LIMIT 1",
@@ -386,9 +167,9 @@ class LocalStore:
     def spans(self, trace_id: str) -> list[StoredSpan]:
         """All spans of one trace (full id or unique prefix), in start order."""
         full = self.resolve_trace_id(trace_id)
-        rows = _sqlite.fetch_rows(
+        rows = _schema.fetch_rows(
             self._conn,
-            f"SELECT {_sqlite.SPAN_COLUMNS} FROM spans WHERE trace_id = ? "
+            f"SELECT {_schema.SPAN_COLUMNS} FROM spans WHERE trace_id = ? "
             "ORDER BY start_time_ns, span_id",
             (full,),
         )
@@ -477,7 +258,7 @@ class LocalStore:
             having_params.append(int(min_duration_ms * 1e6))
         having_sql = ("HAVING " + " AND ".join(having)) if having else ""
         placeholders = ",".join("?" for _ in LLM_OPERATIONS)
-        rows = _sqlite.fetch_rows(
+        rows = _schema.fetch_rows(
             self._conn,
             f"""
             WITH matching AS (
@@ -506,7 +287,7 @@ class LocalStore:
         )
         summaries = []
         for row in rows:
-            root = _sqlite.fetch_rows(
+            root = _schema.fetch_rows(
                 self._conn,
                 "SELECT name, resource_id FROM spans WHERE trace_id = ? "
                 "ORDER BY (parent_span_id IS NOT NULL), start_time_ns LIMIT 1",
@@ -591,7 +372,7 @@ class LocalStore:
         return out
 
     def _has_scores(self) -> bool:
-        return _sqlite.has_scores(self._conn)
+        return _schema.has_scores(self._conn)
 
     def scores(
         self,
@@ -614,9 +395,9 @@ class LocalStore:
         if since_ns is not None:
             filters.append("time_ns >= ?")
             params.append(since_ns)
-        rows = _sqlite.fetch_rows(
+        rows = _schema.fetch_rows(
             self._conn,
-            f"SELECT {_sqlite.SCORE_COLUMNS} FROM scores WHERE {' AND '.join(filters)} "
+            f"SELECT {_schema.SCORE_COLUMNS} FROM scores WHERE {' AND '.join(filters)} "
             "ORDER BY time_ns, name",
             params,
         )
@@ -723,9 +504,9 @@ class LocalStore:
             if value is not None:
                 filters.append(clause)
                 params.append(value)
-        for row in _sqlite.fetch_rows(
+        for row in _schema.fetch_rows(
             self._conn,
-            f"SELECT {_sqlite.SPAN_COLUMNS} FROM spans WHERE {' AND '.join(filters)} ORDER BY start_time_ns",
+            f"SELECT {_schema.SPAN_COLUMNS} FROM spans WHERE {' AND '.join(filters)} ORDER BY start_time_ns",
             params,
         ):
             yield self._span(row)
@@ -734,9 +515,9 @@ class LocalStore:
         """Every stored span in batches, oldest first (for replaying the store elsewhere)."""
         last = (-1, "", "")
         while True:
-            rows = _sqlite.fetch_rows(
+            rows = _schema.fetch_rows(
                 self._conn,
-                f"SELECT {_sqlite.SPAN_COLUMNS} FROM spans WHERE (start_time_ns, trace_id, span_id) > (?, ?, ?) "
+                f"SELECT {_schema.SPAN_COLUMNS} FROM spans WHERE (start_time_ns, trace_id, span_id) > (?, ?, ?) "
                 "ORDER BY start_time_ns, trace_id, span_id LIMIT ?",
                 (*last, batch),
             )
@@ -748,11 +529,14 @@ class LocalStore:
 
     def count(self) -> int:
         """How many spans the store holds."""
-        return int(_sqlite.fetch_rows(self._conn, "SELECT COUNT(*) AS n FROM spans")[0]["n"])
+        return int(_schema.fetch_rows(self._conn, "SELECT COUNT(*) AS n FROM spans")[0]["n"])
 
     def all_spans(self) -> Sequence[StoredSpan]:
         """Every stored span, oldest first (for small stores and tests)."""
-        rows = _sqlite.fetch_rows(
-            self._conn, f"SELECT {_sqlite.SPAN_COLUMNS} FROM spans ORDER BY start_time_ns"
+        rows = _schema.fetch_rows(
+            self._conn, f"SELECT {_schema.SPAN_COLUMNS} FROM spans ORDER BY start_time_ns"
         )
         return [self._span(r) for r in rows]
+
+
+LocalStore.__module__ = "otelite.store"  # users see the public path
