@@ -27,7 +27,7 @@ LAYERS = {
         "_outbox",
         "_config",
         "_spans",
-        "_evaluation",
+        "_scores",
         "_checks",
         "_metrics",
     },

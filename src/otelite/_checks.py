@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
 from opentelemetry.metrics import Counter, Meter
 from opentelemetry.trace import Span, SpanContext
 
-from otelite import _content, _evaluation, _guard, _spans
+from otelite import _content, _guard, _scores, _spans
 from otelite import _semconv as sc
 from otelite._exceptions import ConfigurationError
 
@@ -404,19 +404,19 @@ class Judge:
 
         def job() -> None:
             with _guard.contained(f"the online judge check {self.name!r}"):
-                span = _evaluation.start_span(self.name, target)
+                span = _scores.start_span(self.name, target)
                 try:
                     result = self.evaluator(input=question, output=answer)
-                    if not isinstance(result, _evaluation.Score):
+                    if not isinstance(result, _scores.Score):
                         raise TypeError(
                             f"the evaluator returned {type(result).__name__}, expected a Score"
                         )
                 except Exception as exc:
-                    result = _evaluation.Score(
+                    result = _scores.Score(
                         self.name, kind="llm_judge", error=_spans.error_text(exc)
                     )
                 # end_span drops the judge's explanation unless content capture is on.
-                _evaluation.end_span(span, result, response_id)
+                _scores.end_span(span, result, response_id)
                 if result.passed is False:
                     counter = failure_counter(_active_meter())
                     counter.add(1, meter_attrs)
@@ -481,8 +481,8 @@ def run(checks: Sequence[Check], call: Call, span: Span, meter: Meter) -> list[s
         if span.is_recording():
             span.set_attribute(sc.OTELITE_CHECKS_FAILED, names)
             for name, reason in failed:
-                event = _evaluation.event_attributes(
-                    _evaluation.Score(
+                event = _scores.event_attributes(
+                    _scores.Score(
                         name, label=FAIL_LABEL, passed=False, explanation=reason, kind="check"
                     )
                 )

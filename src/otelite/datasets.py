@@ -1,4 +1,8 @@
-"""Reusing recorded LLM calls: OpenAI chat fine-tuning JSONL from the local store.
+"""Fine-tuning export: recorded LLM calls written as OpenAI chat fine-tuning JSONL.
+
+This is all the module does (``otelite export finetune`` is built on it).
+Evaluation datasets are :class:`otelite.evals.Dataset`; synthetic test inputs
+are :func:`otelite.evals.synthesize`.
 
 Only calls recorded with content capture on can be exported (the messages are
 needed). Each example is one call: its system instructions, input messages and

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from contextlib import suppress as _suppress
 
-from otelite._evaluation import Score, score
+from otelite._scores import Score, score
 from otelite.evals import checks
 from otelite.evals._client import EndpointError
 from otelite.evals._dataset import Dataset, DatasetError, Example
@@ -90,7 +90,7 @@ __all__ = [
 
 for _name in __all__:
     _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith(("otelite.evals._", "otelite._evaluation")):
+    if getattr(_obj, "__module__", "").startswith(("otelite.evals._", "otelite._scores")):
         with _suppress(AttributeError, TypeError):
             _obj.__module__ = __name__
 del _name, _obj

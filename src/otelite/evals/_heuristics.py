@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, Optional, Protocol, Union
 
 from otelite import _semconv as sc
-from otelite._evaluation import Score
+from otelite._scores import Score
 
 __all__ = [
     "Evaluator",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from otelite._context import ContextThreadPoolExecutor
-from otelite._evaluation import Score
+from otelite._scores import Score
 from otelite.evals._client import ChatEndpoint, Completion, EndpointError
 
 FIELDS = ("input", "output", "expected", "context")

@@ -27,12 +27,12 @@ from typing import Any, Callable, Optional, TextIO, Union
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
-from otelite import _config, _context, _evaluation, _spans
+from otelite import _config, _context, _scores, _spans
 from otelite import _semconv as sc
-from otelite._evaluation import Score
 from otelite._jsonl import write_jsonl as write_jsonl_atomic
 from otelite._plural import plural
 from otelite._pricing import fmt_money
+from otelite._scores import Score
 from otelite.evals._dataset import Dataset, Example, PathLike, as_dataset
 from otelite.evals._heuristics import check_evaluators, evaluator_name
 
@@ -685,7 +685,7 @@ class _Runner:
             score = score.with_updates(name=name)
         if score.latency_s is None:
             score = score.with_updates(latency_s=time.perf_counter() - started)
-        _evaluation.end_span(span, score)
+        _scores.end_span(span, score)
         return score
 
     @contextmanager
@@ -733,7 +733,7 @@ class _Runner:
         return row
 
     def _evaluate_sync(self, evaluator: Any, name: str, row: RowResult, task_span: Span) -> Score:
-        span = _evaluation.start_span(name, task_span.get_span_context())
+        span = _scores.start_span(name, task_span.get_span_context())
         started = time.perf_counter()
         with trace.use_span(span, end_on_exit=False):
             try:
@@ -759,7 +759,7 @@ class _Runner:
     async def _evaluate_async(
         self, evaluator: Any, name: str, row: RowResult, task_span: Span
     ) -> Score:
-        span = _evaluation.start_span(name, task_span.get_span_context())
+        span = _scores.start_span(name, task_span.get_span_context())
         started = time.perf_counter()
         kwargs = self._evaluator_kwargs(evaluator, row, task_span)
         with trace.use_span(span, end_on_exit=False):
