@@ -11,6 +11,7 @@ import threading
 from typing import Optional
 
 from otelite import _semconv as sc
+from otelite._exceptions import ConfigurationError
 
 UNKNOWN_PROVIDER = "openai_compatible"
 
@@ -50,11 +51,13 @@ def register_provider(host: str, provider: str) -> None:
         >>> otelite.register_provider("llm.internal.example.com", "vllm")
     """
     if not isinstance(host, str) or not host.strip() or "/" in host:
-        raise ValueError(
+        raise ConfigurationError(
             f"register_provider: host must be a bare host name such as 'api.example.com', got {host!r}"
         )
     if not isinstance(provider, str) or not provider.strip():
-        raise ValueError(f"register_provider: provider must be a non-empty str, got {provider!r}")
+        raise ConfigurationError(
+            f"register_provider: provider must be a non-empty str, got {provider!r}"
+        )
     with _lock:
         _HOSTS[host.strip().lower()] = provider.strip()
         _cache.clear()

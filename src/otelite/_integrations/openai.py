@@ -1001,7 +1001,9 @@ def enable_stream_usage(provider: str) -> None:
         >>> otelite.enable_stream_usage("vllm")
     """
     if not isinstance(provider, str) or not provider:
-        raise ValueError(f"enable_stream_usage: provider must be a non-empty str, got {provider!r}")
+        raise ConfigurationError(
+            f"enable_stream_usage: provider must be a non-empty str, got {provider!r}"
+        )
     _STREAM_USAGE_PROVIDERS.add(provider)
 
 

@@ -22,14 +22,14 @@ from opentelemetry.trace import SpanKind
 
 from otelite import _config, _context, _guard, _pricing, _spans
 from otelite import _semconv as sc
-from otelite._exceptions import ConfigurationError
+from otelite._exceptions import ConfigurationError, OteliteError
 from otelite._metrics import instruments
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 OPENAI_COMPATIBLE = "openai_compatible"
 
 
-class EndpointError(Exception):
+class EndpointError(OteliteError):
     """The judge endpoint could not be reached or answered with an error.
 
     Its message is redacted like any error text otelite records; with content

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Optional, Protocol, Union
 
 from otelite import _semconv as sc
+from otelite._exceptions import DatasetError
 from otelite._jsonl import write_jsonl as write_jsonl_atomic
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -45,10 +46,6 @@ def example_id(input: Any, expected: Any) -> str:
     """A stable id from the input and expected answer (matches rows across runs)."""
     text = json.dumps([input, expected], sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
-
-
-class DatasetError(ValueError):
-    """A dataset file or row is malformed; the message names the file and row."""
 
 
 def _row(data: Any, where: str) -> Example:

@@ -20,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+from contextlib import suppress as _suppress
+
 from otelite._exceptions import (
     PromptError,
     PromptFileError,
@@ -55,3 +57,11 @@ __all__ = [
     "escape",
     "get_prompt",
 ]
+
+# Users see public paths (otelite.prompts.PromptRegistry, not otelite.prompts._registry...).
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith(("otelite.prompts._", "otelite._")):
+        with _suppress(AttributeError, TypeError):
+            _obj.__module__ = __name__
+del _name, _obj
