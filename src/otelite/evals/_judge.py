@@ -18,10 +18,10 @@ from typing import Any, Optional, Union
 
 from otelite._context import ContextThreadPoolExecutor
 from otelite._scores import Score
+from otelite._template import Template
 from otelite.evals._client import ChatEndpoint, Completion, EndpointError
 
 FIELDS = ("input", "output", "expected", "context")
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _LABEL = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 _SYSTEM = (
@@ -44,11 +44,7 @@ class JudgeTemplate:
     @property
     def fields(self) -> tuple[str, ...]:
         """The placeholders the prompt uses, in order of first use."""
-        seen: list[str] = []
-        for found in _PLACEHOLDER.findall(self.prompt):
-            if found not in seen:
-                seen.append(found)
-        return tuple(seen)
+        return Template(self.prompt).variables
 
 
 TEMPLATES: Mapping[str, JudgeTemplate] = {
@@ -154,14 +150,6 @@ def _explanation(text: str) -> str:
     return "\n".join(lines).strip() or text.strip()
 
 
-def _render(prompt: str, values: Mapping[str, Any]) -> str:
-    def fill(match: re.Match[str]) -> str:
-        value = values.get(match.group(1))
-        return value if isinstance(value, str) else str(value)
-
-    return _PLACEHOLDER.sub(fill, prompt)
-
-
 class LLMJudge:
     """An evaluator that asks an LLM for a verdict; see :func:`llm_judge`."""
 
@@ -186,11 +174,19 @@ class LLMJudge:
         return f"<llm_judge {self.name} model={self.endpoint.model} n={self.n}>"
 
     def messages(self, values: Mapping[str, Any]) -> list[dict[str, str]]:
-        """The chat messages sent to the judge model for these values."""
-        return [
-            {"role": "system", "content": _SYSTEM},
-            {"role": "user", "content": _render(self.template.prompt, values)},
-        ]
+        """The chat messages sent to the judge model for these values.
+
+        The prompt is filled by the same template engine as the prompt registry's
+        (``\\{{`` is a literal ``{{``); a value of ``None`` counts as not given.
+
+        Raises:
+            PromptVariableError: a placeholder of the template has no value.
+        """
+        given = {k: v for k, v in values.items() if v is not None}
+        prompt = Template(self.template.prompt).fill(
+            given, f"judge {self.name!r}", allow_unused=True
+        )
+        return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": prompt}]
 
     def _ask(self, messages: list[dict[str, str]]) -> list[Union[Completion, EndpointError]]:
         """The ``n`` replies (or their errors); several runs go out at once, on threads."""
@@ -407,7 +403,7 @@ def llm_judge(
     else:
         if not isinstance(template, str) or not template.strip():
             raise ValueError("template: give the prompt text with {{output}} in it")
-        used = set(_PLACEHOLDER.findall(template))
+        used = set(Template(template).variables)
         unknown = used - set(FIELDS)
         if unknown:
             raise ValueError(

@@ -29,6 +29,7 @@ from otelite._exceptions import (
     PromptNotFoundError,
     PromptVariableError,
 )
+from otelite._template import escape
 from otelite.prompts._registry import (
     DEFAULT_LABEL,
     CompiledMessages,
@@ -39,7 +40,6 @@ from otelite.prompts._registry import (
     default_registry,
     get_prompt,
 )
-from otelite.prompts._template import escape
 
 __all__ = [
     "DEFAULT_LABEL",
