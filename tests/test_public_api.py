@@ -28,6 +28,7 @@ LAYERS = {
         "_jsonl",
         "_delivery",
         "_template",
+        "_messages",
     },
     "runtime": {
         "_context",

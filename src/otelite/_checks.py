@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
 from opentelemetry.metrics import Counter, Meter
 from opentelemetry.trace import Span, SpanContext
 
-from otelite import _content, _guard, _scores, _spans
+from otelite import _content, _guard, _messages, _scores, _spans
 from otelite import _semconv as sc
 from otelite._exceptions import ConfigurationError
 
@@ -108,33 +108,11 @@ class Call:
         return self._input_text
 
 
-def _parts_text(parts: Any) -> str:
-    if isinstance(parts, str):
-        return parts
-    texts = []
-    for part in parts or ():
-        if isinstance(part, Mapping) and part.get("type") == "text":
-            texts.append(str(part.get("content") or ""))
-        elif isinstance(part, str):
-            texts.append(part)
-    return "".join(texts)
-
-
 def messages_text(content: Mapping[str, Any]) -> str:
     """A request's captured content (system instructions, input messages) as plain text."""
-    lines = []
-    system = content.get(sc.GEN_AI_SYSTEM_INSTRUCTIONS)
-    if system:
-        lines.append(f"system: {_parts_text(system)}")
-    messages = content.get(sc.GEN_AI_INPUT_MESSAGES) or ()
-    if isinstance(messages, str):
-        return "\n".join([*lines, messages])
-    for message in messages:
-        if isinstance(message, Mapping):
-            lines.append(f"{message.get('role', 'user')}: {_parts_text(message.get('parts'))}")
-    if len(lines) == 1 and lines[0].startswith("user: "):
-        return lines[0][len("user: ") :]
-    return "\n".join(lines)
+    return _messages.messages_text(
+        content.get(sc.GEN_AI_INPUT_MESSAGES), system=content.get(sc.GEN_AI_SYSTEM_INSTRUCTIONS)
+    )
 
 
 @runtime_checkable

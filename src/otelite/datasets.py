@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional, Protocol
 
 from otelite import _jsonl
 from otelite import _semconv as sc
+from otelite._messages import UnsupportedPart, text_of
 
 
 class RecordedCall(Protocol):
@@ -100,21 +101,6 @@ def _parse_prompt(prompt: Optional[str]) -> tuple[str, Optional[str]]:
     return name.strip(), str(int(version)) if at else None
 
 
-class _Unsupported(Exception):
-    pass
-
-
-def _text_of(parts: Iterable[Any]) -> str:
-    texts = []
-    for part in parts:
-        kind = part.get("type")
-        if kind == "text":
-            texts.append(str(part.get("content") or ""))
-        elif kind not in ("tool_call", "tool_call_response", "reasoning"):
-            raise _Unsupported(kind)
-    return "".join(texts)
-
-
 def _tool_calls(parts: Iterable[Any]) -> list[dict[str, Any]]:
     calls: list[dict[str, Any]] = []
     for part in parts:
@@ -149,7 +135,7 @@ def _message(role: str, parts: Sequence[Any]) -> list[dict[str, Any]]:
                     }
                 )
         return out
-    message: dict[str, Any] = {"role": role, "content": _text_of(parts)}
+    message: dict[str, Any] = {"role": role, "content": text_of(parts, strict=True)}
     calls = _tool_calls(parts)
     if calls and role == "assistant":
         message["tool_calls"] = calls
@@ -170,7 +156,7 @@ def to_chat_example(span: RecordedCall) -> Optional[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     system = a.get(sc.GEN_AI_SYSTEM_INSTRUCTIONS)
     if isinstance(system, str):
-        messages.append({"role": "system", "content": _text_of(json.loads(system))})
+        messages.append({"role": "system", "content": text_of(json.loads(system), strict=True)})
     for item in inputs:
         messages.extend(_message(str(item.get("role")), item.get("parts") or []))
     if not outputs:
@@ -237,7 +223,7 @@ def finetune_records(
             continue
         try:
             example = to_chat_example(span)
-        except _Unsupported:
+        except UnsupportedPart:
             result.skipped[SKIP_UNSUPPORTED] += 1
             continue
         if example is None:

@@ -14,6 +14,7 @@ from typing import Any, Optional, Protocol, Union
 from otelite import _semconv as sc
 from otelite._exceptions import DatasetError
 from otelite._jsonl import write_jsonl as write_jsonl_atomic
+from otelite._messages import text_of
 
 PathLike = Union[str, "os.PathLike[str]"]
 _RESERVED = ("input", "expected", "metadata", "id")
@@ -73,14 +74,6 @@ class RecordedCalls(Protocol):
         until_ns: Optional[int] = None,
         model: Optional[str] = None,
     ) -> Iterator[Any]: ...
-
-
-def _message_text(parts: Any) -> str:
-    texts = []
-    for part in parts or ():
-        if isinstance(part, Mapping) and part.get("type") == "text":
-            texts.append(str(part.get("content") or ""))
-    return "".join(texts)
 
 
 def _loads(value: Any) -> Any:
@@ -198,10 +191,8 @@ class Dataset:
             users = [m for m in messages if isinstance(m, Mapping) and m.get("role") == "user"]
             if not users:
                 continue
-            question = _message_text(users[-1].get("parts"))
-            answer = _message_text(
-                output[0].get("parts") if isinstance(output[0], Mapping) else None
-            )
+            question = text_of(users[-1].get("parts"))
+            answer = text_of(output[0].get("parts") if isinstance(output[0], Mapping) else None)
             if not question.strip():
                 continue
             example = Example(
