@@ -258,3 +258,31 @@ def test_prompts_objects_show_otelite_prompts() -> None:
 
 if __name__ == "__main__":  # regenerate the checked-in list
     sys.stdout.write("".join(f"{line}\n" for line in sorted(current_surface())))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: otelite.evals.length(), r"length\(\): give min=, max= or both"),
+        (lambda: otelite.evals.llm_judge("correctness", n=0), "n: give the number of judge runs"),
+        (lambda: otelite.evals.Score(""), "Score name: give a non-empty string"),
+        (lambda: otelite.score("x", 1.0, trace_id="ab"), r"otelite.score\(\): give both"),
+        (lambda: otelite.evals.synthesize(["seed"], n=-1), "n: give the number of inputs"),
+    ],
+    ids=["heuristic", "judge", "Score", "score", "synthesize"],
+)
+def test_bad_arguments_raise_configuration_error(call: Any, message: str) -> None:
+    """Evaluation and score arguments are checked with a ConfigurationError (still a ValueError) naming the argument."""
+    with pytest.raises(otelite.ConfigurationError, match=message) as caught:
+        call()
+    assert isinstance(caught.value, ValueError)
+
+
+def test_unreadable_saved_run_is_a_dataset_error(tmp_path: Path) -> None:
+    """EvalRun.from_jsonl on a missing or foreign file raises DatasetError naming the file."""
+    with pytest.raises(otelite.evals.DatasetError, match="cannot read the run"):
+        otelite.evals.EvalRun.from_jsonl(tmp_path / "missing.jsonl")
+    foreign = tmp_path / "foreign.jsonl"
+    foreign.write_text("id,input\n1,hello\n")
+    with pytest.raises(otelite.evals.DatasetError, match=r"not a run written by EvalRun\.to_jsonl"):
+        otelite.evals.EvalRun.from_jsonl(foreign)

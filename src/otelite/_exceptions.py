@@ -3,11 +3,13 @@
 Only misconfiguration and bad input raise; telemetry failures are contained (see
 ``_guard``). Every exception otelite raises on purpose is an :class:`OteliteError`,
 and also an instance of the builtin a caller would expect (``except ValueError``
-keeps working)::
+keeps working). Arguments of the wrong type still raise a plain ``TypeError``, as
+Python does for a call with the wrong arguments::
 
     OteliteError
-    ├── ConfigurationError      bad argument or environment variable (also a ValueError);
-    │   │                       configure(), register_provider(), enable_stream_usage(), ...
+    ├── ConfigurationError      bad argument or environment variable (also a ValueError):
+    │   │                       configure(), register_provider(), enable_stream_usage(),
+    │   │                       score(), Score, evaluators, judges, evaluate(), synthesize(), ...
     │   └── DecorationError     @trace/@span on something it cannot wrap (also a TypeError)
     ├── StoreError              the local SQLite store cannot be used
     │   └── StoreSchemaError    the store file was written by a newer otelite
@@ -17,7 +19,7 @@ keeps working)::
     │   ├── PromptVariableError     a missing or unexpected template variable (also a KeyError);
     │   │                           judge templates raise it too (one template engine)
     │   └── PromptFileError         a version, labels or history file is corrupt
-    ├── evals.DatasetError      a dataset file or row is malformed (also a ValueError)
+    ├── evals.DatasetError      a dataset or saved-run file, or a row, is malformed (also a ValueError)
     └── evals.EndpointError     a judge or synthesizer endpoint failed (status_code, type, code)
 
     AssertionError
@@ -84,7 +86,8 @@ class PromptFileError(PromptError):
 
 
 class DatasetError(OteliteError, ValueError):
-    """A dataset file or row is malformed; the message names the file and row.
+    """A dataset file, a saved run (``EvalRun.from_jsonl``) or a row is malformed; the
+    message names the file and row.
 
     Example:
         >>> from otelite import evals

@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional, Protocol
 
 from otelite import _jsonl
 from otelite import _semconv as sc
+from otelite._exceptions import ConfigurationError
 from otelite._messages import UnsupportedPart, text_of
 
 
@@ -94,7 +95,7 @@ def _parse_prompt(prompt: Optional[str]) -> tuple[str, Optional[str]]:
         return "", None
     name, at, version = prompt.partition("@")
     if not name.strip() or (at and not version.strip().isdigit()) or ":" in name:
-        raise ValueError(
+        raise ConfigurationError(
             f"prompt {prompt!r}: give NAME or NAME@VERSION (a label, NAME:LABEL, is resolved "
             "through the registry first: PromptRegistry().get(NAME, label=LABEL).version)"
         )

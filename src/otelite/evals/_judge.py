@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from otelite._context import ContextThreadPoolExecutor
+from otelite._exceptions import ConfigurationError
 from otelite._scores import Score
 from otelite._template import Template
 from otelite.evals._client import ChatEndpoint, Completion, EndpointError
@@ -297,7 +298,7 @@ class LLMJudge:
 
 def _choices(choices: Union[Mapping[str, float], Sequence[str], None]) -> dict[str, float]:
     if choices is None:
-        raise ValueError(
+        raise ConfigurationError(
             "choices: a custom template needs choices, e.g. {'PASS': 1.0, 'FAIL': 0.0}"
         )
     if isinstance(choices, Mapping):
@@ -306,7 +307,7 @@ def _choices(choices: Union[Mapping[str, float], Sequence[str], None]) -> dict[s
         try:
             items = [(str(c), float(c)) for c in choices]
         except ValueError:
-            raise ValueError(
+            raise ConfigurationError(
                 "choices: a list works only for numeric labels such as ['1', '2', '3']; "
                 "give a mapping of label to score, e.g. {'PASS': 1.0, 'FAIL': 0.0}"
             ) from None
@@ -315,17 +316,17 @@ def _choices(choices: Union[Mapping[str, float], Sequence[str], None]) -> dict[s
             "choices: give a mapping of label to score, e.g. {'PASS': 1.0, 'FAIL': 0.0}"
         )
     if len(items) < 2:
-        raise ValueError("choices: give at least two labels")
+        raise ConfigurationError("choices: give at least two labels")
     out: dict[str, float] = {}
     for label, score in items:
         if not isinstance(label, str) or not _LABEL.match(label):
-            raise ValueError(
+            raise ConfigurationError(
                 f"choices: label {label!r} must be one word of letters, digits, '_' or '-'"
             )
         if isinstance(score, bool) or not isinstance(score, (int, float)):
             raise TypeError(f"choices: the score of {label!r} must be a number")
         if label.upper() in {k.upper() for k in out}:
-            raise ValueError(f"choices: label {label!r} is given twice")
+            raise ConfigurationError(f"choices: label {label!r} is given twice")
         out[label.upper()] = float(score)
     return out
 
@@ -367,15 +368,15 @@ def llm_judge(
         ('input', 'expected', 'output')
     """
     if not isinstance(name, str) or not name.strip():
-        raise ValueError("name: give the judge a name, such as 'correctness'")
+        raise ConfigurationError("name: give the judge a name, such as 'correctness'")
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 20:
-        raise ValueError(f"n: give the number of judge runs, 1 to 20, got {n!r}")
+        raise ConfigurationError(f"n: give the number of judge runs, 1 to 20, got {n!r}")
     if (
         isinstance(temperature, bool)
         or not isinstance(temperature, (int, float))
         or not 0 <= temperature <= 2
     ):
-        raise ValueError(f"temperature: give a number from 0 to 2, got {temperature!r}")
+        raise ConfigurationError(f"temperature: give a number from 0 to 2, got {temperature!r}")
     if threshold is not None and (
         isinstance(threshold, bool) or not isinstance(threshold, (int, float))
     ):
@@ -383,18 +384,18 @@ def llm_judge(
     if template is None:
         found = TEMPLATES.get(name)
         if found is None:
-            raise ValueError(
+            raise ConfigurationError(
                 f"llm_judge: no built-in template named {name!r}; use one of "
                 f"{', '.join(TEMPLATES)} or pass template="
             )
         if choices is not None:
-            raise ValueError(
+            raise ConfigurationError(
                 f"choices: the built-in {name!r} template has fixed labels; leave choices out"
             )
         chosen = found
         if threshold is not None:
             if threshold > max(found.choices.values()):
-                raise ValueError(
+                raise ConfigurationError(
                     f"threshold {threshold} is above every choice's score; nothing could pass"
                 )
             chosen = JudgeTemplate(
@@ -402,18 +403,18 @@ def llm_judge(
             )
     else:
         if not isinstance(template, str) or not template.strip():
-            raise ValueError("template: give the prompt text with {{output}} in it")
+            raise ConfigurationError("template: give the prompt text with {{output}} in it")
         used = set(Template(template).variables)
         unknown = used - set(FIELDS)
         if unknown:
-            raise ValueError(
+            raise ConfigurationError(
                 f"template: unknown placeholder {{{{{sorted(unknown)[0]}}}}}; use {', '.join(FIELDS)}"
             )
         if "output" not in used:
-            raise ValueError("template: it must contain {{output}}, the text being judged")
+            raise ConfigurationError("template: it must contain {{output}}, the text being judged")
         mapping = _choices(choices)
         if threshold is not None and threshold > max(mapping.values()):
-            raise ValueError(
+            raise ConfigurationError(
                 f"threshold {threshold} is above every choice's score; nothing could pass"
             )
         labels = ", ".join(mapping)

@@ -29,6 +29,7 @@ from opentelemetry.trace import Span, SpanKind
 
 from otelite import _config, _context, _scores, _spans
 from otelite import _semconv as sc
+from otelite._exceptions import ConfigurationError, DatasetError
 from otelite._jsonl import write_jsonl as write_jsonl_atomic
 from otelite._plural import plural
 from otelite._pricing import fmt_money
@@ -389,12 +390,12 @@ class EvalRun:
         try:
             lines = [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
         except OSError as exc:
-            raise ValueError(f"{file}: cannot read the run ({exc.strerror})") from None
+            raise DatasetError(f"{file}: cannot read the run ({exc.strerror})") from None
         try:
             header = json.loads(lines[0])
             rows = [RowResult.from_dict(json.loads(line)) for line in lines[1:]]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise ValueError(f"{file}: not a run written by EvalRun.to_jsonl ({exc})") from None
+            raise DatasetError(f"{file}: not a run written by EvalRun.to_jsonl ({exc})") from None
         summary = header.get("summary") or {}
         return cls(
             str(header.get("run", file.stem)),
@@ -480,10 +481,12 @@ class EvalRun:
             if rate is not None and (
                 isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1
             ):
-                raise ValueError(f"{name}: give a pass rate between 0 and 1, got {rate!r}")
+                raise ConfigurationError(f"{name}: give a pass rate between 0 and 1, got {rate!r}")
         unknown = sorted(set(named) - set(self.summary.evaluators))
         if unknown:
-            raise ValueError(f"per_evaluator: no evaluator named {unknown[0]!r} in this run")
+            raise ConfigurationError(
+                f"per_evaluator: no evaluator named {unknown[0]!r} in this run"
+            )
         found = []
         for name, summary in self.summary.evaluators.items():
             limit = named.get(name, min_pass_rate)
@@ -803,9 +806,9 @@ def _prepare(
     checked = check_evaluators(evaluators)
     for argument, value in (("max_concurrency", max_concurrency), ("repeats", repeats)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{argument}: give a whole number of 1 or more, got {value!r}")
+            raise ConfigurationError(f"{argument}: give a whole number of 1 or more, got {value!r}")
     if name is not None and (not isinstance(name, str) or not name.strip()):
-        raise ValueError("name: give the run a non-empty name")
+        raise ConfigurationError("name: give the run a non-empty name")
     return dataset, checked, name or f"{getattr(task, '__name__', 'task')}-{dataset.name}"
 
 
