@@ -61,6 +61,13 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+@nox.session(python="3.12", name="tests-asyncio-plugin")
+def tests_asyncio_plugin(session: nox.Session) -> None:
+    """The test suite with pytest-asyncio installed, as in many contributors' environments."""
+    session.install("-e", ".[dev,openai]", "pytest-asyncio")
+    session.run("pytest", *session.posargs)
+
+
 # The oldest supported openai, and the newest of each major (3.x is built on httpx2).
 OPENAI_VERSIONS = ["1.66.0", "1.109.1", "2.54.0", "3.57.0"]
 

@@ -9,36 +9,18 @@ from pathlib import Path
 import pytest
 
 import otelite
-from otelite import _guard, _tokens
+from otelite import _env, _guard, _registries, _tokens, prompts
 
 # Bugs in otelite must fail the tests instead of being contained and logged.
 _guard.set_raise_internal_errors(True)
 
+# Every variable otelite declares (otelite._env), so a new one is cleared without listing it
+# here, plus those the OpenTelemetry SDK reads that otelite does not. OTELITE_RAISE_INTERNAL_ERRORS
+# is left alone: it is how internal errors keep raising in the subprocesses tests start.
+_SDK_ONLY_VARS = ["OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"]
 _OTEL_VARS = [
-    "OTEL_SDK_DISABLED",
-    "OTEL_SERVICE_NAME",
-    "OTEL_RESOURCE_ATTRIBUTES",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_HEADERS",
-    "OTEL_METRICS_EXPORTER",
-    "OTEL_TRACES_SAMPLER",
-    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
-    "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
-    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
-    "OTELITE_HOME",
-    "OTELITE_LOCAL_STORE",
-    "OTELITE_SAMPLE_RATIO",
-    "OTELITE_MAX_CONTENT_LENGTH",
-    "OTELITE_REDACT_BUILTIN",
-    "OTELITE_CHECKS",
-    "OTELITE_RETENTION",
-    "OTELITE_PRICES_FILE",
-    "OTELITE_STREAM_USAGE",
-    "OTELITE_OUTBOX",
-    "OTELITE_OUTBOX_MAX_MB",
+    *(var.name for var in _env.ALL if var is not _env.RAISE_INTERNAL_ERRORS),
+    *_SDK_ONLY_VARS,
 ]
 
 
@@ -53,6 +35,8 @@ def _clean_otelite(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
     yield
     otelite.shutdown()
     _guard.reset_reported()
+    _registries.reset()  # providers and stream-usage registrations a test made
+    prompts.reset_default_registry()
 
 
 @pytest.fixture(autouse=True)
@@ -64,6 +48,18 @@ def _warm_tokenizer() -> None:
     """
     if os.environ.get("TIKTOKEN_CACHE_DIR"):  # never download from a test
         _tokens.prefetch()
+
+
+@pytest.fixture
+def openai_instrumented() -> Iterator[None]:
+    """openai is instrumented for the test, and restored afterwards.
+
+    A test module instruments all its tests with
+    ``pytestmark = pytest.mark.usefixtures("openai_instrumented")``.
+    """
+    otelite.instrument_openai()
+    yield
+    otelite.uninstrument_openai()
 
 
 @pytest.fixture

@@ -119,15 +119,13 @@ def test_clean_verdict_whole_score_and_request(make_judge: Any) -> None:
     assert server.headers[0]["authorization"] == "Bearer sk-judge"
 
 
-def test_judge_call_is_one_span_marked_as_evaluation_traffic(make_judge: Any) -> None:
+def test_judge_call_is_one_span_marked_as_evaluation_traffic(
+    make_judge: Any, openai_instrumented: None
+) -> None:
     """The judge's call is a GenAI chat span with usage and cost, marked evaluation traffic, once."""
     server = FakeJudgeServer(["VERDICT: INCORRECT"])
-    otelite.instrument_openai()
-    try:
-        with capture_spans(prices=PRICES) as cap:
-            make_judge(server)(**QUESTION)
-    finally:
-        otelite.uninstrument_openai()
+    with capture_spans(prices=PRICES) as cap:
+        make_judge(server)(**QUESTION)
     (span,) = cap.as_dicts()
     assert span["name"] == "chat judge-model"
     assert span["kind"] == "CLIENT"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -43,12 +42,7 @@ MESSAGES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _instrumented() -> Iterator[None]:
-    """openai is instrumented for every test here, and restored afterwards."""
-    otelite.instrument_openai()
-    yield
-    otelite.uninstrument_openai()
+pytestmark = pytest.mark.usefixtures("openai_instrumented")
 
 
 def bucket_advice_supported() -> bool:

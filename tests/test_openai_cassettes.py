@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import importlib.util
-from collections.abc import Iterator
 from typing import Any, Optional
 
 import openai
@@ -29,12 +28,7 @@ OPERATIONS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _instrumented() -> Iterator[None]:
-    """openai is instrumented for every test here, and restored afterwards."""
-    otelite.instrument_openai()
-    yield
-    otelite.uninstrument_openai()
+pytestmark = pytest.mark.usefixtures("openai_instrumented")
 
 
 def dump(value: Any) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-from collections.abc import Iterator
 from typing import Any, Callable
 
 import openai
@@ -78,12 +77,7 @@ SURFACES: dict[
 }
 
 
-@pytest.fixture(autouse=True)
-def _instrumented() -> Iterator[None]:
-    """openai is instrumented for every test here, and restored afterwards."""
-    otelite.instrument_openai()
-    yield
-    otelite.uninstrument_openai()
+pytestmark = pytest.mark.usefixtures("openai_instrumented")
 
 
 def make(surface: str, is_async: bool, **frames_kw: Any) -> Callable[..., Any]:

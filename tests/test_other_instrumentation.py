@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,12 +21,7 @@ def chat_handler(body: dict[str, Any]) -> Any:
     return lambda request: json_response(body)
 
 
-@pytest.fixture(autouse=True)
-def _instrumented() -> Iterator[None]:
-    """openai is instrumented for every test here, and restored afterwards."""
-    otelite.instrument_openai()
-    yield
-    otelite.uninstrument_openai()
+pytestmark = pytest.mark.usefixtures("openai_instrumented")
 
 
 def test_other_genai_client_span_means_no_second_span(caplog: pytest.LogCaptureFixture) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,13 @@ from otelite.testing import capture_spans
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
+pytestmark = pytest.mark.usefixtures("openai_instrumented")
+
+
 @pytest.fixture(autouse=True)
-def _instrumented() -> Iterator[None]:
-    """openai instrumented; unknown-model warnings reset per test."""
-    otelite.instrument_openai()
+def _fresh_warnings() -> None:
+    """Unknown-model warnings are reset per test."""
     _pricing._reset_warnings_for_tests()
-    yield
-    otelite.uninstrument_openai()
 
 
 def test_snapshot_has_provenance_and_major_providers() -> None:

@@ -335,26 +335,22 @@ def test_concurrent_pushes_from_processes(registry: PromptRegistry) -> None:
     assert leftovers == []
 
 
-def test_span_links_prompt_version(registry: PromptRegistry) -> None:
+def test_span_links_prompt_version(registry: PromptRegistry, openai_instrumented: None) -> None:
     """An instrumented call made with a compiled prompt carries its name, version and label."""
     from fakeopenai import Recorder, chat_completion, client, json_response
 
     registry.push("qa", messages=CHAT, labels=["production"])
     registry.push("summary", "Summarise: {{text}}", labels=["staging"])
     handler = Recorder(lambda request: json_response(chat_completion()))
-    otelite.instrument_openai()
-    try:
-        with capture_spans() as off:
-            messages = registry.get("qa").compile(context="c", question="secret question")
-            client(handler).chat.completions.create(model="gpt-4o-mini", messages=messages)
-            text = registry.get("summary", label="staging").compile(text="t")
-            client(handler).chat.completions.create(
-                model="gpt-4o-mini", messages=[{"role": "user", "content": text}]
-            )
-        with capture_spans(capture_content=True) as on:
-            client(handler).chat.completions.create(model="gpt-4o-mini", messages=messages)
-    finally:
-        otelite.uninstrument_openai()
+    with capture_spans() as off:
+        messages = registry.get("qa").compile(context="c", question="secret question")
+        client(handler).chat.completions.create(model="gpt-4o-mini", messages=messages)
+        text = registry.get("summary", label="staging").compile(text="t")
+        client(handler).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": text}]
+        )
+    with capture_spans(capture_content=True) as on:
+        client(handler).chat.completions.create(model="gpt-4o-mini", messages=messages)
     chat_span, text_span = (dict(s.attributes) for s in off.spans)
     assert (
         chat_span["gen_ai.prompt.name"],

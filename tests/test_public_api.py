@@ -34,6 +34,8 @@ LAYERS = {
         "_pricing",
         "_jsonl",
         "_delivery",
+        "_template",
+        "_messages",
     },
     # Online checks and scores run inside the call path (an LLM call's checks, a score's
     # span), so they belong to the runtime; the cycle test keeps the layer free of loops.
@@ -49,7 +51,7 @@ LAYERS = {
         "_outbox",
         "_config",
         "_spans",
-        "_evaluation",
+        "_scores",
         "_checks",
         "_metrics",
     },

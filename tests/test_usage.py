@@ -6,7 +6,6 @@ import asyncio
 import copy
 import gzip
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -21,11 +20,7 @@ MESSAGES = [{"role": "user", "content": "Say Paris."}]
 PIECES = ["Pa", "ri", "s", "."]
 
 
-@pytest.fixture(autouse=True)
-def _instrumented() -> Iterator[None]:
-    otelite.instrument_openai()
-    yield
-    otelite.uninstrument_openai()
+pytestmark = pytest.mark.usefixtures("openai_instrumented")
 
 
 def openai_like(is_async: bool = False) -> Recorder:

@@ -37,7 +37,7 @@ from otelite._registries import (
 from otelite._version import __version__
 
 if TYPE_CHECKING:  # loaded lazily at run time (see __getattr__), typed here for checkers
-    from otelite._evaluation import score
+    from otelite._scores import score
     from otelite.prompts import get_prompt
 
 __all__ = [
@@ -83,7 +83,7 @@ def __getattr__(name: str) -> object:
 
         return get_prompt
     if name == "score":
-        from otelite._evaluation import score
+        from otelite._scores import score
 
         score.__module__ = "otelite"
         return score

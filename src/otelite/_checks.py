@@ -32,7 +32,7 @@ from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
 from opentelemetry.metrics import Counter, Meter
 from opentelemetry.trace import Span, SpanContext
 
-from otelite import _content, _evaluation, _guard, _spans
+from otelite import _content, _guard, _messages, _scores, _spans
 from otelite import _semconv as sc
 from otelite._exceptions import ConfigurationError
 
@@ -112,33 +112,11 @@ class Call:
         return self._input_text
 
 
-def _parts_text(parts: Any) -> str:
-    if isinstance(parts, str):
-        return parts
-    texts = []
-    for part in parts or ():
-        if isinstance(part, Mapping) and part.get("type") == "text":
-            texts.append(str(part.get("content") or ""))
-        elif isinstance(part, str):
-            texts.append(part)
-    return "".join(texts)
-
-
 def messages_text(content: Mapping[str, Any]) -> str:
     """A request's captured content (system instructions, input messages) as plain text."""
-    lines = []
-    system = content.get(sc.GEN_AI_SYSTEM_INSTRUCTIONS)
-    if system:
-        lines.append(f"system: {_parts_text(system)}")
-    messages = content.get(sc.GEN_AI_INPUT_MESSAGES) or ()
-    if isinstance(messages, str):
-        return "\n".join([*lines, messages])
-    for message in messages:
-        if isinstance(message, Mapping):
-            lines.append(f"{message.get('role', 'user')}: {_parts_text(message.get('parts'))}")
-    if len(lines) == 1 and lines[0].startswith("user: "):
-        return lines[0][len("user: ") :]
-    return "\n".join(lines)
+    return _messages.messages_text(
+        content.get(sc.GEN_AI_INPUT_MESSAGES), system=content.get(sc.GEN_AI_SYSTEM_INSTRUCTIONS)
+    )
 
 
 @runtime_checkable
@@ -408,19 +386,19 @@ class Judge:
 
         def job() -> None:
             with _guard.contained(f"the online judge check {self.name!r}"):
-                span = _evaluation.start_span(self.name, target)
+                span = _scores.start_span(self.name, target)
                 try:
                     result = self.evaluator(input=question, output=answer)
-                    if not isinstance(result, _evaluation.Score):
+                    if not isinstance(result, _scores.Score):
                         raise TypeError(
                             f"the evaluator returned {type(result).__name__}, expected a Score"
                         )
                 except Exception as exc:
-                    result = _evaluation.Score(
+                    result = _scores.Score(
                         self.name, kind="llm_judge", error=_spans.error_text(exc)
                     )
                 # end_span drops the judge's explanation unless content capture is on.
-                _evaluation.end_span(span, result, response_id)
+                _scores.end_span(span, result, response_id)
                 if result.passed is False:
                     counter = failure_counter(_active_meter())
                     counter.add(1, meter_attrs)
@@ -485,8 +463,8 @@ def run(checks: Sequence[Check], call: Call, span: Span, meter: Meter) -> list[s
         if span.is_recording():
             span.set_attribute(sc.OTELITE_CHECKS_FAILED, names)
             for name, reason in failed:
-                event = _evaluation.event_attributes(
-                    _evaluation.Score(
+                event = _scores.event_attributes(
+                    _scores.Score(
                         name, label=FAIL_LABEL, passed=False, explanation=reason, kind="check"
                     )
                 )

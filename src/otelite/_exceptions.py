@@ -1,16 +1,35 @@
 """otelite's exception tree.
 
-Only misconfiguration raises; telemetry failures are contained (see ``_guard``)::
+Only misconfiguration and bad input raise; telemetry failures are contained (see
+``_guard``). Every exception otelite raises on purpose is an :class:`OteliteError`,
+and also an instance of the builtin a caller would expect (``except ValueError``
+keeps working). Arguments of the wrong type still raise a plain ``TypeError``, as
+Python does for a call with the wrong arguments::
 
     OteliteError
-    ├── ConfigurationError      bad argument or environment variable given to configure()
+    ├── ConfigurationError      bad argument or environment variable (also a ValueError):
+    │   │                       configure(), register_provider(), enable_stream_usage(),
+    │   │                       score(), Score, evaluators, judges, evaluate(), synthesize(), ...
+    │   └── DecorationError     @trace/@span on something it cannot wrap (also a TypeError)
     ├── StoreError              the local SQLite store cannot be used
     │   └── StoreSchemaError    the store file was written by a newer otelite
-    └── PromptError             the prompt registry refused a request
-        ├── PromptNotFoundError     no such prompt, version or label (lists what exists)
-        ├── PromptNameError         an invalid prompt or label name (also a ValueError)
-        ├── PromptVariableError     a missing or unexpected template variable (also a KeyError)
-        └── PromptFileError         a version, labels or history file is corrupt
+    ├── PromptError             the prompt registry refused a request
+    │   ├── PromptNotFoundError     no such prompt, version or label (also a LookupError)
+    │   ├── PromptNameError         an invalid prompt or label name (also a ValueError)
+    │   ├── PromptVariableError     a missing or unexpected template variable (also a KeyError);
+    │   │                           judge templates raise it too (one template engine)
+    │   └── PromptFileError         a version, labels or history file is corrupt
+    ├── evals.DatasetError      a dataset or saved-run file, or a row, is malformed (also a ValueError)
+    └── evals.EndpointError     a judge or synthesizer endpoint failed (status_code, type, code)
+
+    AssertionError
+    └── evals.EvalGateError     an evaluation gate failed (``EvalRun.check``); deliberately
+                                NOT an OteliteError: it is a test failure, which pytest
+                                reports as one, not a fault in otelite or its configuration
+
+``EndpointError`` lives with the client that raises it (``otelite.evals._client``);
+``DecorationError`` with the decorators. ``tests/test_public_api.py`` walks every
+public exception and checks it is in this tree.
 """
 
 from __future__ import annotations
@@ -64,3 +83,17 @@ class PromptVariableError(PromptError, KeyError):
 
 class PromptFileError(PromptError):
     """A file in the registry is corrupt or hand-broken; the message names it."""
+
+
+class DatasetError(OteliteError, ValueError):
+    """A dataset file, a saved run (``EvalRun.from_jsonl``) or a row is malformed; the
+    message names the file and row.
+
+    Example:
+        >>> from otelite import evals
+        >>> try:
+        ...     evals.Dataset.from_list([{"output": "no input"}])
+        ... except evals.DatasetError as exc:
+        ...     print(exc)
+        row 1: missing required field 'input'
+    """

@@ -1,4 +1,8 @@
-"""Reusing recorded LLM calls: OpenAI chat fine-tuning JSONL from the local store.
+"""Fine-tuning export: recorded LLM calls written as OpenAI chat fine-tuning JSONL.
+
+This is all the module does (``otelite export finetune`` is built on it).
+Evaluation datasets are :class:`otelite.evals.Dataset`; synthetic test inputs
+are :func:`otelite.evals.synthesize`.
 
 Only calls recorded with content capture on can be exported (the messages are
 needed). Each example is one call: its system instructions, input messages and
@@ -18,6 +22,8 @@ from typing import Any, Callable, Optional, Protocol
 
 from otelite import _jsonl
 from otelite import _semconv as sc
+from otelite._exceptions import ConfigurationError
+from otelite._messages import UnsupportedPart, text_of
 
 
 class RecordedCall(Protocol):
@@ -89,26 +95,11 @@ def _parse_prompt(prompt: Optional[str]) -> tuple[str, Optional[str]]:
         return "", None
     name, at, version = prompt.partition("@")
     if not name.strip() or (at and not version.strip().isdigit()) or ":" in name:
-        raise ValueError(
+        raise ConfigurationError(
             f"prompt {prompt!r}: give NAME or NAME@VERSION (a label, NAME:LABEL, is resolved "
             "through the registry first: PromptRegistry().get(NAME, label=LABEL).version)"
         )
     return name.strip(), str(int(version)) if at else None
-
-
-class _Unsupported(Exception):
-    pass
-
-
-def _text_of(parts: Iterable[Any]) -> str:
-    texts = []
-    for part in parts:
-        kind = part.get("type")
-        if kind == "text":
-            texts.append(str(part.get("content") or ""))
-        elif kind not in ("tool_call", "tool_call_response", "reasoning"):
-            raise _Unsupported(kind)
-    return "".join(texts)
 
 
 def _tool_calls(parts: Iterable[Any]) -> list[dict[str, Any]]:
@@ -145,7 +136,7 @@ def _message(role: str, parts: Sequence[Any]) -> list[dict[str, Any]]:
                     }
                 )
         return out
-    message: dict[str, Any] = {"role": role, "content": _text_of(parts)}
+    message: dict[str, Any] = {"role": role, "content": text_of(parts, strict=True)}
     calls = _tool_calls(parts)
     if calls and role == "assistant":
         message["tool_calls"] = calls
@@ -166,7 +157,7 @@ def to_chat_example(span: RecordedCall) -> Optional[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     system = a.get(sc.GEN_AI_SYSTEM_INSTRUCTIONS)
     if isinstance(system, str):
-        messages.append({"role": "system", "content": _text_of(json.loads(system))})
+        messages.append({"role": "system", "content": text_of(json.loads(system), strict=True)})
     for item in inputs:
         messages.extend(_message(str(item.get("role")), item.get("parts") or []))
     if not outputs:
@@ -233,7 +224,7 @@ def finetune_records(
             continue
         try:
             example = to_chat_example(span)
-        except _Unsupported:
+        except UnsupportedPart:
             result.skipped[SKIP_UNSUPPORTED] += 1
             continue
         if example is None:

@@ -50,13 +50,14 @@ needs_cache = pytest.mark.skipif(
 )
 
 
+pytestmark = pytest.mark.usefixtures("openai_instrumented")
+
+
 @pytest.fixture(autouse=True)
-def _instrumented() -> Iterator[None]:
-    """openai is instrumented for every test here; each test starts with no encoding loaded."""
+def _no_encoding_loaded() -> Iterator[None]:
+    """Each test starts (and ends) with no encoding loaded; autouse, so it runs before instrumenting."""
     _tokens._reset_for_tests()
-    otelite.instrument_openai()
     yield
-    otelite.uninstrument_openai()
     _tokens._reset_for_tests()
 
 

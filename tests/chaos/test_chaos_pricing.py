@@ -6,7 +6,6 @@ import datetime as dt
 import importlib.util
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -48,13 +47,13 @@ WINDOWS = [
 ]
 
 
+pytestmark = pytest.mark.usefixtures("openai_instrumented")
+
+
 @pytest.fixture(autouse=True)
-def _instrumented() -> Iterator[None]:
-    """openai instrumented; unknown-model warnings reset per test."""
-    otelite.instrument_openai()
+def _fresh_warnings() -> None:
+    """Unknown-model warnings are reset per test."""
     _pricing._reset_warnings_for_tests()
-    yield
-    otelite.uninstrument_openai()
 
 
 @pytest.fixture

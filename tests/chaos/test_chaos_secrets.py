@@ -112,14 +112,6 @@ def listening_port() -> Iterator[int]:
         server.close()
 
 
-@pytest.fixture
-def openai_instrumented() -> Iterator[None]:
-    """The OpenAI client is instrumented for the test."""
-    otelite.instrument_openai()
-    yield
-    otelite.uninstrument_openai()
-
-
 def newline_key_call(port: int) -> None:
     """The real openai client with a key read from a file (trailing newline): httpx refuses it."""
     client = openai.OpenAI(

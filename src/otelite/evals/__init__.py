@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from contextlib import suppress as _suppress
 
-from otelite._evaluation import Score, score
+from otelite._exceptions import DatasetError
+from otelite._scores import Score, score
 from otelite.evals import checks
 from otelite.evals._client import EndpointError
-from otelite.evals._dataset import Dataset, DatasetError, Example
+from otelite.evals._dataset import Dataset, Example
 from otelite.evals._heuristics import (
     Evaluator,
     char_ratio,
@@ -87,9 +88,10 @@ __all__ = [
     "token_f1",
 ]
 
+# Users see public paths (otelite.evals.Score, not otelite._scores.Score).
 for _name in __all__:
     _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith(("otelite.evals._", "otelite._evaluation")):
+    if getattr(_obj, "__module__", "").startswith(("otelite.evals._", "otelite._")):
         with _suppress(AttributeError, TypeError):
             _obj.__module__ = __name__
 del _name, _obj

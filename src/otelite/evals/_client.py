@@ -20,12 +20,12 @@ from urllib.parse import urlparse
 
 from otelite import _llm, _registries, _spans, _state
 from otelite import _semconv as sc
-from otelite._exceptions import ConfigurationError
+from otelite._exceptions import ConfigurationError, OteliteError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-class EndpointError(Exception):
+class EndpointError(OteliteError):
     """The judge endpoint could not be reached or answered with an error.
 
     Its message is redacted like any error text otelite records; with content

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any, Optional, Protocol, Union
 
 from otelite import _semconv as sc
+from otelite._exceptions import DatasetError
 from otelite._jsonl import write_jsonl as write_jsonl_atomic
+from otelite._messages import text_of
 
 PathLike = Union[str, "os.PathLike[str]"]
 _RESERVED = ("input", "expected", "metadata", "id")
@@ -47,10 +49,6 @@ def example_id(input: Any, expected: Any) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-class DatasetError(ValueError):
-    """A dataset file or row is malformed; the message names the file and row."""
-
-
 def _row(data: Any, where: str) -> Example:
     if not isinstance(data, Mapping):
         raise DatasetError(f"{where}: expected an object with 'input', got {type(data).__name__}")
@@ -76,14 +74,6 @@ class RecordedCalls(Protocol):
         until_ns: Optional[int] = None,
         model: Optional[str] = None,
     ) -> Iterator[Any]: ...
-
-
-def _message_text(parts: Any) -> str:
-    texts = []
-    for part in parts or ():
-        if isinstance(part, Mapping) and part.get("type") == "text":
-            texts.append(str(part.get("content") or ""))
-    return "".join(texts)
 
 
 def _loads(value: Any) -> Any:
@@ -201,10 +191,8 @@ class Dataset:
             users = [m for m in messages if isinstance(m, Mapping) and m.get("role") == "user"]
             if not users:
                 continue
-            question = _message_text(users[-1].get("parts"))
-            answer = _message_text(
-                output[0].get("parts") if isinstance(output[0], Mapping) else None
-            )
+            question = text_of(users[-1].get("parts"))
+            answer = text_of(output[0].get("parts") if isinstance(output[0], Mapping) else None)
             if not question.strip():
                 continue
             example = Example(

@@ -22,7 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, Optional, Protocol, Union
 
 from otelite import _semconv as sc
-from otelite._evaluation import Score
+from otelite._exceptions import ConfigurationError
+from otelite._scores import Score
 
 __all__ = [
     "Evaluator",
@@ -57,7 +58,7 @@ class _Heuristic:
 
     def __init__(self, name: str) -> None:
         if not isinstance(name, str) or not name.strip():
-            raise ValueError("name: give a non-empty string")
+            raise ConfigurationError("name: give a non-empty string")
         self.name = name
         self.__name__ = name
 
@@ -163,17 +164,17 @@ _JSON_TYPES: Mapping[str, Callable[[Any], bool]] = {
 
 def _check_schema(schema: Any, where: str) -> None:
     if not isinstance(schema, Mapping):
-        raise ValueError(f"schema{where}: expected a JSON schema object (a dict)")
+        raise ConfigurationError(f"schema{where}: expected a JSON schema object (a dict)")
     unknown = set(schema) - _SCHEMA_KEYWORDS
     if unknown:
-        raise ValueError(
+        raise ConfigurationError(
             f"schema{where}: keyword {sorted(unknown)[0]!r} is not supported by the built-in "
             "validator; pass a pydantic model instead"
         )
     types = schema.get("type")
     for t in [types] if isinstance(types, str) else types or []:
         if t not in _JSON_TYPES:
-            raise ValueError(f"schema{where}: unknown type {t!r}")
+            raise ConfigurationError(f"schema{where}: unknown type {t!r}")
     for key, sub in (schema.get("properties") or {}).items():
         _check_schema(sub, f"{where}.properties.{key}")
     if isinstance(schema.get("items"), Mapping):
@@ -306,7 +307,7 @@ class _Regex(_Heuristic):
         try:
             self.pattern = re.compile(pattern, flags)
         except re.error as exc:
-            raise ValueError(
+            raise ConfigurationError(
                 f"pattern {pattern!r} is not a valid regular expression: {exc}"
             ) from None
         self.full = full
@@ -340,9 +341,9 @@ class _Contains(_Heuristic):
             values = [values]
         found = list(values) if isinstance(values, Iterable) else []
         if not found or not all(isinstance(v, str) and v for v in found):
-            raise ValueError("values: give a non-empty list of non-empty strings")
+            raise ConfigurationError("values: give a non-empty list of non-empty strings")
         if mode not in ("any", "all"):
-            raise ValueError(f"mode: use 'any' or 'all', not {mode!r}")
+            raise ConfigurationError(f"mode: use 'any' or 'all', not {mode!r}")
         self.values = found
         self.mode = mode
         self.case_sensitive = case_sensitive
@@ -472,7 +473,9 @@ _METHODS: Mapping[str, Callable[[str, str], float]] = {"ratio": char_ratio, "tok
 
 def _fraction(argument: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError(f"{argument}: give a number between 0 and 1, such as 0.95, got {value!r}")
+        raise ConfigurationError(
+            f"{argument}: give a number between 0 and 1, such as 0.95, got {value!r}"
+        )
     return float(value)
 
 
@@ -481,7 +484,7 @@ class _Similarity(_Heuristic):
         super().__init__(name)
         self.threshold = _fraction("threshold", threshold)
         if method not in _METHODS:
-            raise ValueError(f"method: use one of {', '.join(_METHODS)}, not {method!r}")
+            raise ConfigurationError(f"method: use one of {', '.join(_METHODS)}, not {method!r}")
         self.method = method
 
     def check(self, input: Any, output: Any, expected: Any, metadata: Mapping[str, Any]) -> Score:
@@ -525,15 +528,15 @@ class _Length(_Heuristic):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 0
             ):
-                raise ValueError(
+                raise ConfigurationError(
                     f"{argument}: give a whole number of {unit} (0 or more), got {value!r}"
                 )
         if min is None and max is None:
-            raise ValueError("length(): give min=, max= or both")
+            raise ConfigurationError("length(): give min=, max= or both")
         if min is not None and max is not None and min > max:
-            raise ValueError(f"length(): min ({min}) is greater than max ({max})")
+            raise ConfigurationError(f"length(): min ({min}) is greater than max ({max})")
         if unit not in ("chars", "words"):
-            raise ValueError(f"unit: use 'chars' or 'words', not {unit!r}")
+            raise ConfigurationError(f"unit: use 'chars' or 'words', not {unit!r}")
         self.min, self.max, self.unit = min, max, unit
 
     def check(self, input: Any, output: Any, expected: Any, metadata: Mapping[str, Any]) -> Score:
@@ -597,7 +600,7 @@ class _Below(_Heuristic):
             or not limit > 0
             or not math.isfinite(limit)
         ):
-            raise ValueError(f"{name}: give a positive limit in {unit}, got {limit!r}")
+            raise ConfigurationError(f"{name}: give a positive limit in {unit}, got {limit!r}")
         self.key, self.limit, self.unit = key, float(limit), unit
 
     def check(self, input: Any, output: Any, expected: Any, metadata: Mapping[str, Any]) -> Score:
@@ -662,7 +665,7 @@ def check_evaluators(evaluators: Sequence[Any]) -> list[Any]:
             raise TypeError(f"evaluators[{i}]: {evaluator!r} is not callable")
         name = evaluator_name(evaluator)
         if name in seen:
-            raise ValueError(
+            raise ConfigurationError(
                 f"evaluators[{i}]: the name {name!r} is already used by evaluators[{seen[name]}]; "
                 "give one of them name=..."
             )

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from otelite._context import ContextThreadPoolExecutor
-from otelite._evaluation import Score
+from otelite._exceptions import ConfigurationError
+from otelite._scores import Score
+from otelite._template import Template
 from otelite.evals._client import ChatEndpoint, Completion, EndpointError
 
 FIELDS = ("input", "output", "expected", "context")
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _LABEL = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 _SYSTEM = (
@@ -44,11 +45,7 @@ class JudgeTemplate:
     @property
     def fields(self) -> tuple[str, ...]:
         """The placeholders the prompt uses, in order of first use."""
-        seen: list[str] = []
-        for found in _PLACEHOLDER.findall(self.prompt):
-            if found not in seen:
-                seen.append(found)
-        return tuple(seen)
+        return Template(self.prompt).variables
 
 
 TEMPLATES: Mapping[str, JudgeTemplate] = {
@@ -154,14 +151,6 @@ def _explanation(text: str) -> str:
     return "\n".join(lines).strip() or text.strip()
 
 
-def _render(prompt: str, values: Mapping[str, Any]) -> str:
-    def fill(match: re.Match[str]) -> str:
-        value = values.get(match.group(1))
-        return value if isinstance(value, str) else str(value)
-
-    return _PLACEHOLDER.sub(fill, prompt)
-
-
 class LLMJudge:
     """An evaluator that asks an LLM for a verdict; see :func:`llm_judge`."""
 
@@ -186,11 +175,19 @@ class LLMJudge:
         return f"<llm_judge {self.name} model={self.endpoint.model} n={self.n}>"
 
     def messages(self, values: Mapping[str, Any]) -> list[dict[str, str]]:
-        """The chat messages sent to the judge model for these values."""
-        return [
-            {"role": "system", "content": _SYSTEM},
-            {"role": "user", "content": _render(self.template.prompt, values)},
-        ]
+        """The chat messages sent to the judge model for these values.
+
+        The prompt is filled by the same template engine as the prompt registry's
+        (``\\{{`` is a literal ``{{``); a value of ``None`` counts as not given.
+
+        Raises:
+            PromptVariableError: a placeholder of the template has no value.
+        """
+        given = {k: v for k, v in values.items() if v is not None}
+        prompt = Template(self.template.prompt).fill(
+            given, f"judge {self.name!r}", allow_unused=True
+        )
+        return [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": prompt}]
 
     def _ask(self, messages: list[dict[str, str]]) -> list[Union[Completion, EndpointError]]:
         """The ``n`` replies (or their errors); several runs go out at once, on threads."""
@@ -301,7 +298,7 @@ class LLMJudge:
 
 def _choices(choices: Union[Mapping[str, float], Sequence[str], None]) -> dict[str, float]:
     if choices is None:
-        raise ValueError(
+        raise ConfigurationError(
             "choices: a custom template needs choices, e.g. {'PASS': 1.0, 'FAIL': 0.0}"
         )
     if isinstance(choices, Mapping):
@@ -310,7 +307,7 @@ def _choices(choices: Union[Mapping[str, float], Sequence[str], None]) -> dict[s
         try:
             items = [(str(c), float(c)) for c in choices]
         except ValueError:
-            raise ValueError(
+            raise ConfigurationError(
                 "choices: a list works only for numeric labels such as ['1', '2', '3']; "
                 "give a mapping of label to score, e.g. {'PASS': 1.0, 'FAIL': 0.0}"
             ) from None
@@ -319,17 +316,17 @@ def _choices(choices: Union[Mapping[str, float], Sequence[str], None]) -> dict[s
             "choices: give a mapping of label to score, e.g. {'PASS': 1.0, 'FAIL': 0.0}"
         )
     if len(items) < 2:
-        raise ValueError("choices: give at least two labels")
+        raise ConfigurationError("choices: give at least two labels")
     out: dict[str, float] = {}
     for label, score in items:
         if not isinstance(label, str) or not _LABEL.match(label):
-            raise ValueError(
+            raise ConfigurationError(
                 f"choices: label {label!r} must be one word of letters, digits, '_' or '-'"
             )
         if isinstance(score, bool) or not isinstance(score, (int, float)):
             raise TypeError(f"choices: the score of {label!r} must be a number")
         if label.upper() in {k.upper() for k in out}:
-            raise ValueError(f"choices: label {label!r} is given twice")
+            raise ConfigurationError(f"choices: label {label!r} is given twice")
         out[label.upper()] = float(score)
     return out
 
@@ -371,15 +368,15 @@ def llm_judge(
         ('input', 'expected', 'output')
     """
     if not isinstance(name, str) or not name.strip():
-        raise ValueError("name: give the judge a name, such as 'correctness'")
+        raise ConfigurationError("name: give the judge a name, such as 'correctness'")
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 20:
-        raise ValueError(f"n: give the number of judge runs, 1 to 20, got {n!r}")
+        raise ConfigurationError(f"n: give the number of judge runs, 1 to 20, got {n!r}")
     if (
         isinstance(temperature, bool)
         or not isinstance(temperature, (int, float))
         or not 0 <= temperature <= 2
     ):
-        raise ValueError(f"temperature: give a number from 0 to 2, got {temperature!r}")
+        raise ConfigurationError(f"temperature: give a number from 0 to 2, got {temperature!r}")
     if threshold is not None and (
         isinstance(threshold, bool) or not isinstance(threshold, (int, float))
     ):
@@ -387,18 +384,18 @@ def llm_judge(
     if template is None:
         found = TEMPLATES.get(name)
         if found is None:
-            raise ValueError(
+            raise ConfigurationError(
                 f"llm_judge: no built-in template named {name!r}; use one of "
                 f"{', '.join(TEMPLATES)} or pass template="
             )
         if choices is not None:
-            raise ValueError(
+            raise ConfigurationError(
                 f"choices: the built-in {name!r} template has fixed labels; leave choices out"
             )
         chosen = found
         if threshold is not None:
             if threshold > max(found.choices.values()):
-                raise ValueError(
+                raise ConfigurationError(
                     f"threshold {threshold} is above every choice's score; nothing could pass"
                 )
             chosen = JudgeTemplate(
@@ -406,18 +403,18 @@ def llm_judge(
             )
     else:
         if not isinstance(template, str) or not template.strip():
-            raise ValueError("template: give the prompt text with {{output}} in it")
-        used = set(_PLACEHOLDER.findall(template))
+            raise ConfigurationError("template: give the prompt text with {{output}} in it")
+        used = set(Template(template).variables)
         unknown = used - set(FIELDS)
         if unknown:
-            raise ValueError(
+            raise ConfigurationError(
                 f"template: unknown placeholder {{{{{sorted(unknown)[0]}}}}}; use {', '.join(FIELDS)}"
             )
         if "output" not in used:
-            raise ValueError("template: it must contain {{output}}, the text being judged")
+            raise ConfigurationError("template: it must contain {{output}}, the text being judged")
         mapping = _choices(choices)
         if threshold is not None and threshold > max(mapping.values()):
-            raise ValueError(
+            raise ConfigurationError(
                 f"threshold {threshold} is above every choice's score; nothing could pass"
             )
         labels = ", ".join(mapping)

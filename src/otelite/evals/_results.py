@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from otelite._evaluation import Score
+from otelite._exceptions import ConfigurationError, DatasetError
 from otelite._jsonl import write_jsonl as write_jsonl_atomic
 from otelite._plural import plural
 from otelite._pricing import fmt_money
+from otelite._scores import Score
 from otelite._units import percentile
 from otelite.evals._dataset import Example, PathLike
 
@@ -366,12 +367,12 @@ class EvalRun:
         try:
             lines = [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
         except OSError as exc:
-            raise ValueError(f"{file}: cannot read the run ({exc.strerror})") from None
+            raise DatasetError(f"{file}: cannot read the run ({exc.strerror})") from None
         try:
             header = json.loads(lines[0])
             rows = [RowResult.from_dict(json.loads(line)) for line in lines[1:]]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise ValueError(f"{file}: not a run written by EvalRun.to_jsonl ({exc})") from None
+            raise DatasetError(f"{file}: not a run written by EvalRun.to_jsonl ({exc})") from None
         summary = header.get("summary") or {}
         return cls(
             str(header.get("run", file.stem)),
@@ -457,10 +458,12 @@ class EvalRun:
             if rate is not None and (
                 isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1
             ):
-                raise ValueError(f"{name}: give a pass rate between 0 and 1, got {rate!r}")
+                raise ConfigurationError(f"{name}: give a pass rate between 0 and 1, got {rate!r}")
         unknown = sorted(set(named) - set(self.summary.evaluators))
         if unknown:
-            raise ValueError(f"per_evaluator: no evaluator named {unknown[0]!r} in this run")
+            raise ConfigurationError(
+                f"per_evaluator: no evaluator named {unknown[0]!r} in this run"
+            )
         found = []
         for name, summary in self.summary.evaluators.items():
             limit = named.get(name, min_pass_rate)

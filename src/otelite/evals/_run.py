@@ -23,9 +23,10 @@ from typing import Any, Callable, Optional, TextIO, Union
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
-from otelite import _context, _evaluation, _spans, _state
+from otelite import _context, _scores, _spans, _state
 from otelite import _semconv as sc
-from otelite._evaluation import Score
+from otelite._exceptions import ConfigurationError
+from otelite._scores import Score
 from otelite.evals._dataset import Dataset, Example, as_dataset
 from otelite.evals._heuristics import check_evaluators, evaluator_name
 from otelite.evals._results import ROW_SPAN_KIND, EvalRun, RowResult
@@ -156,7 +157,7 @@ class _Runner:
             score = score.with_updates(name=name)
         if score.latency_s is None:
             score = score.with_updates(latency_s=time.perf_counter() - started)
-        _evaluation.end_span(span, score)
+        _scores.end_span(span, score)
         return score
 
     @contextmanager
@@ -204,7 +205,7 @@ class _Runner:
         return row
 
     def _evaluate_sync(self, evaluator: Any, name: str, row: RowResult, task_span: Span) -> Score:
-        span = _evaluation.start_span(name, task_span.get_span_context())
+        span = _scores.start_span(name, task_span.get_span_context())
         started = time.perf_counter()
         with trace.use_span(span, end_on_exit=False):
             try:
@@ -230,7 +231,7 @@ class _Runner:
     async def _evaluate_async(
         self, evaluator: Any, name: str, row: RowResult, task_span: Span
     ) -> Score:
-        span = _evaluation.start_span(name, task_span.get_span_context())
+        span = _scores.start_span(name, task_span.get_span_context())
         started = time.perf_counter()
         kwargs = self._evaluator_kwargs(evaluator, row, task_span)
         with trace.use_span(span, end_on_exit=False):
@@ -274,9 +275,9 @@ def _prepare(
     checked = check_evaluators(evaluators)
     for argument, value in (("max_concurrency", max_concurrency), ("repeats", repeats)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{argument}: give a whole number of 1 or more, got {value!r}")
+            raise ConfigurationError(f"{argument}: give a whole number of 1 or more, got {value!r}")
     if name is not None and (not isinstance(name, str) or not name.strip()):
-        raise ValueError("name: give the run a non-empty name")
+        raise ConfigurationError("name: give the run a non-empty name")
     return dataset, checked, name or f"{getattr(task, '__name__', 'task')}-{dataset.name}"
 
 

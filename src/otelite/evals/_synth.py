@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Optional, Union
 
+from otelite._exceptions import ConfigurationError
 from otelite.evals._client import ChatEndpoint, EndpointError
 from otelite.evals._dataset import Dataset, Example
 from otelite.evals._heuristics import normalize
@@ -79,15 +80,15 @@ def synthesize(
         'synthetic'
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"n: give the number of inputs wanted (0 or more), got {n!r}")
+        raise ConfigurationError(f"n: give the number of inputs wanted (0 or more), got {n!r}")
     seeds = [_seed_text(s) for s in examples]
     if not seeds or not all(s.strip() for s in seeds):
-        raise ValueError("examples: give at least one non-empty seed input")
+        raise ConfigurationError("examples: give at least one non-empty seed input")
     if instructions is not None and (not isinstance(instructions, str) or not instructions.strip()):
-        raise ValueError("instructions: give a non-empty string, or leave it out")
+        raise ConfigurationError("instructions: give a non-empty string, or leave it out")
     calls = 3 if max_calls is None else max_calls
     if isinstance(calls, bool) or not isinstance(calls, int) or calls < 1:
-        raise ValueError(f"max_calls: give 1 or more, got {max_calls!r}")
+        raise ConfigurationError(f"max_calls: give 1 or more, got {max_calls!r}")
     endpoint = ChatEndpoint(
         client=client,
         model=model,

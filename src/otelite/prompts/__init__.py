@@ -20,6 +20,8 @@ Example:
 
 from __future__ import annotations
 
+from contextlib import suppress as _suppress
+
 from otelite._exceptions import (
     PromptError,
     PromptFileError,
@@ -27,6 +29,7 @@ from otelite._exceptions import (
     PromptNotFoundError,
     PromptVariableError,
 )
+from otelite._template import escape
 from otelite.prompts._registry import (
     DEFAULT_LABEL,
     CompiledMessages,
@@ -38,7 +41,6 @@ from otelite.prompts._registry import (
     get_prompt,
     reset_default_registry,
 )
-from otelite.prompts._template import escape
 
 __all__ = [
     "DEFAULT_LABEL",
@@ -57,3 +59,11 @@ __all__ = [
     "get_prompt",
     "reset_default_registry",
 ]
+
+# Users see public paths (otelite.prompts.PromptRegistry, not otelite.prompts._registry...).
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith(("otelite.prompts._", "otelite._")):
+        with _suppress(AttributeError, TypeError):
+            _obj.__module__ = __name__
+del _name, _obj

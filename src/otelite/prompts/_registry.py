@@ -24,11 +24,10 @@ from otelite._exceptions import (
     PromptError,
     PromptFileError,
     PromptNotFoundError,
-    PromptVariableError,
 )
 from otelite._semconv import PROMPT_LINK
+from otelite._template import Template, check_variables
 from otelite.prompts import _files
-from otelite.prompts._template import Template
 
 DEFAULT_LABEL = "production"
 RELOAD_INTERVAL_S = 0.25  # how stale a cached read may be: label moves show up well within 1 s
@@ -123,20 +122,7 @@ class PromptVersion:
         Raises:
             PromptVariableError: a variable is missing, or a value has no placeholder.
         """
-        expected = self.variables
-        missing = [v for v in expected if v not in variables]
-        if missing:
-            raise PromptVariableError(
-                f"variable {missing[0]!r} missing from prompt {self.name!r} v{self.version}"
-                + (f" (also missing: {', '.join(missing[1:])})" if len(missing) > 1 else "")
-                + f"; it expects {', '.join(expected)}"
-            )
-        unexpected = [v for v in variables if v not in expected]
-        if unexpected:
-            raise PromptVariableError(
-                f"prompt {self.name!r} v{self.version} has no variable {unexpected[0]!r}"
-                + (f" (expected: {', '.join(expected)})" if expected else " (it has no variables)")
-            )
+        check_variables(self.variables, variables, f"prompt {self.name!r} v{self.version}")
         link = PromptLink(
             self.name, self.version, self.label, {k: str(v) for k, v in variables.items()}
         )

@@ -33,6 +33,7 @@ from opentelemetry.trace import (
 from otelite import _semconv as sc
 from otelite import _state
 from otelite._context import cap_text
+from otelite._exceptions import ConfigurationError
 
 KINDS = ("heuristic", "llm_judge", "human", "check")
 EVALUATION_SPAN_KIND = "evaluation"  # otelite.span.kind of evaluation spans
@@ -70,7 +71,7 @@ class Score:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
-            raise ValueError("Score name: give a non-empty string such as 'correctness'")
+            raise ConfigurationError("Score name: give a non-empty string such as 'correctness'")
         if self.value is not None:
             if isinstance(self.value, bool) or not isinstance(self.value, (int, float)):
                 raise TypeError(
@@ -78,7 +79,9 @@ class Score:
                     f"{type(self.value).__name__}; put text in label= instead"
                 )
             if not math.isfinite(self.value):
-                raise ValueError(f"Score {self.name!r}: value must be finite, got {self.value}")
+                raise ConfigurationError(
+                    f"Score {self.name!r}: value must be finite, got {self.value}"
+                )
             object.__setattr__(self, "value", float(self.value))
         if self.label is not None and not isinstance(self.label, str):
             raise TypeError(
@@ -87,7 +90,7 @@ class Score:
         if self.passed is not None and not isinstance(self.passed, bool):
             raise TypeError(f"Score {self.name!r}: passed must be True, False or None")
         if self.kind not in KINDS:
-            raise ValueError(f"Score {self.name!r}: kind must be one of {', '.join(KINDS)}")
+            raise ConfigurationError(f"Score {self.name!r}: kind must be one of {', '.join(KINDS)}")
 
     @property
     def scored(self) -> bool:
@@ -208,7 +211,7 @@ def _parse_id(argument: str, value: Union[str, int], width: int) -> int:
         try:
             parsed = int(text, 16)
         except ValueError:
-            raise ValueError(
+            raise ConfigurationError(
                 f"otelite.score(): {argument} {value!r} is not hexadecimal; pass the id as "
                 f"shown by `otelite traces` ({width} hex digits)"
             ) from None
@@ -217,7 +220,9 @@ def _parse_id(argument: str, value: Union[str, int], width: int) -> int:
             f"otelite.score(): {argument} must be a hex string or an int, got {type(value).__name__}"
         )
     if parsed <= 0 or parsed >= 1 << (width * 4):
-        raise ValueError(f"otelite.score(): {argument} {value!r} is not a valid {width}-digit id")
+        raise ConfigurationError(
+            f"otelite.score(): {argument} {value!r} is not a valid {width}-digit id"
+        )
     return parsed
 
 
@@ -253,7 +258,7 @@ def score(
         'human'
     """
     if (trace_id is None) != (span_id is None):
-        raise ValueError("otelite.score(): give both trace_id and span_id, or neither")
+        raise ConfigurationError("otelite.score(): give both trace_id and span_id, or neither")
     if trace_id is not None and span_id is not None:
         target = SpanContext(
             _parse_id("trace_id", trace_id, 32),
@@ -264,13 +269,15 @@ def score(
     else:
         target = trace.get_current_span().get_span_context()
         if not target.is_valid:
-            raise ValueError(
+            raise ConfigurationError(
                 "otelite.score(): no span is current; pass trace_id= and span_id= of the span "
                 "to score, or call it inside a traced function"
             )
     if isinstance(name, Score):
         if value is not None or label is not None or passed is not None:
-            raise ValueError("otelite.score(): a Score carries its own value, label and passed")
+            raise ConfigurationError(
+                "otelite.score(): a Score carries its own value, label and passed"
+            )
         result = name
         if comment is not None:
             result = result.with_updates(comment=comment)
@@ -278,7 +285,9 @@ def score(
         if comment is not None and not isinstance(comment, str):
             raise TypeError("otelite.score(): comment must be a str")
         if not isinstance(source, str) or not source:
-            raise ValueError("otelite.score(): source must be a non-empty str such as 'human'")
+            raise ConfigurationError(
+                "otelite.score(): source must be a non-empty str such as 'human'"
+            )
         kind = "human" if source == "human" else "heuristic"
         result = Score(
             name,
