@@ -43,6 +43,7 @@ LAYERS = {
         "_pytest_plugin",
         "instrumentation",
         "tokens",
+        "ui",
     },
 }
 ORDER = list(LAYERS)

@@ -12,6 +12,7 @@ Commands:
     otelite prompts rollback NAME LABEL
     otelite prompts diff NAME A B
     otelite prompts history NAME
+    otelite ui [--host H --port P]     a local, read-only web view of the store
     otelite status                     settings, pending outbox, undelivered data, last export error
     otelite eval MODULE:TASK DATA.jsonl -e EVALUATOR --min-pass-rate 0.9   a dataset run (CI gate)
 
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from otelite import _cli_eval, _cli_status, _cli_store
+from otelite.ui import add_parser as _add_ui_command
 from otelite._version import __version__
 
 
@@ -267,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_store.add_commands(commands)
     _cli_eval.add_command(commands)
     _cli_status.add_command(commands)
+    _add_ui_command(commands)
     return parser
 
 
