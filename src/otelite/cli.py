@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from otelite import _cli_eval, _cli_status, _cli_store
-from otelite.ui import add_parser as _add_ui_command
 from otelite._version import __version__
+from otelite.ui import add_parser as _add_ui_command
 
 
 def _prefetch(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ import datetime
 import html
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from otelite._pricing import fmt_money
 
@@ -24,7 +24,7 @@ def esc(value: Any) -> str:
 def url(path: str, params: Optional[Mapping[str, Any]] = None) -> str:
     """``path?k=v`` with the empty and ``None`` values left out, escaped for an attribute."""
     kept = {k: v for k, v in (params or {}).items() if v not in (None, "")}
-    return esc(path + ("?" + urlencode(kept) if kept else ""))
+    return esc(quote(path, safe="/") + ("?" + urlencode(kept) if kept else ""))
 
 
 def money(cost: Optional[float], unpriced: int = 0) -> str:

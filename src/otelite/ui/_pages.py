@@ -9,6 +9,7 @@ the server runs is simply read as it now is.
 from __future__ import annotations
 
 import datetime
+import difflib
 import json
 import os
 import re
@@ -19,12 +20,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from otelite import _semconv as sc
 from otelite import _sqlite
 from otelite._cli_store import _CONTENT_KEYS, _messages
 from otelite._exceptions import StoreError, StoreSchemaError
+from otelite.prompts._registry import _describe as describe_version
 from otelite.store import STATS_KEYS, LocalStore, SpanNode, StatsRow, StoredSpan
 from otelite.ui import _queries
 from otelite.ui._html import bar_chart, esc, money, ms, page, table, url, utc
@@ -165,6 +167,7 @@ class App:
             (r"/evals/run", self.eval_run),
             (r"/evals/compare", self.eval_compare),
         ]
+        path = unquote(path)
         if path in ("", "/"):
             return Response(302, "", location="/traces")
         try:
@@ -239,11 +242,12 @@ class App:
         current = params.raw()
         form = _filter_form(current)
         if not rows:
-            hint = (
-                "no traces match these filters; widen them"
-                if any(k for k in current if k not in ("sort", "order", "limit", "page"))
-                else "no traces yet: run your app with otelite.configure() (it records into this store)"
-            )
+            if number > 1:
+                hint = f"no traces on page {number}: the list ends before it"
+            elif any(k for k in current if k not in ("sort", "order", "limit", "page")):
+                hint = "no traces match these filters; widen them"
+            else:
+                hint = "no traces yet: run your app with otelite.configure() (it records into this store)"
             return page("Traces", form + f"<p class=dim>{esc(hint)}</p>", nav="/traces")
 
         def header(label: str, key: Optional[str], numeric: bool = False) -> str:
@@ -515,7 +519,7 @@ class App:
                     f"{which}={number}: prompt {name!r} has versions {', '.join(map(str, numbers))}",
                 )
         try:
-            diff = registry.diff(name, a, b)
+            diff = _diff(registry, name, a, b)
             history = registry.history(name)
         except PromptError as exc:
             raise HTTPError(503, str(exc)) from None
@@ -957,6 +961,20 @@ def _filter_form(current: Mapping[str, str]) -> str:
         + field("min_ms", "min duration (ms)", "500")
         + hidden
         + "<button>filter</button></form>"
+    )
+
+
+def _diff(registry: Any, name: str, a: int, b: int) -> str:
+    """Unified diff of two versions, line by line (a last line without a newline stays a line)."""
+    first, second = registry.get(name, version=a), registry.get(name, version=b)
+    return "\n".join(
+        difflib.unified_diff(
+            describe_version(first).splitlines(),
+            describe_version(second).splitlines(),
+            fromfile=f"{name}@{a}",
+            tofile=f"{name}@{b}",
+            lineterm="",
+        )
     )
 
 
