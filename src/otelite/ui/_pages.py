@@ -396,10 +396,8 @@ class App:
             if since_ns is not None and self.clock() - since_ns <= 3 * 86400 * 10**9
             else "day"
         )
-        with self._store() as (store, _):
-            rows = store.stats(keys, since_ns=since_ns)
-            series = store.stats([bucket], since_ns=since_ns) if rows else []
-        series.sort(key=lambda r: str(r.key[0]))
+        with self._store() as (_, conn):
+            rows, series = _queries.stats_with_series(conn, keys, bucket, since_ns)
         form = (
             "<form class=filters method=get action=/stats>"
             f'<label>group by (comma-separated)<input name=by value="{esc(by_text)}" list=keys></label>'
@@ -523,13 +521,19 @@ class App:
             history = registry.history(name)
         except PromptError as exc:
             raise HTTPError(503, str(exc)) from None
+        since_text = params.text("since") or "24h"
+        since_ns = params.time("since", "24h")
         usage: dict[str, StatsRow] = {}
         means: dict[str, list[str]] = {}
         store_note = ""
         try:
             with self._store() as (store, _):
-                usage = {str(r.key[0]): r for r in store.stats(["prompt"], where={"prompt": name})}
-                for row in store.score_stats(["prompt"], where={"prompt": name}):
+                where = {"prompt": name}
+                usage = {
+                    str(r.key[0]): r
+                    for r in store.stats(["prompt"], since_ns=since_ns, where=where)
+                }
+                for row in store.score_stats(["prompt"], since_ns=since_ns, where=where):
                     if row.mean is not None:
                         means.setdefault(str(row.key[0]), []).append(f"{row.name} {row.mean:.3f}")
         except HTTPError as exc:
@@ -585,6 +589,9 @@ class App:
         ]
         body = [
             "<h2>Versions</h2>",
+            f'<form class=filters method=get action="{url("/prompts/" + name)}">'
+            f'<label>calls since (24h, 7d, date, all)<input name=since value="{esc(since_text)}"></label>'
+            "<button>show</button></form>",
             table(
                 [
                     "Version",
@@ -604,7 +611,8 @@ class App:
             ),
             store_note,
             f'<h2>Diff</h2><form class=filters method=get action="{url("/prompts/" + name)}">'
-            f"{select('a', a)}{select('b', b)}<button>diff</button></form>",
+            f"{select('a', a)}{select('b', b)}"
+            f'<input type=hidden name=since value="{esc(since_text)}"><button>diff</button></form>',
             f"<pre class=diff>{chr(10).join(diff_lines) or esc(f'v{a} and v{b} are the same')}</pre>",
             "<h2>Label history</h2>",
             table(["Time", "Author", "Action", "Label", "From", "To"], history_rows)
