@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -36,6 +37,20 @@ DEFAULT_PAGE = 50
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d|w)$")
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _LLM_OPERATIONS = (sc.OP_CHAT, sc.OP_TEXT_COMPLETION, sc.OP_EMBEDDINGS, "generate_content")
+
+
+_POOL = 4  # read connections kept between requests
+
+
+@dataclass(frozen=True)
+class _Opened:
+    store: LocalStore
+    conn: sqlite3.Connection
+    identity: Optional[tuple[int, int, int]]
+
+    def close(self) -> None:
+        self.conn.close()
+        self.store.close()
 
 
 @dataclass(frozen=True)
@@ -152,6 +167,8 @@ class App:
         self.prompts_dir = prompts_dir
         self.runs_dir = Path(runs_dir) if runs_dir is not None else None
         self.clock = clock
+        self._lock = threading.Lock()
+        self._idle: list[_Opened] = []
 
     # --- dispatch -------------------------------------------------------------------
 
@@ -184,9 +201,15 @@ class App:
                 page(titles.get(exc.status, "Error"), f"<p class=err>{esc(exc.message)}</p>"),
             )
 
-    @contextmanager
-    def _store(self) -> Iterator[tuple[LocalStore, sqlite3.Connection]]:
-        """The store, opened read-only for one request; an unusable one is a clear 503 page."""
+    def _identity(self) -> Optional[tuple[int, int, int]]:
+        """What tells the store file apart from one put in its place (or its absence)."""
+        try:
+            st = os.stat(self.store_path)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino, st.st_ctime_ns)
+
+    def _open(self) -> _Opened:
         try:
             store = LocalStore(self.store_path)
         except StoreSchemaError as exc:
@@ -200,16 +223,47 @@ class App:
         except StoreError as exc:
             store.close()
             raise HTTPError(503, str(exc)) from None
+        return _Opened(store, conn, self._identity())
+
+    @contextmanager
+    def _store(self) -> Iterator[tuple[LocalStore, sqlite3.Connection]]:
+        """The store, read-only, for one request; an unusable one is a clear 503 page.
+
+        Connections are kept between requests (SQLite's page cache makes the next page
+        several times faster) as long as the file is the same one: a store deleted,
+        replaced or checkpointed since is opened afresh.
+        """
+        identity = self._identity()
+        with self._lock:
+            opened = self._idle.pop() if self._idle else None
+        if opened is not None and (identity is None or opened.identity != identity):
+            opened.close()
+            opened = None
+        if opened is None:
+            opened = self._open()
         try:
-            yield store, conn
+            yield opened.store, opened.conn
         except (sqlite3.Error, StoreError) as exc:
             # Locked past the busy timeout, or pruned/replaced under a running query.
+            opened.close()
             raise HTTPError(
                 503, f"{self.store_path}: cannot read the store now ({exc}); reload the page"
             ) from None
-        finally:
-            conn.close()
-            store.close()
+        except BaseException:
+            opened.close()
+            raise
+        with self._lock:
+            if len(self._idle) < _POOL:
+                self._idle.append(opened)
+                return
+        opened.close()
+
+    def close(self) -> None:
+        """Close the connections kept between requests."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for opened in idle:
+            opened.close()
 
     # --- traces ---------------------------------------------------------------------
 

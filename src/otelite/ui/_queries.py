@@ -73,7 +73,8 @@ def trace_page(
             params.append(value)
     if filters.model is not None:
         # Few models, each in many traces: checking the newest roots finds a page soonest.
-        where.append(_any_span("x.model = ?"))
+        # (`+` keeps SQLite on the trace's rows instead of the model index: all of that model.)
+        where.append(_any_span("+x.model = ?"))
         params.append(filters.model)
     if filters.prompt is not None:
         if "@" in filters.prompt:
@@ -177,7 +178,8 @@ def stored_runs(conn: sqlite3.Connection, limit: int = 50) -> list[StoredRun]:
     """The most recent dataset runs recorded in the store (root spans of kind ``evaluation_run``).
 
     A run's rows carry its evaluators' scores: the scored traces (an index, usually far fewer
-    than the spans) are the candidates, rather than every root span of the store.
+    than the spans) are the candidates, rather than every root span of the store (CROSS JOIN
+    keeps SQLite to that order).
     """
     if not _has_scores(conn):
         return []
@@ -186,7 +188,7 @@ def stored_runs(conn: sqlite3.Connection, limit: int = 50) -> list[StoredRun]:
                    json_extract(r.attributes, '$."otelite.eval.run.name"') AS name,
                    r.trace_id, r.start_time_ns
             FROM (SELECT DISTINCT trace_id FROM scores) e
-            JOIN spans r ON r.trace_id = e.trace_id AND r.parent_span_id IS NULL
+            CROSS JOIN spans r ON r.trace_id = e.trace_id AND r.parent_span_id IS NULL
             WHERE {_RUN_KIND} = 'evaluation_run'
             ORDER BY r.start_time_ns"""
     ).fetchall()

@@ -62,6 +62,11 @@ class UIServer(ThreadingHTTPServer):
         base = f"http://{shown}:{port}/traces"
         return base + ("?" + urlencode({"token": self.token}) if self.token else "")
 
+    def server_close(self) -> None:
+        """Stop listening and close the store connections."""
+        super().server_close()
+        self.app.close()
+
     def start(self) -> threading.Thread:
         """Serve in a background thread (tests, ``--open``); stop with ``shutdown()``."""
         thread = threading.Thread(target=self.serve_forever, name="otelite-ui", daemon=True)
