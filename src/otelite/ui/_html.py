@@ -145,6 +145,10 @@ def bar_chart(
                 )
             else:
                 points.append(f"{x + step / 2:.1f},{8 + inner_h - h:.1f}")
+                parts.append(
+                    f'<circle cx="{x + step / 2:.1f}" cy="{8 + inner_h - h:.1f}" r="3" fill="{colour}">'
+                    f"<title>{esc(labels[i])}: {esc(fmt(value))}</title></circle>"
+                )
         if points:
             parts.append(
                 f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(points)}"/>'
