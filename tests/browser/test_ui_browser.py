@@ -109,7 +109,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
 def browser() -> Iterator[Any]:
     options = Options()
     options.binary_location = CHROMIUM  # Debian's Chromium: Selenium Manager downloads nothing
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1000"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
@@ -124,10 +124,7 @@ def visit(browser: Any, url: str, shot: str) -> None:
     browser.get(url)
     assert browser.find_element(By.TAG_NAME, "h1").text
     SHOTS.mkdir(parents=True, exist_ok=True)
-    height = browser.execute_script("return document.body.scrollHeight")
-    browser.set_window_size(1280, min(max(int(height) + 40, 600), 4000))
     browser.save_screenshot(str(SHOTS / f"{shot}.png"))
-    browser.set_window_size(1280, 1000)
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == [], errors
 

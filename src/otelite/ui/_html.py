@@ -67,7 +67,7 @@ padding:2px 8px;background:#fff;white-space:pre-wrap;font-family:ui-monospace,mo
 pre.diff{background:#fff;border:1px solid #e3e6eb;padding:8px;overflow:auto}
 .add{background:#e6ffec}.del{background:#ffebe9}.hunk{color:#6b7280}
 .charts{display:flex;flex-wrap:wrap;gap:16px}.chart{background:#fff;border:1px solid #e3e6eb;padding:6px}
-.chart h3{font-size:13px;margin:0 0 4px}.pager a{margin-right:10px}
+.chart h3{font-size:13px;margin:0 0 4px}.pager a{margin-right:10px}.nw,td.n{white-space:nowrap}
 """
 
 

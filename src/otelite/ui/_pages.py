@@ -319,7 +319,7 @@ class App:
             table_rows.append(
                 [
                     f'<a class=trace-link href="{url("/trace/" + t.trace_id)}">{esc(t.trace_id[:12])}</a>',
-                    esc(utc(t.start_time_ns)),
+                    f"<span class=nw>{esc(utc(t.start_time_ns))}</span>",
                     esc(t.root_name),
                     esc(ms(t.duration_ns)),
                     str(t.llm_calls),
