@@ -110,12 +110,13 @@ def smoke(session: nox.Session) -> None:
     session.run(
         "python",
         "-c",
-        "import sys, otelite, otelite.store, otelite.testing, otelite.evals\n"
+        "import sys, otelite, otelite.store, otelite.testing, otelite.evals, otelite.ui\n"
         "banned = ('openai', 'tiktoken', 'grpc')\n"
         "loaded = [m for m in sys.modules if m.split('.')[0] in banned]\n"
         "assert not loaded, f'import otelite loaded {loaded}'\n"
         "run = otelite.evals.evaluate([{'input': 'a', 'expected': 'a'}], str, [otelite.evals.exact_match()], progress=False)\n"
         "assert run.summary.evaluators['exact_match'].pass_rate == 1.0, run.report()\n"
+        "assert otelite.ui.App('/nonexistent').handle('/traces').status == 503  # otelite ui ships\n"
         "print('otelite', otelite.__version__, 'imports cleanly from', otelite.__file__)\n",
     )
     session.run(
