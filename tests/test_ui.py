@@ -573,6 +573,8 @@ def test_http_server_with_a_token_refuses_requests_without_it(app: App) -> None:
         assert request(base + "/stats", headers={"Cookie": "otelite_ui_token=s3cret"})[0] == 200
         assert request(base + "/stats", headers={"Authorization": "Bearer s3cret"})[0] == 200
         assert request(base + "/traces?token=s3cret", "POST")[0] == 405
+        assert request(base + "/traces", "POST")[0] == 401
+        assert request(base + "/traces", "HEAD")[0] == 401
 
 
 def test_loopback_detection() -> None:

@@ -120,19 +120,22 @@ class _Handler(BaseHTTPRequestHandler):
             return True, None
         return False, None
 
+    def _deny(self, head: bool = False) -> None:
+        self._send(
+            401,
+            page(
+                "Token required",
+                "<p class=err>this view needs its token: open the URL otelite ui printed</p>",
+            ),
+            head=head,
+        )
+
     def _get(self, head: bool) -> None:
         parts = urlsplit(self.path)
         query = parse_qsl(parts.query, keep_blank_values=True)
         ok, cookie = self._authorised(query)
         if not ok:
-            self._send(
-                401,
-                page(
-                    "Token required",
-                    "<p class=err>this view needs its token: open the URL otelite ui printed</p>",
-                ),
-                head=head,
-            )
+            self._deny(head)
             return
         kept = urlencode([(k, v) for k, v in query if k != "token"])
         try:
@@ -153,6 +156,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._get(head=True)
 
     def _refuse(self) -> None:
+        # Without the token even the method is not discussed: 401 first.
+        if not self._authorised(parse_qsl(urlsplit(self.path).query))[0]:
+            self._deny()
+            return
         self._send(
             405,
             page("Read-only", "<p class=err>this view is read-only: only GET</p>"),
