@@ -119,17 +119,14 @@ def main() -> None:
 
 
 def place(text: str, report: str) -> str:
-    """``text`` with its web-view section replaced by ``report``, placed before the store section
-    (`nox -s bench-store` rewrites everything from its own heading to the end of the file)."""
+    """``text`` with its web-view section replaced by ``report``, at the end of the file: after
+    the store section (which `nox -s bench-store` rewrites in place, keeping what follows it),
+    and so kept by `nox -s bench` (which keeps everything from the store section on)."""
     marker = "\n## Web view (otelite ui)\n"
     if marker in text:
         start = text.index(marker)
         following = text.find("\n## ", start + len(marker))
         text = text[:start] + (text[following:] if following != -1 else "\n")
-    store = "\n## Local store at scale\n"
-    if store in text:
-        at = text.index(store)
-        return text[:at].rstrip("\n") + "\n" + report + text[at:]
     return text.rstrip("\n") + "\n" + report
 
 
