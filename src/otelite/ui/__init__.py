@@ -16,12 +16,27 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from otelite.ui._pages import App, Response
-from otelite.ui._server import UIServer, is_loopback, new_token
+if TYPE_CHECKING:
+    from otelite.ui._pages import App, Response
+    from otelite.ui._server import UIServer
 
 __all__ = ["App", "Response", "UIServer", "add_parser", "run"]
+
+
+def __getattr__(name: str) -> Any:
+    # The server and pages load on first use: `otelite --help` and the other commands
+    # do not pay for them.
+    if name in ("App", "Response"):
+        from otelite.ui import _pages
+
+        return getattr(_pages, name)
+    if name == "UIServer":
+        from otelite.ui import _server
+
+        return _server.UIServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -54,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         print(f"otelite: --port {args.port}: give 0 (any free port) to 65535", file=sys.stderr)
         return 2
+    from otelite.ui._pages import App
+    from otelite.ui._server import is_loopback, new_token
+
+    server_class = sys.modules[__name__].UIServer  # looked up here, so tests can replace it
     token = args.token
     if token is None and not is_loopback(args.host):
         token = new_token()
@@ -63,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         runs_dir=args.runs,
     )
     try:
-        server = UIServer(app, args.host, args.port, token)
+        server = server_class(app, args.host, args.port, token)
     except OSError as exc:
         print(
             f"otelite: cannot listen on {args.host}:{args.port} ({exc.strerror or exc})",
