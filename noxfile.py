@@ -117,12 +117,13 @@ def smoke(session: nox.Session) -> None:
     session.run(
         "python",
         "-c",
-        "import sys, otelite, otelite.store, otelite.testing, otelite.evals\n"
+        "import sys, otelite, otelite.store, otelite.testing, otelite.evals, otelite.ui\n"
         "banned = ('openai', 'tiktoken', 'grpc')\n"
         "loaded = [m for m in sys.modules if m.split('.')[0] in banned]\n"
         "assert not loaded, f'import otelite loaded {loaded}'\n"
         "run = otelite.evals.evaluate([{'input': 'a', 'expected': 'a'}], str, [otelite.evals.exact_match()], progress=False)\n"
         "assert run.summary.evaluators['exact_match'].pass_rate == 1.0, run.report()\n"
+        "assert otelite.ui.App('/nonexistent').handle('/traces').status == 503  # otelite ui ships\n"
         "print('otelite', otelite.__version__, 'imports cleanly from', otelite.__file__)\n",
     )
     session.run(
@@ -151,6 +152,33 @@ def bench_store(session: nox.Session) -> None:
     """The local store at scale: 1M spans ingested, then the CLI's queries (docs/performance.md)."""
     session.install("-e", ".")
     session.run("python", "benchmarks/store_scale.py", *session.posargs)
+
+
+BROWSER = ("/usr/bin/chromium", "/usr/bin/chromedriver")
+
+
+@nox.session(python="3.12")
+def ui(session: nox.Session) -> None:
+    """`otelite ui` in a real browser: Debian's Chromium + chromedriver (installed with apt-get when
+    missing and running as root), Selenium pointed at them; screenshots in build/ui-screenshots."""
+    if not all(os.path.exists(p) for p in BROWSER):
+        if os.geteuid() != 0:
+            session.error(
+                "install Debian's browser first: sudo apt-get install chromium chromium-driver"
+            )
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "chromium", "chromium-driver", external=True)
+    session.install("-e", ".[dev,openai]", "selenium>=4.11")
+    session.env["OTELITE_BROWSER_TESTS"] = "1"
+    session.env.setdefault("OTELITE_UI_SCREENSHOTS", str(ROOT / "build" / "ui-screenshots"))
+    session.run("pytest", "tests/browser", *session.posargs)
+
+
+@nox.session(python="3.12", name="bench-ui")
+def bench_ui(session: nox.Session) -> None:
+    """`otelite ui` page times on the 1M-span store of bench-store (docs/performance.md)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/ui_pages.py", *session.posargs)
 
 
 @nox.session(python="3.12")

@@ -201,9 +201,13 @@ def main() -> None:
         path = ROOT / "docs" / "performance.md"
         text = path.read_text() if path.exists() else "# Performance\n"
         marker = "\n## Local store at scale\n"
+        rest = ""  # sections after this one (the web view's) are kept
         if marker in text:
-            text = text[: text.index(marker)]
-        path.write_text(text.rstrip("\n") + "\n" + report)
+            start = text.index(marker)
+            following = text.find("\n## ", start + len(marker))
+            rest = text[following:] if following != -1 else ""
+            text = text[:start]
+        path.write_text(text.rstrip("\n") + "\n" + report + rest)
     os.remove(work / "otelite.db")
 
 

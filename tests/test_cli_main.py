@@ -69,6 +69,7 @@ def test_every_command_is_registered_once() -> None:
         "prune",
         "eval",
         "status",
+        "ui",
     ]
     for module in cli.FAMILIES:
         assert callable(module.add_parser), module.__name__

@@ -64,6 +64,7 @@ LAYERS = {
         "_pytest_plugin",
         "instrumentation",
         "tokens",
+        "ui",
     },
 }
 ORDER = list(LAYERS)

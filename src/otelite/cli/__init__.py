@@ -12,6 +12,7 @@ Commands:
     otelite prompts rollback NAME LABEL
     otelite prompts diff NAME A B
     otelite prompts history NAME
+    otelite ui [--host H --port P]     a local, read-only web view of the store
     otelite status                     settings, pending outbox, undelivered data, last export error
     otelite eval MODULE:TASK DATA.jsonl -e EVALUATOR --min-pass-rate 0.9   a dataset run (CI gate)
 
@@ -34,6 +35,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Optional
 
+import otelite.ui as ui
 from otelite._version import __version__
 from otelite.cli import (
     _eval,
@@ -61,6 +63,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     _maintenance,
     _eval,
     _status,
+    ui,
 )
 
 
