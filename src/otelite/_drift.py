@@ -1,0 +1,727 @@
+"""Drift between two windows of the local store: statistics, and the comparison itself.
+
+``otelite drift`` (``_cli_drift``) reads LLM calls of a baseline and a current window
+and compares them per group (model, prompt, ...):
+
+* distributions (input and output tokens, latency, time to first chunk, cost per call):
+  population stability index (PSI, on the baseline's deciles) and the two-sample
+  Kolmogorov-Smirnov statistic with its asymptotic p-value;
+* rates (errors, refusals, truncations, failed online checks): two-proportion z-test;
+* score means: a two-sample z-test on the means (Welch's standard error);
+* with ``content=True`` and captured content: the Unicode script mix of the users'
+  input text (PSI over scripts) and the Jensen-Shannon divergence of its tiktoken
+  unigrams.
+
+Numbers are read with SQL (no span is decoded); message text is read only when the
+content metrics are asked for. Every statistic is a plain function of its inputs, so
+tests check it against hand-computed values. The thresholds and their rationale are in
+:class:`Thresholds` and docs/monitoring.md.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import os
+import sqlite3
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Union
+
+from otelite import _semconv as sc
+from otelite import _sqlite, _tokens
+
+__all__ = [
+    "DriftReport",
+    "DriftRow",
+    "Thresholds",
+    "Window",
+    "compare",
+    "dominant_script",
+    "jensen_shannon",
+    "ks_2samp",
+    "psi",
+    "psi_categorical",
+    "two_proportion_z",
+    "welch_z",
+]
+
+PSI_FLOOR = 1e-4  # a bin's share when it is empty: keeps ln(c/b) finite (the usual convention)
+PSI_BINS = 10  # the baseline's deciles
+_LLM_OPERATIONS = ("chat", "text_completion", "generate_content", "embeddings")
+
+STABLE = "stable"
+DRIFTED = "drifted"
+NOT_ENOUGH = "not enough data"
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+
+def _shares(counts: Sequence[float]) -> list[float]:
+    total = sum(counts)
+    return [c / total if total else 0.0 for c in counts]
+
+
+def _psi_of_shares(base: Sequence[float], cur: Sequence[float]) -> float:
+    total = 0.0
+    for b, c in zip(base, cur):
+        b, c = max(b, PSI_FLOOR), max(c, PSI_FLOOR)
+        total += (c - b) * math.log(c / b)
+    return total
+
+
+def quantile_edges(baseline: Sequence[float], bins: int = PSI_BINS) -> list[float]:
+    """The inner bin edges of ``baseline`` (nearest-rank quantiles, repeated edges merged)."""
+    ordered = sorted(baseline)
+    n = len(ordered)
+    edges: list[float] = []
+    for i in range(1, bins):
+        edge = ordered[max(1, math.ceil(i * n / bins)) - 1]
+        if not edges or edge > edges[-1]:
+            edges.append(edge)
+    if edges and edges[-1] >= ordered[-1]:
+        edges.pop()  # a last edge at the maximum would leave its bin empty in the baseline
+    return edges
+
+
+def _bin_counts(values: Iterable[float], edges: Sequence[float]) -> list[int]:
+    counts = [0] * (len(edges) + 1)
+    for value in values:
+        counts[bisect.bisect_left(edges, value)] += 1  # bin i holds (edge[i-1], edge[i]]
+    return counts
+
+
+def psi(baseline: Sequence[float], current: Sequence[float], bins: int = PSI_BINS) -> float:
+    """Population stability index of ``current`` against ``baseline``.
+
+    Bins are the baseline's quantiles (deciles by default; ties merge bins), so every
+    baseline bin holds about the same share. PSI = sum over bins of (c - b) * ln(c / b),
+    with an empty bin's share floored at :data:`PSI_FLOOR`.
+
+    Example:
+        >>> round(psi([1, 2, 3, 4], [1, 3, 4, 4], bins=2), 4)
+        0.2747
+    """
+    if not baseline or not current:
+        raise ValueError("psi: both samples need at least one value")
+    edges = quantile_edges(baseline, bins)
+    return _psi_of_shares(
+        _shares(_bin_counts(baseline, edges)), _shares(_bin_counts(current, edges))
+    )
+
+
+def psi_categorical(baseline: Mapping[str, int], current: Mapping[str, int]) -> float:
+    """PSI over categories (every category seen in either window is a bin).
+
+    Example:
+        >>> round(psi_categorical({"Latin": 9, "Cyrillic": 1}, {"Latin": 5, "Cyrillic": 5}), 4)
+        0.8789
+    """
+    keys = sorted(set(baseline) | set(current))
+    return _psi_of_shares(
+        _shares([baseline.get(k, 0) for k in keys]), _shares([current.get(k, 0) for k in keys])
+    )
+
+
+def kolmogorov_sf(lam: float) -> float:
+    """P(K > lam) for the Kolmogorov distribution: 2 * sum (-1)^(j-1) exp(-2 j^2 lam^2)."""
+    if lam < 0.2:
+        return 1.0  # the series converges slowly there and its value is 1 to 7 digits
+    total = 0.0
+    for j in range(1, 101):
+        term = 2.0 * (-1) ** (j - 1) * math.exp(-2.0 * j * j * lam * lam)
+        total += term
+        if abs(term) < 1e-12:
+            break
+    return min(1.0, max(0.0, total))
+
+
+def ks_2samp(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov statistic D = max |F_a - F_b| and its p-value.
+
+    The p-value is the asymptotic one (Kolmogorov's distribution at
+    sqrt(n m / (n + m)) * D, two-sided), fair from a few dozen values per sample.
+
+    Example:
+        >>> ks_2samp([1, 2, 3, 4], [3, 4, 5, 6])[0]
+        0.5
+    """
+    if not a or not b:
+        raise ValueError("ks_2samp: both samples need at least one value")
+    xs, ys = sorted(a), sorted(b)
+    n, m = len(xs), len(ys)
+    i = j = 0
+    d = 0.0
+    while i < n and j < m:
+        value = min(xs[i], ys[j])
+        while i < n and xs[i] <= value:
+            i += 1
+        while j < m and ys[j] <= value:
+            j += 1
+        d = max(d, abs(i / n - j / m))
+    return d, kolmogorov_sf(math.sqrt(n * m / (n + m)) * d)
+
+
+def _two_sided_p(z: float) -> float:
+    return math.erfc(abs(z) / math.sqrt(2.0))
+
+
+def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float]:
+    """z and two-sided p-value of the pooled two-proportion test (x1/n1 against x2/n2).
+
+    Example:
+        >>> z, p = two_proportion_z(5, 100, 15, 100)
+        >>> round(z, 4), round(p, 4)
+        (2.357, 0.0184)
+    """
+    if n1 <= 0 or n2 <= 0:
+        raise ValueError("two_proportion_z: both samples need at least one call")
+    pooled = (x1 + x2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if se == 0:
+        return 0.0, 1.0  # both rates 0 (or both 1): nothing changed
+    z = (x2 / n2 - x1 / n1) / se
+    return z, _two_sided_p(z)
+
+
+def welch_z(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """z and two-sided p-value for the difference of two means (Welch's standard error,
+    normal approximation: meant for the dozens of scores per window a verdict needs).
+
+    Example:
+        >>> z, p = welch_z([0.0, 1.0, 0.0, 1.0], [1.0, 1.0, 1.0, 0.0])
+        >>> round(z, 4)
+        0.6547
+    """
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("welch_z: both samples need at least two values")
+    mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
+    var_a = sum((x - mean_a) ** 2 for x in a) / (len(a) - 1)
+    var_b = sum((x - mean_b) ** 2 for x in b) / (len(b) - 1)
+    se = math.sqrt(var_a / len(a) + var_b / len(b))
+    if se == 0:
+        return (0.0, 1.0) if mean_a == mean_b else (math.copysign(math.inf, mean_b - mean_a), 0.0)
+    z = (mean_b - mean_a) / se
+    return z, _two_sided_p(z)
+
+
+def jensen_shannon(p: Mapping[Any, float], q: Mapping[Any, float]) -> float:
+    """Jensen-Shannon divergence (base 2: 0 identical, 1 disjoint) of two count tables.
+
+    Example:
+        >>> jensen_shannon({"a": 1}, {"b": 1})
+        1.0
+        >>> jensen_shannon({"a": 1, "b": 1}, {"a": 2, "b": 2})
+        0.0
+    """
+    total_p, total_q = sum(p.values()), sum(q.values())
+    if total_p <= 0 or total_q <= 0:
+        raise ValueError("jensen_shannon: both tables need a positive total")
+    divergence = 0.0
+    for key in set(p) | set(q):
+        pi, qi = p.get(key, 0) / total_p, q.get(key, 0) / total_q
+        mi = (pi + qi) / 2
+        if pi > 0:
+            divergence += 0.5 * pi * math.log2(pi / mi)
+        if qi > 0:
+            divergence += 0.5 * qi * math.log2(qi / mi)
+    return max(0.0, min(1.0, divergence))
+
+
+_SCRIPT_ALIASES = {"CJK": "Han", "HIRAGANA": "Japanese", "KATAKANA": "Japanese"}
+
+
+def _script_of(char: str) -> Optional[str]:
+    if not unicodedata.category(char).startswith("L"):
+        return None  # digits, punctuation, spaces and symbols belong to no script
+    name = unicodedata.name(char, "")
+    if not name:
+        return None
+    first = name.split(" ", 1)[0]
+    return _SCRIPT_ALIASES.get(first, first.capitalize())
+
+
+def dominant_script(text: str) -> Optional[str]:
+    """The Unicode script of most letters in ``text`` (``Latin``, ``Cyrillic``, ``Han``...),
+    read from the characters' Unicode names; ``None`` for text without letters.
+
+    Example:
+        >>> dominant_script("Привет, как дела?"), dominant_script("Weather in Paris?")
+        ('Cyrillic', 'Latin')
+    """
+    counts: Counter[str] = Counter()
+    for char in text:
+        script = _script_of(char)
+        if script is not None:
+            counts[script] += 1
+    if not counts:
+        return None
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+
+
+# --- thresholds and windows ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a comparison is called drifted (see docs/monitoring.md for the rationale).
+
+    Attributes:
+        psi: PSI at or above which a distribution has drifted on its own (0.25: the credit
+            scoring convention, "major shift").
+        psi_moderate: PSI at or above which a distribution has drifted when the KS test
+            agrees (0.1: "moderate shift"); below it a significant KS alone is not
+            reported, since with thousands of calls KS finds shifts too small to matter.
+        alpha: significance level of the KS, two-proportion and mean tests (0.01: a daily
+            cron over ~10 metrics raises a false alarm about once in ten days, not daily).
+        js: Jensen-Shannon divergence (base 2) of input token unigrams at or above which
+            the inputs have drifted (0.2: two halves of the same traffic stay well below
+            it from a few thousand tokens per window; another language is near 1).
+        min_calls: fewer values than this in either window gives "not enough data".
+    """
+
+    psi: float = 0.25
+    psi_moderate: float = 0.1
+    alpha: float = 0.01
+    js: float = 0.2
+    min_calls: int = 30
+
+    def as_dict(self) -> dict[str, Any]:
+        """The thresholds as JSON-ready values."""
+        return {
+            "psi": self.psi,
+            "psi_moderate": self.psi_moderate,
+            "alpha": self.alpha,
+            "js": self.js,
+            "min_calls": self.min_calls,
+        }
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open time range [start_ns, end_ns) of span start times."""
+
+    start_ns: int
+    end_ns: int
+
+
+@dataclass(frozen=True)
+class DriftRow:
+    """One metric of one group compared between the windows."""
+
+    group: tuple[Optional[str], ...]
+    metric: str
+    kind: str  # distribution | rate | mean | categories | unigrams
+    baseline: dict[str, Any]
+    current: dict[str, Any]
+    statistics: dict[str, Any]
+    verdict: str  # stable | drifted | not enough data
+    reason: str
+
+    @property
+    def drifted(self) -> bool:
+        """Whether this row passed a threshold."""
+        return self.verdict == DRIFTED
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Every compared row, with the windows and thresholds used."""
+
+    baseline: Window
+    current: Window
+    by: tuple[str, ...]
+    thresholds: Thresholds
+    rows: list[DriftRow] = field(default_factory=list)
+    tokenizer: Optional[str] = None  # the unigrams' encoding, "words" when none could load
+
+    @property
+    def drifted(self) -> list[DriftRow]:
+        """The rows that drifted."""
+        return [r for r in self.rows if r.drifted]
+
+
+# --- reading the store ------------------------------------------------------------------------
+
+# (metric, SQL of its value per call)
+_DISTRIBUTIONS = (
+    ("input_tokens", "s.input_tokens"),
+    ("output_tokens", "s.output_tokens"),
+    ("latency_ms", "(s.end_time_ns - s.start_time_ns) / 1e6"),
+    ("ttfc_ms", "s.ttfc_s * 1000.0"),
+    ("cost_usd", "s.cost_usd"),
+)
+_FINISH = f"json_extract(s.attributes, '$.\"{sc.GEN_AI_RESPONSE_FINISH_REASONS}\"')"
+_CHECKS = f"json_extract(s.attributes, '$.\"{sc.OTELITE_CHECKS_FAILED}\"')"
+# (metric, SQL that is 1 when the call counts): finish reasons and failed checks are JSON arrays.
+_RATES = (
+    ("error_rate", "s.status_code = 'ERROR'"),
+    (
+        "refusal_rate",
+        f"(COALESCE(instr({_FINISH}, '\"content_filter\"'), 0) > 0 "
+        f"OR COALESCE(instr({_CHECKS}, '\"refusal\"'), 0) > 0)",
+    ),
+    (
+        "truncation_rate",
+        f"(COALESCE(instr({_FINISH}, '\"length\"'), 0) > 0 "
+        f"OR COALESCE(instr({_FINISH}, '\"max_tokens\"'), 0) > 0 "
+        f"OR COALESCE(instr({_CHECKS}, '\"truncated\"'), 0) > 0)",
+    ),
+    ("check_failure_rate", f"COALESCE({_CHECKS} NOT IN ('[]', ''), 0)"),
+)
+_APP_TRAFFIC = "COALESCE(json_extract(s.attributes, '$.\"otelite.traffic\"'), 'app') = 'app'"
+
+GroupKey = tuple[Optional[str], ...]
+Tokenizer = Callable[[str], list[Any]]
+
+
+def _calls_filter() -> str:
+    ops = ",".join("?" for _ in _LLM_OPERATIONS)
+    return f"s.operation IN ({ops}) AND s.start_time_ns >= ? AND s.start_time_ns < ? AND {_APP_TRAFFIC}"
+
+
+def _window_params(window: Window) -> list[Any]:
+    return [*_LLM_OPERATIONS, window.start_ns, window.end_ns]
+
+
+_FROM = "FROM spans s LEFT JOIN resources r ON r.id = s.resource_id"
+
+
+def _keys_sql(by: Sequence[tuple[str, str]]) -> str:
+    return ", ".join(f"{expr} AS k{i}" for i, (_, expr) in enumerate(by)) or "NULL AS k0"
+
+
+def _width(by: Sequence[tuple[str, str]]) -> int:
+    return max(1, len(by))
+
+
+def _group(row: Sequence[Any], width: int, by: Sequence[tuple[str, str]]) -> GroupKey:
+    return tuple(None if v is None else str(v) for v in row[:width]) if by else ()
+
+
+def _read_values(
+    conn: sqlite3.Connection, window: Window, by: Sequence[tuple[str, str]]
+) -> dict[GroupKey, dict[str, list[float]]]:
+    """Per group, each distribution metric's values (calls without the value left out)."""
+    values_sql = ", ".join(expr for _, expr in _DISTRIBUTIONS)
+    cursor = conn.execute(
+        f"SELECT {_keys_sql(by)}, {values_sql} {_FROM} WHERE {_calls_filter()}",
+        _window_params(window),
+    )
+    width = _width(by)
+    out: dict[GroupKey, dict[str, list[float]]] = {}
+    for row in cursor:
+        metrics = out.setdefault(_group(row, width, by), {m: [] for m, _ in _DISTRIBUTIONS})
+        for (metric, _), value in zip(_DISTRIBUTIONS, row[width:]):
+            if value is not None:
+                metrics[metric].append(float(value))
+    return out
+
+
+def _read_rates(
+    conn: sqlite3.Connection, window: Window, by: Sequence[tuple[str, str]]
+) -> dict[GroupKey, tuple[int, dict[str, int]]]:
+    """Per group, the number of calls and of calls counted by each rate (one SQL aggregate)."""
+    width = _width(by)
+    sums = ", ".join(f"TOTAL({expr})" for _, expr in _RATES)
+    groups = ", ".join(f"k{i}" for i in range(width))
+    rows = conn.execute(
+        f"SELECT {_keys_sql(by)}, COUNT(*), {sums} {_FROM} WHERE {_calls_filter()} GROUP BY {groups}",
+        _window_params(window),
+    ).fetchall()
+    return {
+        _group(row, width, by): (
+            int(row[width]),
+            {metric: int(v) for (metric, _), v in zip(_RATES, row[width + 1 :])},
+        )
+        for row in rows
+    }
+
+
+def _read_scores(
+    conn: sqlite3.Connection, window: Window, by: Sequence[tuple[str, str]]
+) -> dict[GroupKey, dict[str, list[float]]]:
+    """Per group, each score name's values, for scores recorded in the window."""
+    if not _sqlite.has_scores(conn):
+        return {}
+    width = _width(by)
+    cursor = conn.execute(
+        f"""SELECT {_keys_sql(by)}, e.name, e.value FROM scores e
+            LEFT JOIN spans s ON s.trace_id = e.trace_id AND s.span_id = e.span_id
+            LEFT JOIN resources r ON r.id = s.resource_id
+            WHERE e.time_ns >= ? AND e.time_ns < ? AND e.value IS NOT NULL""",
+        (window.start_ns, window.end_ns),
+    )
+    out: dict[GroupKey, dict[str, list[float]]] = {}
+    for row in cursor:
+        out.setdefault(_group(row, width, by), {}).setdefault(str(row[width]), []).append(
+            float(row[width + 1])
+        )
+    return out
+
+
+def user_text(messages_json: str) -> str:
+    """The text parts of the user messages in a ``gen_ai.input.messages`` JSON value."""
+    try:
+        messages = json.loads(messages_json)
+    except ValueError:
+        return ""
+    texts: list[str] = []
+    if not isinstance(messages, list):
+        return ""
+    for message in messages:
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        for part in message.get("parts") or ():
+            if (
+                isinstance(part, dict)
+                and isinstance(part.get("content"), str)
+                and part.get("type", "text") == "text"
+            ):
+                texts.append(part["content"])
+    return "\n".join(texts)
+
+
+@dataclass
+class _Content:
+    calls: int = 0
+    scripts: Counter[str] = field(default_factory=Counter)
+    unigrams: Counter[Any] = field(default_factory=Counter)
+
+
+def _read_content(
+    conn: sqlite3.Connection, window: Window, by: Sequence[tuple[str, str]], tokenize: Tokenizer
+) -> dict[GroupKey, _Content]:
+    """Per group, the script of each call's user text and the unigrams of all of it."""
+    width = _width(by)
+    messages = f"json_extract(s.attributes, '$.\"{sc.GEN_AI_INPUT_MESSAGES}\"')"
+    cursor = conn.execute(
+        f"SELECT {_keys_sql(by)}, {messages} {_FROM} WHERE {_calls_filter()} "
+        f"AND {messages} IS NOT NULL",
+        _window_params(window),
+    )
+    out: dict[GroupKey, _Content] = {}
+    for row in cursor:
+        text = user_text(str(row[width]))
+        if not text.strip():
+            continue
+        content = out.setdefault(_group(row, width, by), _Content())
+        content.calls += 1
+        content.scripts[dominant_script(text) or "none"] += 1
+        content.unigrams.update(tokenize(text))
+    return out
+
+
+def default_tokenizer(wait: Optional[float] = None) -> tuple[Tokenizer, str]:
+    """o200k_base token ids (today's OpenAI encoding), or words when it cannot be loaded."""
+    encoder = _tokens._load(_tokens.O200K, wait)
+    if encoder is None:
+        return (lambda text: text.split()), "words"
+
+    def tokenize(text: str) -> list[Any]:
+        return list(encoder.encode(text, disallowed_special=()))
+
+    return tokenize, _tokens.O200K
+
+
+# --- verdicts ---------------------------------------------------------------------------------
+
+
+def _percentile(ordered: Sequence[float], percent: float) -> float:
+    return ordered[max(1, math.ceil(percent / 100 * len(ordered))) - 1]
+
+
+def _summary(values: Sequence[float]) -> dict[str, Any]:
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+    return {
+        "n": len(values),
+        "mean": sum(values) / len(values),
+        "p50": _percentile(ordered, 50),
+        "p95": _percentile(ordered, 95),
+    }
+
+
+def _distribution_row(
+    group: GroupKey, metric: str, base: Sequence[float], cur: Sequence[float], t: Thresholds
+) -> DriftRow:
+    summaries = (_summary(base), _summary(cur))
+    if min(len(base), len(cur)) < t.min_calls:
+        return DriftRow(group, metric, "distribution", *summaries, {}, NOT_ENOUGH, _few(t))
+    index = psi(base, cur)
+    d, p = ks_2samp(base, cur)
+    stats = {"psi": index, "ks": d, "p_value": p}
+    if index >= t.psi:
+        return DriftRow(
+            group,
+            metric,
+            "distribution",
+            *summaries,
+            stats,
+            DRIFTED,
+            f"PSI {index:.3g} >= {t.psi:g}",
+        )
+    if index >= t.psi_moderate and p < t.alpha:
+        reason = f"PSI {index:.3g} >= {t.psi_moderate:g} and KS p {p:.2g} < {t.alpha:g}"
+        return DriftRow(group, metric, "distribution", *summaries, stats, DRIFTED, reason)
+    reason = f"PSI {index:.3g} < {t.psi_moderate if p < t.alpha else t.psi:g}"
+    if p < t.alpha:
+        reason += f" (KS p {p:.2g} alone is not enough)"
+    return DriftRow(group, metric, "distribution", *summaries, stats, STABLE, reason)
+
+
+def _few(t: Thresholds) -> str:
+    return f"fewer than {t.min_calls} in a window"
+
+
+def _rate_row(
+    group: GroupKey, metric: str, base: tuple[int, int], cur: tuple[int, int], t: Thresholds
+) -> DriftRow:
+    (x1, n1), (x2, n2) = base, cur
+    summaries = (
+        {"n": n1, "count": x1, "rate": x1 / n1 if n1 else None},
+        {"n": n2, "count": x2, "rate": x2 / n2 if n2 else None},
+    )
+    if min(n1, n2) < t.min_calls:
+        return DriftRow(group, metric, "rate", *summaries, {}, NOT_ENOUGH, _few(t))
+    z, p = two_proportion_z(x1, n1, x2, n2)
+    verdict = DRIFTED if p < t.alpha else STABLE
+    reason = f"z {z:.3g}, p {p:.2g} {'<' if p < t.alpha else '>='} {t.alpha:g}"
+    return DriftRow(group, metric, "rate", *summaries, {"z": z, "p_value": p}, verdict, reason)
+
+
+def _mean_row(
+    group: GroupKey, metric: str, base: Sequence[float], cur: Sequence[float], t: Thresholds
+) -> DriftRow:
+    summaries = (_summary(base), _summary(cur))
+    if min(len(base), len(cur)) < max(2, t.min_calls):
+        return DriftRow(group, metric, "mean", *summaries, {}, NOT_ENOUGH, _few(t))
+    z, p = welch_z(base, cur)
+    verdict = DRIFTED if p < t.alpha else STABLE
+    reason = f"z {z:.3g}, p {p:.2g} {'<' if p < t.alpha else '>='} {t.alpha:g}"
+    return DriftRow(group, metric, "mean", *summaries, {"z": z, "p_value": p}, verdict, reason)
+
+
+def _content_rows(
+    group: GroupKey, base: Optional[_Content], cur: Optional[_Content], t: Thresholds
+) -> list[DriftRow]:
+    base, cur = base or _Content(), cur or _Content()
+    mix = (
+        {"n": base.calls, "scripts": dict(base.scripts.most_common())},
+        {"n": cur.calls, "scripts": dict(cur.scripts.most_common())},
+    )
+    words = (
+        {"n": base.calls, "tokens": sum(base.unigrams.values()), "distinct": len(base.unigrams)},
+        {"n": cur.calls, "tokens": sum(cur.unigrams.values()), "distinct": len(cur.unigrams)},
+    )
+    if min(base.calls, cur.calls) < t.min_calls:
+        return [
+            DriftRow(group, "input_script", "categories", *mix, {}, NOT_ENOUGH, _few(t)),
+            DriftRow(group, "input_unigrams", "unigrams", *words, {}, NOT_ENOUGH, _few(t)),
+        ]
+    index = psi_categorical(base.scripts, cur.scripts)
+    script_verdict = DRIFTED if index >= t.psi else STABLE
+    script_reason = f"PSI {index:.3g} {'>=' if index >= t.psi else '<'} {t.psi:g}"
+    rows = [
+        DriftRow(
+            group, "input_script", "categories", *mix, {"psi": index}, script_verdict, script_reason
+        )
+    ]
+    if not base.unigrams or not cur.unigrams:
+        rows.append(DriftRow(group, "input_unigrams", "unigrams", *words, {}, NOT_ENOUGH, _few(t)))
+        return rows
+    js = jensen_shannon(base.unigrams, cur.unigrams)
+    verdict = DRIFTED if js >= t.js else STABLE
+    reason = f"JS {js:.3g} {'>=' if js >= t.js else '<'} {t.js:g}"
+    rows.append(DriftRow(group, "input_unigrams", "unigrams", *words, {"js": js}, verdict, reason))
+    return rows
+
+
+def _sort_key(group: GroupKey) -> list[tuple[int, str]]:
+    return [(0, "") if v is None else (1, v) for v in group]
+
+
+def compare(
+    store: Union[str, os.PathLike[str], None],
+    baseline: Window,
+    current: Window,
+    *,
+    by: Sequence[tuple[str, str]] = (),
+    thresholds: Thresholds = Thresholds(),
+    content: bool = False,
+    tokenizer: Optional[tuple[Tokenizer, str]] = None,
+) -> DriftReport:
+    """Compare the LLM calls of two windows of a local store.
+
+    Args:
+        store: the store directory or ``.db`` file (default ``$OTELITE_HOME`` or ``.otelite``).
+        baseline, current: the windows.
+        by: ``(name, SQL expression)`` pairs that group the calls (``_cli_drift`` maps
+            ``--by`` names to the expressions of ``otelite stats``).
+        thresholds: when a row is drifted.
+        content: also compare the users' input text (script mix, token unigrams); only
+            then is message content read.
+        tokenizer: ``(function, name)`` splitting text into unigrams; default o200k_base.
+
+    Raises:
+        StoreError: no store there, or not readable.
+    """
+    path = _sqlite.resolve_store_path(store)
+    conn = _sqlite.open_for_reading(path)
+    tokenizer_name: Optional[str] = None
+    try:
+        values = [_read_values(conn, w, by) for w in (baseline, current)]
+        rates = [_read_rates(conn, w, by) for w in (baseline, current)]
+        scores = [_read_scores(conn, w, by) for w in (baseline, current)]
+        texts: list[dict[GroupKey, _Content]] = [{}, {}]
+        if content:
+            tokenize, tokenizer_name = tokenizer or default_tokenizer()
+            texts = [_read_content(conn, w, by, tokenize) for w in (baseline, current)]
+    finally:
+        conn.close()
+    report = DriftReport(
+        baseline, current, tuple(name for name, _ in by), thresholds, tokenizer=tokenizer_name
+    )
+    groups = set(values[0]) | set(values[1]) | set(scores[0]) | set(scores[1])
+    for group in sorted(groups, key=_sort_key):
+        if group in values[0] or group in values[1]:
+            empty: dict[str, list[float]] = {}
+            base_values = values[0].get(group, empty)
+            cur_values = values[1].get(group, empty)
+            for metric, _ in _DISTRIBUTIONS:
+                a, b = base_values.get(metric, []), cur_values.get(metric, [])
+                if a or b:
+                    report.rows.append(_distribution_row(group, metric, a, b, thresholds))
+            n1, counts1 = rates[0].get(group, (0, {}))
+            n2, counts2 = rates[1].get(group, (0, {}))
+            for metric, _ in _RATES:
+                report.rows.append(
+                    _rate_row(
+                        group,
+                        metric,
+                        (counts1.get(metric, 0), n1),
+                        (counts2.get(metric, 0), n2),
+                        thresholds,
+                    )
+                )
+        base_scores, cur_scores = scores[0].get(group, {}), scores[1].get(group, {})
+        for name in sorted(set(base_scores) | set(cur_scores)):
+            report.rows.append(
+                _mean_row(
+                    group,
+                    f"score:{name}",
+                    base_scores.get(name, []),
+                    cur_scores.get(name, []),
+                    thresholds,
+                )
+            )
+        if content and (group in texts[0] or group in texts[1]):
+            report.rows.extend(
+                _content_rows(group, texts[0].get(group), texts[1].get(group), thresholds)
+            )
+    return report
