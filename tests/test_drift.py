@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
+import shlex
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -554,9 +556,8 @@ def test_custom_thresholds_change_the_verdict(
     code, data = drift_json(capsys, store, "--psi-moderate", "0.24", "--psi-threshold", "0.3")
     row = {r["metric"]: r for r in data["rows"]}["latency_ms"]
     assert row["verdict"] == "stable"
-    assert row["reason"].endswith(
-        "(KS p {:.2g} alone is not enough)".format(row["statistics"]["p_value"])
-    )
+    stats = row["statistics"]
+    assert row["reason"] == f"PSI {stats['psi']:.3g} < 0.24, KS p {stats['p_value']:.2g} < 0.01"
     assert code == 0
 
 
@@ -613,3 +614,22 @@ def test_missing_store_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
     """No store at --store: exit 2 with the store error, no traceback."""
     assert main(["drift", "--store", str(tmp_path / "nowhere")]) == 2
     assert "otelite drift: " in capsys.readouterr().err
+
+
+def test_docs_examples_match_the_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/monitoring.md's `$ otelite drift` table and JSON row are what the planted store prints."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "monitoring.md").read_text("utf-8")
+    section = text[text.index("## Drift between two windows") :]
+    command, _, shown = re.findall(r"```text\n(.*?)```", section, re.DOTALL)[0].partition("\n")
+    assert command == "$ otelite drift --content"
+    store = write_calls(
+        tmp_path,
+        window_calls(1, errors=1, text=ENGLISH)
+        + window_calls(7, ms=[200 + 2 * i for i in range(40)], errors=15, text=RUSSIAN),
+    )
+    code, out = run_drift(capsys, store, *shlex.split(command)[3:])
+    assert code == 1
+    assert out == shown
+    row = json.loads(re.findall(r"```json\n(.*?)```", section, re.DOTALL)[0])
+    _, data = drift_json(capsys, store)
+    assert {r["metric"]: r for r in data["rows"]}["latency_ms"] == row

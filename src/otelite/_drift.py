@@ -569,9 +569,10 @@ def _distribution_row(
     if index >= t.psi_moderate and p < t.alpha:
         reason = f"PSI {index:.3g} >= {t.psi_moderate:g} and KS p {p:.2g} < {t.alpha:g}"
         return DriftRow(group, metric, "distribution", *summaries, stats, DRIFTED, reason)
-    reason = f"PSI {index:.3g} < {t.psi_moderate if p < t.alpha else t.psi:g}"
-    if p < t.alpha:
-        reason += f" (KS p {p:.2g} alone is not enough)"
+    if p < t.alpha:  # significant, but too small a shift to matter
+        reason = f"PSI {index:.3g} < {t.psi_moderate:g}, KS p {p:.2g} < {t.alpha:g}"
+    else:
+        reason = f"PSI {index:.3g} < {t.psi:g}, KS p {p:.2g} >= {t.alpha:g}"
     return DriftRow(group, metric, "distribution", *summaries, stats, STABLE, reason)
 
 
