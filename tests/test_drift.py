@@ -101,6 +101,19 @@ def test_jensen_shannon_hand_computed() -> None:
     assert _drift.jensen_shannon({"a": 2, "b": 6}, {"a": 1, "b": 3}) == 0.0
 
 
+def test_js_against_chance_hand_computed() -> None:
+    """One call a window: both splits of the pooled pair give the same divergence, so the
+    chance level equals it; identical calls give 0 and 0."""
+    js, chance = _drift.js_against_chance([{"a": 1, "b": 1}], [{"a": 3}])
+    assert js == pytest.approx(_drift.jensen_shannon({"a": 1, "b": 1}, {"a": 3}))
+    assert chance == js
+    assert _drift.js_against_chance([{"x": 2}] * 5, [{"x": 1}] * 7) == (0.0, 0.0)
+    # The same calls in both windows are one more re-split: the excess is not positive here.
+    calls = [{"w": i % 3, "v": i % 5 + 1} for i in range(40)]
+    js, chance = _drift.js_against_chance(calls[::2], calls[1::2])
+    assert js <= chance
+
+
 def test_statistics_refuse_empty_samples() -> None:
     """An empty sample is a ValueError naming the statistic, never a division by zero."""
     for call in (
@@ -109,9 +122,11 @@ def test_statistics_refuse_empty_samples() -> None:
         lambda: _drift.two_proportion_z(0, 0, 1, 3),
         lambda: _drift.welch_z([1.0], [1.0, 2.0]),
         lambda: _drift.jensen_shannon({}, {"a": 1}),
+        lambda: _drift.js_against_chance([], [{"a": 1}]),
     ):
         with pytest.raises(
-            ValueError, match=r"^(psi|ks_2samp|two_proportion_z|welch_z|jensen_shannon): "
+            ValueError,
+            match=r"^(psi|ks_2samp|two_proportion_z|welch_z|jensen_shannon|js_against_chance): ",
         ):
             call()
 
@@ -312,10 +327,23 @@ def test_planted_shift_names_the_drifted_rows(
     assert rows["input_script"]["current"] == {"n": 40, "scripts": {"Cyrillic": 40}}
     encoder = _tokens._load(_tokens.O200K, None)
     english, russian = Counter(encoder.encode(ENGLISH)), Counter(encoder.encode(RUSSIAN))
-    assert rows["input_unigrams"]["statistics"] == {
-        "js": pytest.approx(_drift.jensen_shannon(english, russian))  # 40 copies: same shares
+    unigrams = rows["input_unigrams"]
+    js = _drift.jensen_shannon(english, russian)  # 40 copies of each: the same shares
+    assert js > 0.8  # only "?" and spaces are shared
+    # Re-splits mix English and Russian calls in both halves: far below the observed value.
+    chance = unigrams["statistics"]["js_chance"]
+    assert 0 < chance < js - 0.1
+    assert unigrams["statistics"] == {
+        "js": pytest.approx(js),
+        "js_chance": chance,
+        "js_excess": pytest.approx(js - chance),
     }
-    assert rows["input_unigrams"]["statistics"]["js"] > 0.8  # only "?" and spaces shared
+    assert unigrams["baseline"] == {
+        "n": 40,
+        "tokens": 40 * sum(english.values()),
+        "distinct": len(english),
+    }
+    assert unigrams["reason"] == f"JS {js:.3g}, {js - chance:.3g} above chance {chance:.3g} >= 0.1"
     assert data["tokenizer"] == "o200k_base"
     assert "ttfc_ms" not in rows  # no stream in either window: no row rather than "no data"
 
@@ -383,7 +411,7 @@ def test_min_calls_decides_when_a_verdict_is_given(
         "psi": 0.25,
         "psi_moderate": 0.1,
         "alpha": 0.01,
-        "js": 0.2,
+        "js": 0.1,
         "min_calls": 5,
     }
 
@@ -507,7 +535,8 @@ def test_unigrams_fall_back_to_words(
     assert data["tokenizer"] == "words"
     row = {r["metric"]: r for r in data["rows"]}["input_unigrams"]
     # P = Q = 1/4 on a, b, c; d and e alone: JS = 2 * (1/2 * 1/4 * log2(2)) = 1/4.
-    assert row["statistics"] == {"js": pytest.approx(0.25)}
+    assert row["statistics"]["js"] == pytest.approx(0.25)
+    assert row["statistics"]["js_excess"] >= 0.1
     assert row["baseline"] == {"n": 40, "tokens": 160, "distinct": 4}
     assert row["verdict"] == "drifted"
     _, out = run_drift(capsys, store, "--content")

@@ -150,7 +150,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--alpha", type=_probability, default=defaults.alpha, help="significance level (0.01)"
     )
     parser.add_argument(
-        "--js-threshold", type=_positive, default=defaults.js, help="unigram JS divergence (0.2)"
+        "--js-threshold",
+        type=_positive,
+        default=defaults.js,
+        help="unigram JS above its chance level (0.1)",
     )
     parser.add_argument(
         "--min-calls", type=_count, default=defaults.min_calls, help="per window for a verdict (30)"

@@ -24,6 +24,7 @@ import bisect
 import json
 import math
 import os
+import random
 import sqlite3
 import unicodedata
 from collections import Counter
@@ -44,6 +45,7 @@ __all__ = [
     "jensen_shannon",
     "ks_2samp",
     "psi",
+    "js_against_chance",
     "psi_categorical",
     "two_proportion_z",
     "welch_z",
@@ -51,6 +53,8 @@ __all__ = [
 
 PSI_FLOOR = 1e-4  # a bin's share when it is empty: keeps ln(c/b) finite (the usual convention)
 PSI_BINS = 10  # the baseline's deciles
+CHANCE_ROUNDS = 20  # random re-splits of the pooled calls that give the unigrams' chance level
+MAX_CONTENT_CALLS = 2000  # per window and group: the unigram comparison reads an even sample
 _LLM_OPERATIONS = ("chat", "text_completion", "generate_content", "embeddings")
 
 STABLE = "stable"
@@ -232,6 +236,46 @@ def jensen_shannon(p: Mapping[Any, float], q: Mapping[Any, float]) -> float:
     return max(0.0, min(1.0, divergence))
 
 
+def _total(tables: Iterable[Mapping[Any, int]]) -> Counter[Any]:
+    total: Counter[Any] = Counter()
+    for table in tables:
+        total.update(table)
+    return total
+
+
+def js_against_chance(
+    baseline: Sequence[Mapping[Any, int]],
+    current: Sequence[Mapping[Any, int]],
+    rounds: int = CHANCE_ROUNDS,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """The Jensen-Shannon divergence of two windows' unigrams (one count table per call),
+    and its chance level: the largest divergence over ``rounds`` random re-splits of the
+    same calls into groups of the same sizes (seeded: the same data gives the same answer).
+
+    Unigram tables of a few hundred calls differ by chance alone (two halves of one
+    traffic can be 0.3 apart), so the divergence is judged by how far it rises above
+    what re-splitting the calls gives. With the same traffic in both windows the
+    observed value is one more draw of the re-splits: above all 20 with chance 1 in 21.
+
+    Example:
+        >>> same = [{"hello": 1, "world": 1}] * 3
+        >>> js_against_chance(same, same)
+        (0.0, 0.0)
+    """
+    if not baseline or not current:
+        raise ValueError("js_against_chance: both windows need at least one call")
+    observed = jensen_shannon(_total(baseline), _total(current))
+    pooled = [*baseline, *current]
+    rng = random.Random(seed)
+    chance = 0.0
+    for _ in range(rounds):
+        rng.shuffle(pooled)
+        split = jensen_shannon(_total(pooled[: len(baseline)]), _total(pooled[len(baseline) :]))
+        chance = max(chance, split)
+    return observed, chance
+
+
 _SCRIPT_ALIASES = {"CJK": "Han", "HIRAGANA": "Japanese", "KATAKANA": "Japanese"}
 
 
@@ -278,16 +322,17 @@ class Thresholds:
             reported, since with thousands of calls KS finds shifts too small to matter.
         alpha: significance level of the KS, two-proportion and mean tests (0.01: a daily
             cron over ~10 metrics raises a false alarm about once in ten days, not daily).
-        js: Jensen-Shannon divergence (base 2) of input token unigrams at or above which
-            the inputs have drifted (0.2: two halves of the same traffic stay well below
-            it from a few thousand tokens per window; another language is near 1).
+        js: how far the Jensen-Shannon divergence (base 2) of input token unigrams must
+            rise above its chance level (:func:`js_against_chance`) for the inputs to have
+            drifted (0.1: another topic in the same domain rises 0.1 to 0.16 above it,
+            another language about 0.5; the same traffic does not rise above it).
         min_calls: fewer values than this in either window gives "not enough data".
     """
 
     psi: float = 0.25
     psi_moderate: float = 0.1
     alpha: float = 0.01
-    js: float = 0.2
+    js: float = 0.1
     min_calls: int = 30
 
     def as_dict(self) -> dict[str, Any]:
@@ -490,7 +535,14 @@ def user_text(messages_json: str) -> str:
 class _Content:
     calls: int = 0
     scripts: Counter[str] = field(default_factory=Counter)
-    unigrams: Counter[Any] = field(default_factory=Counter)
+    unigrams: list[Counter[Any]] = field(default_factory=list)  # one table per call
+
+    def sample(self) -> list[Counter[Any]]:
+        """At most :data:`MAX_CONTENT_CALLS` calls' tables, evenly spread over the window."""
+        n = len(self.unigrams)
+        if n <= MAX_CONTENT_CALLS:
+            return self.unigrams
+        return [self.unigrams[i * n // MAX_CONTENT_CALLS] for i in range(MAX_CONTENT_CALLS)]
 
 
 def _read_content(
@@ -512,7 +564,7 @@ def _read_content(
         content = out.setdefault(_group(row, width, by), _Content())
         content.calls += 1
         content.scripts[dominant_script(text) or "none"] += 1
-        content.unigrams.update(tokenize(text))
+        content.unigrams.append(Counter(tokenize(text)))
     return out
 
 
@@ -616,9 +668,11 @@ def _content_rows(
         {"n": base.calls, "scripts": dict(base.scripts.most_common())},
         {"n": cur.calls, "scripts": dict(cur.scripts.most_common())},
     )
+    base_sample, cur_sample = base.sample(), cur.sample()
+    base_total, cur_total = _total(base_sample), _total(cur_sample)
     words = (
-        {"n": base.calls, "tokens": sum(base.unigrams.values()), "distinct": len(base.unigrams)},
-        {"n": cur.calls, "tokens": sum(cur.unigrams.values()), "distinct": len(cur.unigrams)},
+        {"n": len(base_sample), "tokens": sum(base_total.values()), "distinct": len(base_total)},
+        {"n": len(cur_sample), "tokens": sum(cur_total.values()), "distinct": len(cur_total)},
     )
     if min(base.calls, cur.calls) < t.min_calls:
         return [
@@ -633,13 +687,18 @@ def _content_rows(
             group, "input_script", "categories", *mix, {"psi": index}, script_verdict, script_reason
         )
     ]
-    if not base.unigrams or not cur.unigrams:
+    if not base_total or not cur_total:
         rows.append(DriftRow(group, "input_unigrams", "unigrams", *words, {}, NOT_ENOUGH, _few(t)))
         return rows
-    js = jensen_shannon(base.unigrams, cur.unigrams)
-    verdict = DRIFTED if js >= t.js else STABLE
-    reason = f"JS {js:.3g} {'>=' if js >= t.js else '<'} {t.js:g}"
-    rows.append(DriftRow(group, "input_unigrams", "unigrams", *words, {"js": js}, verdict, reason))
+    js, chance = js_against_chance(base_sample, cur_sample)
+    excess = js - chance
+    verdict = DRIFTED if excess >= t.js else STABLE
+    reason = (
+        f"JS {js:.3g}, {excess:.3g} above chance {chance:.3g} "
+        f"{'>=' if excess >= t.js else '<'} {t.js:g}"
+    )
+    stats = {"js": js, "js_chance": chance, "js_excess": excess}
+    rows.append(DriftRow(group, "input_unigrams", "unigrams", *words, stats, verdict, reason))
     return rows
 
 
