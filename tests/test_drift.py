@@ -101,6 +101,18 @@ def test_jensen_shannon_hand_computed() -> None:
     assert _drift.jensen_shannon({"a": 2, "b": 6}, {"a": 1, "b": 3}) == 0.0
 
 
+def test_chi_square_hand_computed() -> None:
+    """30/10 against 10/30: every cell 10 from its expected 20, chi-square 20 on 1 degree of
+    freedom (p = erfc(sqrt(10))); one shared category is no change."""
+    stat, p = _drift.chi_square({"Latin": 30, "Cyrillic": 10}, {"Latin": 10, "Cyrillic": 30})
+    assert stat == 20.0
+    assert p == pytest.approx(math.erfc(math.sqrt(10)))
+    assert _drift.chi_square({"Latin": 4}, {"Latin": 9}) == (0.0, 1.0)
+    # 3 categories, 2 degrees of freedom: p = exp(-stat / 2).
+    stat, p = _drift.chi_square({"a": 10, "b": 10, "c": 10}, {"a": 20, "b": 5, "c": 5})
+    assert p == pytest.approx(math.exp(-stat / 2))
+
+
 def test_js_against_chance_hand_computed() -> None:
     """One call a window: both splits of the pooled pair give the same divergence, so the
     chance level equals it; identical calls give 0 and 0."""
@@ -123,10 +135,11 @@ def test_statistics_refuse_empty_samples() -> None:
         lambda: _drift.welch_z([1.0], [1.0, 2.0]),
         lambda: _drift.jensen_shannon({}, {"a": 1}),
         lambda: _drift.js_against_chance([], [{"a": 1}]),
+        lambda: _drift.chi_square({}, {"a": 1}),
     ):
         with pytest.raises(
             ValueError,
-            match=r"^(psi|ks_2samp|two_proportion_z|welch_z|jensen_shannon|js_against_chance): ",
+            match=r"^(psi|ks_2samp|two_proportion_z|welch_z|jensen_shannon|js_against_chance|chi_square): ",
         ):
             call()
 
@@ -148,6 +161,19 @@ def test_statistics_match_scipy() -> None:
     assert p == pytest.approx(2 * scipy_stats.norm.sf(abs(z)), rel=1e-9)
     z, p = _drift.two_proportion_z(12, 200, 27, 150)
     assert p == pytest.approx(2 * scipy_stats.norm.sf(abs(z)), rel=1e-9)
+    table = {"Latin": 50, "Cyrillic": 7, "Han": 3, "Arabic": 1}
+    other = {"Latin": 31, "Cyrillic": 20, "Han": 9}
+    stat, p = _drift.chi_square(table, other)
+    keys = sorted(table.keys() | other.keys())
+    expected = scipy_stats.chi2_contingency(
+        [[table.get(k, 0) for k in keys], [other.get(k, 0) for k in keys]], correction=False
+    )
+    assert stat == pytest.approx(expected.statistic, rel=1e-9)
+    assert p == pytest.approx(expected.pvalue, rel=1e-9)
+    for x, df in ((0.5, 1), (3.0, 4), (40.0, 7), (2.0, 9)):
+        assert _drift._upper_gamma_regularized(df / 2, x / 2) == pytest.approx(
+            scipy_stats.chi2.sf(x, df), rel=1e-9
+        )
     counts_p = {i: rng.randint(0, 9) + 1 for i in range(30)}
     counts_q = {i: rng.randint(0, 9) + (5 if i < 10 else 0) for i in range(30)}
     js = _drift.jensen_shannon(counts_p, counts_q)
@@ -304,6 +330,7 @@ def test_planted_shift_names_the_drifted_rows(
     rows = {r["metric"]: r for r in data["rows"]}
     # Every current latency is above the baseline's top decile edge (135 ms): one bin holds all.
     latency_psi = 9 * (1e-4 - 0.1) * math.log(1e-4 / 0.1) + 0.9 * math.log(10)
+    kolmogorov = _drift.kolmogorov_sf(math.sqrt(20))  # D = 1 with 40 and 40 values
     assert rows["latency_ms"] == {
         "group": {},
         "metric": "latency_ms",
@@ -313,10 +340,10 @@ def test_planted_shift_names_the_drifted_rows(
         "statistics": {
             "psi": pytest.approx(latency_psi),
             "ks": 1.0,
-            "p_value": pytest.approx(_drift.kolmogorov_sf(math.sqrt(20)), abs=1e-15),
+            "p_value": pytest.approx(kolmogorov, abs=1e-15),
         },
         "verdict": "drifted",
-        "reason": f"PSI {latency_psi:.3g} >= 0.25",
+        "reason": f"PSI {latency_psi:.3g} >= 0.1 and KS p {kolmogorov:.2g} < 0.01",
     }
     z = (15 / 40 - 1 / 40) / math.sqrt(0.2 * 0.8 * (2 / 40))
     assert rows["error_rate"]["baseline"] == {"n": 40, "count": 1, "rate": 0.025}
@@ -325,6 +352,12 @@ def test_planted_shift_names_the_drifted_rows(
     assert rows["error_rate"]["statistics"]["p_value"] == pytest.approx(math.erfc(z / math.sqrt(2)))
     assert rows["input_script"]["baseline"] == {"n": 40, "scripts": {"Latin": 40}}
     assert rows["input_script"]["current"] == {"n": 40, "scripts": {"Cyrillic": 40}}
+    script_psi = 2 * (1 - 1e-4) * math.log(1 / 1e-4)
+    assert rows["input_script"]["statistics"] == {
+        "psi": pytest.approx(script_psi),
+        "chi_square": 80.0,  # every cell 40 away from its expected 20: 4 * 40**2 / 20
+        "p_value": pytest.approx(math.erfc(math.sqrt(40))),  # 1 degree of freedom
+    }
     encoder = _tokens._load(_tokens.O200K, None)
     english, russian = Counter(encoder.encode(ENGLISH)), Counter(encoder.encode(RUSSIAN))
     unigrams = rows["input_unigrams"]
@@ -350,7 +383,7 @@ def test_planted_shift_names_the_drifted_rows(
     code, out = run_drift(capsys, store, "--content")
     assert code == 1
     assert "4 of 10 rows drifted: latency_ms, error_rate, input_script, input_unigrams" in out
-    assert f"drifted: PSI {latency_psi:.3g} >= 0.25" in out
+    assert f"drifted: PSI {latency_psi:.3g} >= 0.1 and KS p {kolmogorov:.2g} < 0.01" in out
 
 
 def test_stable_pair_exits_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -408,8 +441,7 @@ def test_min_calls_decides_when_a_verdict_is_given(
     assert code == 1
     assert verdicts(data)[("latency_ms",)] == "drifted"
     assert data["thresholds"] == {
-        "psi": 0.25,
-        "psi_moderate": 0.1,
+        "psi": 0.1,
         "alpha": 0.01,
         "js": 0.1,
         "min_calls": 5,
@@ -569,24 +601,43 @@ def test_explicit_ranges(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 def test_custom_thresholds_change_the_verdict(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A PSI between the moderate and the major level drifts only with a significant KS;
-    raising --psi-moderate above it makes the same data stable."""
+    """A moderate, significant shift drifts at the default PSI 0.1; --psi-threshold 0.25
+    (the convention's "major shift") makes the same data stable."""
     rng = random.Random(3)
     base = [rng.gauss(100, 10) for _ in range(400)]
     cur = [rng.gauss(103, 10) for _ in range(400)]
     store = write_calls(tmp_path, window_calls(1, 400, ms=base) + window_calls(7, 400, ms=cur))
     code, data = drift_json(capsys, store)
     row = {r["metric"]: r for r in data["rows"]}["latency_ms"]
-    assert 0.1 <= row["statistics"]["psi"] < 0.25
-    assert row["statistics"]["p_value"] < 0.01
-    assert row["verdict"] == "drifted"
     stats = row["statistics"]
+    assert 0.1 <= stats["psi"] < 0.25
+    assert stats["p_value"] < 0.01
+    assert row["verdict"] == "drifted"
     assert row["reason"] == f"PSI {stats['psi']:.3g} >= 0.1 and KS p {stats['p_value']:.2g} < 0.01"
-    code, data = drift_json(capsys, store, "--psi-moderate", "0.24", "--psi-threshold", "0.3")
+    assert code == 1
+    code, data = drift_json(capsys, store, "--psi-threshold", "0.25")
     row = {r["metric"]: r for r in data["rows"]}["latency_ms"]
     assert row["verdict"] == "stable"
+    assert row["reason"] == f"PSI {stats['psi']:.3g} < 0.25 (KS p {stats['p_value']:.2g})"
+    assert code == 0
+
+
+def test_small_samples_of_one_population_are_stable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """30 calls a window from one latency distribution: PSI is large by chance alone
+    (about 9 * 2/30), KS says it is chance, and the verdict is stable."""
+    rng = random.Random(4)
+    base = [rng.lognormvariate(5, 0.5) for _ in range(30)]
+    cur = [rng.lognormvariate(5, 0.5) for _ in range(30)]
+    store = write_calls(tmp_path, window_calls(1, 30, ms=base) + window_calls(7, 30, ms=cur))
+    code, data = drift_json(capsys, store)
+    row = {r["metric"]: r for r in data["rows"]}["latency_ms"]
     stats = row["statistics"]
-    assert row["reason"] == f"PSI {stats['psi']:.3g} < 0.24, KS p {stats['p_value']:.2g} < 0.01"
+    assert stats["psi"] > 0.25
+    assert stats["p_value"] >= 0.01
+    assert row["verdict"] == "stable"
+    assert row["reason"] == f"KS p {stats['p_value']:.2g} >= 0.01 (PSI {stats['psi']:.3g})"
     assert code == 0
 
 
@@ -625,8 +676,8 @@ def test_bad_flags_exit_2_naming_the_flag(
             "otelite drift: --baseline and --baseline-range: give one of them, not both",
         ),
         (
-            ["--psi-moderate", "0.5"],
-            "otelite drift: --psi-moderate 0.5 is above --psi-threshold 0.25",
+            ["--current", "1d", "--current-range", "2026-01-01..2026-01-02"],
+            "otelite drift: --current and --current-range: give one of them, not both",
         ),
     ],
 )

@@ -141,10 +141,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="also compare captured input text: script mix and token unigrams (reads content)",
     )
     parser.add_argument(
-        "--psi-threshold", type=_positive, default=defaults.psi, help="PSI alone (0.25)"
-    )
-    parser.add_argument(
-        "--psi-moderate", type=_positive, default=defaults.psi_moderate, help="PSI with KS (0.1)"
+        "--psi-threshold", type=_positive, default=defaults.psi, help="PSI of a real shift (0.1)"
     )
     parser.add_argument(
         "--alpha", type=_probability, default=defaults.alpha, help="significance level (0.01)"
@@ -311,16 +308,10 @@ def run(args: argparse.Namespace) -> int:
         baseline, current = windows(args, now_ns)
         thresholds = _drift.Thresholds(
             psi=args.psi_threshold,
-            psi_moderate=args.psi_moderate,
             alpha=args.alpha,
             js=args.js_threshold,
             min_calls=args.min_calls,
         )
-        if thresholds.psi_moderate > thresholds.psi:
-            raise _UsageError(
-                f"--psi-moderate {thresholds.psi_moderate:g} is above --psi-threshold "
-                f"{thresholds.psi:g}; the moderate level must be the lower one"
-            )
         report = _drift.compare(
             args.store or os.environ.get("OTELITE_HOME") or None,
             baseline,

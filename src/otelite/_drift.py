@@ -45,6 +45,7 @@ __all__ = [
     "jensen_shannon",
     "ks_2samp",
     "psi",
+    "chi_square",
     "js_against_chance",
     "psi_categorical",
     "two_proportion_z",
@@ -129,6 +130,65 @@ def psi_categorical(baseline: Mapping[str, int], current: Mapping[str, int]) -> 
     return _psi_of_shares(
         _shares([baseline.get(k, 0) for k in keys]), _shares([current.get(k, 0) for k in keys])
     )
+
+
+def _upper_gamma_regularized(a: float, x: float) -> float:
+    """Q(a, x) = Gamma(a, x) / Gamma(a): a series below a + 1, a continued fraction above."""
+    if x <= 0:
+        return 1.0
+    log_front = a * math.log(x) - x - math.lgamma(a)
+    if x < a + 1:
+        term = total = 1.0 / a
+        k = a
+        for _ in range(1000):
+            k += 1
+            term *= x / k
+            total += term
+            if abs(term) < abs(total) * 1e-15:
+                break
+        return max(0.0, 1.0 - total * math.exp(log_front))
+    tiny = 1e-300  # Lentz's method for the continued fraction
+    b = x + 1 - a
+    c = 1 / tiny
+    d = 1 / b
+    h = d
+    for i in range(1, 1000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1 / d
+        step = d * c
+        h *= step
+        if abs(step - 1) < 1e-15:
+            break
+    return min(1.0, math.exp(log_front) * h)
+
+
+def chi_square(baseline: Mapping[str, int], current: Mapping[str, int]) -> tuple[float, float]:
+    """Pearson's chi-square test that two windows share one category mix: the statistic
+    and its p-value (chi-square with categories - 1 degrees of freedom).
+
+    Example:
+        >>> stat, p = chi_square({"Latin": 30, "Cyrillic": 10}, {"Latin": 10, "Cyrillic": 30})
+        >>> stat, round(p, 6)
+        (20.0, 8e-06)
+    """
+    keys = sorted(k for k in set(baseline) | set(current) if baseline.get(k) or current.get(k))
+    n1, n2 = sum(baseline.values()), sum(current.values())
+    if n1 <= 0 or n2 <= 0:
+        raise ValueError("chi_square: both windows need at least one count")
+    if len(keys) < 2:
+        return 0.0, 1.0  # one category in both windows: the same mix
+    stat = 0.0
+    for key in keys:
+        pooled = (baseline.get(key, 0) + current.get(key, 0)) / (n1 + n2)
+        for observed, n in ((baseline.get(key, 0), n1), (current.get(key, 0), n2)):
+            expected = pooled * n
+            stat += (observed - expected) ** 2 / expected
+    return stat, _upper_gamma_regularized((len(keys) - 1) / 2, stat / 2)
 
 
 def kolmogorov_sf(lam: float) -> float:
@@ -314,14 +374,18 @@ def dominant_script(text: str) -> Optional[str]:
 class Thresholds:
     """When a comparison is called drifted (see docs/monitoring.md for the rationale).
 
+    A distribution (or the script mix) has drifted when its shift is both large enough
+    (PSI) and more than chance (KS or chi-square p-value below ``alpha``): PSI alone is
+    inflated by small samples (about (bins - 1)(1/n + 1/m) with no change at all: 0.6
+    for 30 calls a window), and a test alone flags shifts too small to matter once a
+    window holds thousands of calls.
+
     Attributes:
-        psi: PSI at or above which a distribution has drifted on its own (0.25: the credit
-            scoring convention, "major shift").
-        psi_moderate: PSI at or above which a distribution has drifted when the KS test
-            agrees (0.1: "moderate shift"); below it a significant KS alone is not
-            reported, since with thousands of calls KS finds shifts too small to matter.
-        alpha: significance level of the KS, two-proportion and mean tests (0.01: a daily
-            cron over ~10 metrics raises a false alarm about once in ten days, not daily).
+        psi: PSI at or above which a significant shift counts (0.1: the credit scoring
+            convention's "moderate shift"; 0.25 is its "major shift").
+        alpha: significance level of the KS, chi-square, two-proportion and mean tests
+            (0.01: a daily cron over ~10 metrics raises a false alarm about once in ten
+            days, not daily).
         js: how far the Jensen-Shannon divergence (base 2) of input token unigrams must
             rise above its chance level (:func:`js_against_chance`) for the inputs to have
             drifted (0.1: another topic in the same domain rises 0.1 to 0.16 above it,
@@ -329,8 +393,7 @@ class Thresholds:
         min_calls: fewer values than this in either window gives "not enough data".
     """
 
-    psi: float = 0.25
-    psi_moderate: float = 0.1
+    psi: float = 0.1
     alpha: float = 0.01
     js: float = 0.1
     min_calls: int = 30
@@ -339,7 +402,6 @@ class Thresholds:
         """The thresholds as JSON-ready values."""
         return {
             "psi": self.psi,
-            "psi_moderate": self.psi_moderate,
             "alpha": self.alpha,
             "js": self.js,
             "min_calls": self.min_calls,
@@ -608,24 +670,17 @@ def _distribution_row(
     index = psi(base, cur)
     d, p = ks_2samp(base, cur)
     stats = {"psi": index, "ks": d, "p_value": p}
-    if index >= t.psi:
-        return DriftRow(
-            group,
-            metric,
-            "distribution",
-            *summaries,
-            stats,
-            DRIFTED,
-            f"PSI {index:.3g} >= {t.psi:g}",
-        )
-    if index >= t.psi_moderate and p < t.alpha:
-        reason = f"PSI {index:.3g} >= {t.psi_moderate:g} and KS p {p:.2g} < {t.alpha:g}"
-        return DriftRow(group, metric, "distribution", *summaries, stats, DRIFTED, reason)
-    if p < t.alpha:  # significant, but too small a shift to matter
-        reason = f"PSI {index:.3g} < {t.psi_moderate:g}, KS p {p:.2g} < {t.alpha:g}"
-    else:
-        reason = f"PSI {index:.3g} < {t.psi:g}, KS p {p:.2g} >= {t.alpha:g}"
-    return DriftRow(group, metric, "distribution", *summaries, stats, STABLE, reason)
+    verdict, reason = _shift_verdict(index, p, "KS", t)
+    return DriftRow(group, metric, "distribution", *summaries, stats, verdict, reason)
+
+
+def _shift_verdict(index: float, p: float, test: str, t: Thresholds) -> tuple[str, str]:
+    """Drifted when the shift is large (PSI) and more than chance (the test's p-value)."""
+    if p >= t.alpha:
+        return STABLE, f"{test} p {p:.2g} >= {t.alpha:g} (PSI {index:.3g})"
+    if index < t.psi:
+        return STABLE, f"PSI {index:.3g} < {t.psi:g} ({test} p {p:.2g})"
+    return DRIFTED, f"PSI {index:.3g} >= {t.psi:g} and {test} p {p:.2g} < {t.alpha:g}"
 
 
 def _few(t: Thresholds) -> str:
@@ -680,11 +735,12 @@ def _content_rows(
             DriftRow(group, "input_unigrams", "unigrams", *words, {}, NOT_ENOUGH, _few(t)),
         ]
     index = psi_categorical(base.scripts, cur.scripts)
-    script_verdict = DRIFTED if index >= t.psi else STABLE
-    script_reason = f"PSI {index:.3g} {'>=' if index >= t.psi else '<'} {t.psi:g}"
+    stat, p = chi_square(base.scripts, cur.scripts)
+    script_verdict, script_reason = _shift_verdict(index, p, "chi-square", t)
+    script_stats = {"psi": index, "chi_square": stat, "p_value": p}
     rows = [
         DriftRow(
-            group, "input_script", "categories", *mix, {"psi": index}, script_verdict, script_reason
+            group, "input_script", "categories", *mix, script_stats, script_verdict, script_reason
         )
     ]
     if not base_total or not cur_total:
