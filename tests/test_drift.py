@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otelite import _drift, _tokens
+from otelite._drift import _statistics
 from otelite._export import LocalStoreExporter
 from otelite.cli import main
 from otelite.testing import SequentialIdGenerator
@@ -171,7 +172,7 @@ def test_statistics_match_scipy() -> None:
     assert stat == pytest.approx(expected.statistic, rel=1e-9)
     assert p == pytest.approx(expected.pvalue, rel=1e-9)
     for x, df in ((0.5, 1), (3.0, 4), (40.0, 7), (2.0, 9)):
-        assert _drift._upper_gamma_regularized(df / 2, x / 2) == pytest.approx(
+        assert _statistics._upper_gamma_regularized(df / 2, x / 2) == pytest.approx(
             scipy_stats.chi2.sf(x, df), rel=1e-9
         )
     counts_p = {i: rng.randint(0, 9) + 1 for i in range(30)}
