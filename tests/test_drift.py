@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otelite import _drift, _tokens
-from otelite._drift import _statistics
+from otelite._drift import _compare, _statistics
 from otelite._export import LocalStoreExporter
 from otelite.cli import main
 from otelite.testing import SequentialIdGenerator
@@ -714,3 +714,21 @@ def test_docs_examples_match_the_output(tmp_path: Path, capsys: pytest.CaptureFi
     row = json.loads(re.findall(r"```json\n(.*?)```", section, re.DOTALL)[0])
     _, data = drift_json(capsys, store)
     assert {r["metric"]: r for r in data["rows"]}["latency_ms"] == row
+
+
+def test_content_is_read_at_an_even_stride(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MAX_CONTENT_CALLS calls with content, a window's texts are read at an even
+    stride: 40 calls and a cap of 10 read every 4th (n 10), numbers still count all 40."""
+    monkeypatch.setattr(_compare, "MAX_CONTENT_CALLS", 10)
+    texts = [ENGLISH if i % 4 == 0 else RUSSIAN for i in range(40)]
+    calls = [dict(c, text=t) for c, t in zip(window_calls(1), texts)]
+    store = write_calls(tmp_path, calls + window_calls(7, text=ENGLISH))
+    code, data = drift_json(capsys, store, "--content", "--min-calls", "10")
+    rows = {r["metric"]: r for r in data["rows"]}
+    assert rows["input_script"]["baseline"] == {"n": 10, "scripts": {"Latin": 10}}
+    assert rows["input_script"]["current"] == {"n": 10, "scripts": {"Latin": 10}}
+    assert rows["input_unigrams"]["baseline"]["n"] == 10
+    assert rows["latency_ms"]["baseline"]["n"] == 40
+    assert code == 0

@@ -43,7 +43,7 @@ from otelite._drift._statistics import (
 
 __all__ = ["DriftReport", "DriftRow", "Thresholds", "Window", "compare", "user_text"]
 
-MAX_CONTENT_CALLS = 2000  # per window and group: the unigram comparison reads an even sample
+MAX_CONTENT_CALLS = 2000  # per window and group: the content comparison reads an even sample
 _LLM_OPERATIONS = ("chat", "text_completion", "generate_content", "embeddings")
 
 STABLE = "stable"
@@ -283,31 +283,42 @@ class _Content:
     scripts: Counter[str] = field(default_factory=Counter)
     unigrams: list[Counter[Any]] = field(default_factory=list)  # one table per call
 
-    def sample(self) -> list[Counter[Any]]:
-        """At most :data:`MAX_CONTENT_CALLS` calls' tables, evenly spread over the window."""
-        n = len(self.unigrams)
-        if n <= MAX_CONTENT_CALLS:
-            return self.unigrams
-        return [self.unigrams[i * n // MAX_CONTENT_CALLS] for i in range(MAX_CONTENT_CALLS)]
-
 
 def _read_content(
     conn: sqlite3.Connection, window: Window, by: Sequence[tuple[str, str]], tokenize: Tokenizer
 ) -> dict[GroupKey, _Content]:
-    """Per group, the script of each call's user text and the unigrams of all of it."""
+    """Per group, the script of each call's user text and the unigrams of all of it.
+
+    Parsing and tokenizing text is the slow part (milliseconds a call), so a group with
+    more than :data:`MAX_CONTENT_CALLS` calls with content is read at an even stride.
+    """
     width = _width(by)
     messages = f"json_extract(s.attributes, '$.\"{sc.GEN_AI_INPUT_MESSAGES}\"')"
+    groups = ", ".join(f"k{i}" for i in range(width))
+    strides = {
+        _group(row, width, by): -(-int(row[width]) // MAX_CONTENT_CALLS)
+        for row in conn.execute(
+            f"SELECT {_keys_sql(by)}, COUNT(*) {_FROM} WHERE {_calls_filter()} "
+            f"AND {messages} IS NOT NULL GROUP BY {groups}",
+            _window_params(window),
+        )
+    }
+    seen: Counter[GroupKey] = Counter()
     cursor = conn.execute(
         f"SELECT {_keys_sql(by)}, {messages} {_FROM} WHERE {_calls_filter()} "
-        f"AND {messages} IS NOT NULL",
+        f"AND {messages} IS NOT NULL ORDER BY s.start_time_ns",  # the stride spans the window
         _window_params(window),
     )
     out: dict[GroupKey, _Content] = {}
     for row in cursor:
+        group = _group(row, width, by)
+        seen[group] += 1
+        if (seen[group] - 1) % strides.get(group, 1):
+            continue
         text = user_text(str(row[width]))
         if not text.strip():
             continue
-        content = out.setdefault(_group(row, width, by), _Content())
+        content = out.setdefault(group, _Content())
         content.calls += 1
         content.scripts[dominant_script(text) or "none"] += 1
         content.unigrams.append(Counter(tokenize(text)))
@@ -407,7 +418,7 @@ def _content_rows(
         {"n": base.calls, "scripts": dict(base.scripts.most_common())},
         {"n": cur.calls, "scripts": dict(cur.scripts.most_common())},
     )
-    base_sample, cur_sample = base.sample(), cur.sample()
+    base_sample, cur_sample = base.unigrams, cur.unigrams
     base_total, cur_total = sum_counts(base_sample), sum_counts(cur_sample)
     words = (
         {"n": len(base_sample), "tokens": sum(base_total.values()), "distinct": len(base_total)},
