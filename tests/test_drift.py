@@ -732,3 +732,27 @@ def test_content_is_read_at_an_even_stride(
     assert rows["input_unigrams"]["baseline"]["n"] == 10
     assert rows["latency_ms"]["baseline"]["n"] == 40
     assert code == 0
+
+
+def test_by_two_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--by model,user groups by both; a call without a user groups under "-" in the table."""
+    calls = (
+        window_calls(1, attrs={"user.id": "u1"})
+        + window_calls(1, model="gpt-4o")
+        + window_calls(7, attrs={"user.id": "u1"}, ms=[500] * 40)
+        + window_calls(7, model="gpt-4o")
+    )
+    store = write_calls(tmp_path, calls)
+    code, data = drift_json(capsys, store, "--by", "model,user")
+    assert code == 1
+    assert data["by"] == ["model", "user"]
+    assert {(r["group"]["model"], r["group"]["user"]) for r in data["rows"]} == {
+        ("gpt-4o", None),
+        ("gpt-4o-mini", "u1"),
+    }
+    assert sorted(k for k, v in verdicts(data).items() if v == "drifted") == [
+        ("gpt-4o-mini", "u1", "latency_ms")
+    ]
+    _, out = run_drift(capsys, store, "--by", "model,user")
+    assert "1 of 16 rows drifted: gpt-4o-mini/u1 latency_ms" in out
+    assert any(line.startswith("gpt-4o, -  ") for line in out.splitlines())
