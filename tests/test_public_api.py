@@ -55,7 +55,15 @@ LAYERS = {
         "_checks",
         "_metrics",
     },
-    "features": {"_decorators", "_integrations", "store", "prompts", "datasets", "evals"},
+    "features": {
+        "_decorators",
+        "_integrations",
+        "store",
+        "prompts",
+        "datasets",
+        "evals",
+        "_drift",
+    },
     "surfaces": {
         "__init__",
         "__main__",

@@ -12,6 +12,7 @@ Commands:
     otelite prompts rollback NAME LABEL
     otelite prompts diff NAME A B
     otelite prompts history NAME
+    otelite drift [--baseline 7d --current 1d] [--by model] [--content]   what drifted (exit 1)
     otelite ui [--host H --port P]     a local, read-only web view of the store
     otelite status                     settings, pending outbox, undelivered data, last export error
     otelite eval MODULE:TASK DATA.jsonl -e EVALUATOR --min-pass-rate 0.9   a dataset run (CI gate)
@@ -38,6 +39,7 @@ from typing import Optional
 import otelite.ui as ui
 from otelite._version import __version__
 from otelite.cli import (
+    _drift,
     _eval,
     _export,
     _graph,
@@ -63,6 +65,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     _maintenance,
     _eval,
     _status,
+    _drift,
     ui,
 )
 
