@@ -19,7 +19,7 @@ DOCS = Path(__file__).parent.parent / "docs"
 # and feature modules (each top-level name in "features") never import each other.
 LAYERS = {
     "leaves": {"_version", "_exceptions", "_semconv", "_env", "_plural"},
-    "utilities": {"_guard", "_content", "_sqlite", "_tokens", "_pricing", "_jsonl", "_delivery"},
+    "utilities": {"_guard", "_content", "_sqlite", "_tokens", "_pricing", "_jsonl", "_delivery", "_dimensions"},
     "runtime": {
         "_context",
         "_export",
@@ -30,8 +30,9 @@ LAYERS = {
         "_evaluation",
         "_checks",
         "_metrics",
+        "_prometheus",
     },
-    "features": {"_decorators", "_integrations", "store", "prompts", "datasets", "evals"},
+    "features": {"_decorators", "_integrations", "store", "prompts", "datasets", "evals", "integrations"},
     "surfaces": {
         "__init__",
         "__main__",

@@ -87,6 +87,8 @@ class Settings:
     retention_s: Optional[float] = None
     checks: tuple[Any, ...] = ()
     outbox: bool = True
+    metric_dimensions: tuple[tuple[str, int], ...] = ()  # see _dimensions.resolve
+    prometheus: Optional[tuple[str, int]] = None  # (host, port) of /metrics; see _prometheus
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class Active:
     prices: Optional[UserPrices] = None
     stream_usage: bool = True
     checks: tuple[Any, ...] = ()
+    dimensions: Any = None  # an otelite._dimensions.Limiter when metric_dimensions are on
 
 
 @dataclass
@@ -443,6 +446,8 @@ def resolve_settings(
     retention: Union[str, float, None] = None,
     checks: Optional[Sequence[Any]] = None,
     outbox: Optional[bool] = None,
+    metric_dimensions: Any = None,
+    prometheus: Union[bool, int, str, None] = None,
 ) -> Settings:
     """Merge arguments with environment variables and validate everything."""
     if protocol is not None:
@@ -480,13 +485,24 @@ def resolve_settings(
                 else:
                     metrics_endpoint = value
 
-    metrics_exporter = (_env.OTEL_METRICS_EXPORTER.read() or "otlp").lower()
-    if metrics_exporter not in ("otlp", "none"):
-        raise ConfigurationError(
-            f"{_env.OTEL_METRICS_EXPORTER.name}: {metrics_exporter!r} is not supported; use 'otlp' or 'none'"
-        )
-    if metrics_exporter == "none":
+    from otelite import _dimensions, _prometheus
+
+    metrics_exporters = _prometheus.parse_exporters(
+        _env.OTEL_METRICS_EXPORTER.read() or "otlp", _env.OTEL_METRICS_EXPORTER.name
+    )
+    if "otlp" not in metrics_exporters:
         metrics_endpoint = None
+    prometheus_at = _prometheus.resolve(
+        prometheus,
+        metrics_exporters,
+        _env.OTEL_EXPORTER_PROMETHEUS_HOST.read(),
+        _env.OTEL_EXPORTER_PROMETHEUS_PORT.read(),
+    )
+    dimensions = _dimensions.resolve(
+        metric_dimensions,
+        _env.OTELITE_METRIC_DIMENSIONS.read(),
+        _env.OTELITE_METRIC_DIMENSIONS.name,
+    )
 
     if headers is not None:
         parsed_headers = _parse_headers("headers", headers)
@@ -561,6 +577,8 @@ def resolve_settings(
         retention_s=_parse_retention(retention),
         checks=parsed_checks,
         outbox=_parse_outbox(outbox),
+        metric_dimensions=dimensions,
+        prometheus=prometheus_at,
     )
 
 
@@ -905,6 +923,15 @@ def _choose_meter_provider(
     global _global_meters
     if explicit is not None:
         return explicit, False
+    if settings.prometheus is not None:  # otelite's own provider, read by scrapes (docs/grafana.md)
+        from otelite import _prometheus
+
+        push = settings.metrics_endpoint and _export.otlp_metric_exporter(
+            settings.metrics_endpoint, settings.protocol, dict(settings.headers)
+        )
+        scraped = _prometheus.meter_provider(_resource(settings), push or None)
+        _owned_providers.add(id(scraped))
+        return scraped, True
     current = metrics.get_meter_provider()
     if _global_meters is not None and current is _global_meters[0]:
         provider, slot = _global_meters
@@ -987,6 +1014,8 @@ def configure(
     exit_timeout: Union[str, float, None] = None,
     handle_signals: Optional[bool] = None,
     outbox: Optional[bool] = None,
+    metric_dimensions: Any = None,
+    prometheus: Union[bool, int, str, None] = None,
 ) -> None:
     """Set otelite up: where spans go, what is captured, how much is sampled.
 
@@ -1028,6 +1057,11 @@ def configure(
         outbox: keep OTLP/HTTP spans whose export failed on disk and resend them, also from
             the next process (default ``True``, ``OTELITE_OUTBOX``; capped by
             ``OTELITE_OUTBOX_MAX_MB``).
+        metric_dimensions: opt-in metric labels, each capped in distinct values (the rest
+            become ``"other"``): ``["user", "prompt", "service.version", "geo"]`` or
+            ``{"user": 20}`` (``OTELITE_METRIC_DIMENSIONS``; see ``docs/grafana.md``).
+        prometheus: serve metrics on ``/metrics`` for scraping (``otelite[prometheus]``):
+            ``True``, a port or ``"host:port"`` (``OTEL_METRICS_EXPORTER=prometheus``).
 
     Raises:
         ConfigurationError: an argument or variable is invalid; the message names it.
@@ -1071,6 +1105,8 @@ def configure(
             retention=retention,
             checks=checks,
             outbox=outbox,
+            metric_dimensions=metric_dimensions,
+            prometheus=prometheus,
         )
         explicit_same = (tracer_provider is None or tracer_provider is _state.provider) and (
             meter_provider is None or meter_provider is _state.meter_provider
@@ -1095,6 +1131,10 @@ def configure(
                 level=logging.INFO,
             )
         processors = _processors(settings, export_traces)  # may raise: nothing has changed yet
+        if settings.prometheus is not None:  # a port in use is an error here, before any change
+            from otelite import _prometheus
+
+            _prometheus.serve(settings.prometheus)
         _teardown(keep_providers=tracer_provider is None, background=True)
         provider, owned = _choose_provider(settings, tracer_provider)
         swappable = _find_swappable(provider)
@@ -1114,6 +1154,7 @@ def configure(
             settings.prices,
             settings.stream_usage,
             settings.checks,
+            _dimensions_limiter(settings),
         )
         with _guard.contained("registering the delivery counters"):
             _export.observe(_active.meter)
@@ -1121,6 +1162,17 @@ def configure(
             atexit.register(_at_exit)
             _state.atexit_registered = True
         _exits.apply(signals, owned)
+
+
+def _dimensions_limiter(settings: Settings) -> Any:
+    from otelite import _dimensions
+
+    if not settings.metric_dimensions:
+        return None
+    version = _resource(settings).attributes.get(sc.SERVICE_VERSION)
+    return _dimensions.limiter(
+        settings.metric_dimensions, str(version) if version is not None else None
+    )
 
 
 def _is_sdk_provider(provider: object) -> bool:

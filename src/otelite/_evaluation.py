@@ -30,7 +30,7 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 
-from otelite import _config
+from otelite import _config, _guard, _metrics
 from otelite import _semconv as sc
 from otelite._context import cap_text
 
@@ -195,6 +195,8 @@ def end_span(span: Span, score: Score, response_id: Optional[str] = None) -> Non
                 span.set_status(Status(StatusCode.ERROR, score.error))
     finally:
         span.end()
+    with _guard.contained("recording the score metric"):
+        _metrics.record_score(_config.active().meter, score.name, score.value, score.kind, score.passed)
 
 
 def _parse_id(argument: str, value: Union[str, int], width: int) -> int:

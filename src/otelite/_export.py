@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricReader
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
@@ -204,6 +204,13 @@ def otlp_span_exporter(
         )
     _set_destination(exporter, url)
     return exporter
+
+
+def prometheus_reader() -> MetricReader:
+    """The ``otelite[prometheus]`` extra's metric reader (what ``/metrics`` serves)."""
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+
+    return PrometheusMetricReader()
 
 
 def otlp_metric_exporter(
