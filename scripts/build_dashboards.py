@@ -39,7 +39,7 @@ TOKENS = "gen_ai_client_token_usage"
 TOKEN_DETAILS = "otelite_client_token_details_total"
 COST = "otelite_client_cost_USD_total"
 CHECK_FAILURES = "otelite_client_check_failures_total"
-SCORE = "otelite_evaluation_score_ratio"
+SCORE = "otelite_evaluation_score"
 API_CHANGES = "otelite_api_changes_total"
 
 TRACES_LINK = (
