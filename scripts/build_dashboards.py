@@ -120,7 +120,9 @@ def overview() -> Any:
         dash.Dashboard("otelite: LLM overview")
         .uid("otelite-overview")
         .tags(["otelite", "genai"])
-        .description("Calls, tokens, cost, latency, errors, check failures and evaluation scores recorded by otelite.")
+        .description(
+            "Calls, tokens, cost, latency, errors, check failures and evaluation scores recorded by otelite."
+        )
         .time("now-6h", "now")
         .refresh("1m")
         .tooltip(DashboardCursorSync.CROSSHAIR)
@@ -375,7 +377,8 @@ def build() -> dict[str, dict[str, Any]]:
     for provider, label in PROVIDERS.items():
         boards[f"api-health-{provider.replace('.', '-')}.json"] = api_health(provider, label)
     return {
-        name: json.loads(json.dumps(board.build(), cls=JSONEncoder)) for name, board in boards.items()
+        name: json.loads(json.dumps(board.build(), cls=JSONEncoder))
+        for name, board in boards.items()
     }
 
 

@@ -19,7 +19,16 @@ DOCS = Path(__file__).parent.parent / "docs"
 # and feature modules (each top-level name in "features") never import each other.
 LAYERS = {
     "leaves": {"_version", "_exceptions", "_semconv", "_env", "_plural"},
-    "utilities": {"_guard", "_content", "_sqlite", "_tokens", "_pricing", "_jsonl", "_delivery", "_dimensions"},
+    "utilities": {
+        "_guard",
+        "_content",
+        "_sqlite",
+        "_tokens",
+        "_pricing",
+        "_jsonl",
+        "_delivery",
+        "_dimensions",
+    },
     "runtime": {
         "_context",
         "_export",
@@ -32,7 +41,15 @@ LAYERS = {
         "_metrics",
         "_prometheus",
     },
-    "features": {"_decorators", "_integrations", "store", "prompts", "datasets", "evals", "integrations"},
+    "features": {
+        "_decorators",
+        "_integrations",
+        "store",
+        "prompts",
+        "datasets",
+        "evals",
+        "integrations",
+    },
     "surfaces": {
         "__init__",
         "__main__",

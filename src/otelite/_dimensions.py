@@ -75,9 +75,7 @@ class Limiter:
                 )
             return sc.DIMENSION_OTHER
 
-    def attributes(
-        self, context: Mapping[str, Any], request: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    def attributes(self, context: Mapping[str, Any], request: Mapping[str, Any]) -> dict[str, Any]:
         """The metric attributes of the chosen dimensions for one call (capped values)."""
         out: dict[str, Any] = {}
         for name in self._caps:
@@ -146,7 +144,9 @@ def parse(value: DimensionsArg, argument: str = "metric_dimensions") -> tuple[tu
     return tuple(out.items())
 
 
-def resolve(value: DimensionsArg, env_value: Optional[str], env_name: str) -> tuple[tuple[str, int], ...]:
+def resolve(
+    value: DimensionsArg, env_value: Optional[str], env_name: str
+) -> tuple[tuple[str, int], ...]:
     """The argument if given, else the environment variable's value (validated)."""
     if value is not None:
         return parse(value)

@@ -196,7 +196,9 @@ def end_span(span: Span, score: Score, response_id: Optional[str] = None) -> Non
     finally:
         span.end()
     with _guard.contained("recording the score metric"):
-        _metrics.record_score(_config.active().meter, score.name, score.value, score.kind, score.passed)
+        _metrics.record_score(
+            _config.active().meter, score.name, score.value, score.kind, score.passed
+        )
 
 
 def _parse_id(argument: str, value: Union[str, int], width: int) -> int:

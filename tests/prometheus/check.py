@@ -231,7 +231,7 @@ def main() -> int:
     try:
         replay = Replay(app_port)
 
-        step('Last week')
+        step("Last week")
         # 2. Last week's data: snapshots of real traffic, backfilled one week back.
         # One snapshot per round of traffic, 30 s apart in last week's time, around the
         # moment (a week ago) the panel queries below will look at.
@@ -242,9 +242,16 @@ def main() -> int:
             snapshots.append((start + 30 * i, replay.openmetrics()))
         (work / "lastweek.om").write_text(merge_snapshots(snapshots))
         data = work / "data"
-        run(promtool, "tsdb", "create-blocks-from", "openmetrics", str(work / "lastweek.om"), str(data))
+        run(
+            promtool,
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            str(work / "lastweek.om"),
+            str(data),
+        )
 
-        step('Prometheus on')
+        step("Prometheus on")
         # 3. Prometheus on 127.0.0.1, scraping the app every second.
         live_rules(work / "otelite-alerts.yml")
         config = work / "prometheus.yml"
@@ -284,7 +291,7 @@ def main() -> int:
             60,
         )
 
-        step('Healthy traffic')
+        step("Healthy traffic")
         # 4. Healthy traffic: the error-rate alert stays silent; an error burst makes it fire.
         for _ in range(3):
             replay.do("ok 40")
@@ -302,7 +309,7 @@ def main() -> int:
         wait_for("OteliteErrorRateHigh to fire", firing, 90)
         print("OteliteErrorRateHigh: firing after the error burst")
 
-        step('Every dashboard')
+        step("Every dashboard")
         # 5. Every dashboard query returns data (fresh traffic inside every rate window).
         for _ in range(3):
             replay.do("traffic")

@@ -14,6 +14,7 @@ Commands, one per line on stdin; each answers ``done <command>`` on stdout:
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -70,7 +71,9 @@ def _ok_client() -> Any:
 
 def _failing_client(status: int, base_url: str = "https://api.openai.com/v1") -> Any:
     body = {"error": {"message": "recorded failure", "type": "server_error"}}
-    return fakeopenai.client(lambda request: fakeopenai.json_response(body, status), base_url=base_url)
+    return fakeopenai.client(
+        lambda request: fakeopenai.json_response(body, status), base_url=base_url
+    )
 
 
 def _azure_failing_client() -> Any:
@@ -86,12 +89,10 @@ def _azure_failing_client() -> Any:
 
 
 def _call(client: Any, model: str = "gpt-4o-mini", messages: Any = None) -> None:
-    try:
+    with contextlib.suppress(openai.OpenAIError):
         client.chat.completions.create(
             model=model, messages=messages or [{"role": "user", "content": "Hi"}]
         )
-    except openai.OpenAIError:
-        pass
 
 
 class App:

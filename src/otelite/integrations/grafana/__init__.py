@@ -91,7 +91,7 @@ def export_dashboards(
     return written
 
 
-def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``otelite dashboards export DIR`` on the CLI's subcommands."""
     dashboards = subparsers.add_parser(
         "dashboards", help="Grafana dashboards, Prometheus alerts, Collector and compose files"
