@@ -139,6 +139,15 @@ def phoenix(session: nox.Session) -> None:
     session.run("python", "tests/phoenix_check.py", *session.posargs)
 
 
+@nox.session(python="3.12")
+def prometheus(session: nox.Session) -> None:
+    """Dashboards and alert rules against a real Prometheus on 127.0.0.1 (Debian's package; see .ci/run)."""
+    if shutil.which("prometheus") is None or shutil.which("promtool") is None:
+        session.error("needs Prometheus 2.x and promtool on PATH: apt-get install -y prometheus")
+    session.install("-e", ".[openai,prometheus]", "pyyaml")
+    session.run("python", "tests/prometheus/check.py", *session.posargs)
+
+
 @nox.session(python="3.12", name="bench-store")
 def bench_store(session: nox.Session) -> None:
     """The local store at scale: 1M spans ingested, then the CLI's queries (docs/performance.md)."""

@@ -19,16 +19,7 @@ DOCS = Path(__file__).parent.parent / "docs"
 # and feature modules (each top-level name in "features") never import each other.
 LAYERS = {
     "leaves": {"_version", "_exceptions", "_semconv", "_env", "_plural"},
-    "utilities": {
-        "_guard",
-        "_content",
-        "_sqlite",
-        "_tokens",
-        "_pricing",
-        "_jsonl",
-        "_delivery",
-        "_dimensions",
-    },
+    "utilities": {"_guard", "_content", "_sqlite", "_tokens", "_pricing", "_jsonl", "_delivery"},
     "runtime": {
         "_context",
         "_export",
@@ -39,17 +30,8 @@ LAYERS = {
         "_evaluation",
         "_checks",
         "_metrics",
-        "_prometheus",
     },
-    "features": {
-        "_decorators",
-        "_integrations",
-        "store",
-        "prompts",
-        "datasets",
-        "evals",
-        "integrations",
-    },
+    "features": {"_decorators", "_integrations", "store", "prompts", "datasets", "evals"},
     "surfaces": {
         "__init__",
         "__main__",
@@ -63,6 +45,10 @@ LAYERS = {
         "tokens",
     },
 }
+# Metric dimensions and Prometheus pull (docs/grafana.md); the shipped Grafana artefacts.
+LAYERS["utilities"].add("_dimensions")
+LAYERS["runtime"].add("_prometheus")
+LAYERS["features"].add("integrations")
 ORDER = list(LAYERS)
 
 
