@@ -111,6 +111,8 @@ def smoke(session: nox.Session) -> None:
         "python",
         "-c",
         "import sys, otelite, otelite.store, otelite.testing, otelite.evals\n"
+        "from otelite.integrations import grafana\n"
+        "assert len(grafana.artefacts()) >= 12, grafana.artefacts()  # shipped in the wheel\n"
         "banned = ('openai', 'tiktoken', 'grpc')\n"
         "loaded = [m for m in sys.modules if m.split('.')[0] in banned]\n"
         "assert not loaded, f'import otelite loaded {loaded}'\n"
