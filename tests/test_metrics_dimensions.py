@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -328,3 +329,15 @@ def test_metrics_keep_flowing_when_the_trace_exporter_is_down() -> None:
         if line.startswith("gen_ai_client_operation_duration_seconds_count{")
     )
     assert count.endswith(" 3.0")
+
+
+def test_prometheus_without_the_extra_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without otelite[prometheus] installed, configure(prometheus=...) says which extra to install."""
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)
+    with pytest.raises(otelite.ConfigurationError) as info:
+        otelite.configure(local_store=False, prometheus="127.0.0.1:0")
+    assert str(info.value) == (
+        "prometheus: serving /metrics needs the Prometheus exporter; "
+        'pip install "otelite[prometheus]"'
+    )
+    assert _prometheus.bound_port() is None
