@@ -118,6 +118,8 @@ def smoke(session: nox.Session) -> None:
         "python",
         "-c",
         "import sys, otelite, otelite.store, otelite.testing, otelite.evals, otelite.ui\n"
+        "from otelite.integrations import grafana\n"
+        "assert len(grafana.artefacts()) >= 12, grafana.artefacts()  # shipped in the wheel\n"
         "banned = ('openai', 'tiktoken', 'grpc')\n"
         "loaded = [m for m in sys.modules if m.split('.')[0] in banned]\n"
         "assert not loaded, f'import otelite loaded {loaded}'\n"
@@ -145,6 +147,15 @@ def phoenix(session: nox.Session) -> None:
     """Export the quickstart to a real Arize Phoenix server on 127.0.0.1 and check its REST API."""
     session.install("-e", ".[openai]", "arize-phoenix")
     session.run("python", "tests/phoenix_check.py", *session.posargs)
+
+
+@nox.session(python="3.12")
+def prometheus(session: nox.Session) -> None:
+    """Dashboards and alert rules against a real Prometheus on 127.0.0.1 (Debian's package; see .ci/run)."""
+    if shutil.which("prometheus") is None or shutil.which("promtool") is None:
+        session.error("needs Prometheus 2.x and promtool on PATH: apt-get install -y prometheus")
+    session.install("-e", ".[openai,prometheus]", "pyyaml")
+    session.run("python", "tests/prometheus/check.py", *session.posargs)
 
 
 @nox.session(python="3.12", name="bench-store")

@@ -179,8 +179,8 @@ def test_arguments_beat_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         ),
         (
             {},
-            {"OTEL_METRICS_EXPORTER": "prometheus"},
-            "OTEL_METRICS_EXPORTER: 'prometheus' is not supported",
+            {"OTEL_METRICS_EXPORTER": "statsd"},
+            "OTEL_METRICS_EXPORTER: 'statsd' is not supported",
         ),
     ],
 )

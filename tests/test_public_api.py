@@ -75,6 +75,10 @@ LAYERS = {
         "ui",
     },
 }
+# Metric dimensions and Prometheus pull (docs/grafana.md); the shipped Grafana artefacts.
+LAYERS["utilities"].add("_dimensions")
+LAYERS["runtime"].add("_prometheus")
+LAYERS["features"].add("integrations")
 ORDER = list(LAYERS)
 
 

@@ -211,6 +211,8 @@ def configure(
     exit_timeout: Union[str, float, None] = None,
     handle_signals: Optional[bool] = None,
     outbox: Optional[bool] = None,
+    metric_dimensions: Any = None,
+    prometheus: Union[bool, int, str, None] = None,
 ) -> None:
     """Set otelite up: where spans go, what is captured, how much is sampled.
 
@@ -252,6 +254,11 @@ def configure(
         outbox: keep OTLP/HTTP spans whose export failed on disk and resend them, also from
             the next process (default ``True``, ``OTELITE_OUTBOX``; capped by
             ``OTELITE_OUTBOX_MAX_MB``).
+        metric_dimensions: opt-in metric labels, each capped in distinct values (the rest
+            become ``"other"``): ``["user", "prompt", "service.version", "geo"]`` or
+            ``{"user": 20}`` (``OTELITE_METRIC_DIMENSIONS``; see ``docs/grafana.md``).
+        prometheus: serve metrics on ``/metrics`` for scraping (``otelite[prometheus]``):
+            ``True``, a port or ``"host:port"`` (``OTEL_METRICS_EXPORTER=prometheus``).
 
     Raises:
         ConfigurationError: an argument or variable is invalid; the message names it.
@@ -297,6 +304,8 @@ def configure(
             retention=retention,
             checks=checks,
             outbox=outbox,
+            metric_dimensions=metric_dimensions,
+            prometheus=prometheus,
         )
         explicit_same = (tracer_provider is None or tracer_provider is _state.provider) and (
             meter_provider is None or meter_provider is _state.meter_provider
@@ -321,6 +330,10 @@ def configure(
                 level=logging.INFO,
             )
         processors = _processors(settings, export_traces)  # may raise: nothing has changed yet
+        if settings.prometheus is not None:  # a port in use is an error here, before any change
+            from otelite import _prometheus
+
+            _prometheus.serve(settings.prometheus)
         _teardown(keep_providers=tracer_provider is None, background=True)
         provider, owned = _providers._choose_provider(settings, tracer_provider)
         swappable = _find_swappable(provider)
@@ -342,6 +355,7 @@ def configure(
             settings.prices,
             settings.stream_usage,
             settings.checks,
+            _dimensions_limiter(settings),
         )
         _state_module.install(current)
         with _guard.contained("registering the delivery counters"):
@@ -350,6 +364,17 @@ def configure(
             atexit.register(_at_exit)
             _state.atexit_registered = True
         _exits.apply(signals, owned)
+
+
+def _dimensions_limiter(settings: Settings) -> Any:
+    from otelite import _dimensions
+
+    if not settings.metric_dimensions:
+        return None
+    version = _providers._resource(settings).attributes.get(sc.SERVICE_VERSION)
+    return _dimensions.limiter(
+        settings.metric_dimensions, str(version) if version is not None else None
+    )
 
 
 def _is_sdk_provider(provider: object) -> bool:

@@ -258,3 +258,14 @@ class ContentPolicy:
                 )
         text = redact_builtin(text) if self.redact_builtin else redact_api_keys(text)
         return _BARE_HEX32.sub(_KEY_MASK, text)
+
+
+_URL_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
+
+
+def safe_url(value: str) -> str:
+    """``value`` fit for a message or a log line: password, query values and fragment masked."""
+    text = _URL_CONTROL_OR_SPACE.sub("?", value)
+    text = re.sub(r"(//[^/?#@]*?:)[^/?#@]*@", r"\1***@", text)
+    text = re.sub(r"([?&][^=&#]*=)[^&#]*", r"\1***", text)
+    return re.sub(r"#.*$", "#***", text)

@@ -101,7 +101,17 @@ OTEL_BSP_MAX_EXPORT_BATCH_SIZE = EnvVar(
 )
 OTEL_METRICS_EXPORTER = EnvVar(
     "OTEL_METRICS_EXPORTER",
-    "`none` sends no metrics over OTLP (for backends that accept only traces); default `otlp`.",
+    "`none` sends no metrics over OTLP (for backends that accept only traces); default `otlp`; "
+    "`prometheus` serves them for scraping instead (`otlp,prometheus`: both).",
+)
+OTEL_EXPORTER_PROMETHEUS_HOST = EnvVar(
+    "OTEL_EXPORTER_PROMETHEUS_HOST",
+    "With `OTEL_METRICS_EXPORTER=prometheus`: the address `/metrics` is served on "
+    "(default `localhost`; needs `otelite[prometheus]`).",
+)
+OTEL_EXPORTER_PROMETHEUS_PORT = EnvVar(
+    "OTEL_EXPORTER_PROMETHEUS_PORT",
+    "With `OTEL_METRICS_EXPORTER=prometheus`: the port `/metrics` is served on (default 9464).",
 )
 OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT = EnvVar(
     "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
@@ -157,6 +167,11 @@ OTELITE_CHECKS = EnvVar(
     "OTELITE_CHECKS",
     "Default for `checks`: built-in online checks by name, comma-separated "
     "(`empty`, `refusal`, `truncated`, `error`, `invalid_json`, `pii`, `slow:SECONDS`).",
+)
+OTELITE_METRIC_DIMENSIONS = EnvVar(
+    "OTELITE_METRIC_DIMENSIONS",
+    "Default for `metric_dimensions`: opt-in metric labels, comma-separated "
+    "(`user`, `prompt`, `service.version`, `geo`; `user:20` sets that one's cap).",
 )
 OTELITE_MAX_QUEUE_MB = EnvVar(
     "OTELITE_MAX_QUEUE_MB",

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import Context
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricReader
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
@@ -206,6 +206,13 @@ def otlp_span_exporter(
     return exporter
 
 
+def prometheus_reader() -> MetricReader:
+    """The ``otelite[prometheus]`` extra's metric reader (what ``/metrics`` serves)."""
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+
+    return PrometheusMetricReader()
+
+
 def otlp_metric_exporter(
     url: str, protocol: str, headers: Mapping[str, str], timeout_s: Optional[float] = None
 ) -> MetricExporter:
@@ -251,7 +258,7 @@ _destinations: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def _set_destination(exporter: Any, text: str) -> None:
-    from otelite._settings import safe_url
+    from otelite._content import safe_url
 
     if "://" in text:
         text = safe_url(text)  # a password or a token in the URL never reaches a log line

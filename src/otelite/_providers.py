@@ -330,6 +330,15 @@ def _choose_meter_provider(
     global _global_meters
     if explicit is not None:
         return explicit, False
+    if settings.prometheus is not None:  # otelite's own provider, read by scrapes (docs/grafana.md)
+        from otelite import _export, _prometheus
+
+        push = settings.metrics_endpoint and _export.otlp_metric_exporter(
+            settings.metrics_endpoint, settings.protocol, dict(settings.headers)
+        )
+        scraped = _prometheus.meter_provider(_resource(settings), push or None)
+        _owned_providers.add(id(scraped))
+        return scraped, True
     current = metrics.get_meter_provider()
     if _global_meters is not None and current is _global_meters[0]:
         provider, slot = _global_meters

@@ -30,8 +30,8 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 
+from otelite import _guard, _metrics, _state
 from otelite import _semconv as sc
-from otelite import _state
 from otelite._context import cap_text
 from otelite._exceptions import ConfigurationError
 
@@ -198,6 +198,10 @@ def end_span(span: Span, score: Score, response_id: Optional[str] = None) -> Non
                 span.set_status(Status(StatusCode.ERROR, score.error))
     finally:
         span.end()
+    with _guard.contained("recording the score metric"):
+        _metrics.record_score(
+            _state.active().meter, score.name, score.value, score.kind, score.passed
+        )
 
 
 def _parse_id(argument: str, value: Union[str, int], width: int) -> int:

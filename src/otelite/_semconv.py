@@ -194,6 +194,23 @@ OTELITE_CHECKS_FAILED: Final = "otelite.checks.failed"
 OTELITE_CHECK_NAME: Final = "otelite.check.name"
 METRIC_CHECK_FAILURES: Final = "otelite.client.check.failures"
 
+# --- dashboard metrics (docs/grafana.md) -----------------------------------------------
+# Cached input and reasoning output tokens, counted apart (they are included in the
+# input and output counts of gen_ai.client.token.usage, so never sum the two).
+METRIC_TOKEN_DETAILS: Final = "otelite.client.token.details"
+OTELITE_TOKEN_DETAIL: Final = "otelite.token.detail"
+TOKEN_DETAIL_CACHE_READ: Final = "cache_read"
+TOKEN_DETAIL_REASONING: Final = "reasoning"
+# Every score recorded (evaluators, judges, humans, online judges), by evaluator.
+METRIC_EVALUATION_SCORE: Final = "otelite.evaluation.score"
+SCORE_BUCKETS: Final = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+# Provider API changes (response model, system fingerprint, response shape), by kind.
+# Fed by change detection when it lands; dashboards and alerts already read it.
+METRIC_API_CHANGES: Final = "otelite.api.changes"
+OTELITE_API_CHANGE_KIND: Final = "otelite.api.change.kind"
+# The value an opt-in metric dimension takes once its cap of distinct values is reached.
+DIMENSION_OTHER: Final = "other"
+
 # --- SDK self-observability (the conventions' otel.sdk.* metrics, development status) ---
 # Counted by otelite's batching processor and its OTLP metric exporter, read on the
 # metric reader's thread (observable instruments): nothing is added to the hot path.

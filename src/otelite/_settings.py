@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from otelite import _env
 from otelite._content import DEFAULT_MAX_CONTENT_LENGTH, ContentPolicy
+from otelite._content import safe_url as safe_url
 from otelite._exceptions import ConfigurationError
 from otelite._state import Policies, warn_once
 from otelite._units import parse_duration
@@ -61,6 +62,8 @@ class Settings:
     retention_s: Optional[float] = None
     checks: tuple[Any, ...] = ()
     outbox: bool = True
+    metric_dimensions: tuple[tuple[str, int], ...] = ()  # see _dimensions.resolve
+    prometheus: Optional[tuple[str, int]] = None  # (host, port) of /metrics; see _prometheus
 
 
 # --- parsers: each takes the name to blame (argument or variable) and the raw value --------
@@ -69,14 +72,6 @@ class Settings:
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is allowed in header values
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-
-
-def safe_url(value: str) -> str:
-    """``value`` fit for a message or a log line: password, query values and fragment masked."""
-    text = _CONTROL_OR_SPACE.sub("?", value)
-    text = re.sub(r"(//[^/?#@]*?:)[^/?#@]*@", r"\1***@", text)
-    text = re.sub(r"([?&][^=&#]*=)[^&#]*", r"\1***", text)
-    return re.sub(r"#.*$", "#***", text)
 
 
 def _validate_endpoint(argument: str, value: str, protocol: str) -> str:
@@ -455,13 +450,12 @@ def _endpoints(endpoint: Any, protocol: str) -> tuple[Optional[str], Optional[st
             metrics_endpoint = _validate_endpoint(
                 _env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT.name, metrics_env, protocol
             )
-    metrics_exporter = (_env.OTEL_METRICS_EXPORTER.read() or "otlp").lower()
-    if metrics_exporter not in ("otlp", "none"):
-        raise ConfigurationError(
-            f"{_env.OTEL_METRICS_EXPORTER.name}: {metrics_exporter!r} is not supported; "
-            "use 'otlp' or 'none'"
-        )
-    if metrics_exporter == "none":
+    from otelite import _prometheus
+
+    exporters = _prometheus.parse_exporters(
+        _env.OTEL_METRICS_EXPORTER.read() or "otlp", _env.OTEL_METRICS_EXPORTER.name
+    )
+    if "otlp" not in exporters:
         metrics_endpoint = None
     return traces_endpoint, metrics_endpoint
 
@@ -510,10 +504,27 @@ def resolve_settings(
     retention: Union[str, float, None] = None,
     checks: Optional[Sequence[Any]] = None,
     outbox: Optional[bool] = None,
+    metric_dimensions: Any = None,
+    prometheus: Union[bool, int, str, None] = None,
 ) -> Settings:
     """Merge arguments with environment variables and validate everything."""
+    from otelite import _dimensions, _prometheus
+
     proto = ROWS["protocol"].resolve(protocol)
     traces_endpoint, metrics_endpoint = _endpoints(endpoint, proto)
+    prometheus_at = _prometheus.resolve(
+        prometheus,
+        _prometheus.parse_exporters(
+            _env.OTEL_METRICS_EXPORTER.read() or "otlp", _env.OTEL_METRICS_EXPORTER.name
+        ),
+        _env.OTEL_EXPORTER_PROMETHEUS_HOST.read(),
+        _env.OTEL_EXPORTER_PROMETHEUS_PORT.read(),
+    )
+    dimensions = _dimensions.resolve(
+        metric_dimensions,
+        _env.OTELITE_METRIC_DIMENSIONS.read(),
+        _env.OTELITE_METRIC_DIMENSIONS.name,
+    )
     got = {
         name: row.resolve(value)
         for name, row, value in (
@@ -552,4 +563,6 @@ def resolve_settings(
         retention_s=retention_s,
         checks=policy.checks,
         outbox=use_outbox,
+        metric_dimensions=dimensions,
+        prometheus=prometheus_at,
     )

@@ -42,6 +42,7 @@ class Active:
     prices: Optional[UserPrices] = None
     stream_usage: bool = True
     checks: tuple[Any, ...] = ()
+    dimensions: Any = None  # an otelite._dimensions.Limiter when metric_dimensions are on
 
 
 @dataclass(frozen=True)

@@ -359,9 +359,9 @@ def test_instrument_only_path_creates_instruments_once(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    # One set of instruments (4 histograms, 1 counter) for the one (proxy) meter provider.
-    assert result["after_first"] == {"made": 1, "proxies": 4, "cache": 1}
-    assert result["after_many"] == {"made": 1, "proxies": 4, "cache": 1}
+    # One set of instruments (5 histograms, 3 counters) for the one (proxy) meter provider.
+    assert result["after_first"] == {"made": 1, "proxies": 5, "cache": 1}
+    assert result["after_many"] == {"made": 1, "proxies": 5, "cache": 1}
     # After set_meter_provider: one more set on the real provider, and the instruments made
     # through the proxy before it record into the real provider.
     assert result["made_after_set"] == 2

@@ -29,7 +29,6 @@ from typing import Any, Callable, Optional, Union
 
 from otelite import _semconv as sc
 from otelite import _tokens
-from otelite.store import _schema as _sqlite
 from otelite._drift._statistics import (
     chi_square,
     dominant_script,
@@ -41,6 +40,7 @@ from otelite._drift._statistics import (
     two_proportion_z,
     welch_z,
 )
+from otelite.store import _schema as _sqlite
 
 __all__ = ["DriftReport", "DriftRow", "Thresholds", "Window", "compare", "user_text"]
 

@@ -19,7 +19,7 @@ from opentelemetry.trace import Span, SpanKind
 
 from otelite import _context, _guard, _pricing, _spans, _state
 from otelite import _semconv as sc
-from otelite._metrics import instruments
+from otelite._metrics import dimension_attributes, instruments, record_token_details
 
 Attributes = dict[str, Any]
 
@@ -156,6 +156,7 @@ class Invocation:
             traffic = _context.current_attributes().get(sc.OTELITE_TRAFFIC)
         if traffic is not None:
             self._metric_base[sc.OTELITE_TRAFFIC] = traffic
+        self._metric_base.update(dimension_attributes(self.active.dimensions, request.attributes))
         attrs.update(request.attributes)
         name = f"{request.operation} {request.model}" if request.model else request.operation
         self.span: Span = self.active.tracer.start_span(
@@ -334,6 +335,7 @@ class Invocation:
             )
         if cost is not None:
             made.cost.add(cost.usd, attrs)
+        record_token_details(self.active.meter, attrs, outcome.attributes)
         if first_chunk is not None:
             made.ttfc.record(first_chunk - self.started, attrs)
         if chunk_gaps:

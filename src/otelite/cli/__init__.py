@@ -13,6 +13,7 @@ Commands:
     otelite prompts diff NAME A B
     otelite prompts history NAME
     otelite drift [--baseline 7d --current 1d] [--by model] [--content]   what drifted (exit 1)
+    otelite dashboards export DIR      Grafana dashboards, Prometheus alerts, Collector and compose files
     otelite ui [--host H --port P]     a local, read-only web view of the store
     otelite status                     settings, pending outbox, undelivered data, last export error
     otelite eval MODULE:TASK DATA.jsonl -e EVALUATOR --min-pass-rate 0.9   a dataset run (CI gate)
@@ -51,6 +52,7 @@ from otelite.cli import (
     _traces,
 )
 from otelite.cli._errors import EXIT_BROKEN_PIPE, EXIT_USAGE, USAGE_ERRORS, UsageError
+from otelite.integrations import grafana
 
 __all__ = ["EXIT_BROKEN_PIPE", "FAMILIES", "UsageError", "build_parser", "main"]
 
@@ -66,6 +68,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     _eval,
     _status,
     _drift,
+    grafana,
     ui,
 )
 
