@@ -48,6 +48,8 @@ LAYERS = {
         "_cli_store",
         "_cli_eval",
         "_cli_status",
+        # Canary runs compose two features (evals' evaluators and client, prompts).
+        "canary",
         "testing",
         "_pytest_plugin",
         "instrumentation",

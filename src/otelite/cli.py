@@ -267,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_store.add_commands(commands)
     _cli_eval.add_command(commands)
     _cli_status.add_command(commands)
+    from otelite.canary import _cli as _cli_canary
+
+    _cli_canary.add_parser(commands)
     return parser
 
 
