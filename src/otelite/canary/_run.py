@@ -207,13 +207,17 @@ def _evaluator(spec: EvaluatorSpec, judge_defaults: Mapping[str, Any]) -> tuple[
         if isinstance(options, str):
             return heuristics.regex(options, name="regex"), False
         return heuristics.regex(name="regex", **kwargs), False
-    # judge: a built-in template name, or its options.
+    # judge: a built-in template's name, or options: {template: NAME} or {name, prompt, choices}.
     if isinstance(options, str) or options is None:
-        kwargs = {"name": options or "correctness"}
+        kwargs = {"template": options or "correctness"}
     settings = {**judge_defaults, **kwargs}
-    name = settings.pop("name", "correctness")
+    builtin = settings.pop("template", None)
     prompt = settings.pop("prompt", None)
-    judge = llm_judge(name, prompt, **settings)
+    name = settings.pop("name", None)
+    if prompt is None:
+        judge = llm_judge(builtin or name or "correctness", None, **settings)
+    else:
+        judge = llm_judge(name or "judge", prompt, **settings)
     return judge, "expected" in judge.template.fields
 
 
@@ -345,7 +349,7 @@ def _differences(
     return reasons, notes
 
 
-def _score_reason(result: Score) -> Optional[str]:
+def _score_reason(result: Score, canary: Canary) -> Optional[str]:
     """Why a score counts as a change (never quoting content), or None when it passed."""
     if result.passed is True:
         return None
@@ -353,8 +357,10 @@ def _score_reason(result: Score) -> Optional[str]:
         return f"{result.name}: could not score ({result.error or 'no verdict'})"
     if result.kind == "llm_judge":
         return f"{result.name}: the judge said {result.label}"
-    if result.name in ("latency", "cost"):
-        return f"{result.name} over budget: {result.explanation}"
+    if result.name == "latency":
+        return f"latency over budget: {result.value:g} s (limit {canary.max_latency_s:g} s)"
+    if result.name == "cost":
+        return f"cost over budget: {result.value:g} USD (limit {canary.max_cost_usd:g} USD)"
     if result.name == "similarity":
         return f"similarity below threshold: {result.explanation}"
     if result.name == "exact":
@@ -430,7 +436,7 @@ def _run_one(
             scores.append(budget(input=question, output=done.text, cost=done.cost))
     for each in scores:
         score(each)  # an evaluation span under the canary's span
-        reason = _score_reason(each)
+        reason = _score_reason(each, canary)
         if reason is not None:
             reasons.append(reason)
     status = ("recorded" if record else "unchanged") if not reasons else "changed"
@@ -517,7 +523,10 @@ def run(
         http.close()
     if record:
         kept = {c.name: entries[c.name] for c in file.canaries if entries and c.name in entries}
-        _baseline.write(baseline_path, {**kept, **recorded}, (now or _now)())
+        try:
+            _baseline.write(baseline_path, {**kept, **recorded}, (now or _now)())
+        except OSError as exc:
+            raise CanaryError(f"cannot write the baseline {baseline_path}: {exc}") from None
     return CanaryReport(file.path, baseline_path, url, record, tuple(results))
 
 
