@@ -615,14 +615,20 @@ def test_baseline_write_is_atomic(
         (
             "canaries.json",
             '{"canaries": [{"name": "a", "model": "m"}]}',
-            "canaries.json: canaries[0] 'a': give messages (a list) or prompt "
+            "canaries.json line 1: canaries[0] 'a': give messages (a list) or prompt "
             "(a registry reference such as qa@3)",
         ),
         (
             "canaries.json",
             '[{"name": "a", "messages": [{"role": "user", "content": "q"}], "evaluators": ["exakt"]}]',
-            "canaries.json: canaries[0] 'a'.evaluators[0]: unknown evaluator 'exakt'; use one of "
+            "canaries.json line 1: canaries[0] 'a'.evaluators[0]: unknown evaluator 'exakt'; use one of "
             "exact, similarity, is_json, schema, judge, contains, regex",
+        ),
+        (
+            "canaries.json",
+            '{"canaries": [\n  {"name": "a", "model": "m",\n   "messages": [\n'
+            '     {"role": "user", "content": 3}]}\n]}',
+            "canaries.json line 4: canaries[0] 'a'.messages[0].content: give the text, got int 3",
         ),
         (
             "canaries.yaml",
@@ -758,3 +764,105 @@ def test_parse_accepts_a_list_and_defaults() -> None:
     assert [(c.name, c.model, [e.kind for e in c.evaluators]) for c in bare.canaries] == [
         ("a", None, ["exact"])
     ]
+
+
+def test_baseline_follows_the_file(
+    server: FakeEndpoint, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A canary added after recording is a change until recorded; a removed one leaves the baseline."""
+    write_canaries(server)
+    cli(capsys, "canaries.json", "--record")
+    data = json.loads(Path("canaries.json").read_text())
+    data["canaries"] = [
+        data["canaries"][0],
+        {"name": "new", "messages": [{"role": "user", "content": CITY}]},
+    ]
+    Path("canaries.json").write_text(json.dumps(data))
+    code, out, _ = cli(capsys, "canaries.json", "--json")
+    assert code == 1
+    assert [(c["name"], c["status"], c["reasons"]) for c in json.loads(out)["canaries"]] == [
+        ("capital", "unchanged", []),
+        (
+            "new",
+            "changed",
+            ["not in the baseline canaries.baseline.json: record it with --record"],
+        ),
+    ]
+    assert cli(capsys, "canaries.json", "--record")[0] == 0
+    recorded = json.loads(Path("canaries.baseline.json").read_text())["canaries"]
+    assert sorted(recorded) == ["capital", "new"]
+    assert cli(capsys, "canaries.json")[0] == 0
+
+
+def test_contains_regex_and_custom_judge(
+    server: FakeEndpoint, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """contains, regex and a custom judge template run on every answer, recorded or not."""
+    Path("canaries.json").write_text(
+        json.dumps(
+            {
+                "base_url": server.url,
+                "canaries": [
+                    {
+                        "name": "capital",
+                        "model": "gpt-4o-mini",
+                        "messages": [{"role": "user", "content": CAPITAL}],
+                        "evaluators": [
+                            {"contains": {"values": ["paris"], "mode": "all"}},
+                            {"regex": {"pattern": "^[A-Z][a-z]+\\.$", "full": True}},
+                            {
+                                "judge": {
+                                    "name": "brevity",
+                                    "prompt": "Is this short? {{output}}",
+                                    "choices": {"CORRECT": 1, "WORDY": 0},
+                                    "threshold": 1,
+                                }
+                            },
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    code, out, _ = cli(capsys, "canaries.json", "--record", "--json")
+    assert code == 0
+    [result] = json.loads(out)["canaries"]
+    assert [(s["name"], s["passed"]) for s in result["scores"]] == [
+        ("contains", True),
+        ("regex", True),
+        ("brevity", True),
+    ]
+    assert server.requests[-1]["messages"][1]["content"].startswith("Is this short? Paris.")
+    server.answers[CAPITAL] = "It is Lyon, of course"
+    server.verdict = "VERDICT: WORDY"
+    code, out, _ = cli(capsys, "canaries.json", "--json")
+    assert code == 1
+    assert json.loads(out)["canaries"][0]["reasons"] == [
+        "contains failed",
+        "regex failed",
+        "brevity: the judge said WORDY",
+    ]
+
+
+def test_endpoint_settings_are_checked_before_any_call(
+    server: FakeEndpoint, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenAI without a key, or a base URL that is not http(s), is a usage error; nothing is sent."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    write_canaries(server)
+    args = ("canaries.json", "--record", "--base-url")
+    assert cli(capsys, *args, "https://api.openai.com/v1")[::2] == (
+        2,
+        "otelite canary: canary 'capital': no API key for https://api.openai.com/v1; "
+        "set OPENAI_API_KEY\n",
+    )
+    assert cli(capsys, *args, "ftp://example.com")[::2] == (
+        2,
+        "otelite canary: canary 'capital': base_url 'ftp://example.com' is not an http(s) URL\n",
+    )
+    assert cli(capsys, "canaries.json", "--record", "--timeout", "0")[::2] == (
+        2,
+        "otelite canary: --timeout must be a positive number of seconds\n",
+    )
+    assert server.requests == []

@@ -7,8 +7,11 @@ how to fix it. Nothing is called here: evaluators are built and checked by the r
 
 from __future__ import annotations
 
+import bisect
 import importlib
 import json
+import json.decoder
+import json.scanner
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -127,8 +130,21 @@ def _yaml_load(text: str, where: str) -> Any:
 
 
 def _json_load(text: str, where: str) -> Any:
+    # Objects remember the line they start on, as YAML mappings do: the decoder's
+    # pure-Python scanner is given an object parser that records it.
+    newlines = [i for i, char in enumerate(text) if char == "\n"]
+    decoder = json.JSONDecoder()
+
+    def parse_object(s_and_end: tuple[str, int], *args: Any) -> tuple[_Located, int]:
+        found, end = json.decoder.JSONObject(s_and_end, *args)  # type: ignore[attr-defined]
+        located = _Located(found)
+        located.line = bisect.bisect_left(newlines, s_and_end[1]) + 1
+        return located, int(end)
+
+    decoder.parse_object = parse_object  # type: ignore[attr-defined]
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
     try:
-        return json.loads(text)
+        return decoder.decode(text)
     except json.JSONDecodeError as exc:
         raise CanaryFileError(
             f"{where} line {exc.lineno} column {exc.colno}: not valid JSON: {exc.msg}"

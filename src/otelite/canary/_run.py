@@ -262,7 +262,7 @@ def _prepare(
     if not isinstance(chosen, str) or not chosen:
         raise CanaryError(f"{where}: no model; give model: in the canary or defaults, or --model")
     request.update({"model": chosen, "messages": messages, "temperature": canary.temperature})
-    try:
+    try:  # its messages name the canary already
         endpoint = ChatEndpoint(
             client=http,
             model=chosen,
@@ -276,6 +276,9 @@ def _prepare(
             raise ConfigurationError(
                 f"{where}: no API key for {endpoint.base_url}; set OPENAI_API_KEY"
             )
+    except ConfigurationError as exc:
+        raise CanaryError(str(exc)) from None
+    try:
         judge_defaults = {
             "model": chosen,
             "base_url": base_url,
