@@ -866,3 +866,19 @@ def test_endpoint_settings_are_checked_before_any_call(
         "otelite canary: --timeout must be a positive number of seconds\n",
     )
     assert server.requests == []
+
+
+def test_runs_with_tracing_disabled(
+    server: FakeEndpoint, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With OTEL_SDK_DISABLED the canaries still run and compare; only the spans are missing."""
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    write_canaries(server)
+    assert cli(capsys, "canaries.json", "--record")[0] == 0
+    server.answers[CAPITAL] = "Lyon."
+    code, out, _ = cli(capsys, "canaries.json", "--json")
+    assert code == 1
+    assert [c["reasons"] for c in json.loads(out)["canaries"]] == [
+        ["the answer differs from the recorded one"],
+        [],
+    ]

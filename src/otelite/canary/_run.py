@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otelite import _semconv as sc
@@ -437,8 +438,12 @@ def _run_one(
         else:
             budget = heuristics.cost_below(canary.max_cost_usd)
             scores.append(budget(input=question, output=done.text, cost=done.cost))
+    # Scores become evaluation spans under the canary's span; with tracing off
+    # (OTEL_SDK_DISABLED) there is no span to hang them on, and the run goes on.
+    traced = trace.get_current_span().get_span_context().is_valid
     for each in scores:
-        score(each)  # an evaluation span under the canary's span
+        if traced:
+            score(each)
         reason = _score_reason(each, canary)
         if reason is not None:
             reasons.append(reason)
