@@ -14,6 +14,7 @@ Commands:
     otelite prompts history NAME
     otelite status                     settings, pending outbox, undelivered data, last export error
     otelite eval MODULE:TASK DATA.jsonl -e EVALUATOR --min-pass-rate 0.9   a dataset run (CI gate)
+    otelite canary run FILE [--record] [--json]   canary prompts: exit 1 when an answer changed
 
 Output piped into a reader that closes early (``| head``) ends quietly with exit code 141,
 as a Unix tool stopped by SIGPIPE does.
