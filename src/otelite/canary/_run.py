@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
@@ -25,351 +24,15 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from otelite import _semconv as sc
 from otelite import _state
 from otelite._evaluation import Score, score
-from otelite._exceptions import ConfigurationError, PromptError
 from otelite.canary import _baseline
-from otelite.canary._file import Canary, CanaryError, CanaryFile, EvaluatorSpec, load
+from otelite.canary._compare import baseline_entry, differences, response_fields, score_reason
+from otelite.canary._file import CanaryError, CanaryFile, load
+from otelite.canary._prepare import Prepared, prepare
+from otelite.canary._report import CanaryReport, CanaryResult
 from otelite.evals import _heuristics as heuristics
-from otelite.evals._client import DEFAULT_BASE_URL, ChatEndpoint, Completion, EndpointError
-from otelite.evals._judge import llm_judge
+from otelite.evals._client import DEFAULT_BASE_URL, EndpointError
 
-STATUSES = ("unchanged", "recorded", "changed", "failed")
-_LISTED = 5  # response fields named in a reason before "and N more"
-_SHOWN = 200  # characters of an answer shown in the text report
-
-
-@dataclass(frozen=True)
-class CanaryResult:
-    """What one canary did: its status, the reasons (no content), its answer and figures."""
-
-    name: str
-    status: str
-    reasons: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
-    model: Optional[str] = None
-    response_model: Optional[str] = None
-    answer: Optional[str] = None
-    expected: Optional[str] = None
-    latency_s: Optional[float] = None
-    cost_usd: Optional[float] = None
-    scores: tuple[Score, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        """The result as plain JSON data (``--json``)."""
-        return {
-            "name": self.name,
-            "status": self.status,
-            "reasons": list(self.reasons),
-            "notes": list(self.notes),
-            "model": self.model,
-            "response_model": self.response_model,
-            "answer": self.answer,
-            "expected": self.expected,
-            "latency_s": self.latency_s,
-            "cost_usd": self.cost_usd,
-            "scores": [s.as_dict() for s in self.scores],
-        }
-
-
-@dataclass(frozen=True)
-class CanaryReport:
-    """A whole run: every canary's result, and the exit code it calls for."""
-
-    file: Path
-    baseline: Path
-    base_url: str
-    record: bool
-    results: tuple[CanaryResult, ...] = field(default_factory=tuple)
-
-    def count(self, status: str) -> int:
-        """How many canaries ended with ``status``."""
-        return sum(1 for r in self.results if r.status == status)
-
-    @property
-    def exit_code(self) -> int:
-        """0 when nothing changed or failed, else 1."""
-        return 1 if any(r.status in ("changed", "failed") for r in self.results) else 0
-
-    def as_dict(self) -> dict[str, Any]:
-        """The report as plain JSON data (``--json``)."""
-        return {
-            "file": str(self.file),
-            "baseline": str(self.baseline),
-            "base_url": self.base_url,
-            "record": self.record,
-            "counts": {status: self.count(status) for status in STATUSES},
-            "exit_code": self.exit_code,
-            "canaries": [r.as_dict() for r in self.results],
-        }
-
-    def text(self) -> str:
-        """The human-readable report: one line per canary, its reasons below it."""
-        what = "recording" if self.record else "baseline"
-        lines = [f"canaries {self.file} against {self.base_url} ({what} {self.baseline})"]
-        width = max(len(r.name) for r in self.results) if self.results else 0
-        for r in self.results:
-            status = r.status if r.status in ("unchanged", "recorded") else r.status.upper()
-            latency = "-" if r.latency_s is None else f"{r.latency_s:.3f} s"
-            cost = "-" if r.cost_usd is None else f"${r.cost_usd:.6f}"
-            lines.append(
-                f"  {status:<9}  {r.name:<{width}}  {r.response_model or '-'}  {latency}  {cost}"
-            )
-            for reason in r.reasons:
-                lines.append(f"      - {reason}")
-            for note in r.notes:
-                lines.append(f"      note: {note}")
-            if r.status == "changed" and r.expected is not None and r.answer != r.expected:
-                lines.append(f"      was: {_shorten(r.expected)}")
-                lines.append(f"      now: {_shorten(r.answer or '')}")
-        counts = ", ".join(f"{self.count(s)} {s}" for s in STATUSES if self.count(s))
-        lines.append(f"{len(self.results)} canaries: {counts}")
-        return "\n".join(lines)
-
-
-def _shorten(text: str) -> str:
-    one = " ".join(text.split())
-    return repr(one if len(one) <= _SHOWN else one[:_SHOWN] + "…")
-
-
-def response_fields(raw: Any) -> list[str]:
-    """The response's key structure (``choices[].message.content``, ...), sorted, values left out."""
-    if not isinstance(raw, Mapping):
-        dump = getattr(raw, "model_dump", None)
-        raw = dump(exclude_unset=True) if callable(dump) else {}
-    found: set[str] = set()
-
-    def walk(value: Any, prefix: str, depth: int) -> None:
-        if depth > 8:
-            return
-        if isinstance(value, Mapping):
-            for key, item in value.items():
-                path = f"{prefix}.{key}" if prefix else str(key)
-                found.add(path)
-                walk(item, path, depth + 1)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item, f"{prefix}[]", depth + 1)
-
-    walk(raw, "", 0)
-    return sorted(found)
-
-
-def _listed(names: Sequence[str]) -> str:
-    shown = ", ".join(names[:_LISTED])
-    return shown if len(names) <= _LISTED else f"{shown} and {len(names) - _LISTED} more"
-
-
-# --- preparing a canary -------------------------------------------------------------------
-
-
-@dataclass
-class _Prepared:
-    canary: Canary
-    model: str
-    messages: list[dict[str, str]]
-    request: dict[str, Any]
-    attributes: dict[str, Any]
-    evaluators: list[tuple[Any, bool]]  # (evaluator, compares with the baseline answer)
-    endpoint: ChatEndpoint
-
-
-def _split_ref(ref: str) -> tuple[str, Optional[int], Optional[str]]:
-    name, version, label = ref.strip(), None, None
-    if "@" in name:
-        name, _, number = name.partition("@")
-        if not number.strip().isdigit():
-            raise ValueError(f"the version after '@' must be a number, e.g. {name or 'qa'}@3")
-        version = int(number)
-    elif ":" in name:
-        name, _, label = name.partition(":")
-        label = label.strip()
-        if not label:
-            raise ValueError("give a label after ':', e.g. qa:production")
-    if not name.strip():
-        raise ValueError("give NAME, NAME@VERSION or NAME:LABEL, e.g. qa:production")
-    return name.strip(), version, label
-
-
-def _evaluator(spec: EvaluatorSpec, judge_defaults: Mapping[str, Any]) -> tuple[Any, bool]:
-    """An otelite.evals evaluator for ``spec``, and whether it compares with the baseline."""
-    options = spec.options
-    kwargs: dict[str, Any] = dict(options) if isinstance(options, Mapping) else {}
-    if spec.kind == "exact":
-        return heuristics.exact_match(name="exact", **kwargs), True
-    if spec.kind == "similarity":
-        return heuristics.similarity(name="similarity", **kwargs), True
-    if spec.kind == "is_json":
-        return heuristics.is_json(name="is_json"), False
-    if spec.kind == "schema":
-        return heuristics.matches_schema(options, name="schema"), False
-    if spec.kind == "contains":
-        values = kwargs.pop("values", None) if kwargs else options
-        return heuristics.contains(values, name="contains", **kwargs), False
-    if spec.kind == "regex":
-        if isinstance(options, str):
-            return heuristics.regex(options, name="regex"), False
-        return heuristics.regex(name="regex", **kwargs), False
-    # judge: a built-in template's name, or options: {template: NAME} or {name, prompt, choices}.
-    if isinstance(options, str) or options is None:
-        kwargs = {"template": options or "correctness"}
-    settings = {**judge_defaults, **kwargs}
-    builtin = settings.pop("template", None)
-    prompt = settings.pop("prompt", None)
-    name = settings.pop("name", None)
-    if prompt is None:
-        judge = llm_judge(builtin or name or "correctness", None, **settings)
-    else:
-        judge = llm_judge(name or "judge", prompt, **settings)
-    return judge, "expected" in judge.template.fields
-
-
-def _prepare(
-    canary: Canary,
-    file: CanaryFile,
-    *,
-    model: Optional[str],
-    base_url: str,
-    api_key: Optional[str],
-    timeout: float,
-    transport: Any,
-    http: Any,
-    prompts_dir: Optional[Path],
-) -> _Prepared:
-    where = f"canary {canary.name!r}"
-    attributes: dict[str, Any] = {}
-    request: dict[str, Any] = {}
-    if canary.prompt is not None:
-        from otelite.prompts import PromptRegistry
-
-        try:
-            name, version, label = _split_ref(canary.prompt)
-            found = PromptRegistry(prompts_dir or file.prompts_dir).get(
-                name, version=version, label=label
-            )
-            compiled = found.compile(**canary.variables)
-        except (PromptError, ValueError) as exc:
-            raise CanaryError(f"{where}: prompt {canary.prompt!r}: {exc}") from None
-        if isinstance(compiled, str):
-            messages = [{"role": "user", "content": str(compiled)}]
-        else:
-            messages = [{"role": m["role"], "content": m["content"]} for m in compiled]
-        attributes = {sc.GEN_AI_PROMPT_NAME: found.name, sc.GEN_AI_PROMPT_VERSION: found.version}
-        if found.label:
-            attributes[sc.OTELITE_PROMPT_LABEL] = found.label
-        request["prompt"] = f"{found.name}@{found.version}"
-        chosen = model or canary.model or found.config.get("model")
-    else:
-        messages = [dict(m) for m in canary.messages or ()]
-        chosen = model or canary.model
-    if not isinstance(chosen, str) or not chosen:
-        raise CanaryError(f"{where}: no model; give model: in the canary or defaults, or --model")
-    request.update({"model": chosen, "messages": messages, "temperature": canary.temperature})
-    try:  # its messages name the canary already
-        endpoint = ChatEndpoint(
-            client=http,
-            model=chosen,
-            base_url=base_url,
-            api_key=api_key,
-            timeout=timeout,
-            who=where,
-            traffic=sc.TRAFFIC_CANARY,
-        )
-        if endpoint.provider == sc.PROVIDER_OPENAI and not endpoint.api_key:
-            raise ConfigurationError(
-                f"{where}: no API key for {endpoint.base_url}; set OPENAI_API_KEY"
-            )
-    except ConfigurationError as exc:
-        raise CanaryError(str(exc)) from None
-    try:
-        judge_defaults = {
-            "model": chosen,
-            "base_url": base_url,
-            "api_key": api_key,
-            "timeout": timeout,
-            "transport": transport,
-        }
-        evaluators = [_evaluator(spec, judge_defaults) for spec in canary.evaluators]
-        heuristics.check_evaluators([e for e, _ in evaluators])
-    except (ValueError, TypeError) as exc:  # ConfigurationError is a ValueError
-        raise CanaryError(f"{where}: {exc}") from None
-    return _Prepared(canary, chosen, messages, request, attributes, evaluators, endpoint)
-
-
-# --- comparing ---------------------------------------------------------------------------
-
-
-def _entry(
-    prepared: _Prepared, done: Completion, fields: list[str], latency: float
-) -> dict[str, Any]:
-    return {
-        "request": prepared.request,
-        "answer": done.text,
-        "response_model": done.response_model,
-        "system_fingerprint": done.system_fingerprint,
-        "finish_reason": done.finish_reason,
-        "response_fields": fields,
-        "latency_s": round(latency, 3),
-        "cost_usd": done.cost,
-        "usage": {"input_tokens": done.input_tokens, "output_tokens": done.output_tokens},
-    }
-
-
-def _differences(
-    prepared: _Prepared, done: Completion, fields: list[str], entry: Mapping[str, Any]
-) -> tuple[list[str], list[str]]:
-    """Reasons (what changed) and notes (what is worth knowing) against a recorded entry."""
-    reasons: list[str] = []
-    notes: list[str] = []
-    recorded = entry.get("request")
-    if isinstance(recorded, Mapping) and dict(recorded) != prepared.request:
-        keys = sorted(
-            k
-            for k in set(recorded) | set(prepared.request)
-            if recorded.get(k) != prepared.request.get(k)
-        )
-        what = ", ".join(keys)
-        if "prompt" in keys:
-            what += f" ({recorded.get('prompt')} -> {prepared.request.get('prompt')})"
-        reasons.append(
-            f"the request differs from the recorded one in {what}: re-record with --record "
-            "if the canary was changed on purpose"
-        )
-    for key, label in (("response_model", "model snapshot"), ("finish_reason", "finish reason")):
-        before, now = entry.get(key), getattr(done, key)
-        if before != now:
-            reasons.append(f"{label} changed: {before or 'none'} -> {now or 'none'}")
-    before_fields = entry.get("response_fields")
-    if isinstance(before_fields, list):
-        new = [f for f in fields if f not in before_fields]
-        gone = [f for f in before_fields if f not in fields]
-        if new:
-            reasons.append(f"new response fields: {_listed(new)}")
-        if gone:
-            reasons.append(f"response fields no longer sent: {_listed(gone)}")
-    before_print = entry.get("system_fingerprint")
-    if before_print and before_print != done.system_fingerprint:
-        notes.append(
-            f"system_fingerprint changed: {before_print} -> {done.system_fingerprint or 'none'}"
-        )
-    return reasons, notes
-
-
-def _score_reason(result: Score, canary: Canary) -> Optional[str]:
-    """Why a score counts as a change (never quoting content), or None when it passed."""
-    if result.passed is True:
-        return None
-    if not result.scored:
-        return f"{result.name}: could not score ({result.error or 'no verdict'})"
-    if result.kind == "llm_judge":
-        return f"{result.name}: the judge said {result.label}"
-    if result.name == "latency":
-        return f"latency over budget: {result.value:g} s (limit {canary.max_latency_s:g} s)"
-    if result.name == "cost":
-        return f"cost over budget: {result.value:g} USD (limit {canary.max_cost_usd:g} USD)"
-    if result.name == "similarity":
-        return f"similarity below threshold: {result.explanation}"
-    if result.name == "exact":
-        return "the answer differs from the recorded one"
-    return f"{result.name} failed" if result.passed is False else None
+__all__ = ["CanaryReport", "CanaryResult", "response_fields", "run"]
 
 
 # --- running -----------------------------------------------------------------------------
@@ -385,7 +48,7 @@ def _now() -> str:
 
 
 def _run_one(
-    prepared: _Prepared,
+    prepared: Prepared,
     entry: Optional[Mapping[str, Any]],
     record: bool,
     baseline_path: Path,
@@ -418,7 +81,7 @@ def _run_one(
             reasons.append(f"not in the baseline {baseline_path}: record it with --record")
         else:
             expected = entry.get("answer") if isinstance(entry.get("answer"), str) else None
-            found, notes = _differences(prepared, done, fields, entry)
+            found, notes = differences(prepared, done, fields, entry)
             reasons.extend(found)
     question = next((m["content"] for m in reversed(prepared.messages) if m["role"] == "user"), "")
     scores: list[Score] = []
@@ -444,7 +107,7 @@ def _run_one(
     for each in scores:
         if traced:
             score(each)
-        reason = _score_reason(each, canary)
+        reason = score_reason(each, canary)
         if reason is not None:
             reasons.append(reason)
     status = ("recorded" if record else "unchanged") if not reasons else "changed"
@@ -461,7 +124,7 @@ def _run_one(
         done.cost,
         tuple(scores),
     )
-    return result, _entry(prepared, done, fields, latency)
+    return result, baseline_entry(prepared, done, fields, latency)
 
 
 def run(
@@ -512,7 +175,7 @@ def run(
     http = httpx.Client(timeout=timeout, transport=transport)
     try:
         prepared = [
-            _prepare(
+            prepare(
                 c,
                 file,
                 model=model,
@@ -545,7 +208,7 @@ def _env_base_url() -> str:
 
 
 def _run_all(
-    prepared: Sequence[_Prepared],
+    prepared: Sequence[Prepared],
     entries: Mapping[str, Mapping[str, Any]],
     record: bool,
     baseline_path: Path,
