@@ -448,8 +448,17 @@ def test_span_tree(server: FakeEndpoint, clock: StepClock) -> None:
     assert exact["gen_ai.evaluation.score.value"] == 0.0
     assert exact["otelite.evaluation.passed"] is False
     assert "gen_ai.evaluation.explanation" not in exact  # may quote content: capture is off
-    points = captured.metrics()["gen_ai.client.operation.duration"]
+    metrics = captured.metrics()
+    points = metrics["gen_ai.client.operation.duration"]
     assert {p["attributes"]["otelite.traffic"] for p in points} == {"canary"}
+    assert sorted(
+        (
+            p["attributes"]["otelite.canary.name"],
+            p["attributes"]["otelite.canary.status"],
+            p["value"],
+        )
+        for p in metrics["otelite.canary.results"]
+    ) == [("capital", "changed", 1), ("city-json", "unchanged", 1)]
 
 
 def test_prompt_registry_reference(

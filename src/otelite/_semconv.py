@@ -194,6 +194,8 @@ OTELITE_CANARY_FAILED: Final = "otelite.canary.failed"
 OTELITE_CANARY_NAME: Final = "otelite.canary.name"
 OTELITE_CANARY_STATUS: Final = "otelite.canary.status"
 OTELITE_CANARY_REASONS: Final = "otelite.canary.reasons"
+# Canary results by name and status, so a metrics backend can alert on `changed`/`failed`.
+METRIC_CANARY_RESULTS: Final = "otelite.canary.results"
 OTELITE_EVAL_RUN_NAME: Final = "otelite.eval.run.name"
 OTELITE_EVAL_RUN_ID: Final = "otelite.eval.run.id"
 OTELITE_EVAL_ROW: Final = "otelite.eval.row"

@@ -216,6 +216,11 @@ def _run_all(
     clock: Callable[[], float],
 ) -> tuple[list[CanaryResult], dict[str, dict[str, Any]]]:
     tracer = _state.active().tracer
+    counter = _state.active().meter.create_counter(
+        sc.METRIC_CANARY_RESULTS,
+        unit="{canary}",
+        description="Canary results, by canary name and status (changed and failed alert)",
+    )
     results: list[CanaryResult] = []
     recorded: dict[str, dict[str, Any]] = {}
     with tracer.start_as_current_span(
@@ -254,6 +259,10 @@ def _run_all(
                         Status(StatusCode.ERROR, content.clean_error(result.reasons[0]))
                     )
             results.append(result)
+            counter.add(
+                1,
+                {sc.OTELITE_CANARY_NAME: result.name, sc.OTELITE_CANARY_STATUS: result.status},
+            )
             if entry is not None:
                 recorded[one.canary.name] = entry
         changed = sum(1 for r in results if r.status == "changed")
