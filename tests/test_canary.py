@@ -891,3 +891,45 @@ def test_runs_with_tracing_disabled(
         ["the answer differs from the recorded one"],
         [],
     ]
+
+
+def test_judge_that_cannot_answer_or_has_no_threshold(
+    server: FakeEndpoint, clock: StepClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A judge whose endpoint is down is a change (could not score); a score with no threshold is not."""
+    down = FakeEndpoint(clock)
+    down.close()
+    Path("canaries.json").write_text(
+        json.dumps(
+            {
+                "base_url": server.url,
+                "canaries": [
+                    {
+                        "name": "capital",
+                        "model": "gpt-4o-mini",
+                        "messages": [{"role": "user", "content": CAPITAL}],
+                        "evaluators": [
+                            {"judge": {"template": "correctness", "base_url": down.url}},
+                            {
+                                "judge": {
+                                    "name": "tone",
+                                    "prompt": "Rate the tone: {{output}}",
+                                    "choices": {"CORRECT": 1, "ODD": 0},
+                                }
+                            },
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    assert cli(capsys, "canaries.json", "--record")[0] == 0
+    code, out, _ = cli(capsys, "canaries.json", "--json")
+    assert code == 1
+    [result] = json.loads(out)["canaries"]
+    [reason] = result["reasons"]
+    assert reason.startswith("correctness: could not score (EndpointError: ConnectError: ")
+    assert [(s["name"], s.get("value"), s.get("passed")) for s in result["scores"]] == [
+        ("correctness", None, None),
+        ("tone", 1.0, None),
+    ]

@@ -44,6 +44,7 @@ def _listed(names: Sequence[str]) -> str:
 def baseline_entry(
     prepared: Prepared, done: Completion, fields: list[str], latency: float
 ) -> dict[str, Any]:
+    """What the baseline keeps of one answer (never the API key or headers)."""
     return {
         "request": prepared.request,
         "answer": done.text,
@@ -99,10 +100,10 @@ def differences(
 
 def score_reason(result: Score, canary: Canary) -> Optional[str]:
     """Why a score counts as a change (never quoting content), or None when it passed."""
-    if result.passed is True:
-        return None
     if not result.scored:
         return f"{result.name}: could not score ({result.error or 'no verdict'})"
+    if result.passed is not False:  # passed, or a value with no threshold to fail
+        return None
     if result.kind == "llm_judge":
         return f"{result.name}: the judge said {result.label}"
     if result.name == "latency":
@@ -113,4 +114,4 @@ def score_reason(result: Score, canary: Canary) -> Optional[str]:
         return f"similarity below threshold: {result.explanation}"
     if result.name == "exact":
         return "the answer differs from the recorded one"
-    return f"{result.name} failed" if result.passed is False else None
+    return f"{result.name} failed"
