@@ -38,7 +38,9 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--model", help="call every canary with this model")
     parser.add_argument(
-        "--prompts-dir", help="the prompt registry for prompt: references (default ./prompts)"
+        "--prompts-dir",
+        help="the prompt registry for prompt: references (default the file's prompts_dir, "
+        "$OTELITE_PROMPTS_DIR or ./prompts)",
     )
     parser.add_argument(
         "--timeout", type=float, default=60.0, help="seconds to wait for each answer (default 60)"
