@@ -933,3 +933,49 @@ def test_judge_that_cannot_answer_or_has_no_threshold(
         ("correctness", None, None),
         ("tone", 1.0, None),
     ]
+
+
+def test_yaml_canary_file(server: FakeEndpoint, capsys: pytest.CaptureFixture[str]) -> None:
+    """A YAML canary file runs like its JSON twin: record, then an unchanged run exits 0."""
+    Path("canaries.yaml").write_text(
+        f"""
+base_url: {server.url}
+defaults:
+  model: gpt-4o-mini
+  max_latency_s: 1
+canaries:
+  - name: capital
+    messages:
+      - {{role: user, content: "{CAPITAL}"}}
+  - name: city-json
+    messages:
+      - {{role: system, content: Answer in JSON.}}
+      - {{role: user, content: "{CITY}"}}
+    evaluators:
+      - is_json
+      - schema: {{type: object, required: [city], properties: {{city: {{type: string}}}}}}
+"""
+    )
+    code, out, err = cli(capsys, "canaries.yaml", "--record")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0] == (
+        f"canaries canaries.yaml against {server.url} (recording canaries.baseline.json)"
+    )
+    recorded = json.loads(Path("canaries.baseline.json").read_text())["canaries"]
+    assert {name: e["answer"] for name, e in recorded.items()} == {
+        "capital": "Paris.",
+        "city-json": '{"city": "Oslo"}',
+    }
+    code, out, _ = cli(capsys, "canaries.yaml", "--json")
+    assert code == 0
+    assert [
+        (c["name"], c["status"], [s["name"] for s in c["scores"]])
+        for c in json.loads(out)["canaries"]
+    ] == [
+        ("capital", "unchanged", ["exact", "latency"]),
+        ("city-json", "unchanged", ["is_json", "schema", "latency"]),
+    ]
+    server.answers[CITY] = '{"city": 7}'
+    code, out, _ = cli(capsys, "canaries.yaml", "--json")
+    assert code == 1
+    assert json.loads(out)["canaries"][1]["reasons"] == ["schema failed"]
