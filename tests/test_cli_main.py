@@ -70,6 +70,7 @@ def test_every_command_is_registered_once() -> None:
         "eval",
         "status",
         "drift",
+        "canary",
         "dashboards",
         "ui",
     ]

@@ -68,6 +68,8 @@ LAYERS = {
         "__init__",
         "__main__",
         "cli",
+        # Canary runs compose two features (evals' evaluators and client, prompts).
+        "canary",
         "testing",
         "_pytest_plugin",
         "instrumentation",

@@ -181,10 +181,21 @@ OTELITE_EVALUATION_SAMPLES: Final = "otelite.evaluation.samples"
 OTELITE_EVALUATION_INPUT_TOKENS: Final = "otelite.evaluation.usage.input_tokens"
 OTELITE_EVALUATION_OUTPUT_TOKENS: Final = "otelite.evaluation.usage.output_tokens"
 OTELITE_EVALUATION_COST: Final = "otelite.evaluation.cost"
-# Marks spans made for evaluation (judge calls, dataset runs) so their cost is
-# reported apart from the application's; its one value:
+# Marks spans made for evaluation (judge calls, dataset runs) or by canary runs so
+# their cost is reported apart from the application's; its values:
 OTELITE_TRAFFIC: Final = "otelite.traffic"
 TRAFFIC_EVALUATION: Final = "evaluation"
+TRAFFIC_CANARY: Final = "canary"
+# Canary runs (`otelite canary run`): the run's root span and one span per canary.
+OTELITE_CANARY_FILE: Final = "otelite.canary.file"
+OTELITE_CANARY_COUNT: Final = "otelite.canary.count"
+OTELITE_CANARY_CHANGED: Final = "otelite.canary.changed"
+OTELITE_CANARY_FAILED: Final = "otelite.canary.failed"
+OTELITE_CANARY_NAME: Final = "otelite.canary.name"
+OTELITE_CANARY_STATUS: Final = "otelite.canary.status"
+OTELITE_CANARY_REASONS: Final = "otelite.canary.reasons"
+# Canary results by name and status, so a metrics backend can alert on `changed`/`failed`.
+METRIC_CANARY_RESULTS: Final = "otelite.canary.results"
 OTELITE_EVAL_RUN_NAME: Final = "otelite.eval.run.name"
 OTELITE_EVAL_RUN_ID: Final = "otelite.eval.run.id"
 OTELITE_EVAL_ROW: Final = "otelite.eval.row"

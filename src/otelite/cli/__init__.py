@@ -13,6 +13,7 @@ Commands:
     otelite prompts diff NAME A B
     otelite prompts history NAME
     otelite drift [--baseline 7d --current 1d] [--by model] [--content]   what drifted (exit 1)
+    otelite canary run FILE [--record] [--json]   canary prompts: exit 1 when an answer changed
     otelite dashboards export DIR      Grafana dashboards, Prometheus alerts, Collector and compose files
     otelite ui [--host H --port P]     a local, read-only web view of the store
     otelite status                     settings, pending outbox, undelivered data, last export error
@@ -40,6 +41,7 @@ from typing import Optional
 import otelite.ui as ui
 from otelite._version import __version__
 from otelite.cli import (
+    _canary,
     _drift,
     _eval,
     _export,
@@ -68,6 +70,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     _eval,
     _status,
     _drift,
+    _canary,
     grafana,
     ui,
 )

@@ -14,7 +14,7 @@ import inspect
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 from urllib.parse import urlparse
 
@@ -91,6 +91,11 @@ class Completion:
     cost: Optional[float]
     latency_s: float
     response_model: Optional[str] = None
+    finish_reason: Optional[str] = None
+    system_fingerprint: Optional[str] = None
+    # The response as received (a dict from httpx, the client's object from openai),
+    # for callers that read more than the text, such as canaries.
+    raw: Any = field(default=None, repr=False, compare=False)
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -102,6 +107,10 @@ def _get(obj: Any, name: str) -> Any:
 def _str_attr(obj: Any, name: str) -> Optional[str]:
     value = getattr(obj, name, None)
     return value if isinstance(value, str) else None
+
+
+def _str_or_none(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) and value else None
 
 
 def _int(value: Any) -> Optional[int]:
@@ -121,11 +130,13 @@ class ChatEndpoint:
         timeout: float = 60.0,
         transport: Any = None,
         who: str = "llm_judge",
+        traffic: str = sc.TRAFFIC_EVALUATION,
     ) -> None:
         if not isinstance(model, str) or not model:
             raise ConfigurationError(f"{who}: give model=, such as model='gpt-4o-mini'")
         self.model = model
         self.timeout = timeout
+        self.traffic = traffic  # the otelite.traffic value of its spans
         self._openai: Any = None
         self._http: Any = None
         if client is not None:
@@ -219,13 +230,19 @@ class ChatEndpoint:
         return content
 
     def complete(
-        self, messages: Sequence[Mapping[str, str]], *, temperature: float = 0.0
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        temperature: float = 0.0,
+        attributes: Optional[Mapping[str, Any]] = None,
     ) -> Completion:
         """One chat call, traced as evaluation traffic; raises EndpointError when it fails.
 
         The call goes through the same LLM-call core as instrumented clients: its
         span has the same provider name, usage and cost provenance attributes, and
-        its metrics the same instruments, marked ``otelite.traffic=evaluation``.
+        its metrics the same instruments, marked ``otelite.traffic=evaluation``
+        (or the endpoint's ``traffic``). ``attributes`` are added to the span when
+        it starts (a prompt version's link, for instance).
         """
         request = _llm.Request(
             sc.OP_CHAT,
@@ -234,8 +251,9 @@ class ChatEndpoint:
             self.host,
             self.port,
             {
+                **(attributes or {}),
                 sc.GEN_AI_REQUEST_TEMPERATURE: temperature,
-                sc.OTELITE_TRAFFIC: sc.TRAFFIC_EVALUATION,
+                sc.OTELITE_TRAFFIC: self.traffic,
             },
         )
         invocation = _llm.start(request, lambda: self._content(messages), checks=False)
@@ -281,6 +299,9 @@ class ChatEndpoint:
             cost.usd if cost is not None else None,
             latency,
             outcome.response_model,
+            finish_reason=_str_or_none(_get(choices[0], "finish_reason")),
+            system_fingerprint=_str_or_none(_get(raw, "system_fingerprint")),
+            raw=raw,
         )
 
     def _outcome(self, raw: Any, choice: Any, text: str) -> _llm.Outcome:
