@@ -19,7 +19,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from otelite.ui._pages import App, Response
+    from otelite.ui._app import App, Response
     from otelite.ui._server import UIServer
 
 __all__ = ["App", "Response", "UIServer", "add_parser", "run"]
@@ -29,9 +29,9 @@ def __getattr__(name: str) -> Any:
     # The server and pages load on first use: `otelite --help` and the other commands
     # do not pay for them.
     if name in ("App", "Response"):
-        from otelite.ui import _pages
+        from otelite.ui import _app
 
-        return getattr(_pages, name)
+        return getattr(_app, name)
     if name == "UIServer":
         from otelite.ui import _server
 
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         print(f"otelite: --port {args.port}: give 0 (any free port) to 65535", file=sys.stderr)
         return 2
-    from otelite.ui._pages import App
+    from otelite.ui._app import App
     from otelite.ui._server import is_loopback, new_token
 
     server_class = sys.modules[__name__].UIServer  # looked up here, so tests can replace it

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from otelite.ui._app import App, Response
 from otelite.ui._html import esc, page
-from otelite.ui._pages import App, Response
 
 TOKEN_COOKIE = "otelite_ui_token"
 _SECURITY_HEADERS = {
