@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from otelite import _delivery, _env, _guard
 from otelite import _semconv as sc
 from otelite._content import redact_error_secrets
-from otelite._export import _tally
+from otelite._export import _spill, _tally
 from otelite._export._bounds import _forkables, _positive_env, _remaining, run_bounded
 from otelite._export._otlp import _GRPC_EXPORTER_LOGGER, encode_spans_request
 from otelite._export._sizes import (
@@ -35,6 +35,20 @@ from otelite._export._tally import DROP_REASONS, destination, undelivered_line
 
 if TYPE_CHECKING:
     from otelite._outbox import Outbox
+
+
+class _Once:
+    """A lock taken now and released once, however many times ``release`` is called."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        lock.acquire()
+        self._lock: Optional[threading.Lock] = lock
+
+    def release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
 
 logger = logging.getLogger("otelite")
 
@@ -77,6 +91,10 @@ class BatchProcessor(SpanProcessor):
       and by memory (``max_queue_bytes``, estimated with :func:`span_memory`); a
       span that does not fit is dropped and counted (``queue_full``). The caller
       never waits for room.
+    * With an ``outbox`` (and a memory cap), the span count is no drop limit: the
+      spans beyond it spill to the outbox, written by a spill thread, oldest first
+      (see :mod:`otelite._export._spill`); only the memory cap drops.
+    * A span that ends once shutdown has begun is counted (``shutdown_timeout``).
     * ``force_flush(timeout_millis)`` and ``shutdown`` wait at most their timeout:
       a collector that hangs, refuses or retries only ever holds the worker thread.
       They return ``False`` when the spans were not all delivered in time.
@@ -128,6 +146,9 @@ class BatchProcessor(SpanProcessor):
         self._accepted = 0  # spans ever put in the queue
         self._settled = 0  # of those, exported or dropped
         self._in_flight = 0
+        self._order = threading.Lock()  # outbox rows are written in the order spans queued
+        self._spiller: Optional[threading.Thread] = None
+        self._spilling = 0  # spans the spill thread took from the queue, not yet written
         self._urgent = False
         self._stopping = False
         self._stopped = False
@@ -189,14 +210,18 @@ class BatchProcessor(SpanProcessor):
         max_bytes = self.max_queue_bytes
         size = span_memory(span) if max_bytes is not None else 0
         with self._cond:
-            if self._stopping:
+            if self._stopping:  # too late to be exported: counted, never discarded silently
+                self.dropped["shutdown_timeout"] += 1
                 return
             max_queue = self.max_queue
-            if (max_queue is not None and len(self._queue) >= max_queue) or (
+            full = max_queue is not None and len(self._queue) >= max_queue
+            if (full and not self._spills()) or (
                 max_bytes is not None and self._queued_bytes + size > max_bytes
             ):
                 self.dropped["queue_full"] += 1
                 return
+            if full and len(self._queue) == max_queue:  # the first span past the count
+                self._wake_spiller()
             self._queue.append(span)
             if max_bytes is not None:
                 self._sizes.append(size)
@@ -255,13 +280,15 @@ class BatchProcessor(SpanProcessor):
         with self._cond:
             if self._stopped:
                 return True
-            while self._worker is not None and self._worker.is_alive():
+            while (self._worker is not None and self._worker.is_alive()) or (
+                self._spiller is not None and self._spiller.is_alive()
+            ):
                 remaining = _remaining(deadline)
                 if remaining <= 0:
                     break
                 self._cond.wait(min(remaining, 0.05))
             queued = list(self._queue) if self.outbox is not None else []
-            left = len(self._queue) + self._in_flight
+            left = len(self._queue) + self._in_flight + self._spilling
             if left:
                 self.dropped["shutdown_timeout"] += left
                 self._settled += left
@@ -269,11 +296,19 @@ class BatchProcessor(SpanProcessor):
                 self._sizes.clear()
                 self._queued_bytes = 0
                 self._in_flight = 0
+                self._spilling = 0
             self._stopped = True
             self._cond.notify_all()
         # The exit path may write to disk: spans still queued go to the outbox (the batch
         # in flight, if any, may still reach the collector: it stays counted as dropped).
-        kept = self._keep(queued) if queued else 0
+        kept = 0
+        if queued:  # behind the rows the worker or the spill thread may still be writing
+            ordered = self._order.acquire(timeout=max(_remaining(deadline), 0.001))
+            try:
+                kept = self._keep(queued)
+            finally:
+                if ordered:
+                    self._order.release()
         with self._cond:
             self.dropped["shutdown_timeout"] -= kept
             self.outboxed += kept
@@ -332,6 +367,14 @@ class BatchProcessor(SpanProcessor):
             return
         self._worker = worker
 
+    def _pop(self, most: int) -> list[ReadableSpan]:
+        """Take up to ``most`` spans from the head of the queue (``self._cond`` held)."""
+        batch = [self._queue.popleft() for _ in range(min(most, len(self._queue)))]
+        if self._sizes:
+            sizes = self._sizes
+            self._queued_bytes -= sum(sizes.popleft() for _ in range(len(batch)))
+        return batch
+
     def _run(self) -> None:
         cond = self._cond
         self._worker_ident = threading.get_ident()
@@ -343,21 +386,25 @@ class BatchProcessor(SpanProcessor):
                     self._worker = None
                     cond.notify_all()
                     return
-                batch = [
-                    self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))
-                ]
-                if self._sizes:
-                    sizes = self._sizes
-                    self._queued_bytes -= sum(sizes.popleft() for _ in range(len(batch)))
-                self._in_flight = len(batch)
-                if not self._queue:
-                    self._urgent = False
+            # With an outbox, the worker and the spill thread take spans and write rows
+            # under one lock, so that rows are in the order the spans were queued.
+            order = _Once(self._order) if self.outbox is not None else None
+            try:
+                with cond:
+                    batch = self._pop(self.max_batch)
+                    self._in_flight = len(batch)
+                    if not self._queue:
+                        self._urgent = False
+                if batch:
+                    try:
+                        exported, failed, too_large = self._export(batch, order)
+                    except Exception as exc:  # a bug here must not kill the worker
+                        _guard.report("exporting a batch of spans", exc)
+                        exported, failed, too_large = 0, len(batch), 0
+            finally:
+                if order is not None:
+                    order.release()
             if batch:
-                try:
-                    exported, failed, too_large = self._export(batch)
-                except Exception as exc:  # a bug here must not kill the worker
-                    _guard.report("exporting a batch of spans", exc)
-                    exported, failed, too_large = 0, len(batch), 0
                 with cond:
                     if self._gave_up():  # shutdown gave up on this batch and counted it already
                         self._worker = None
@@ -400,20 +447,19 @@ class BatchProcessor(SpanProcessor):
             chunks.append(current)
         return chunks, too_large
 
-    def _export(self, batch: list[ReadableSpan]) -> tuple[int, int, int]:
+    def _export(self, batch: list[ReadableSpan], order: Optional[_Once]) -> tuple[int, int, int]:
+        """Export ``batch``: (exported, failed, too large) span counts.
+
+        With an outbox, ``order`` is held on entry and released before any wait on the
+        collector (see :func:`otelite._export._spill.export_via_outbox`).
+        """
+        if self.outbox is not None and order is not None:
+            return _spill.export_via_outbox(self, self.outbox, batch, order.release)
         exported = failed = 0
         chunks, too_large = self._chunks(batch)
-        outbox = self.outbox
         for chunk in chunks:
             if self._stopped:
                 break
-            # While earlier spans wait in the outbox, new ones queue behind them there:
-            # the sender delivers in order, so order within a trace is kept.
-            if outbox is not None:
-                exported_now, failed_now = self._via_outbox(outbox, chunk)
-                exported += exported_now
-                failed += failed_now
-                continue
             try:
                 result = self.exporter.export(chunk)
             except Exception as exc:
@@ -428,34 +474,24 @@ class BatchProcessor(SpanProcessor):
                     self._last_error = f"the exporter reported a failure ({len(chunk)} spans)"
         return exported, failed, too_large
 
-    def _via_outbox(self, outbox: Outbox, chunk: list[ReadableSpan]) -> tuple[int, int]:
-        """Export ``chunk`` with an outbox behind: (exported, failed) span counts.
+    # -- spilling to the outbox -----------------------------------------------------------
 
-        One direct attempt, unless earlier requests wait in the outbox (then the chunk
-        queues behind them: order within a trace is kept); a failed attempt is kept.
-        """
-        try:
-            body = encode_spans_request(chunk)
-        except Exception as exc:
-            _guard.report("encoding spans for export", exc)
-            return 0, len(chunk)
-        if not outbox.has_pending():
-            outcome = outbox.send_now(body)
-            if outcome == "sent":
-                return len(chunk), 0
-            if outbox.last_error:  # not sent: `otelite status` shows why
-                self._saw_error(outbox.last_error)
-            if outcome == "refused":
-                logger.debug(
-                    "otelite: %s refused a request: %s", self.destination, outbox.last_error
-                )
-                return 0, len(chunk)
-            if self._stopped:  # shutdown gave up on this batch and counted it
-                return 0, len(chunk)
-        if outbox.put(body, len(chunk)):
-            self._count_kept(len(chunk))
-            return 0, 0
-        return 0, len(chunk)
+    def _spills(self) -> bool:
+        """Whether spans past ``max_queue`` spill to the outbox (rather than being dropped)."""
+        return self.outbox is not None and self.max_queue_bytes is not None
+
+    def _wake_spiller(self) -> None:
+        """Start the spill thread, or wake it (``self._cond`` held)."""
+        if self._spiller is None:
+            spiller = threading.Thread(
+                target=_spill.spill_loop, args=(self,), name="otelite outbox spill", daemon=True
+            )
+            try:
+                spiller.start()
+            except RuntimeError:  # at interpreter exit: the spans stay queued and are counted
+                return
+            self._spiller = spiller
+        self._cond.notify_all()
 
     def _count_kept(self, n: int) -> None:
         with self._cond:
