@@ -199,6 +199,8 @@ class Outbox:
         self._pending: Optional[bool] = None  # unknown until first asked (needs the disk)
         self._owner = f"{socket.gethostname()}|{os.getpid()}|{uuid.uuid4().hex}"
         self._posting = False
+        self._idle = threading.Event()  # clear while the sender sends a row and settles it
+        self._idle.set()
         self._failed_open = False
         self._client: Any = None  # one httpx.Client (thread-safe) for the worker and sender
         self._in_flight = 0  # requests being posted by any thread
@@ -380,10 +382,20 @@ class Outbox:
                 return
             self._sender = thread
 
-    def close(self) -> None:
-        """Stop the sender; what is left stays on disk for the next process."""
+    def stop_sending(self) -> None:
+        """Start no new request from the outbox (the one in flight, if any, goes on)."""
         self._stop.set()
         self._wake.set()
+
+    def close(self, wait_s: float = 0.0) -> None:
+        """Stop the sender; what is left stays on disk for the next process.
+
+        Waits up to ``wait_s`` for the request in flight, if any, to be answered and its
+        row settled: a row deleted after its 2xx is not sent again by the next process.
+        """
+        self.stop_sending()
+        if wait_s > 0:
+            self._idle.wait(wait_s)
         client = self._client
         if client is not None and not self._in_flight:
             self._client = None
@@ -401,12 +413,15 @@ class Outbox:
         attempt = 0
         while not self._stop.is_set():
             delay: Optional[float]
+            self._idle.clear()
             try:
                 delay, attempt = self._step(attempt)
             except Exception as exc:
                 _guard.report("sending spans from the outbox", exc)
                 attempt += 1
                 delay = self._backoff(attempt)
+            finally:
+                self._idle.set()
             if delay is None:
                 continue
             if attempt:  # backing off: only stopping cuts the wait short, not new rows

@@ -273,6 +273,10 @@ class BatchProcessor(SpanProcessor):
             self._stopping = True
             self._urgent = True
             self._cond.notify_all()
+        if self.outbox is not None:
+            # A request started now would still be in flight at exit, unanswered, and
+            # sent again by the next process: the sender starts none from here on.
+            self.outbox.stop_sending()
 
     def shutdown_within(self, deadline: float) -> bool:
         """Drain and stop before ``deadline``; count what is left. ``True`` if all was delivered."""
@@ -314,7 +318,7 @@ class BatchProcessor(SpanProcessor):
             self.outboxed += kept
             failures = self._failures()
         if self.outbox is not None:
-            self.outbox.close()
+            self.outbox.close(wait_s=_remaining(deadline))
         # Unless an export is stuck, the exporter's shutdown does not block: run it even
         # when Python refuses new threads at exit (it closes the local store cleanly).
         run_bounded(
