@@ -163,3 +163,29 @@ def test_span_ending_during_shutdown_is_counted(caplog: pytest.LogCaptureFixture
     with tracer.start_as_current_span("after"):  # after shutdown: still counted
         pass
     assert processor.dropped["shutdown_timeout"] == 2
+
+
+def test_spill_during_a_failing_direct_attempt_keeps_trace_order(
+    collector: CountingCollector,
+) -> None:
+    """A direct attempt that fails after spans spilled meanwhile is sent before them, in order."""
+    collector.answer = 503  # the first (direct) attempt waits 0.5 s, then fails
+    provider = TracerProvider()
+    otelite.configure(tracer_provider=provider, endpoint=collector.url)
+    processor = otlp_processor()
+    ended = burst(provider, threads=4, traces=50)
+    assert wait_for(lambda: len(collector.requests) >= 1, WAIT_S)
+    assert wait_for(lambda: processor.outboxed == 2000, WAIT_S), processor.outboxed
+    collector.delay_s = 0.0
+    collector.answer = 200
+    assert wait_for(lambda: len(collector.spans) >= 2000, WAIT_S), len(collector.spans)
+    time.sleep(0.3)  # a duplicate would show up here
+    received = collector.span_ids()
+    assert len(received) == len(set(received)) == 2000
+    for trace_id, ids in ended.items():
+        order = [span_id for t, span_id, _ in collector.spans if t == trace_id]
+        assert order == ids, f"trace {trace_id} arrived out of order"
+    assert processor.dropped == dict.fromkeys(_export.DROP_REASONS, 0)
+    assert processor.exported == 0
+    assert processor.outbox is not None
+    assert wait_for(lambda: processor.outbox.delivered == 2000)  # type: ignore[union-attr]
