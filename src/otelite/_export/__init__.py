@@ -15,9 +15,10 @@ One file per role; this module re-exports them, so ``_export.NAME`` is the way i
 * ``_otlp``: OTLP exporter factories, :class:`MetricsEndpointGuard`, request encoding;
 * ``_store``: :class:`LocalStoreExporter`, the local SQLite store's exporter;
 * ``_sizes``: a span's size in a request and in memory (request split, queue cap);
-* ``_batch``: :class:`BatchProcessor` and the ``batch()`` factory;
-* ``_pipeline``: the swappable processor and metric exporter, context attributes,
-  parallel flush and shutdown;
+* ``_batch``: :class:`BatchProcessor`;
+* ``_spill``: its outbox path (a full queue spills to the outbox, in queue order);
+* ``_pipeline``: the ``batch()`` factory, the swappable processor and metric
+  exporter, context attributes, parallel flush and shutdown;
 * ``_scrub``: credentials scrubbed from error data on the way out;
 * ``_tally``: drop counts by reason, the summary line, self-observability metrics.
 """
@@ -29,7 +30,7 @@ import os
 import time  # noqa: F401  (tests patch ``_export.time.sleep``, the store's back-off)
 
 from otelite._export import _tally
-from otelite._export._batch import DEFAULT_STORE_BATCH, BatchProcessor, batch
+from otelite._export._batch import BatchProcessor
 from otelite._export._bounds import _forkables, run_bounded, set_exit_deadline
 from otelite._export._otlp import (
     DEFAULT_EXPORT_TIMEOUT_S,
@@ -41,10 +42,12 @@ from otelite._export._otlp import (
     otlp_span_exporter,
 )
 from otelite._export._pipeline import (
+    DEFAULT_STORE_BATCH,
     ContextAttributesProcessor,
     SwappableMetricExporter,
     SwappableProcessor,
     _retiring,
+    batch,
     flush_all,
     note_store,
     retire,

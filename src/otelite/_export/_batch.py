@@ -16,17 +16,15 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from otelite import _delivery, _env, _guard
+from otelite import _delivery, _guard
 from otelite import _semconv as sc
 from otelite._content import redact_error_secrets
 from otelite._export import _spill, _tally
-from otelite._export._bounds import _forkables, _positive_env, _remaining, run_bounded
-from otelite._export._otlp import _GRPC_EXPORTER_LOGGER, encode_spans_request
+from otelite._export._bounds import _forkables, _remaining, run_bounded
+from otelite._export._otlp import _GRPC_EXPORTER_LOGGER
 from otelite._export._sizes import (
     _REQUEST_MARGIN,
-    MAX_REQUEST_BYTES,
     _attributes_size,
-    max_queue_bytes,
     span_memory,
     span_size,
 )
@@ -51,9 +49,6 @@ class _Once:
 
 
 logger = logging.getLogger("otelite")
-
-DEFAULT_STORE_BATCH = 2048
-"""Most spans the local store writes in one transaction when ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` is unset."""
 
 
 def _exporter_type(exporter: SpanExporter) -> str:
@@ -345,23 +340,7 @@ class BatchProcessor(SpanProcessor):
 
     def _keep(self, spans: list[ReadableSpan]) -> int:
         """Put ``spans`` in the outbox (one request per chunk); how many were kept."""
-        outbox = self.outbox
-        if outbox is None:
-            return 0
-        chunks, _ = self._chunks(spans)
-        return sum(len(chunk) for chunk in chunks if self._put(chunk))
-
-    def _put(self, chunk: list[ReadableSpan]) -> bool:
-        """Keep ``chunk`` in the outbox as the OTLP request it would have been sent as."""
-        outbox = self.outbox
-        if outbox is None:
-            return False
-        try:
-            body = encode_spans_request(chunk)
-        except Exception as exc:
-            _guard.report("encoding spans for the outbox", exc)
-            return False
-        return outbox.put(body, len(chunk))
+        return _spill.keep(self, spans)
 
     def _start_worker(self) -> None:
         worker = threading.Thread(target=self._run, name="otelite batch export", daemon=True)
@@ -524,37 +503,3 @@ class BatchProcessor(SpanProcessor):
                     sum(dropped.values()), self.destination, dropped, self.kept_in, self.resend
                 ),
             )
-
-
-def batch(
-    exporter: SpanExporter, shutdown_timeout_s: float = 2.0, outbox: Optional[Outbox] = None
-) -> BatchProcessor:
-    """otelite's batching processor: exports off the application thread, within bounds.
-
-    Every queue is capped in memory (``OTELITE_MAX_QUEUE_MB``). The local store's
-    queue has no span count limit: a burst waits in memory for the writer, however
-    many spans it has, up to that cap. An OTLP queue is also bounded by
-    ``OTEL_BSP_MAX_QUEUE_SIZE`` spans (default 2048), whichever comes first.
-    ``OTEL_BSP_SCHEDULE_DELAY`` and ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` apply to both
-    (the store writes 2048 spans per transaction unless the latter is set). OTLP
-    requests are kept under the Collector's default 4 MiB; the local store has no
-    request size.
-    """
-    to_store = isinstance(exporter, LocalStoreExporter)
-    limit = None if to_store else MAX_REQUEST_BYTES
-    max_queue: Optional[int] = None
-    if to_store:
-        max_batch = int(_positive_env(_env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, DEFAULT_STORE_BATCH))
-    else:
-        max_queue = max(int(_positive_env(_env.OTEL_BSP_MAX_QUEUE_SIZE, 2048)), 1)
-        max_batch = min(int(_positive_env(_env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512)), max_queue)
-    return BatchProcessor(
-        exporter,
-        max_queue=max_queue,
-        max_queue_bytes=max_queue_bytes(),
-        max_batch=max(max_batch, 1),
-        schedule_delay_s=_positive_env(_env.OTEL_BSP_SCHEDULE_DELAY, 1000) / 1000,
-        max_request_bytes=limit,
-        shutdown_timeout_s=shutdown_timeout_s,
-        outbox=outbox,
-    )

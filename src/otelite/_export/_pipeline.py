@@ -1,5 +1,6 @@
-"""What otelite puts in a provider: the swappable processor and metric exporter, the context
-attributes processor, and flushing or shutting down several processors in parallel."""
+"""What otelite puts in a provider: batching processors built from the environment
+(``batch()``), the swappable processor and metric exporter, the context attributes
+processor, and flushing or shutting down several processors in parallel."""
 
 from __future__ import annotations
 
@@ -13,16 +14,23 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter
 
-from otelite import _context, _guard
+from otelite import _context, _env, _guard
 from otelite._export._batch import BatchProcessor
-from otelite._export._bounds import _remaining, run_bounded
+from otelite._export._bounds import _positive_env, _remaining, run_bounded
 from otelite._export._scrub import scrub_error_data
+from otelite._export._sizes import MAX_REQUEST_BYTES, max_queue_bytes
 from otelite._export._store import LocalStoreExporter
 from otelite._export._tally import resend_command
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricsData
+
+    from otelite._outbox import Outbox
+
+DEFAULT_STORE_BATCH = 2048
+"""Most spans the local store writes in one transaction when ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` is unset."""
 
 
 class ContextAttributesProcessor(SpanProcessor):
@@ -250,3 +258,38 @@ class SwappableMetricExporter(MetricExporter):
         inner = self.replace(None)
         if inner is not None:
             inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+def batch(
+    exporter: SpanExporter, shutdown_timeout_s: float = 2.0, outbox: Optional[Outbox] = None
+) -> BatchProcessor:
+    """otelite's batching processor: exports off the application thread, within bounds.
+
+    Every queue is capped in memory (``OTELITE_MAX_QUEUE_MB``). The local store's
+    queue has no span count limit: a burst waits in memory for the writer, however
+    many spans it has, up to that cap. An OTLP queue is also bounded by
+    ``OTEL_BSP_MAX_QUEUE_SIZE`` spans (default 2048), whichever comes first; with an
+    ``outbox``, spans past that count spill to it instead of being dropped.
+    ``OTEL_BSP_SCHEDULE_DELAY`` and ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` apply to both
+    (the store writes 2048 spans per transaction unless the latter is set). OTLP
+    requests are kept under the Collector's default 4 MiB; the local store has no
+    request size.
+    """
+    to_store = isinstance(exporter, LocalStoreExporter)
+    limit = None if to_store else MAX_REQUEST_BYTES
+    max_queue: Optional[int] = None
+    if to_store:
+        max_batch = int(_positive_env(_env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, DEFAULT_STORE_BATCH))
+    else:
+        max_queue = max(int(_positive_env(_env.OTEL_BSP_MAX_QUEUE_SIZE, 2048)), 1)
+        max_batch = min(int(_positive_env(_env.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512)), max_queue)
+    return BatchProcessor(
+        exporter,
+        max_queue=max_queue,
+        max_queue_bytes=max_queue_bytes(),
+        max_batch=max(max_batch, 1),
+        schedule_delay_s=_positive_env(_env.OTEL_BSP_SCHEDULE_DELAY, 1000) / 1000,
+        max_request_bytes=limit,
+        shutdown_timeout_s=shutdown_timeout_s,
+        outbox=outbox,
+    )

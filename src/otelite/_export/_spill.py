@@ -52,6 +52,15 @@ def _encode(
     return requests, failed, too_large
 
 
+def keep(processor: BatchProcessor, spans: list[ReadableSpan]) -> int:
+    """Put ``spans`` in the processor's outbox as OTLP requests; how many were kept."""
+    outbox = processor.outbox
+    if outbox is None:
+        return 0
+    requests, _, _ = _encode(processor, spans)
+    return sum(n for body, n in requests if outbox.put(body, n))
+
+
 def export_via_outbox(
     processor: BatchProcessor,
     outbox: Outbox,
