@@ -167,7 +167,7 @@ def script(workdir: Path, name: str, body: str) -> Path:
 
 _captured: list[str] = []  # children's stderr in the current scenario
 # The exit summary line: "otelite: 3 spans could not be delivered to URL (reason: n)..."
-_SUMMARY = re.compile(r"otelite: (\d+) spans? could not be delivered to (\S+) \(")
+_SUMMARY = re.compile(r"otelite: (\d+) spans? could not be delivered to (.+?) \(")
 
 
 def capture(err: str) -> None:
