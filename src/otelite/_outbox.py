@@ -28,7 +28,11 @@ behind a gap of ids reserved for the attempt's requests, which fill the gap if t
 attempt fails: the spans queued first are sent first either way.
 
 Nothing here runs on the application's thread: ``put`` is called by the worker
-thread, the spill thread and the exit path; the sender runs on its own daemon thread. Every failure is
+thread, the spill thread and the exit path; the sender runs on its own daemon thread.
+
+One module (over 500 lines) on purpose: the storage, the per-URL lease, the room
+reserved for a direct attempt and the sender share one lock and one transaction
+discipline; split apart, each half would have to know the other's invariants. Every failure is
 contained; what cannot be kept is counted by the caller.
 """
 
