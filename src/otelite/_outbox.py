@@ -21,8 +21,18 @@ never arrived (the collector received it, then the connection broke or the reque
 timed out; or the process died between the 2xx and the delete) is sent again, so a
 backend may see it twice: span ids are the idempotent key to deduplicate on.
 
+Order within a trace: rows are sent in id order, one at a time, and never while the
+batch processor's worker has a direct attempt in flight (:meth:`Outbox.begin_direct`).
+Rows put during such an attempt (spans that spilled from a full queue) are written
+behind a gap of ids reserved for the attempt's requests, which fill the gap if the
+attempt fails: the spans queued first are sent first either way.
+
 Nothing here runs on the application's thread: ``put`` is called by the worker
-thread and the exit path, the sender runs on its own daemon thread. Every failure is
+thread, the spill thread and the exit path; the sender runs on its own daemon thread.
+
+One module (over 500 lines) on purpose: the storage, the per-URL lease, the room
+reserved for a direct attempt and the sender share one lock and one transaction
+discipline; split apart, each half would have to know the other's invariants. Every failure is
 contained; what cannot be kept is counted by the caller.
 
 Size: over 500 lines because the on-disk queue, its eviction and the sender's
@@ -196,10 +206,15 @@ class Outbox:
         self._pending: Optional[bool] = None  # unknown until first asked (needs the disk)
         self._owner = f"{socket.gethostname()}|{os.getpid()}|{uuid.uuid4().hex}"
         self._posting = False
+        self._idle = threading.Event()  # clear while the sender sends a row and settles it
+        self._idle.set()
         self._failed_open = False
         self._client: Any = None  # one httpx.Client (thread-safe) for the worker and sender
         self._in_flight = 0  # requests being posted by any thread
         self._not_before = 0.0  # time.monotonic() before which the collector asked not to retry
+        self._direct = 0  # requests of the worker's direct attempt (0: none in flight)
+        self._gap: Optional[int] = None  # first id reserved for them, once a put came meanwhile
+        self._gap_used = 0
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
@@ -225,8 +240,59 @@ class Outbox:
                     self._pending = row is not None
             return self._pending
 
-    def put(self, body: bytes, spans: int) -> bool:
-        """Keep one encoded OTLP request of ``spans`` spans; ``False`` if that was impossible."""
+    def begin_direct(self, requests: int) -> None:
+        """The worker is about to attempt ``requests`` requests directly, in order.
+
+        Until :meth:`end_direct`, the sender sends nothing, and rows put by others are
+        written behind room for those requests (``put(..., direct=True)`` fills it).
+        """
+        with self._lock:
+            self._direct = max(requests, 1)
+            self._gap = None
+            self._gap_used = 0
+
+    def end_direct(self) -> None:
+        """The direct attempt is over (sent, or its failed requests were put)."""
+        with self._lock:
+            self._direct = 0
+            self._gap = None
+            self._gap_used = 0
+        self._wake.set()
+
+    def _insert(self, conn: sqlite3.Connection, body: bytes, spans: int, direct: bool) -> None:
+        row: tuple[Any, ...] = (self.url, body, spans, len(body), time.time())
+        explicit: Optional[int] = None
+        if direct and self._gap is not None and self._gap_used < self._direct:
+            explicit = self._gap + self._gap_used  # the room reserved before later rows
+            self._gap_used += 1
+        elif not direct and self._direct:
+            if self._gap is None:  # the first row put during the attempt: leave room
+                last = conn.execute(
+                    "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'),"
+                    " 0), COALESCE((SELECT MAX(id) FROM outbox), 0))"
+                ).fetchone()[0]
+                self._gap = int(last) + 1
+            explicit = max(
+                self._gap + self._direct,
+                int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0]) + 1,
+            )
+        if explicit is None:
+            conn.execute(
+                "INSERT INTO outbox (url, body, spans, bytes, created) VALUES (?, ?, ?, ?, ?)", row
+            )
+        else:
+            conn.execute(
+                "INSERT INTO outbox (id, url, body, spans, bytes, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (explicit, *row),
+            )
+
+    def put(self, body: bytes, spans: int, direct: bool = False) -> bool:
+        """Keep one encoded OTLP request of ``spans`` spans; ``False`` if that was impossible.
+
+        ``direct``: a request of the worker's direct attempt that failed (it takes the
+        room reserved before the rows put meanwhile).
+        """
         with self._lock:
             try:
                 conn = _connect(self.path)
@@ -243,10 +309,7 @@ class Outbox:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.execute(
-                        "INSERT INTO outbox (url, body, spans, bytes, created) VALUES (?, ?, ?, ?, ?)",
-                        (self.url, body, spans, len(body), time.time()),
-                    )
+                    self._insert(conn, body, spans, direct)
                     evicted = self._evict(conn)
                     conn.execute("COMMIT")
                 except BaseException:
@@ -326,10 +389,20 @@ class Outbox:
                 return
             self._sender = thread
 
-    def close(self) -> None:
-        """Stop the sender; what is left stays on disk for the next process."""
+    def stop_sending(self) -> None:
+        """Start no new request from the outbox (the one in flight, if any, goes on)."""
         self._stop.set()
         self._wake.set()
+
+    def close(self, wait_s: float = 0.0) -> None:
+        """Stop the sender; what is left stays on disk for the next process.
+
+        Waits up to ``wait_s`` for the request in flight, if any, to be answered and its
+        row settled: a row deleted after its 2xx is not sent again by the next process.
+        """
+        self.stop_sending()
+        if wait_s > 0:
+            self._idle.wait(wait_s)
         client = self._client
         if client is not None and not self._in_flight:
             self._client = None
@@ -347,12 +420,15 @@ class Outbox:
         attempt = 0
         while not self._stop.is_set():
             delay: Optional[float]
+            self._idle.clear()
             try:
                 delay, attempt = self._step(attempt)
             except Exception as exc:
                 _guard.report("sending spans from the outbox", exc)
                 attempt += 1
                 delay = self._backoff(attempt)
+            finally:
+                self._idle.set()
             if delay is None:
                 continue
             if attempt:  # backing off: only stopping cuts the wait short, not new rows
@@ -392,6 +468,8 @@ class Outbox:
         """One send; returns (seconds to wait before the next, or None for at once; attempt)."""
         if not self.path.exists():  # only ``put`` creates the file
             return _IDLE_POLL_S, 0
+        if self._direct:  # the worker's direct attempt holds older spans: they go first
+            return 0.05, attempt
         conn = _connect(self.path)
         try:
             self._wake.clear()  # rows put from now on wake the next idle wait
