@@ -10,6 +10,7 @@ import pytest
 
 import otelite
 from otelite import _guard, _tokens
+from otelite._llm import _changes
 
 # Bugs in otelite must fail the tests instead of being contained and logged.
 _guard.set_raise_internal_errors(True)
@@ -53,6 +54,7 @@ def _clean_otelite(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
     yield
     otelite.shutdown()
     _guard.reset_reported()
+    _changes.reset()  # API-change baselines are learnt per test
 
 
 @pytest.fixture(autouse=True)

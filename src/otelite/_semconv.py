@@ -157,6 +157,13 @@ OTELITE_COST_ESTIMATED: Final = "otelite.cost.estimated"
 OTELITE_COST_OVERRIDE: Final = "otelite.cost.override"
 OTELITE_COST_UNPRICED: Final = "otelite.cost.unpriced"
 METRIC_COST: Final = "otelite.client.cost"
+
+# API-change detection (otelite._llm._changes): one span event per change, one counter by kind.
+EVENT_API_CHANGE: Final = "otelite.api.change"
+API_CHANGE_KIND: Final = "kind"
+API_CHANGE_OLD: Final = "old"
+API_CHANGE_NEW: Final = "new"
+METRIC_API_CHANGES: Final = "otelite.api.changes"
 OTELITE_SPAN_KIND: Final = "otelite.span.kind"
 OTELITE_INPUT: Final = "otelite.input"
 OTELITE_OUTPUT: Final = "otelite.output"
