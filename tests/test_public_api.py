@@ -48,6 +48,7 @@ LAYERS = {
         "_cli_store",
         "_cli_eval",
         "_cli_status",
+        "_cli_changes",
         "testing",
         "_pytest_plugin",
         "instrumentation",

@@ -145,6 +145,9 @@ def _processors(settings: Settings, export_traces: bool = True) -> list[SpanProc
         else:
             processors.append(_export.batch(store))
     _export.note_store(processors, settings.protocol)
+    from otelite._llm import _changes  # API-change baselines persist beside the spans
+
+    _changes.use_store(next((p.record_in for p in processors if getattr(p, "record_in", None)), None))
     return processors
 
 

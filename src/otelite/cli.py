@@ -14,6 +14,7 @@ Commands:
     otelite prompts history NAME
     otelite status                     settings, pending outbox, undelivered data, last export error
     otelite eval MODULE:TASK DATA.jsonl -e EVALUATOR --min-pass-rate 0.9   a dataset run (CI gate)
+    otelite changes [--since 7d] [--json]   API changes seen in LLM calls (exit 1 when any)
 
 Output piped into a reader that closes early (``| head``) ends quietly with exit code 141,
 as a Unix tool stopped by SIGPIPE does.
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from otelite import _cli_eval, _cli_status, _cli_store
+from otelite import _cli_changes, _cli_eval, _cli_status, _cli_store
 from otelite._version import __version__
 
 
@@ -267,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_store.add_commands(commands)
     _cli_eval.add_command(commands)
     _cli_status.add_command(commands)
+    _cli_changes.add_parser(commands)
     return parser
 
 
