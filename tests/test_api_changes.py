@@ -163,18 +163,18 @@ def test_each_kind_is_reported_once(changed: dict[str, Any], expected: list[Any]
     )
 
 
-def test_field_that_comes_and_goes_is_reported_once_each_way() -> None:
-    """A field first sent, then no longer sent: one field_added, one field_removed, then silence."""
+def test_optional_fields_are_not_removals() -> None:
+    """A field first sent after the baseline is optional: it comes and goes with one report only."""
     extra = body(service_tier="default")
-    cap = call([body(), extra, body(), extra, body(), extra])
-    assert events(cap) == [
-        [],
-        [change("field_added", "", "service_tier")],
-        [change("field_removed", "service_tier", "")],
-        [],
-        [],
-        [],
-    ]
+    cap = call([body(), extra, body(), extra, body()])
+    assert events(cap) == [[], [change("field_added", "", "service_tier")], [], [], []]
+
+
+def test_baseline_field_that_comes_back_is_not_reported_again() -> None:
+    """A baseline field no longer sent is reported once; its return and later absences are not."""
+    gone = body(created=None)
+    cap = call([body(), gone, body(), gone])
+    assert events(cap) == [[], [change("field_removed", "created", "")], [], []]
 
 
 def test_error_type_and_deprecation_headers_of_an_error() -> None:
@@ -342,6 +342,24 @@ def test_baseline_survives_a_restart(tmp_path: Path) -> None:
     ]
     assert reported(run_process(tmp_path, "snap-2")) == []
     assert reported(run_process(tmp_path, "snap-1")) == []  # seen before: not new
+
+
+def test_reopened_store_keeps_fields_and_removals(tmp_path: Path) -> None:
+    """Re-opening the store restores the field baseline: removals are reported once across restarts."""
+
+    def restart() -> None:
+        _changes.reset()
+        _changes.use_store(tmp_path / "otelite.db")
+
+    restart()
+    assert events(call([body()])) == [[]]
+    restart()
+    assert events(call([body(created=None), body(service_tier="x")])) == [
+        [change("field_removed", "created", "")],
+        [change("field_added", "", "service_tier")],
+    ]
+    restart()
+    assert events(call([body(created=None), body(), body(service_tier="y")])) == [[], [], []]
 
 
 def test_two_processes_racing_report_once(tmp_path: Path) -> None:

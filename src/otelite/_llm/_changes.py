@@ -62,6 +62,7 @@ KINDS = (
     DEPRECATION,
 )
 _FIELD = "field"  # baseline rows of the response's field paths ("choices[].message.refusal")
+_REQUIRED = "field_required"  # the fields of the baseline response: their absence is a removal
 
 # The headers that announce a deprecation (RFC 9745 Deprecation, RFC 8594 Sunset, RFC 9111 Warning).
 SIGNAL_HEADERS = ("deprecation", "sunset", "warning")
@@ -108,13 +109,16 @@ response_headers: contextvars.ContextVar[Optional[Any]] = contextvars.ContextVar
 class _Baseline:
     """What one provider + operation + model has shown so far."""
 
-    __slots__ = ("established", "fields", "last", "levels", "seen")
+    __slots__ = ("established", "fields", "last", "levels", "required", "seen")
 
     def __init__(self) -> None:
         self.established = False
-        self.seen: dict[str, set[str]] = {kind: set() for kind in (*KINDS, _FIELD)}
+        self.seen: dict[str, set[str]] = {kind: set() for kind in (*KINDS, _FIELD, _REQUIRED)}
         self.last: dict[str, str] = {}  # kind -> latest value (the "old" of the next change)
         self.fields: dict[str, set[str]] = {}  # prefix -> field names ever seen under it
+        # prefix -> field names of the baseline response not yet reported removed. A field
+        # first sent later is optional: its absence afterwards is not a removal.
+        self.required: dict[str, set[str]] = {}
         self.levels: dict[str, frozenset[str]] = {}  # prefix -> field names of the last response
 
 
@@ -201,9 +205,15 @@ def _remember(base: _Baseline, kind: str, value: str) -> None:
         return  # a kind written by a newer otelite
     base.seen[kind].add(value)
     base.last[kind] = value
-    if kind == _FIELD:
+    if kind in (_FIELD, _REQUIRED, FIELD_REMOVED):
         prefix, _, name = value.rpartition(".")
-        base.fields.setdefault(prefix, set()).add(name)
+        if kind == _FIELD:
+            base.fields.setdefault(prefix, set()).add(name)
+        elif kind == _REQUIRED:
+            if value not in base.seen[FIELD_REMOVED]:
+                base.required.setdefault(prefix, set()).add(name)
+        else:
+            base.required.get(prefix, set()).discard(name)
 
 
 # --- the call path ---------------------------------------------------------------------
@@ -273,11 +283,11 @@ def _structure(base: _Baseline, outcome: Outcome, found: list[tuple[str, str]]) 
         found.extend(
             (FIELD_ADDED, f"{prefix}.{n}" if prefix else n) for n in names if n not in known
         )
-        removed = base.seen[FIELD_REMOVED]
-        for n in known:
-            path = f"{prefix}.{n}" if prefix else n
-            if n not in names and path not in removed:
-                found.append((FIELD_REMOVED, path))
+        found.extend(
+            (FIELD_REMOVED, f"{prefix}.{n}" if prefix else n)
+            for n in base.required.get(prefix, ())
+            if n not in names
+        )
         last[prefix] = names
 
 
@@ -322,6 +332,8 @@ def _report(
     if not rows:
         return
     report = base.established
+    if not report:  # the baseline response's fields are the ones whose absence is a removal
+        rows += [(_REQUIRED, "", "", r[3]) for r in rows if r[0] == FIELD_ADDED]
     try:
         conn = _connection()
     except Exception as exc:
