@@ -160,6 +160,13 @@ def prices(session: nox.Session) -> None:
     session.run("python", "scripts/update_prices.py")
 
 
+@nox.session(python="3.12", name="bench-changes")
+def bench_changes(session: nox.Session) -> None:
+    """What API-change detection adds per call, on vs off in one process (budget 5 µs)."""
+    session.install("-e", ".[openai]")
+    session.run("python", "benchmarks/api_changes.py", *session.posargs)
+
+
 @nox.session(python="3.12")
 def bench(session: nox.Session) -> None:
     """Benchmarks (overhead per call, import time, memory); writes docs/performance.md."""

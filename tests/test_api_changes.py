@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -73,10 +74,8 @@ def call(answers: list[Any], model: str = "gpt-4o-mini", **client_kwargs: Any) -
     fake = client(Recorder(respond), **client_kwargs)
     with capture_spans() as cap:
         for _ in answers:
-            try:
+            with contextlib.suppress(openai.APIError):
                 fake.chat.completions.create(model=model, messages=MESSAGES)
-            except openai.APIError:
-                pass
     return cap
 
 
@@ -175,6 +174,22 @@ def test_baseline_field_that_comes_back_is_not_reported_again() -> None:
     gone = body(created=None)
     cap = call([body(), gone, body(), gone])
     assert events(cap) == [[], [change("field_removed", "created", "")], [], []]
+
+
+def test_fields_are_read_on_one_call_in_n_after_warm_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the first responses, fields are read on one call in STRUCTURE_EVERY: a lasting change is still seen once."""
+    monkeypatch.setattr(_changes, "STRUCTURE_ALWAYS", 1)
+    monkeypatch.setattr(_changes, "STRUCTURE_EVERY", 4)
+    extra = body(service_tier="default", model="snap-2")
+    cap = call([body(), extra, extra, extra, extra, extra])
+    assert events(cap) == [
+        [],
+        [change("response_model", "gpt-4o-mini-2024-07-18", "snap-2")],  # read on every call
+        [],
+        [change("field_added", "", "service_tier")],  # the 4th call: fields read
+        [],
+        [],
+    ]
 
 
 def test_error_type_and_deprecation_headers_of_an_error() -> None:
@@ -277,10 +292,8 @@ def test_recorded_answers_replayed_report_nothing_new(name: str) -> None:
                     "/embeddings": fake.embeddings.create,
                     "/responses": fake.responses.create,
                 }[interaction.endpoint]
-                try:
+                with contextlib.suppress(openai.APIError, TypeError):
                     method(**(interaction.request or {}))
-                except (openai.APIError, TypeError):
-                    pass
         if attempt == 1:
             assert events(cap) == [[] for _ in cap.spans]
 
@@ -378,13 +391,8 @@ def test_configure_keeps_baselines_in_the_local_store(
     """With configure()'s local store, changes are kept there and `otelite changes` lists them."""
     store = tmp_path / "data"
     otelite.configure(local_store=store, service_name="app")
-    fake = client(
-        Recorder(
-            lambda request, answers=[body(), body(model="gpt-4o-mini-2025-09-01")]: json_response(
-                answers.pop(0)
-            )
-        )
-    )
+    answers = [body(), body(model="gpt-4o-mini-2025-09-01")]
+    fake = client(Recorder(lambda request: json_response(answers.pop(0))))
     for _ in range(2):
         fake.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     otelite.shutdown()
@@ -392,7 +400,8 @@ def test_configure_keeps_baselines_in_the_local_store(
     assert cli.main(["changes", "--store", str(store), "--json"]) == 1
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 1
-    assert rows[0]["trace_id"] is not None and len(rows[0]["trace_id"]) == 32
+    assert rows[0]["trace_id"] is not None
+    assert len(rows[0]["trace_id"]) == 32
     assert {k: v for k, v in rows[0].items() if k != "trace_id"} == {
         "at_ns": NOW_NS,
         "provider": "openai",

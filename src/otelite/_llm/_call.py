@@ -234,8 +234,10 @@ class Invocation:
                 error_type = _spans.error_type(error)
                 _spans.record_error(span, error)
             if _changes.enabled:
-                with _guard.contained("detecting API changes"):
+                try:  # not _guard.contained: a context manager costs more than the check
                     _changes.observe(self, outcome, error_type, error)
+                except Exception as exc:
+                    _guard.report("detecting API changes", exc)
             if self._run_checks_on:
                 with _guard.contained("running online checks"):
                     self._run_checks(outcome, ended_at, error_type)

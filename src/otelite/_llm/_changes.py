@@ -66,6 +66,11 @@ _REQUIRED = "field_required"  # the fields of the baseline response: their absen
 
 # The headers that announce a deprecation (RFC 9745 Deprecation, RFC 8594 Sunset, RFC 9111 Warning).
 SIGNAL_HEADERS = ("deprecation", "sunset", "warning")
+# The field structure (and the body's notices) is read on the first STRUCTURE_ALWAYS responses of
+# each baseline, then on one in STRUCTURE_EVERY: reading it is most of the detector's cost, and a
+# field change that lasts is still seen within STRUCTURE_EVERY calls (docs/monitoring.md).
+STRUCTURE_ALWAYS = 100
+STRUCTURE_EVERY = 10
 BUSY_TIMEOUT_S = 1.0  # a change waits at most this long for another process's write
 
 _SCHEMA = (
@@ -109,9 +114,12 @@ response_headers: contextvars.ContextVar[Optional[Any]] = contextvars.ContextVar
 class _Baseline:
     """What one provider + operation + model has shown so far."""
 
-    __slots__ = ("established", "fields", "last", "levels", "required", "seen")
+    __slots__ = ("calls", "established", "fields", "last", "levels", "required", "seen")
 
     def __init__(self) -> None:
+        self.calls = (
+            0  # responses seen by this process (approximate under threads: a sampling count)
+        )
         self.established = False
         self.seen: dict[str, set[str]] = {kind: set() for kind in (*KINDS, _FIELD, _REQUIRED)}
         self.last: dict[str, str] = {}  # kind -> latest value (the "old" of the next change)
@@ -252,9 +260,11 @@ def observe(
                 found.append((FINISH_REASON, str(reason)))
     if error_type and error_type not in base.seen[ERROR_TYPE]:
         found.append((ERROR_TYPE, error_type))
-    if outcome.structure is not None:
+    calls = base.calls = base.calls + 1
+    sampled = calls <= STRUCTURE_ALWAYS or calls % STRUCTURE_EVERY == 0
+    if sampled and outcome.structure is not None:
         _structure(base, outcome, found)
-    signals = _signals(outcome, error)
+    signals = _signals(outcome, error, sampled)
     if signals:
         seen = base.seen[DEPRECATION]
         found.extend((DEPRECATION, s) for s in signals if s not in seen)
@@ -291,7 +301,7 @@ def _structure(base: _Baseline, outcome: Outcome, found: list[tuple[str, str]]) 
         last[prefix] = names
 
 
-def _signals(outcome: Outcome, error: Optional[BaseException]) -> list[str]:
+def _signals(outcome: Outcome, error: Optional[BaseException], body: bool) -> list[str]:
     out: list[str] = []
     headers = response_headers.get()
     if headers is None and error is not None:
@@ -305,7 +315,7 @@ def _signals(outcome: Outcome, error: Optional[BaseException]) -> list[str]:
                     out.append(f"{name}: {value}")
         except Exception as exc:
             _guard.report("reading deprecation headers", exc)
-    if outcome.signals is not None:
+    if body and outcome.signals is not None:
         out.extend(outcome.signals())
     return out
 

@@ -13,41 +13,38 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Optional
 
-# (prefix, path of attribute names or list indexes from the top level)
-_LEVELS: tuple[tuple[str, tuple[Any, ...]], ...] = (
-    ("usage", ("usage",)),
-    ("usage.prompt_tokens_details", ("usage", "prompt_tokens_details")),
-    ("usage.completion_tokens_details", ("usage", "completion_tokens_details")),
-    ("usage.input_tokens_details", ("usage", "input_tokens_details")),
-    ("usage.output_tokens_details", ("usage", "output_tokens_details")),
-    ("choices[]", ("choices", 0)),
-    ("choices[].message", ("choices", 0, "message")),
-    ("data[]", ("data", 0)),
+# usage's detail objects (chat: prompt/completion; Responses API: input/output).
+_DETAILS = tuple(
+    (key, f"usage.{key}")
+    for key in (
+        "prompt_tokens_details",
+        "completion_tokens_details",
+        "input_tokens_details",
+        "output_tokens_details",
+    )
 )
+# Lists whose first item is read, and the object inside that item that is read too.
+_ITEMS = (("choices", "choices[]", "message", "choices[].message"), ("data", "data[]", None, None))
 # Keys a provider uses to say a model or endpoint is going away.
 _NOTICE_KEYS = ("deprecation", "deprecation_notice", "deprecated", "warning", "warnings", "sunset")
 
 
+# Straight-line code below: it runs on every call. A model's field values are read from
+# its __dict__, never through pydantic's __getattr__ (slow for absent names).
+
+
 def _names(obj: Any) -> Optional[Iterable[str]]:
     """The field names ``obj`` was built with (a model's fields-set and extras, a dict's keys)."""
+    if type(obj) is dict:
+        return obj.keys()
     names = getattr(obj, "__pydantic_fields_set__", None)
     if names is None:
         names = getattr(obj, "__fields_set__", None)  # pydantic v1
-    if names is not None:
-        extra = getattr(obj, "__pydantic_extra__", None)
-        found: Iterable[str] = names | extra.keys() if extra else names
-        return found
-    if isinstance(obj, dict):
-        return obj.keys()
-    return None
-
-
-def _step(obj: Any, part: Any) -> Any:
-    if isinstance(part, int):
-        return obj[part] if isinstance(obj, list) and len(obj) > part else None
-    if isinstance(obj, dict):
-        return obj.get(part)
-    return getattr(obj, part, None)
+        if names is None:
+            return None
+    extra = getattr(obj, "__pydantic_extra__", None)
+    found: Iterable[str] = names | extra.keys() if extra else names
+    return found
 
 
 def structure(response: Any) -> Optional[dict[str, Iterable[str]]]:
@@ -56,18 +53,34 @@ def structure(response: Any) -> Optional[dict[str, Iterable[str]]]:
     if top is None:
         return None
     levels: dict[str, Iterable[str]] = {"": top}
-    for prefix, path in _LEVELS:
-        if path[0] not in top:
-            continue
-        obj = response
-        for part in path:
-            obj = _step(obj, part)
-            if obj is None:
-                break
-        else:
-            names = _names(obj)
-            if names is not None:
-                levels[prefix] = names
+    values = response if type(response) is dict else response.__dict__
+    if "usage" in top:
+        usage = values.get("usage")
+        names = _names(usage) if usage is not None else None
+        if names is not None:
+            levels["usage"] = names
+            usage_values = usage if type(usage) is dict else usage.__dict__
+            for key, prefix in _DETAILS:
+                if key in names:
+                    detail = usage_values.get(key)
+                    if detail is not None:
+                        found = _names(detail)
+                        if found is not None:
+                            levels[prefix] = found
+    for key, prefix, inner, inner_prefix in _ITEMS:
+        if key in top:
+            items = values.get(key)
+            if type(items) is list and items:
+                item = items[0]
+                names = _names(item)
+                if names is not None:
+                    levels[prefix] = names
+                    if inner is not None and inner in names:
+                        child = (item if type(item) is dict else item.__dict__).get(inner)
+                        if child is not None:
+                            found = _names(child)
+                            if found is not None:
+                                levels[inner_prefix] = found  # type: ignore[index]
     return levels
 
 
