@@ -18,7 +18,16 @@ import pytest
 
 import otelite
 from cassettes import all_cassettes, load, make_client
-from fakeopenai import Recorder, client, json_response
+from fakeopenai import (
+    Frames,
+    Recorder,
+    chat_chunks,
+    client,
+    json_response,
+    response_object,
+    sse,
+    stream_response,
+)
 from otelite import _llm, cli
 from otelite._llm import _changes
 from otelite.testing import capture_spans
@@ -192,6 +201,71 @@ def test_fields_are_read_on_one_call_in_n_after_warm_up(monkeypatch: pytest.Monk
     ]
 
 
+def test_streams_compare_model_and_finish_reason() -> None:
+    """A stream's response model and finish reasons are compared (it has no parsed body to read fields from)."""
+    first = chat_chunks(["Par", "is."])
+    changed = chat_chunks(["Par", "is."], model="gpt-4o-mini-2025-09-01")
+    changed[-2]["choices"][0]["finish_reason"] = "length"
+    queue = [first, changed, changed]
+    fake = client(Recorder(lambda request: stream_response(Frames(sse(queue.pop(0))))))
+    with capture_spans() as cap:
+        for _ in range(3):
+            list(fake.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    assert [sorted(e, key=str) for e in events(cap)] == [
+        [],
+        sorted(
+            [
+                change("response_model", "gpt-4o-mini-2024-07-18", "gpt-4o-mini-2025-09-01"),
+                change("finish_reason", "stop", "length"),
+            ],
+            key=str,
+        ),
+        [],
+    ]
+
+
+def test_async_responses_api_fields() -> None:
+    """The Responses API (async client): a new usage detail field is reported once."""
+    import asyncio
+
+    changed = response_object()
+    changed["usage"]["output_tokens_details"]["audio_tokens"] = 0
+    queue = [response_object(), changed, changed]
+    fake = client(Recorder(lambda request: json_response(queue.pop(0))), is_async=True)
+
+    async def main() -> None:
+        for _ in range(3):
+            await fake.responses.create(model="gpt-4.1-mini", input="Capital of France?")
+
+    with capture_spans() as cap:
+        asyncio.run(main())
+    assert events(cap) == [
+        [],
+        [change("field_added", "", "usage.output_tokens_details.audio_tokens")],
+        [],
+    ]
+
+
+def test_a_failing_detector_never_changes_the_call(
+    contained_errors: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in detection is contained: the caller gets its answer and the span ends normally."""
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("detector bug")
+
+    monkeypatch.setattr(_changes, "observe", broken)
+    fake = client(Recorder(lambda request: json_response(body())))
+    with capture_spans() as cap:
+        answer = fake.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert answer.choices[0].message.content == RECORDED["choices"][0]["message"]["content"]
+    (span,) = cap.spans
+    assert span.status.is_ok
+    assert span.attributes is not None
+    assert span.attributes["gen_ai.response.model"] == "gpt-4o-mini-2024-07-18"
+    assert events(cap) == [[]]
+
+
 def test_error_type_and_deprecation_headers_of_an_error() -> None:
     """A new error type is a change; the error's Deprecation/Sunset headers are reported once."""
     headers = {"Deprecation": "@1767225600", "Sunset": "Thu, 01 Jan 2026 00:00:00 GMT"}
@@ -306,7 +380,16 @@ SCRIPT = textwrap.dedent(
     from pathlib import Path
     sys.path.insert(0, {tests!r})
     import otelite
-    from fakeopenai import Recorder, client, json_response
+    from fakeopenai import (
+    Frames,
+    Recorder,
+    chat_chunks,
+    client,
+    json_response,
+    response_object,
+    sse,
+    stream_response,
+)
     from otelite._llm import _changes
     from otelite.testing import capture_spans
 
