@@ -458,6 +458,15 @@ def test_reopened_store_keeps_fields_and_removals(tmp_path: Path) -> None:
     assert events(call([body(created=None), body(), body(service_tier="y")])) == [[], [], []]
 
 
+def test_unusable_store_keeps_baselines_in_memory(tmp_path: Path, contained_errors: None) -> None:
+    """A store that cannot be opened is reported, and changes are still detected, from memory."""
+    (tmp_path / "otelite.db").mkdir()  # a directory where the database file should be
+    _changes.use_store(tmp_path / "otelite.db")
+    cap = call([body(), body(model="snap-2"), body(model="snap-2")])
+    assert events(cap) == [[], [change("response_model", "gpt-4o-mini-2024-07-18", "snap-2")], []]
+    assert [s.status.is_ok for s in cap.spans] == [True, True, True]
+
+
 def test_two_processes_racing_report_once(tmp_path: Path) -> None:
     """Two processes seeing the same change at the same time: exactly one reports it."""
     assert reported(run_process(tmp_path, "snap-1")) == []

@@ -180,15 +180,27 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
 
 
 def _connection() -> Optional[sqlite3.Connection]:
-    """This process's connection to the store (a forked child opens its own), or ``None``."""
-    global _conn, _conn_pid
+    """This process's connection to the store (a forked child opens its own), or ``None``.
+
+    A store that cannot be opened is reported once; baselines then stay in memory.
+    """
+    global _conn, _conn_pid, _store_path
     if _store_path is None:
         return None
     if _conn is not None and _conn_pid == os.getpid():
         return _conn
-    conn = _sqlite.open_for_writing(_store_path)
-    conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-    ensure_schema(conn)
+    try:
+        conn = _sqlite.open_for_writing(_store_path)
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            ensure_schema(conn)
+        except BaseException:
+            conn.close()
+            raise
+    except Exception as exc:
+        _store_path = None
+        _guard.report("opening the local store for API-change baselines", exc)
+        return None
     _conn, _conn_pid = conn, os.getpid()
     return conn
 
@@ -197,11 +209,15 @@ def _load(key: Key) -> _Baseline:
     base = _Baseline()
     conn = _connection()
     if conn is not None:
-        rows = conn.execute(
-            "SELECT kind, value FROM api_baseline WHERE provider = ? AND operation = ? "
-            "AND model = ? ORDER BY seen_ns",
-            key,
-        ).fetchall()
+        try:
+            rows = conn.execute(
+                "SELECT kind, value FROM api_baseline WHERE provider = ? AND operation = ? "
+                "AND model = ? ORDER BY seen_ns",
+                key,
+            ).fetchall()
+        except sqlite3.Error as exc:  # busy past the timeout, or damaged: learn afresh
+            _guard.report("loading an API-change baseline", exc)
+            rows = []
         for kind, value in rows:
             _remember(base, kind, value)
         base.established = bool(rows)
@@ -295,7 +311,7 @@ def _structure(base: _Baseline, outcome: Outcome, found: list[tuple[str, str]]) 
         )
         found.extend(
             (FIELD_REMOVED, f"{prefix}.{n}" if prefix else n)
-            for n in base.required.get(prefix, ())
+            for n in tuple(base.required.get(prefix, ()))  # a copy: other threads may remove
             if n not in names
         )
         last[prefix] = names
@@ -344,11 +360,7 @@ def _report(
     report = base.established
     if not report:  # the baseline response's fields are the ones whose absence is a removal
         rows += [(_REQUIRED, "", "", r[3]) for r in rows if r[0] == FIELD_ADDED]
-    try:
-        conn = _connection()
-    except Exception as exc:
-        _guard.report("opening the store for API-change baselines", exc)
-        conn = None
+    conn = _connection()
     reported = [r for r in rows if report or r[0] == DEPRECATION]
     if conn is not None:
         reported = _persist(conn, invocation, key, rows, reported, now)
