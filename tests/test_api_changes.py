@@ -380,16 +380,7 @@ SCRIPT = textwrap.dedent(
     from pathlib import Path
     sys.path.insert(0, {tests!r})
     import otelite
-    from fakeopenai import (
-    Frames,
-    Recorder,
-    chat_chunks,
-    client,
-    json_response,
-    response_object,
-    sse,
-    stream_response,
-)
+    from fakeopenai import Recorder, client, json_response
     from otelite._llm import _changes
     from otelite.testing import capture_spans
 
