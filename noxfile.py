@@ -85,6 +85,7 @@ def openai(session: nox.Session, openai_version: str) -> None:
         "tests/test_checks.py",
         "tests/test_evals_judge.py",
         "tests/test_evals_run.py",
+        "tests/test_api_changes.py",
         *session.posargs,
     )
 
@@ -204,6 +205,13 @@ def prices(session: nox.Session) -> None:
     """Regenerate src/otelite/prices.json from the genai-prices catalog (pin its version in pyproject)."""
     session.install("genai-prices==0.2.3")
     session.run("python", "scripts/update_prices.py")
+
+
+@nox.session(python="3.12", name="bench-changes")
+def bench_changes(session: nox.Session) -> None:
+    """What API-change detection adds per call, on vs off in one process (budget 5 µs)."""
+    session.install("-e", ".[openai]")
+    session.run("python", "benchmarks/api_changes.py", *session.posargs)
 
 
 @nox.session(python="3.12")

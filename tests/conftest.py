@@ -10,6 +10,7 @@ import pytest
 
 import otelite
 from otelite import _env, _guard, _registries, _tokens, prompts
+from otelite._llm import _changes
 
 # Bugs in otelite must fail the tests instead of being contained and logged.
 _guard.set_raise_internal_errors(True)
@@ -37,6 +38,7 @@ def _clean_otelite(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
     _guard.reset_reported()
     _registries.reset()  # providers and stream-usage registrations a test made
     prompts.reset_default_registry()
+    _changes.reset()  # API-change baselines are learnt per test
 
 
 @pytest.fixture(autouse=True)

@@ -69,6 +69,7 @@ def test_every_command_is_registered_once() -> None:
         "prune",
         "eval",
         "status",
+        "changes",
         "drift",
         "canary",
         "dashboards",

@@ -145,6 +145,10 @@ def _processors(settings: Settings, export_traces: bool = True) -> list[SpanProc
         else:
             processors.append(_export.batch(store))
     _export.note_store(processors, settings.protocol)
+    from otelite._llm import _changes  # API-change baselines persist beside the spans
+
+    stores = [p.record_in for p in processors if isinstance(p, _export.BatchProcessor)]
+    _changes.use_store(next((path for path in stores if path is not None), None))
     return processors
 
 

@@ -175,9 +175,8 @@ def record_api_change(
     """Count one change seen in a provider's API (``kind``: e.g. ``response_model``,
     ``fingerprint``, ``schema``).
 
-    The hook for API-change detection: the "API health" dashboards and the
-    ``OteliteApiChangeSeen`` alert already read ``otelite.api.changes``; nothing in
-    otelite calls this yet.
+    Called by API-change detection (``otelite._llm._changes``); the "API health"
+    dashboards and the ``OteliteApiChangeSeen`` alert read ``otelite.api.changes``.
     """
     attrs: dict[str, Any] = dict(attributes or {})
     attrs[sc.GEN_AI_PROVIDER_NAME] = provider

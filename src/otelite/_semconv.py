@@ -157,6 +157,13 @@ OTELITE_COST_ESTIMATED: Final = "otelite.cost.estimated"
 OTELITE_COST_OVERRIDE: Final = "otelite.cost.override"
 OTELITE_COST_UNPRICED: Final = "otelite.cost.unpriced"
 METRIC_COST: Final = "otelite.client.cost"
+
+# API-change detection (otelite._llm._changes): one span event per change, one counter by kind.
+EVENT_API_CHANGE: Final = "otelite.api.change"
+API_CHANGE_KIND: Final = "kind"
+API_CHANGE_OLD: Final = "old"
+API_CHANGE_NEW: Final = "new"
+METRIC_API_CHANGES: Final = "otelite.api.changes"
 OTELITE_SPAN_KIND: Final = "otelite.span.kind"
 OTELITE_INPUT: Final = "otelite.input"
 OTELITE_OUTPUT: Final = "otelite.output"
@@ -217,7 +224,6 @@ METRIC_EVALUATION_SCORE: Final = "otelite.evaluation.score"
 SCORE_BUCKETS: Final = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 # Provider API changes (response model, system fingerprint, response shape), by kind.
 # Fed by change detection when it lands; dashboards and alerts already read it.
-METRIC_API_CHANGES: Final = "otelite.api.changes"
 OTELITE_API_CHANGE_KIND: Final = "otelite.api.change.kind"
 # The value an opt-in metric dimension takes once its cap of distinct values is reached.
 DIMENSION_OTHER: Final = "other"

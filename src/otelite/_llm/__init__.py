@@ -7,6 +7,8 @@
   sync/async wrapper factories, results an adapter takes over), driven by an
   adapter's :class:`Surface` of hooks.
 * ``_usage``: token usage as OpenAI-compatible servers report it.
+* ``_changes``: API-change detection, a baseline per provider + operation +
+  model that every ended call is compared with (``otelite changes`` lists them).
 
 Adapters (``otelite._integrations.<library>``) only read their library's shapes;
 otelite's judge client (``otelite.evals``) uses :func:`start` directly.

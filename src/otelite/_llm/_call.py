@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional, Protocol
 
 from opentelemetry.trace import Span, SpanKind
 
 from otelite import _context, _guard, _pricing, _spans, _state
 from otelite import _semconv as sc
+from otelite._llm import _changes
 from otelite._metrics import dimension_attributes, instruments, record_token_details
 
 Attributes = dict[str, Any]
@@ -55,12 +56,15 @@ class Outcome:
         "audio_output_tokens",
         "cache_read_tokens",
         "estimated",
+        "fingerprint",
         "input_tokens",
         "output",
         "output_tokens",
         "refused",
         "response_model",
         "service_tier",
+        "signals",
+        "structure",
         "text",
     )
 
@@ -79,6 +83,9 @@ class Outcome:
         estimated: bool = False,
         text: Optional[Callable[[], str]] = None,
         refused: bool = False,
+        structure: Optional[Callable[[], Optional[Mapping[str, Iterable[str]]]]] = None,
+        fingerprint: Optional[str] = None,
+        signals: Optional[Callable[[], list[str]]] = None,
     ) -> None:
         self.attributes = attributes
         self.response_model = response_model
@@ -94,6 +101,11 @@ class Outcome:
         # The output's plain text, read only by online checks that need it.
         self.text = text
         self.refused = refused
+        # For API-change detection (_changes): the response's field names by path prefix
+        # (lazy; None when unreadable), its system fingerprint, deprecation notices in the body.
+        self.structure = structure
+        self.fingerprint = fingerprint
+        self.signals = signals
 
 
 class Accumulator(Protocol):
@@ -222,6 +234,11 @@ class Invocation:
             if error is not None:
                 error_type = _spans.error_type(error)
                 _spans.record_error(span, error)
+            if _changes.enabled:
+                try:  # not _guard.contained: a context manager costs more than the check
+                    _changes.observe(self, outcome, error_type, error)
+                except Exception as exc:
+                    _guard.report("detecting API changes", exc)
             if self._run_checks_on:
                 with _guard.contained("running online checks"):
                     self._run_checks(outcome, ended_at, error_type)
@@ -306,6 +323,9 @@ class Invocation:
         ended_at, ended_ns = stop_clock()
         try:
             _spans.record_error(self.span, exc)
+            if _changes.enabled:
+                with _guard.contained("detecting API changes"):
+                    _changes.observe(self, Outcome({}), _spans.error_type(exc), exc)
             if self._run_checks_on:
                 with _guard.contained("running online checks"):
                     self._run_checks(Outcome({}), ended_at, _spans.error_type(exc))

@@ -12,6 +12,7 @@ Commands:
     otelite prompts rollback NAME LABEL
     otelite prompts diff NAME A B
     otelite prompts history NAME
+    otelite changes [--since 7d] [--json]   API changes seen in every call (exit 1 when any)
     otelite drift [--baseline 7d --current 1d] [--by model] [--content]   what drifted (exit 1)
     otelite canary run FILE [--record] [--json]   canary prompts: exit 1 when an answer changed
     otelite dashboards export DIR      Grafana dashboards, Prometheus alerts, Collector and compose files
@@ -42,6 +43,7 @@ import otelite.ui as ui
 from otelite._version import __version__
 from otelite.cli import (
     _canary,
+    _changes,
     _drift,
     _eval,
     _export,
@@ -69,6 +71,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     _maintenance,
     _eval,
     _status,
+    _changes,
     _drift,
     _canary,
     grafana,

@@ -112,6 +112,7 @@ def _chat_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) ->
         output,
         _text(_get(response, "service_tier")),
         refused=any(_get(_get(c, "message"), "refusal") for c in choices),
+        response=response,
     )
 
 
@@ -306,6 +307,17 @@ def _embeddings_outcome(response: Any, request: Request, kwargs: Mapping[str, An
     usage = (
         _Usage(raw_usage, "prompt_tokens", "completion_tokens") if raw_usage is not None else None
     )
-    outcome = _outcome(attrs, model, usage, request, kwargs, str, None, None, estimate_output=False)
+    outcome = _outcome(
+        attrs,
+        model,
+        usage,
+        request,
+        kwargs,
+        str,
+        None,
+        None,
+        estimate_output=False,
+        response=response,
+    )
     outcome.output_tokens = None  # embeddings produce no output tokens
     return outcome

@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 
 from otelite import _guard, _registries, _tokens
 from otelite import _semconv as sc
+from otelite._integrations.openai import _shape
 from otelite._llm import Attributes, Outcome, Request, Usage, count, field
 from otelite._tokens import count_any_tokens, count_message_tokens, count_tokens
 
@@ -186,6 +187,7 @@ def _outcome(
     service_tier: Optional[str],
     estimate_output: bool = True,
     refused: bool = False,
+    response: Any = None,
 ) -> Outcome:
     """Attributes plus usage; when the server sent no usage, counted from request and output."""
     estimated = False
@@ -222,6 +224,10 @@ def _outcome(
         estimated=estimated,
         text=output_text,
         refused=refused,
+        # API-change detection: read only when it is on (see otelite._llm._changes).
+        structure=(lambda: _shape.structure(response)) if response is not None else None,
+        fingerprint=_text(_get(response, "system_fingerprint")) if response is not None else None,
+        signals=(lambda: _shape.notices(response)) if response is not None else None,
     )
 
 

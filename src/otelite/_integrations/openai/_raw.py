@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import wrapt
 
-from otelite._llm import NOT_MINE, Call, Outcome
+from otelite._llm import NOT_MINE, Call, Outcome, _changes
 
 if TYPE_CHECKING:
     _Proxy = wrapt.ObjectProxy[Any]
@@ -19,8 +19,14 @@ else:
     _Proxy = wrapt.ObjectProxy
 
 
-def _parsed_result(call: Call, parsed: Any) -> Any:
-    return call.finish(parsed)
+def _parsed_result(call: Call, parsed: Any, headers: Any = None) -> Any:
+    # The raw response is the one place a successful call's headers are exposed:
+    # API-change detection reads its deprecation headers while the span ends.
+    token = _changes.response_headers.set(headers)
+    try:
+        return call.finish(parsed)
+    finally:
+        _changes.response_headers.reset(token)
 
 
 class _LegacyResponseProxy(_Proxy):
@@ -39,7 +45,7 @@ class _LegacyResponseProxy(_Proxy):
         key = kwargs.get("to")
         if key in self._self_parsed:
             return self._self_parsed[key]
-        result = _parsed_result(self._self_call, parsed)
+        result = _parsed_result(self._self_call, parsed, getattr(self.__wrapped__, "headers", None))
         self._self_parsed[key] = result
         return result
 
@@ -58,7 +64,9 @@ class _RawResponseProxy(_Proxy):
         if self._self_done:
             return self._self_result if self._self_result is not None else parsed
         self._self_done = True
-        self._self_result = _parsed_result(self._self_call, parsed)
+        self._self_result = _parsed_result(
+            self._self_call, parsed, getattr(self.__wrapped__, "headers", None)
+        )
         return self._self_result
 
     def close(self) -> None:
@@ -83,7 +91,9 @@ class _AsyncRawResponseProxy(_Proxy):
         if self._self_done:
             return self._self_result if self._self_result is not None else parsed
         self._self_done = True
-        self._self_result = _parsed_result(self._self_call, parsed)
+        self._self_result = _parsed_result(
+            self._self_call, parsed, getattr(self.__wrapped__, "headers", None)
+        )
         return self._self_result
 
     async def close(self) -> None:

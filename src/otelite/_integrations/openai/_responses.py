@@ -119,6 +119,7 @@ def _responses_outcome(response: Any, request: Request, kwargs: Mapping[str, Any
             for item in _get(response, "output") or ()
             for content in _get(item, "content") or ()
         ),
+        response=response,
     )
 
 
