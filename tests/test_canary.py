@@ -617,8 +617,10 @@ def test_baseline_write_is_atomic(
     [
         (
             "canaries.json",
-            '{"canaries": [\n  {"name": "a",}\n]}',
-            "canaries.json line 2 column 16: not valid JSON: "
+            # An unquoted key: the decoder's message is the same on every Python
+            # (3.13 words a trailing comma differently).
+            '{"canaries": [\n  {name: "a"}\n]}',
+            "canaries.json line 2 column 4: not valid JSON: "
             "Expecting property name enclosed in double quotes",
         ),
         (
