@@ -450,13 +450,6 @@ def _endpoints(endpoint: Any, protocol: str) -> tuple[Optional[str], Optional[st
             metrics_endpoint = _validate_endpoint(
                 _env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT.name, metrics_env, protocol
             )
-    from otelite import _prometheus
-
-    exporters = _prometheus.parse_exporters(
-        _env.OTEL_METRICS_EXPORTER.read() or "otlp", _env.OTEL_METRICS_EXPORTER.name
-    )
-    if "otlp" not in exporters:
-        metrics_endpoint = None
     return traces_endpoint, metrics_endpoint
 
 
@@ -512,11 +505,15 @@ def resolve_settings(
 
     proto = ROWS["protocol"].resolve(protocol)
     traces_endpoint, metrics_endpoint = _endpoints(endpoint, proto)
+    # OTEL_METRICS_EXPORTER: "otlp" (default), "prometheus", both, or "none".
+    exporters = _prometheus.parse_exporters(
+        _env.OTEL_METRICS_EXPORTER.read() or "otlp", _env.OTEL_METRICS_EXPORTER.name
+    )
+    if "otlp" not in exporters:
+        metrics_endpoint = None
     prometheus_at = _prometheus.resolve(
         prometheus,
-        _prometheus.parse_exporters(
-            _env.OTEL_METRICS_EXPORTER.read() or "otlp", _env.OTEL_METRICS_EXPORTER.name
-        ),
+        exporters,
         _env.OTEL_EXPORTER_PROMETHEUS_HOST.read(),
         _env.OTEL_EXPORTER_PROMETHEUS_PORT.read(),
     )

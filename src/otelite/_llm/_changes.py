@@ -37,8 +37,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from opentelemetry.metrics import Counter, Meter
-
 from otelite import _guard, _metrics
 from otelite import _semconv as sc
 from otelite.store import _schema as _sqlite
@@ -137,7 +135,6 @@ _store_path: Optional[Path] = None
 _conn: Optional[sqlite3.Connection] = None
 _conn_pid = 0
 _skipped = 0
-_counters: dict[int, tuple[Meter, Counter]] = {}
 
 
 def stats() -> dict[str, int]:
@@ -163,7 +160,6 @@ def reset() -> None:
         _close()
         _store_path = None
         _baselines.clear()
-        _counters.clear()
         _skipped = 0
 
 
