@@ -29,7 +29,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from otelite import _env, _exits, _guard, _providers, _settings
+from otelite import _env, _exits, _guard, _metrics, _providers, _settings
 from otelite import _semconv as sc
 from otelite import _state as _state_module
 from otelite._content import ContentPolicy
@@ -483,6 +483,8 @@ def force_flush(timeout_millis: int = 30000) -> bool:
             processors = list(swappable.processors) if swappable is not None else []
             processors.extend(_export.retiring())
             ok = _export.flush_all(processors, deadline)
+        # LLM-call measurements still queued are recorded before any reader collects.
+        _metrics.drain()
         meter_provider = _state.meter_provider
         if _state.owns_meter_provider and meter_provider is not None:
             from otelite import _export
@@ -514,6 +516,7 @@ def shutdown() -> None:
 
         wait_for_judges(timeout=FLUSH_TIMEOUT_MS / 1000)
     with _lock, _guard.contained("shutdown"):
+        _metrics.drain()
         _teardown()
         _exits.uninstall()
 

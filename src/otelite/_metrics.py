@@ -5,17 +5,26 @@ instruments (with the conventions' bucket advice) live here so both use the same
 The dashboards and alert rules in ``otelite/integrations/grafana`` query these
 instruments by name (``docs/grafana.md`` is the reference): each recording site
 calls one helper here, so what a dashboard sees is decided in one place.
+
+An LLM call's measurements are not recorded on the caller's thread: the call
+hands one :class:`CallMeasurements` to :func:`defer` (an append to a bounded
+queue) and a background thread records them, as does every metric collection
+(a reader's ``collect``, ``force_flush``, the final collection at shutdown) before
+it reads the instruments, so no collection misses a call that ended before it.
 """
 
 from __future__ import annotations
 
+import collections
+import logging
+import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
-from opentelemetry.metrics import Counter, Histogram, Meter
+from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
 
-from otelite import _context
+from otelite import _context, _guard
 from otelite import _semconv as sc
 
 if TYPE_CHECKING:
@@ -100,6 +109,14 @@ class _Instruments:
             unit="{change}",
             description="Changes seen in a provider's API (response model, fingerprint, shape)",
         )
+        # Read at every collection of this meter, before its instruments are: records
+        # the calls still queued, so the collection sees them. It reports nothing itself.
+        meter.create_observable_gauge(
+            sc.METRIC_SDK_METRICS_PENDING,
+            callbacks=[_drain_before_collection],
+            unit="{call}",
+            description="otelite's hook that records queued LLM-call measurements (no data)",
+        )
 
 
 MAX_METERS = 16  # meters whose instruments are kept; the oldest is forgotten beyond that
@@ -137,20 +154,6 @@ def dimension_attributes(
     return limiter.attributes(_context.current_attributes(), request)
 
 
-def record_token_details(
-    meter: Meter, attrs: Mapping[str, Any], outcome_attrs: Mapping[str, Any]
-) -> None:
-    """Count a finished call's cached input and reasoning output tokens, when it had any."""
-    made = instruments(meter)
-    for key, detail in (
-        (sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, sc.TOKEN_DETAIL_CACHE_READ),
-        (sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, sc.TOKEN_DETAIL_REASONING),
-    ):
-        value = outcome_attrs.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            made.token_details.add(value, {**attrs, sc.OTELITE_TOKEN_DETAIL: detail})
-
-
 def record_score(
     meter: Meter, name: str, value: Optional[float], kind: str, passed: Optional[bool]
 ) -> None:
@@ -182,3 +185,190 @@ def record_api_change(
     attrs[sc.GEN_AI_PROVIDER_NAME] = provider
     attrs[sc.OTELITE_API_CHANGE_KIND] = kind
     instruments(meter).api_changes.add(1, attrs)
+
+
+# --- recording off the caller's thread ------------------------------------------------
+
+logger = logging.getLogger("otelite")
+
+MAX_QUEUED = 16384
+"""Calls whose measurements may wait; past that a call's measurements are dropped and counted."""
+WAKE_AT = 1024
+"""Queued calls that wake the recording thread before its next tick."""
+TICK_S = 0.5
+"""How often the recording thread records what is queued."""
+
+
+class CallMeasurements:
+    """Everything one ended LLM call records in metrics, built on the caller's thread."""
+
+    __slots__ = (
+        "attributes",
+        "cached_tokens",
+        "chunk_gaps",
+        "cost",
+        "duration",
+        "input_tokens",
+        "made",
+        "output_tokens",
+        "reasoning_tokens",
+        "span_context",
+        "ttfc",
+    )
+
+    def __init__(
+        self,
+        made: _Instruments,
+        attributes: Mapping[str, Any],
+        duration: float,
+        input_tokens: Optional[int],
+        output_tokens: Optional[int],
+        cost: Optional[float],
+        details: Mapping[str, Any],
+        ttfc: Optional[float],
+        chunk_gaps: Optional[Sequence[float]],
+        span_context: Any,
+    ) -> None:
+        self.made = made
+        self.attributes = attributes
+        self.duration = duration
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+        self.cost = cost
+        # From the outcome's attributes (not kept: they may hold captured content).
+        self.cached_tokens = details.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)
+        self.reasoning_tokens = details.get(sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)
+        self.ttfc = ttfc
+        self.chunk_gaps = chunk_gaps
+        self.span_context = span_context  # exemplars link to the call's trace
+
+    def record(self) -> None:
+        from opentelemetry import trace
+
+        made, attrs = self.made, self.attributes
+        context = (
+            trace.set_span_in_context(trace.NonRecordingSpan(self.span_context))
+            if self.span_context is not None
+            else None
+        )
+        made.duration.record(self.duration, attrs, context)
+        if self.input_tokens is not None:
+            made.tokens.record(
+                self.input_tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT}, context
+            )
+        if self.output_tokens is not None:
+            made.tokens.record(
+                self.output_tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT}, context
+            )
+        if self.cost is not None:
+            made.cost.add(self.cost, attrs, context)
+        for value, detail in (
+            (self.cached_tokens, sc.TOKEN_DETAIL_CACHE_READ),
+            (self.reasoning_tokens, sc.TOKEN_DETAIL_REASONING),
+        ):
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                made.token_details.add(value, {**attrs, sc.OTELITE_TOKEN_DETAIL: detail}, context)
+        if self.ttfc is not None:
+            made.ttfc.record(self.ttfc, attrs, context)
+        if self.chunk_gaps:
+            record = made.per_chunk.record
+            for gap in self.chunk_gaps:
+                record(gap, attrs, context)
+
+
+class _Queue:
+    """The calls waiting to be recorded, and the thread that records them."""
+
+    def __init__(self) -> None:
+        self.items: collections.deque[CallMeasurements] = collections.deque()
+        self.lock = threading.Lock()  # one drainer at a time: a drain ends with an empty queue
+        self.wake = threading.Event()
+        self.worker: Optional[threading.Thread] = None
+        self.dropped = 0
+        self.warned = False
+
+
+_queue = _Queue()
+
+
+def defer(measurements: CallMeasurements) -> None:
+    """Queue one call's measurements (the caller's whole cost); never blocks, never raises."""
+    queue = _queue
+    items = queue.items
+    if len(items) >= MAX_QUEUED:
+        _drop(queue)
+        return
+    items.append(measurements)
+    if queue.worker is None:
+        _start_worker(queue)
+    elif len(items) >= WAKE_AT and not queue.wake.is_set():
+        queue.wake.set()
+
+
+def _drop(queue: _Queue) -> None:
+    queue.dropped += 1
+    if not queue.warned:
+        queue.warned = True
+        logger.warning(
+            "otelite: %d LLM calls' metrics are waiting to be recorded; the measurements of "
+            "further calls are dropped until the queue drains (counted in otelite.sdk.dropped, "
+            "otelite.signal=metrics, otelite.drop.reason=queue_full)",
+            MAX_QUEUED,
+        )
+
+
+def dropped() -> int:
+    """LLM calls whose measurements were dropped because the queue was full (this process)."""
+    return _queue.dropped
+
+
+def _start_worker(queue: _Queue) -> None:
+    with queue.lock:
+        if queue.worker is not None:
+            return
+        worker = threading.Thread(target=_run, args=(queue,), name="otelite-metrics", daemon=True)
+        queue.worker = worker
+    worker.start()
+
+
+def _run(queue: _Queue) -> None:
+    while queue is _queue:  # a forked child starts its own queue and thread
+        queue.wake.wait(TICK_S)
+        queue.wake.clear()
+        drain(queue)
+
+
+def drain(queue: Optional[_Queue] = None) -> None:
+    """Record every queued call now, on this thread (collections, flush, exit call this)."""
+    queue = _queue if queue is None else queue
+    items = queue.items
+    if not items:
+        return
+    with queue.lock:
+        while True:
+            try:
+                measurements = items.popleft()
+            except IndexError:
+                return
+            try:
+                measurements.record()
+            except Exception as exc:  # a failing SDK or view: reported, never raised
+                _guard.report("recording LLM call metrics", exc)
+
+
+def _drain_before_collection(options: CallbackOptions) -> Iterable[Observation]:
+    try:
+        drain()
+    except Exception as exc:
+        _guard.report("recording LLM call metrics", exc)
+    return ()
+
+
+def _after_fork_in_child() -> None:
+    # The parent records what it queued; the child starts empty, with its own lock and thread.
+    global _queue
+    _queue = _Queue()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

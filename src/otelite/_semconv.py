@@ -241,6 +241,8 @@ OTEL_COMPONENT_NAME: Final = "otel.component.name"
 COMPONENT_BATCHING_SPAN_PROCESSOR: Final = "batching_span_processor"
 # otelite's own: every span or metric point that was not delivered, by reason and signal.
 METRIC_SDK_DROPPED: Final = "otelite.sdk.dropped"
+# An observable hook with no data: its callback records the LLM-call measurements still queued.
+METRIC_SDK_METRICS_PENDING: Final = "otelite.sdk.metrics.pending"
 OTELITE_DROP_REASON: Final = "otelite.drop.reason"
 OTELITE_SIGNAL: Final = "otelite.signal"
 SIGNAL_SPANS: Final = "spans"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from opentelemetry.sdk.metrics.export import MetricExportResult
 
+from otelite import _metrics
 from otelite import _semconv as sc
 
 if TYPE_CHECKING:
@@ -196,6 +197,10 @@ def dropped_counts() -> dict[tuple[str, str], int]:
         for reason, n in metric_counts.dropped.items():
             if n:
                 counts[(sc.SIGNAL_METRICS, reason)] = n
+    queued_out = _metrics.dropped()  # LLM calls whose measurements found the queue full
+    if queued_out:
+        key = (sc.SIGNAL_METRICS, "queue_full")
+        counts[key] = counts.get(key, 0) + queued_out
     return counts
 
 

@@ -20,7 +20,7 @@ from opentelemetry.trace import Span, SpanKind
 from otelite import _context, _guard, _pricing, _spans, _state
 from otelite import _semconv as sc
 from otelite._llm import _changes
-from otelite._metrics import dimension_attributes, instruments, record_token_details
+from otelite._metrics import CallMeasurements, defer, dimension_attributes, instruments
 
 Attributes = dict[str, Any]
 
@@ -342,26 +342,21 @@ class Invocation:
         chunk_gaps: Optional[list[float]],
         cost: Optional[_pricing.Cost],
     ) -> None:
-        made = instruments(self.active.meter)
-        attrs = self._metric_attributes(outcome.response_model, error_type)
-        made.duration.record(ended_at - self.started, attrs)
-        if outcome.input_tokens is not None:
-            made.tokens.record(
-                outcome.input_tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT}
+        # Recorded off the caller's thread (otelite._metrics.defer): here only a queue append.
+        defer(
+            CallMeasurements(
+                instruments(self.active.meter),
+                self._metric_attributes(outcome.response_model, error_type),
+                ended_at - self.started,
+                outcome.input_tokens,
+                outcome.output_tokens,
+                cost.usd if cost is not None else None,
+                outcome.attributes,
+                first_chunk - self.started if first_chunk is not None else None,
+                chunk_gaps,
+                self.span.get_span_context(),
             )
-        if outcome.output_tokens is not None:
-            made.tokens.record(
-                outcome.output_tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT}
-            )
-        if cost is not None:
-            made.cost.add(cost.usd, attrs)
-        record_token_details(self.active.meter, attrs, outcome.attributes)
-        if first_chunk is not None:
-            made.ttfc.record(first_chunk - self.started, attrs)
-        if chunk_gaps:
-            record = made.per_chunk.record
-            for gap in chunk_gaps:
-                record(gap, attrs)
+        )
 
 
 def start(
