@@ -27,7 +27,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 from otelite._exceptions import ConfigurationError
 
@@ -72,9 +72,11 @@ PriceValue = Union[
 ]  # a number, or {"base": x, "tiers": [{"start": n, "price": y}]}
 
 
-@dataclass(frozen=True)
-class TokenUsage:
-    """Token counts of one call, as the conventions define them (details are subsets)."""
+class TokenUsage(NamedTuple):
+    """Token counts of one call, as the conventions define them (details are subsets).
+
+    A named tuple: one is made for every priced call, and a tuple is the cheapest to make.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -113,6 +115,18 @@ def _rate(value: Optional[PriceValue], input_tokens: int) -> Optional[float]:
 
 def cost_usd(price: Price, usage: TokenUsage) -> float:
     """Cost in USD: cached, cache-write and audio tokens at their own rates where priced."""
+    if (
+        not usage.cache_read_tokens
+        and not usage.cache_write_tokens
+        and not usage.input_audio_tokens
+        and not usage.output_audio_tokens
+        and type(price.input) is float
+        and type(price.output) is float
+    ):
+        # Text tokens at flat rates: most calls (the general case below gives the same sum).
+        return (
+            max(usage.input_tokens, 0) * price.input + max(usage.output_tokens, 0) * price.output
+        ) / 1_000_000
     n = usage.input_tokens
     input_rate = _rate(price.input, n) or 0.0
     output_rate = _rate(price.output, n) or 0.0
@@ -480,9 +494,8 @@ def load_user_prices(
 # --- the one call instrumentation makes --------------------------------------------
 
 
-@dataclass(frozen=True)
-class Cost:
-    """A priced call: USD and where the price came from."""
+class Cost(NamedTuple):
+    """A priced call: USD and where the price came from (a named tuple: cheap to make)."""
 
     usd: float
     source: str

@@ -10,7 +10,6 @@ under ``_guard``, so a failure here never changes what the caller gets.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional, Protocol
@@ -133,9 +132,8 @@ class Invocation:
 
     __slots__ = (
         "_content",
-        "_ended",
-        "_lock",
         "_metric_base",
+        "_open",
         "_run_checks_on",
         "active",
         "request",
@@ -149,47 +147,45 @@ class Invocation:
         content: Optional[Callable[[], Mapping[str, Any]]],
         checks: bool = True,
     ) -> None:
-        self.active = _state.active()
-        self._run_checks_on = checks and bool(self.active.checks)
+        self.active = active = _state.active()
+        self._run_checks_on = checks and bool(active.checks)
         self.request = request
-        attrs: Attributes = {
-            sc.GEN_AI_OPERATION_NAME: request.operation,
-            sc.GEN_AI_PROVIDER_NAME: request.provider,
-        }
-        if request.model:
-            attrs[sc.GEN_AI_REQUEST_MODEL] = request.model
-        if request.server_address:
-            attrs[sc.SERVER_ADDRESS] = request.server_address
-            if request.server_port is not None:
-                attrs[sc.SERVER_PORT] = request.server_port
-        self._metric_base = dict(attrs)
+        key = (
+            request.operation,
+            request.provider,
+            request.model,
+            request.server_address,
+            request.server_port,
+        )
+        shape = _shapes.get(key)
+        if shape is None:
+            shape = _shape(key)
+        name, base = shape
+        metric_base = self._metric_base = base.copy()
         traffic = request.attributes.get(sc.OTELITE_TRAFFIC)
         if traffic is None:
             traffic = _context.current_attributes().get(sc.OTELITE_TRAFFIC)
         if traffic is not None:
-            self._metric_base[sc.OTELITE_TRAFFIC] = traffic
-        self._metric_base.update(dimension_attributes(self.active.dimensions, request.attributes))
-        attrs.update(request.attributes)
-        name = f"{request.operation} {request.model}" if request.model else request.operation
-        self.span: Span = self.active.tracer.start_span(
-            name, kind=SpanKind.CLIENT, attributes=attrs
-        )
-        self._ended = False
-        self._lock = threading.Lock()
+            metric_base[sc.OTELITE_TRAFFIC] = traffic
+        if active.dimensions is not None:
+            metric_base.update(dimension_attributes(active.dimensions, request.attributes))
+        attrs = {**base, **request.attributes}
+        self.span: Span = active.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+        self._open = [True]  # popped by the one end: list.pop is atomic
         self._content = content
-        if content is not None and self.active.content.capture and self.span.is_recording():
+        if content is not None and active.content.capture and self.span.is_recording():
             with _guard.contained("recording the request content"):
-                render = self.active.content.render
-                for key, value in content().items():
-                    self.span.set_attribute(key, render(value))
+                render = active.content.render
+                for key_, value in content().items():
+                    self.span.set_attribute(key_, render(value))
         self.started = time.perf_counter()
 
     def _claim_end(self) -> bool:
-        with self._lock:
-            if self._ended:
-                return False
-            self._ended = True
-            return True
+        try:
+            self._open.pop()
+        except IndexError:
+            return False
+        return True
 
     def _metric_attributes(
         self, response_model: Optional[str], error_type: Optional[str]
@@ -357,6 +353,29 @@ class Invocation:
                 self.span.get_span_context(),
             )
         )
+
+
+Shape = tuple[str, Attributes]
+# (operation, provider, model, server address, port) -> span name and the attributes every
+# call to it starts with: built once, not per call. Bounded: cleared past MAX_SHAPES.
+_shapes: dict[tuple[Any, ...], Shape] = {}
+MAX_SHAPES = 1024
+
+
+def _shape(key: tuple[Any, ...]) -> Shape:
+    operation, provider, model, address, port = key
+    attrs: Attributes = {sc.GEN_AI_OPERATION_NAME: operation, sc.GEN_AI_PROVIDER_NAME: provider}
+    if model:
+        attrs[sc.GEN_AI_REQUEST_MODEL] = model
+    if address:
+        attrs[sc.SERVER_ADDRESS] = address
+        if port is not None:
+            attrs[sc.SERVER_PORT] = port
+    shape = (f"{operation} {model}" if model else operation, attrs)
+    if len(_shapes) >= MAX_SHAPES:
+        _shapes.clear()
+    _shapes[key] = shape
+    return shape
 
 
 def start(

@@ -30,6 +30,15 @@ def count(value: Any) -> Optional[int]:
     return value
 
 
+_CHAT_DETAILS = (
+    "prompt_tokens_details",
+    "completion_tokens_details",
+    "input_tokens_details",
+    "output_tokens_details",
+)
+_RESPONSES_DETAILS = (*_CHAT_DETAILS[2:], *_CHAT_DETAILS[:2])
+
+
 class Usage:
     """Token counts read from a response's usage object."""
 
@@ -45,10 +54,18 @@ class Usage:
         )
         if self.unreadable:
             self.input = self.output = None
-        details_in = field(usage, "prompt_tokens_details") or field(usage, "input_tokens_details")
-        details_out = field(usage, "completion_tokens_details") or field(
-            usage, "output_tokens_details"
+        # Details named after the counts (prompt_tokens_details with prompt_tokens); a plain
+        # dict from a server that mixes the two namings is read under either name. An
+        # object is only asked for its own names: a missing attribute on openai's models
+        # costs an exception.
+        own_in, own_out, other_in, other_out = (
+            _CHAT_DETAILS if input_key == "prompt_tokens" else _RESPONSES_DETAILS
         )
+        details_in = field(usage, own_in)
+        details_out = field(usage, own_out)
+        if isinstance(usage, dict):
+            details_in = details_in or usage.get(other_in)
+            details_out = details_out or usage.get(other_out)
         self.cached = count(field(details_in, "cached_tokens"))
         self.audio_in = count(field(details_in, "audio_tokens"))
         self.reasoning = count(field(details_out, "reasoning_tokens"))
