@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from otelite import _semconv as sc
 from otelite._exceptions import StoreError
-from otelite.store import _schema
+from otelite.store import _rollup, _schema
 from otelite.store._prune import delete_older_than
 from otelite.store._schema import INSERT_SCORE, INSERT_SPAN, abandon, open_for_writing, rollback
 
@@ -73,6 +73,7 @@ def _row_key(row: tuple[Any, ...]) -> tuple[str, str]:
     return row[0], row[1]
 
 
+_LLM_OPERATIONS = frozenset(_rollup.LLM_OPERATIONS)
 RETENTION_CHECK_S = 3600.0  # how often a long-running writer applies the retention
 
 
@@ -97,6 +98,7 @@ class SpanWriter:
         self._last_retention = 0.0
         self._resource_ids: dict[str, int] = {}
         self._by_object: dict[int, tuple[Any, int]] = {}
+        self._key_ids: dict[_rollup.Dims, int] = {}
         self._lock = threading.Lock()
         if retention_s is not None:
             self.apply_retention()
@@ -312,17 +314,33 @@ class SpanWriter:
             try:
                 # Rows are built before the transaction: other processes writing this
                 # store wait only for the inserts, not for this Python work. (A resource
-                # seen for the first time is inserted on its own, once.)
+                # seen for the first time is inserted on its own, once.) The batch's LLM
+                # calls are summed here too: the rollup gets a few upserts per batch.
                 rows = []
                 scores = []
+                calls = []
+                batch = _rollup.Batch()
                 for span in spans:
-                    rows.append(self._row(conn, span))
+                    row = self._row(conn, span)
+                    rows.append(row)
+                    if row[11] in _LLM_OPERATIONS:
+                        traffic = (span.attributes or {}).get(sc.OTELITE_TRAFFIC)
+                        calls.append((row, traffic))
+                        batch.add_row(row, traffic)
                     if span.events:
                         scores.extend(self._score_rows(span, span.attributes or {}))
                 # In key order: the primary key's index pages are visited once each.
                 rows.sort(key=_row_key)
                 conn.execute("BEGIN IMMEDIATE")
+                changes = conn.total_changes
                 conn.executemany(INSERT_SPAN, rows)
+                if calls and conn.total_changes - changes != len(rows):
+                    # Some spans were stored already (or came twice): only new calls count.
+                    conn.execute("ROLLBACK")
+                    conn.execute("BEGIN IMMEDIATE")
+                    batch = self._new_calls(conn, calls)
+                    conn.executemany(INSERT_SPAN, rows)
+                batch.write(conn, self._key_ids)
                 if scores:
                     conn.executemany(INSERT_SCORE, scores)
                 conn.execute("COMMIT")
@@ -330,7 +348,27 @@ class SpanWriter:
                 rollback(conn)
                 self._resource_ids.clear()
                 self._by_object.clear()
+                self._key_ids.clear()
                 raise
+
+    @staticmethod
+    def _new_calls(
+        conn: sqlite3.Connection, calls: Sequence[tuple[tuple[Any, ...], Any]]
+    ) -> _rollup.Batch:
+        """The rollup of the calls not stored yet (call inside the write transaction)."""
+        batch = _rollup.Batch()
+        seen: set[tuple[str, str]] = set()
+        for row, traffic in calls:
+            key = (row[0], row[1])
+            if key in seen:
+                continue
+            seen.add(key)
+            stored = conn.execute(
+                "SELECT 1 FROM spans WHERE trace_id = ? AND span_id = ?", key
+            ).fetchone()
+            if stored is None:
+                batch.add_row(row, traffic)
+        return batch
 
     def close(self) -> None:
         """Close the connection; later writes raise StoreError."""
