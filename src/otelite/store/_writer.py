@@ -41,10 +41,6 @@ def _attributes_dict(attributes: Optional[Mapping[str, Any]]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in attributes.items()}
 
 
-def _int_or_none(value: Any) -> Optional[int]:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _float_or_none(value: Any) -> Optional[float]:
     if isinstance(value, bool):
         return None
@@ -173,9 +169,17 @@ class SpanWriter:
         self._by_object[id(resource)] = (resource, cached)
         return cached
 
-    def _row(self, conn: sqlite3.Connection, span: ReadableSpan) -> tuple[Any, ...]:
+    def _row(
+        self,
+        conn: sqlite3.Connection,
+        span: ReadableSpan,
+        trace_hex: dict[int, str],
+        span_hex: dict[int, str],
+    ) -> tuple[Any, ...]:
         # Runs for every stored span on the writer thread: kept lean (no per-call helpers
-        # where a dict lookup and a type check do; JSON encodes tuples as lists).
+        # where a dict lookup and a type check do; JSON encodes tuples as lists). The hex
+        # ids are formatted once per batch (the spans of a trace share its id, a parent's
+        # id is its child's parent id); enum names are read as ``_name_`` (no descriptor).
         ctx = span.context
         assert ctx is not None
         attrs = _attributes_copy(span)
@@ -199,32 +203,51 @@ class SpanWriter:
         status = span.status
         scope = span.instrumentation_scope
         start = span.start_time or 0
+        trace_id = trace_hex.get(ctx.trace_id)
+        if trace_id is None:
+            trace_id = trace_hex[ctx.trace_id] = format(ctx.trace_id, "032x")
+        span_id = span_hex[ctx.span_id] = format(ctx.span_id, "016x")
+        parent_id = None
+        if parent:
+            parent_id = span_hex.get(parent.span_id)
+            if parent_id is None:
+                parent_id = span_hex[parent.span_id] = format(parent.span_id, "016x")
+        operation = get(sc.GEN_AI_OPERATION_NAME)
+        provider = get(sc.GEN_AI_PROVIDER_NAME)
+        user = get(sc.USER_ID)
+        session = get(sc.SESSION_ID)
+        tokens_in = get(sc.GEN_AI_USAGE_INPUT_TOKENS)
+        tokens_out = get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
+        error_type = get(sc.ERROR_TYPE)
+        geo = get(sc.GEO_COUNTRY)
         return (
-            format(ctx.trace_id, "032x"),
-            format(ctx.span_id, "016x"),
-            format(parent.span_id, "016x") if parent else None,
+            trace_id,
+            span_id,
+            parent_id,
             span.name,
-            span.kind.name,
+            span.kind._name_,
             start,
             span.end_time or start,
-            status.status_code.name,
+            status.status_code._name_,
             status.description,
             resource_id,
             scope.name if scope else None,
-            _str_or_none(get(sc.GEN_AI_OPERATION_NAME)),
-            _str_or_none(get(sc.GEN_AI_PROVIDER_NAME)),
+            operation if isinstance(operation, str) else None,
+            provider if isinstance(provider, str) else None,
             model,
-            _str_or_none(get(sc.USER_ID)),
-            _str_or_none(get(sc.SESSION_ID)),
-            _int_or_none(get(sc.GEN_AI_USAGE_INPUT_TOKENS)),
-            _int_or_none(get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)),
+            user if isinstance(user, str) else None,
+            session if isinstance(session, str) else None,
+            tokens_in if isinstance(tokens_in, int) and not isinstance(tokens_in, bool) else None,
+            tokens_out
+            if isinstance(tokens_out, int) and not isinstance(tokens_out, bool)
+            else None,
             _float_or_none(get(sc.GEN_AI_USAGE_COST)),
-            _str_or_none(get(sc.ERROR_TYPE)),
+            error_type if isinstance(error_type, str) else None,
             _float_or_none(get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)),
             1 if get(sc.OTELITE_USAGE_ESTIMATED) is True else None,
             1 if get(sc.OTELITE_COST_UNPRICED) is True else None,
             prompt,
-            _str_or_none(get(sc.GEO_COUNTRY)),
+            geo if isinstance(geo, str) else None,
             _encode(attrs),
             _encode(
                 [
@@ -320,8 +343,10 @@ class SpanWriter:
                 scores = []
                 calls = []
                 batch = _rollup.Batch()
+                trace_hex: dict[int, str] = {}
+                span_hex: dict[int, str] = {}
                 for span in spans:
-                    row = self._row(conn, span)
+                    row = self._row(conn, span, trace_hex, span_hex)
                     rows.append(row)
                     if row[11] in _LLM_OPERATIONS:
                         traffic = (span.attributes or {}).get(sc.OTELITE_TRAFFIC)
