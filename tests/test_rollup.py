@@ -181,7 +181,8 @@ def assert_same_sums(got: Sequence[StatsRow], want: Sequence[StatsRow]) -> None:
 
 
 def rollup_rows(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """The rollup tables, keyed by key values rather than ids, costs rounded."""
+    """The rollup per day (hourly and daily rows summed), keyed by key values rather than
+    ids, costs rounded: the same whether or not old hours were merged into daily rows."""
     conn = sqlite3.connect(path)
     try:
         keys = {
@@ -190,20 +191,24 @@ def rollup_rows(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]
                 "SELECT id, operation, provider, model, prompt, resource_id, traffic FROM rollup_keys"
             )
         }
-        calls_rows = sorted(
-            (
-                (r[0], keys[r[1]], r[2], *r[3:7], round(r[7], 12), *r[8:])
-                for r in conn.execute("SELECT * FROM rollup_calls")
-            ),
-            key=repr,
-        )
-        firsts = sorted(
-            ((r[0], keys[r[1]], *r[2:]) for r in conn.execute("SELECT * FROM rollup_ttfc")),
-            key=repr,
-        )
+        sums: dict[tuple[Any, ...], list[Any]] = {}
+        for table, day in (("rollup_calls", "hour / 24"), ("rollup_calls_daily", "day")):
+            for r in conn.execute(
+                f"SELECT {day}, key_id, latency, calls, errors, input_tokens, "
+                f"output_tokens, cost_usd, priced, estimated, unpriced FROM {table}"
+            ):
+                cell = sums.setdefault((r[0], keys[r[1]], r[2]), [0] * 8)
+                for i, value in enumerate(r[3:]):
+                    cell[i] += value
+        firsts: dict[tuple[Any, ...], int] = {}
+        for table, day in (("rollup_ttfc", "hour / 24"), ("rollup_ttfc_daily", "day")):
+            for r in conn.execute(f"SELECT {day}, key_id, bucket, calls FROM {table}"):
+                key = (r[0], keys[r[1]], r[2])
+                firsts[key] = firsts.get(key, 0) + r[3]
     finally:
         conn.close()
-    return calls_rows, firsts
+    calls_rows = sorted(((*k, *v[:4], round(v[4], 12), *v[5:]) for k, v in sums.items()), key=repr)
+    return calls_rows, sorted(((*k, n) for k, n in firsts.items()), key=repr)
 
 
 def rebuilt(path: Path, tmp_path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
@@ -216,7 +221,7 @@ def rebuilt(path: Path, tmp_path: Path) -> tuple[list[tuple[Any, ...]], list[tup
     target.isolation_level = None
     target.execute("BEGIN")
     target.execute("DELETE FROM rollup_keys")
-    _rollup.rebuild(target)
+    _rollup.rebuild(target)  # hourly rows only
     target.execute("COMMIT")
     target.close()
     return rollup_rows(copy)
@@ -369,7 +374,7 @@ def test_an_older_store_is_read_by_scan_and_backfilled_once_when_written(tmp_pat
     conn.close()
     after = rollup_rows(path)
     assert after == rebuilt(path, tmp_path)
-    assert len(after[0]) > len(before[0])
+    assert sum(r[3] for r in after[0]) == 2500 > sum(r[3] for r in before[0])
     assert_same_sums(from_rollup(path, ["service.version"])[0], exact(path, ["service.version"])[0])
 
 
@@ -431,3 +436,32 @@ def test_traffic_values_match_what_sqlite_reads_from_the_json() -> None:
             "SELECT COALESCE(json_extract(?, '$.\"otelite.traffic\"'), 'app')", (text,)
         ).fetchone()[0]
         assert _rollup.traffic_value(value) == want
+
+
+DAY = 24 * HOUR
+
+
+def test_old_days_merged_into_daily_rows_give_the_same_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hours older than 8 days merge into daily rows; windows starting in a merged day (read
+    from the spans up to its end), in hourly days, and hour keys (the spans) keep their sums."""
+    path = tmp_path / "otelite.db"
+    monkeypatch.setattr(_rollup, "COMPACT_EVERY", 500)
+    monkeypatch.setattr(_writer.time, "time_ns", lambda: T0 + 20 * DAY)
+    write(path, calls(3000, seed=41, hours=20 * 24))
+    conn = sqlite3.connect(path)
+    daily_days = [r[0] for r in conn.execute("SELECT DISTINCT day FROM rollup_calls_daily")]
+    conn.close()
+    assert daily_days
+    assert max(daily_days) < (T0 + 12 * DAY) // DAY  # only days before day 12 are merged
+    assert rollup_rows(path) == rebuilt(path, tmp_path)
+    for since_ns in (None, T0 + 3 * DAY + 5 * HOUR + 17, T0 + 15 * DAY + 7 * HOUR + 3):
+        got, series = from_rollup(path, ["model", "prompt"], since_ns, series="day")
+        want, want_series = exact(path, ["model", "prompt"], since_ns, series="day")
+        assert_same_sums(got, want)
+        assert_same_sums(series, want_series)
+    with LocalStore(path) as store:
+        assert store.stats(["hour"]) == exact(path, ["hour"])[0]  # merged hours: the spans
+        recent = T0 + 15 * DAY + 7 * HOUR + 3
+        assert store.stats(["hour"], since_ns=recent) == from_rollup(path, ["hour"], recent)[0]

@@ -39,6 +39,8 @@ def test_schema_indexes_and_wal(tmp_path: Path) -> None:
         "rollup_keys",
         "rollup_calls",
         "rollup_ttfc",
+        "rollup_calls_daily",
+        "rollup_ttfc_daily",
     }
     assert indexes == {
         "spans_start_time",

@@ -11,9 +11,12 @@ within ``ACCURACY`` (1 %) of every value in it; a percentile read from buckets i
 within 1 % of the exact one (nearest rank, like ``otelite._units.percentile``).
 
 Sums are added with SQL upserts, so several processes writing one store stay
-correct (each holds SQLite's write lock for its transaction). Pruning rebuilds the
-hours it touched from the spans left (:func:`rebuild`), as does the migration that adds
-the tables to an older store (all hours, once).
+correct (each holds SQLite's write lock for its transaction). The hourly rows of days
+more than ``COMPACT_AFTER_DAYS`` old are merged into daily rows now and then
+(:func:`compact`): a month is read from a few daily rows, not from every hour's. A
+late call for such a day adds an hourly row again, merged at the next compaction.
+Pruning rebuilds the days it touched from the spans left (:func:`rebuild`), as does the
+migration that adds the tables to an older store (all days, once).
 """
 
 from __future__ import annotations
@@ -62,7 +65,65 @@ CREATE TABLE IF NOT EXISTS rollup_ttfc (
     calls  INTEGER NOT NULL,
     PRIMARY KEY (hour, key_id, bucket)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_calls_daily (
+    day           INTEGER NOT NULL,
+    key_id        INTEGER NOT NULL,
+    latency       INTEGER NOT NULL,
+    calls         INTEGER NOT NULL,
+    errors        INTEGER NOT NULL,
+    input_tokens  INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cost_usd      REAL NOT NULL,
+    priced        INTEGER NOT NULL,
+    estimated     INTEGER NOT NULL,
+    unpriced      INTEGER NOT NULL,
+    PRIMARY KEY (day, key_id, latency)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_ttfc_daily (
+    day    INTEGER NOT NULL,
+    key_id INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    calls  INTEGER NOT NULL,
+    PRIMARY KEY (day, key_id, bucket)
+) WITHOUT ROWID;
 """
+
+# Hours older than this many days are merged into daily rows (``compact``): windows of up
+# to a week read hourly rows only; wider ones read far fewer rows.
+COMPACT_AFTER_DAYS = 8
+COMPACT_EVERY = 20_000  # calls a writer stores between two compactions
+
+_COMPACT = [
+    """INSERT INTO rollup_calls_daily (day, key_id, latency, calls, errors, input_tokens,
+                                       output_tokens, cost_usd, priced, estimated, unpriced)
+       SELECT hour / 24, key_id, latency, SUM(calls), SUM(errors), SUM(input_tokens),
+              SUM(output_tokens), SUM(cost_usd), SUM(priced), SUM(estimated), SUM(unpriced)
+       FROM rollup_calls WHERE hour < ? GROUP BY hour / 24, key_id, latency
+       ON CONFLICT (day, key_id, latency) DO UPDATE SET
+           calls = calls + excluded.calls,
+           errors = errors + excluded.errors,
+           input_tokens = input_tokens + excluded.input_tokens,
+           output_tokens = output_tokens + excluded.output_tokens,
+           cost_usd = cost_usd + excluded.cost_usd,
+           priced = priced + excluded.priced,
+           estimated = estimated + excluded.estimated,
+           unpriced = unpriced + excluded.unpriced""",
+    "DELETE FROM rollup_calls WHERE hour < ?",
+    """INSERT INTO rollup_ttfc_daily (day, key_id, bucket, calls)
+       SELECT hour / 24, key_id, bucket, SUM(calls) FROM rollup_ttfc WHERE hour < ?
+       GROUP BY hour / 24, key_id, bucket
+       ON CONFLICT (day, key_id, bucket) DO UPDATE SET calls = calls + excluded.calls""",
+    "DELETE FROM rollup_ttfc WHERE hour < ?",
+]
+
+
+def compact(conn: sqlite3.Connection, now_ns: int) -> None:
+    """Merge the hourly rows of the days older than ``COMPACT_AFTER_DAYS`` (before the day
+    of ``now_ns``) into daily rows; call inside a write transaction."""
+    before_hour = (now_ns // HOUR_NS // 24 - COMPACT_AFTER_DAYS) * 24
+    for statement in _COMPACT:
+        conn.execute(statement, (before_hour,))
+
 
 _UPSERT_CALLS = """
 INSERT INTO rollup_calls (hour, key_id, latency, calls, errors, input_tokens, output_tokens,
@@ -243,12 +304,19 @@ _ROLLUP_COLUMNS = (
 def rebuild(
     conn: sqlite3.Connection, first_hour: Optional[int] = None, last_hour: Optional[int] = None
 ) -> None:
-    """Recompute the rollup rows of the hours ``first_hour..last_hour`` (all hours when not
-    given) from the spans stored; call inside a write transaction."""
+    """Recompute the rollup rows of the days holding the hours ``first_hour..last_hour`` (all
+    days when not given) from the spans stored, as hourly rows; call inside a write
+    transaction."""
+    if first_hour is not None:
+        first_hour = first_hour // 24 * 24
+    if last_hour is not None:
+        last_hour = last_hour // 24 * 24 + 23
     lo = -(2**62) if first_hour is None else first_hour
     hi = 2**62 if last_hour is None else last_hour
     for table in ("rollup_calls", "rollup_ttfc"):
         conn.execute(f"DELETE FROM {table} WHERE hour BETWEEN ? AND ?", (lo, hi))
+    for table in ("rollup_calls_daily", "rollup_ttfc_daily"):
+        conn.execute(f"DELETE FROM {table} WHERE day BETWEEN ? AND ?", (lo // 24, hi // 24))
     ops = ",".join("?" for _ in LLM_OPERATIONS)
     filters = [f"operation IN ({ops})"]
     params: list[Any] = list(LLM_OPERATIONS)

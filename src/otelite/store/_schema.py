@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -188,7 +189,6 @@ def _refuse_after_unsafe_fork(path: Path) -> None:
 def _set_wal(conn: sqlite3.Connection, bound_s: float = 10.0) -> None:
     """Switch to WAL. Several processes opening one store at once may find it locked: the
     busy timeout does not cover this pragma, so it is retried for a bounded time."""
-    import time
 
     deadline = time.monotonic() + bound_s
     while True:
@@ -232,6 +232,7 @@ def open_for_writing(path: Path) -> sqlite3.Connection:
                         conn.execute(statement)
                 if version is not None:
                     _rollup.rebuild(conn)
+                    _rollup.compact(conn, time.time_ns())
                 conn.execute(
                     "INSERT OR REPLACE INTO otelite_meta (key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),

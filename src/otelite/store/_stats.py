@@ -240,7 +240,7 @@ def _from_rollup(
     where: Mapping[str, str],
     series: Optional[str],
 ) -> Optional[tuple[list[StatsRow], list[StatsRow]]]:
-    """The aggregates from the rollup rows (and the spans of a partial first hour); None
+    """The aggregates from the rollup rows (and the spans of a partial first hour or day); None
     when the window holds ``EXACT_UP_TO`` calls or fewer (the spans are read then)."""
     # The rollup keys that match the filters, with their values of the requested keys.
     fixed = [k for k in keys if k not in _TIME_KEYS]
@@ -261,19 +261,34 @@ def _from_rollup(
         )
     }
     time_filters = {k: v for k, v in where.items() if k in _TIME_KEYS}
-    first_hour = None if since_ns is None else -(-since_ns // _rollup.HOUR_NS)
-    # Hours are read one by one only when a key or the series needs them; days group in SQL.
     needs_hour = "hour" in keys or series == "hour" or "hour" in time_filters
     needs_day = "day" in keys or series == "day" or "day" in time_filters
-    time_sql = "u.hour" if needs_hour else "u.hour / 24 * 24" if needs_day else "0"
-    span_filter = ["1 = 1"]
-    span_params: list[Any] = []
-    if first_hour is not None:
-        span_filter.append("u.hour >= ?")
-        span_params.append(first_hour)
+    # Whole hours come from hourly rows (from `first_hour`), whole old days from daily rows
+    # (from `first_day`), the calls before `head_end_ns` from the spans. A partial first day
+    # that was merged into daily rows is read from the spans.
+    first_hour = -(2**40) if since_ns is None else -(-since_ns // _rollup.HOUR_NS)
+    head_end_ns = first_hour * _rollup.HOUR_NS
+    first_day = -(-first_hour // 24)
+
+    def has_daily(day: int, exact_day: bool) -> bool:
+        op = "=" if exact_day else ">="
+        sql = f"SELECT 1 FROM rollup_calls_daily WHERE day {op} ? LIMIT 1"
+        return conn.execute(sql, (day,)).fetchone() is not None
+
+    if needs_hour and has_daily(first_hour // 24, exact_day=False):
+        return None  # hours of merged days are gone: the spans have them
+    if first_hour % 24 and has_daily(first_hour // 24, exact_day=True):
+        first_hour = first_day * 24
+        head_end_ns = first_hour * _rollup.HOUR_NS
+    # Hours are read one by one only when a key or the series needs them; days group in SQL.
+    hour_t = "hour" if needs_hour else "hour / 24 * 24" if needs_day else "0"
+    day_t = "day * 24" if needs_day else "0"
+    only_keys = ""
+    key_params: list[Any] = []
     if where and len(key_values) < 500:
-        span_filter.append(f"u.key_id IN ({','.join('?' for _ in key_values)})")
-        span_params.extend(key_values)
+        only_keys = f" AND key_id IN ({','.join('?' for _ in key_values)})"
+        key_params = list(key_values)
+    range_params = [first_hour, *key_params, first_day, *key_params]
     labels: dict[tuple[int, str], str] = {}
     groups: dict[tuple[Any, ...], _Sketch] = {}
     buckets: dict[tuple[Any, ...], _Sketch] = {}
@@ -296,26 +311,35 @@ def _from_rollup(
         return found
 
     cache: dict[tuple[int, int], Optional[list[_Sketch]]] = {}
-    where_rows = " AND ".join(span_filter)
+    columns = "calls, errors, input_tokens, output_tokens, cost_usd, priced, estimated, unpriced"
     for row in conn.execute(
-        f"""SELECT u.key_id, {time_sql} AS t, u.latency, SUM(u.calls), SUM(u.errors),
-                   SUM(u.input_tokens), SUM(u.output_tokens), SUM(u.cost_usd), SUM(u.priced),
-                   SUM(u.estimated), SUM(u.unpriced)
-            FROM rollup_calls u WHERE {where_rows} GROUP BY u.key_id, t, u.latency""",
-        span_params,
+        f"""SELECT key_id, t, latency, SUM(calls), SUM(errors), SUM(input_tokens),
+                   SUM(output_tokens), SUM(cost_usd), SUM(priced), SUM(estimated), SUM(unpriced)
+            FROM (SELECT key_id, {hour_t} AS t, latency, {columns} FROM rollup_calls
+                  WHERE hour >= ?{only_keys}
+                  UNION ALL
+                  SELECT key_id, {day_t} AS t, latency, {columns} FROM rollup_calls_daily
+                  WHERE day >= ?{only_keys})
+            GROUP BY key_id, t, latency""",
+        range_params,
     ):
         slot = (row[0], row[1])
         if slot not in cache:
             cache[slot] = targets(row[0], row[1])
         found = cache[slot]
         if found is not None:
-            sums = row[3:]
+            values = row[3:]
             for sketch in found:
-                sketch.add_sums(row[2], sums)
+                sketch.add_sums(row[2], values)
     for row in conn.execute(
-        f"""SELECT u.key_id, {time_sql} AS t, u.bucket, SUM(u.calls)
-            FROM rollup_ttfc u WHERE {where_rows} GROUP BY u.key_id, t, u.bucket""",
-        span_params,
+        f"""SELECT key_id, t, bucket, SUM(calls)
+            FROM (SELECT key_id, {hour_t} AS t, bucket, calls FROM rollup_ttfc
+                  WHERE hour >= ?{only_keys}
+                  UNION ALL
+                  SELECT key_id, {day_t} AS t, bucket, calls FROM rollup_ttfc_daily
+                  WHERE day >= ?{only_keys})
+            GROUP BY key_id, t, bucket""",
+        range_params,
     ):
         slot = (row[0], row[1])
         if slot not in cache:
@@ -324,9 +348,9 @@ def _from_rollup(
         if found is not None:
             for sketch in found:
                 sketch.add_first(row[2], row[3])
-    # The first, partial hour of the window: its calls, from the spans.
-    if first_hour is not None and since_ns is not None and since_ns < first_hour * _rollup.HOUR_NS:
-        sql, sql_params = _spans_query(keys, since_ns, first_hour * _rollup.HOUR_NS, where, series)
+    # The first, partial hour (or day) of the window: its calls, from the spans.
+    if since_ns is not None and since_ns < head_end_ns:
+        sql, sql_params = _spans_query(keys, since_ns, head_end_ns, where, series)
         width = len(keys)
         for row in conn.execute(sql, sql_params):
             duration, ttfc, failed, tokens_in, tokens_out, cost, estimated, unpriced = row[

@@ -95,6 +95,7 @@ class SpanWriter:
         self._resource_ids: dict[str, int] = {}
         self._by_object: dict[int, tuple[Any, int]] = {}
         self._key_ids: dict[_rollup.Dims, int] = {}
+        self._calls_since_compaction = 0
         self._lock = threading.Lock()
         if retention_s is not None:
             self.apply_retention()
@@ -375,6 +376,21 @@ class SpanWriter:
                 self._by_object.clear()
                 self._key_ids.clear()
                 raise
+            self._calls_since_compaction += len(calls)
+            if self._calls_since_compaction >= _rollup.COMPACT_EVERY:
+                self._calls_since_compaction = 0
+                self._compact(conn)
+
+    @staticmethod
+    def _compact(conn: sqlite3.Connection) -> None:
+        """Merge old hourly rollup rows into daily ones, in a transaction of its own."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            _rollup.compact(conn, time.time_ns())
+            conn.execute("COMMIT")
+        except BaseException:
+            rollback(conn)
+            raise
 
     @staticmethod
     def _new_calls(
