@@ -192,7 +192,11 @@ def rollup_rows(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]
             )
         }
         sums: dict[tuple[Any, ...], list[Any]] = {}
-        for table, day in (("rollup_calls", "hour / 24"), ("rollup_calls_daily", "day")):
+        for table, day in (
+            ("rollup_calls", "hour / 24"),
+            ("rollup_calls_log", "hour / 24"),
+            ("rollup_calls_daily", "day"),
+        ):
             for r in conn.execute(
                 f"SELECT {day}, key_id, latency, calls, errors, input_tokens, "
                 f"output_tokens, cost_usd, priced, estimated, unpriced FROM {table}"
@@ -201,7 +205,11 @@ def rollup_rows(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]
                 for i, value in enumerate(r[3:]):
                     cell[i] += value
         firsts: dict[tuple[Any, ...], int] = {}
-        for table, day in (("rollup_ttfc", "hour / 24"), ("rollup_ttfc_daily", "day")):
+        for table, day in (
+            ("rollup_ttfc", "hour / 24"),
+            ("rollup_ttfc_log", "hour / 24"),
+            ("rollup_ttfc_daily", "day"),
+        ):
             for r in conn.execute(f"SELECT {day}, key_id, bucket, calls FROM {table}"):
                 key = (r[0], keys[r[1]], r[2])
                 firsts[key] = firsts.get(key, 0) + r[3]

@@ -41,6 +41,8 @@ def test_schema_indexes_and_wal(tmp_path: Path) -> None:
         "rollup_ttfc",
         "rollup_calls_daily",
         "rollup_ttfc_daily",
+        "rollup_calls_log",
+        "rollup_ttfc_log",
     }
     assert indexes == {
         "spans_start_time",

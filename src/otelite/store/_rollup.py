@@ -1,8 +1,8 @@
 """Hourly rollups of LLM calls: what ``otelite stats`` and ``/stats`` read for wide windows.
 
-The writer aggregates each batch it stores in Python and adds it, in the same
-transaction as the spans, to a few rows keyed by the hour of the call's start and the
-call's low-cardinality keys (operation, provider, model, prompt, resource: so service and
+The writer aggregates each batch it stores in Python and appends the sums, in the
+same transaction as the spans, to a log of rows keyed by the hour of the call's start
+and the call's low-cardinality keys (operation, provider, model, prompt, resource: so service and
 service version, traffic). A row holds calls, errors, token and cost sums and the
 counts of unpriced and estimated calls for one latency bucket; time to first chunk has
 its own bucket table. Buckets are logarithmic: bucket ``i`` holds the values in
@@ -10,8 +10,11 @@ its own bucket table. Buckets are logarithmic: bucket ``i`` holds the values in
 within ``ACCURACY`` (1 %) of every value in it; a percentile read from buckets is so
 within 1 % of the exact one (nearest rank, like ``otelite._units.percentile``).
 
-Sums are added with SQL upserts, so several processes writing one store stay
-correct (each holds SQLite's write lock for its transaction). The hourly rows of days
+Every ``COMPACT_EVERY`` calls a writer merges the log into the hourly rows with SQL
+upserts, in a transaction of its own (appending dirties a page or two per batch where
+upserting into hourly rows spread over a month dirtied one page per row); readers add
+what the log holds. Several processes writing one store stay correct: each holds
+SQLite's write lock for its transactions. The hourly rows of days
 more than ``COMPACT_AFTER_DAYS`` old are merged into daily rows now and then
 (:func:`compact`): a month is read from a few daily rows, not from every hour's. A
 late call for such a day adds an hourly row again, merged at the next compaction.
@@ -86,12 +89,56 @@ CREATE TABLE IF NOT EXISTS rollup_ttfc_daily (
     calls  INTEGER NOT NULL,
     PRIMARY KEY (day, key_id, bucket)
 ) WITHOUT ROWID;
+-- What writers add, appended (a batch dirties a page or two, not one page per row),
+-- merged into the hourly rows every so often (compact). Readers read it too.
+CREATE TABLE IF NOT EXISTS rollup_calls_log (
+    hour          INTEGER NOT NULL,
+    key_id        INTEGER NOT NULL,
+    latency       INTEGER NOT NULL,
+    calls         INTEGER NOT NULL,
+    errors        INTEGER NOT NULL,
+    input_tokens  INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cost_usd      REAL NOT NULL,
+    priced        INTEGER NOT NULL,
+    estimated     INTEGER NOT NULL,
+    unpriced      INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rollup_ttfc_log (
+    hour   INTEGER NOT NULL,
+    key_id INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    calls  INTEGER NOT NULL
+);
 """
 
 # Hours older than this many days are merged into daily rows (``compact``): windows of up
 # to a week read hourly rows only; wider ones read far fewer rows.
 COMPACT_AFTER_DAYS = 8
 COMPACT_EVERY = 20_000  # calls a writer stores between two compactions
+
+_FOLD = [
+    """INSERT INTO rollup_calls (hour, key_id, latency, calls, errors, input_tokens,
+                                 output_tokens, cost_usd, priced, estimated, unpriced)
+       SELECT hour, key_id, latency, SUM(calls), SUM(errors), SUM(input_tokens),
+              SUM(output_tokens), SUM(cost_usd), SUM(priced), SUM(estimated), SUM(unpriced)
+       FROM rollup_calls_log WHERE 1 GROUP BY hour, key_id, latency
+       ON CONFLICT (hour, key_id, latency) DO UPDATE SET
+           calls = calls + excluded.calls,
+           errors = errors + excluded.errors,
+           input_tokens = input_tokens + excluded.input_tokens,
+           output_tokens = output_tokens + excluded.output_tokens,
+           cost_usd = cost_usd + excluded.cost_usd,
+           priced = priced + excluded.priced,
+           estimated = estimated + excluded.estimated,
+           unpriced = unpriced + excluded.unpriced""",
+    "DELETE FROM rollup_calls_log",
+    """INSERT INTO rollup_ttfc (hour, key_id, bucket, calls)
+       SELECT hour, key_id, bucket, SUM(calls) FROM rollup_ttfc_log WHERE 1
+       GROUP BY hour, key_id, bucket
+       ON CONFLICT (hour, key_id, bucket) DO UPDATE SET calls = calls + excluded.calls""",
+    "DELETE FROM rollup_ttfc_log",
+]
 
 _COMPACT = [
     """INSERT INTO rollup_calls_daily (day, key_id, latency, calls, errors, input_tokens,
@@ -117,32 +164,24 @@ _COMPACT = [
 ]
 
 
+def fold(conn: sqlite3.Connection) -> None:
+    """Merge the appended rows into the hourly rows; call inside a write transaction."""
+    for statement in _FOLD:
+        conn.execute(statement)
+
+
 def compact(conn: sqlite3.Connection, now_ns: int) -> None:
-    """Merge the hourly rows of the days older than ``COMPACT_AFTER_DAYS`` (before the day
-    of ``now_ns``) into daily rows; call inside a write transaction."""
+    """Merge the appended rows into the hourly rows, and the hourly rows of the days older
+    than ``COMPACT_AFTER_DAYS`` (before the day of ``now_ns``) into daily rows; call inside
+    a write transaction."""
+    fold(conn)
     before_hour = (now_ns // HOUR_NS // 24 - COMPACT_AFTER_DAYS) * 24
     for statement in _COMPACT:
         conn.execute(statement, (before_hour,))
 
 
-_UPSERT_CALLS = """
-INSERT INTO rollup_calls (hour, key_id, latency, calls, errors, input_tokens, output_tokens,
-                          cost_usd, priced, estimated, unpriced)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (hour, key_id, latency) DO UPDATE SET
-    calls = calls + excluded.calls,
-    errors = errors + excluded.errors,
-    input_tokens = input_tokens + excluded.input_tokens,
-    output_tokens = output_tokens + excluded.output_tokens,
-    cost_usd = cost_usd + excluded.cost_usd,
-    priced = priced + excluded.priced,
-    estimated = estimated + excluded.estimated,
-    unpriced = unpriced + excluded.unpriced
-"""
-_UPSERT_TTFC = """
-INSERT INTO rollup_ttfc (hour, key_id, bucket, calls) VALUES (?, ?, ?, ?)
-ON CONFLICT (hour, key_id, bucket) DO UPDATE SET calls = calls + excluded.calls
-"""
+_APPEND_CALLS = "INSERT INTO rollup_calls_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_APPEND_TTFC = "INSERT INTO rollup_ttfc_log VALUES (?, ?, ?, ?)"
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
@@ -249,7 +288,7 @@ class Batch:
         )
 
     def write(self, conn: sqlite3.Connection, key_ids: dict[Dims, int]) -> None:
-        """Add these sums to the store's rollup rows (inside the caller's write transaction).
+        """Append these sums to the store's rollup (inside the caller's write transaction).
 
         ``key_ids`` caches the ids of ``rollup_keys``; the caller clears it when the
         transaction is rolled back (ids it inserted are gone then).
@@ -261,7 +300,7 @@ class Batch:
             if dims not in ids:
                 ids[dims] = _key_id(conn, dims)
         conn.executemany(
-            _UPSERT_CALLS,
+            _APPEND_CALLS,
             [
                 (hour, ids[dims], latency, *cell)
                 for (hour, dims, latency), cell in self.calls.items()
@@ -269,7 +308,7 @@ class Batch:
         )
         if self.firsts:
             conn.executemany(
-                _UPSERT_TTFC,
+                _APPEND_TTFC,
                 [(hour, ids[dims], b, n) for (hour, dims, b), n in self.firsts.items()],
             )
 
@@ -313,7 +352,7 @@ def rebuild(
         last_hour = last_hour // 24 * 24 + 23
     lo = -(2**62) if first_hour is None else first_hour
     hi = 2**62 if last_hour is None else last_hour
-    for table in ("rollup_calls", "rollup_ttfc"):
+    for table in ("rollup_calls", "rollup_ttfc", "rollup_calls_log", "rollup_ttfc_log"):
         conn.execute(f"DELETE FROM {table} WHERE hour BETWEEN ? AND ?", (lo, hi))
     for table in ("rollup_calls_daily", "rollup_ttfc_daily"):
         conn.execute(f"DELETE FROM {table} WHERE day BETWEEN ? AND ?", (lo // 24, hi // 24))
@@ -332,3 +371,4 @@ def rebuild(
     ):
         batch.add_row(row, row[24])
     batch.write(conn, {})
+    fold(conn)

@@ -288,7 +288,7 @@ def _from_rollup(
     if where and len(key_values) < 500:
         only_keys = f" AND key_id IN ({','.join('?' for _ in key_values)})"
         key_params = list(key_values)
-    range_params = [first_hour, *key_params, first_day, *key_params]
+    range_params = [first_hour, *key_params, first_hour, *key_params, first_day, *key_params]
     labels: dict[tuple[int, str], str] = {}
     groups: dict[tuple[Any, ...], _Sketch] = {}
     buckets: dict[tuple[Any, ...], _Sketch] = {}
@@ -318,6 +318,9 @@ def _from_rollup(
             FROM (SELECT key_id, {hour_t} AS t, latency, {columns} FROM rollup_calls
                   WHERE hour >= ?{only_keys}
                   UNION ALL
+                  SELECT key_id, {hour_t} AS t, latency, {columns} FROM rollup_calls_log
+                  WHERE hour >= ?{only_keys}
+                  UNION ALL
                   SELECT key_id, {day_t} AS t, latency, {columns} FROM rollup_calls_daily
                   WHERE day >= ?{only_keys})
             GROUP BY key_id, t, latency""",
@@ -334,6 +337,9 @@ def _from_rollup(
     for row in conn.execute(
         f"""SELECT key_id, t, bucket, SUM(calls)
             FROM (SELECT key_id, {hour_t} AS t, bucket, calls FROM rollup_ttfc
+                  WHERE hour >= ?{only_keys}
+                  UNION ALL
+                  SELECT key_id, {hour_t} AS t, bucket, calls FROM rollup_ttfc_log
                   WHERE hour >= ?{only_keys}
                   UNION ALL
                   SELECT key_id, {day_t} AS t, bucket, calls FROM rollup_ttfc_daily
