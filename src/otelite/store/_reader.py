@@ -313,7 +313,7 @@ class LocalStore:
 
         Over more than a couple of thousand calls, grouped and filtered by keys other
         than user, session and geo, the sums come from the store's hourly rollups
-        (exact) and the percentiles from their latency buckets (within 1 %).
+        (exact) and the percentiles from their latency buckets (within 2 %).
         """
         return _stats.stats(self._conn, list(by), since_ns=since_ns, where=where)[0]
 

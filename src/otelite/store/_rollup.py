@@ -7,8 +7,8 @@ service version, traffic). A row holds calls, errors, token and cost sums and th
 counts of unpriced and estimated calls for one latency bucket; time to first chunk has
 its own bucket table. Buckets are logarithmic: bucket ``i`` holds the values in
 ``(GAMMA**(i-1), GAMMA**i]`` and stands for ``2 * GAMMA**i / (GAMMA + 1)``, which is
-within ``ACCURACY`` (1 %) of every value in it; a percentile read from buckets is so
-within 1 % of the exact one (nearest rank, like ``otelite._units.percentile``).
+within ``ACCURACY`` (2 %) of every value in it; a percentile read from buckets is so
+within 2 % of the exact one (nearest rank, like ``otelite._units.percentile``).
 
 Every ``COMPACT_EVERY`` calls a writer merges the log into the hourly rows with SQL
 upserts, in a transaction of its own (appending dirties a page or two per batch where
@@ -31,7 +31,7 @@ from typing import Any, Optional
 
 LLM_OPERATIONS = ("chat", "text_completion", "generate_content", "embeddings")
 HOUR_NS = 3600 * 10**9
-ACCURACY = 0.01
+ACCURACY = 0.02  # fixed by the schema: stored bucket numbers depend on it
 GAMMA = (1 + ACCURACY) / (1 - ACCURACY)
 _LOG_GAMMA = math.log(GAMMA)
 ZERO_BUCKET = -(10**6)  # durations of 0 (or less): they stand for 0

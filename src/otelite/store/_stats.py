@@ -8,7 +8,7 @@ service, service.version, prompt, traffic, day, hour), a window of more than
 ``EXACT_UP_TO`` calls is read from the rollup rows of its whole hours, plus the spans of
 its first, partial hour: calls, errors, tokens, cost and the unpriced and estimated
 counts are exact; latency and time-to-first-chunk percentiles come from logarithmic
-buckets, within 1 % (``_rollup.ACCURACY``) of the exact nearest-rank value. Keys with
+buckets, within 2 % (``_rollup.ACCURACY``) of the exact nearest-rank value. Keys with
 many values (user, session, geo), a smaller window, or a store without rollups (an older
 schema, read-only) are computed from the spans, exactly.
 """
