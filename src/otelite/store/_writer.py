@@ -339,7 +339,8 @@ class SpanWriter:
                 # Rows are built before the transaction: other processes writing this
                 # store wait only for the inserts, not for this Python work. (A resource
                 # seen for the first time is inserted on its own, once.) The batch's LLM
-                # calls are summed here too: the rollup gets a few upserts per batch.
+                # calls are summed here too: the rollup gets a row per hour, key and latency
+                # bucket, appended; every COMPACT_EVERY calls the log is merged (see _rollup).
                 rows = []
                 scores = []
                 calls = []
