@@ -387,13 +387,16 @@ def test_an_older_store_is_read_by_scan_and_backfilled_once_when_written(tmp_pat
 
 
 def test_two_writer_processes_keep_the_rollup_right(tmp_path: Path) -> None:
-    """Two processes writing one store at once: the rollup sums every call once."""
+    """Two processes writing one store at once, each merging the rollup log every 200 calls
+    while the other appends: the rollup sums every call once."""
     code = textwrap.dedent(
         f"""
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from pathlib import Path
+        from otelite.store import _rollup
         from test_rollup import calls, write
+        _rollup.COMPACT_EVERY = 200
         write(Path({str(tmp_path / "otelite.db")!r}), calls(1500, seed=int(sys.argv[1])), batch=100)
         """
     )
@@ -407,6 +410,10 @@ def test_two_writer_processes_keep_the_rollup_right(tmp_path: Path) -> None:
     path = tmp_path / "otelite.db"
     with LocalStore(path) as store:
         assert store.count() == 6000
+    conn = sqlite3.connect(path)
+    logged = conn.execute("SELECT TOTAL(calls) FROM rollup_calls_log").fetchone()[0]
+    conn.close()
+    assert logged < 400  # merged as they went: at most the last 200 calls of each process
     assert rollup_rows(path) == rebuilt(path, tmp_path)
     got = from_rollup(path, ["model"])[0]
     assert sum(r.calls for r in got) == 3000
