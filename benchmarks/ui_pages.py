@@ -101,7 +101,8 @@ def main() -> None:
         "server-side through `otelite.ui.App` (what the HTTP server calls); median of 5 renders. "
         f"Target: ≤ {TARGET_MS} ms for the pages as they open (defaults: the newest traces, the last 24 h of stats). "
         f"*time* is wall-clock, *CPU* the process's CPU time (what the render costs on an idle machine); "
-        f"load average during the run: {load:.1f} on {os.cpu_count()} CPUs.",
+        f"load average during the run: {load:.1f} on {os.cpu_count()} CPUs "
+        f"(run on {time.strftime('%Y-%m-%d', time.gmtime())}).",
         "",
         "| page | time | CPU | target |",
         "|---|---:|---:|---:|",

@@ -28,6 +28,7 @@ LAYERS = {
         "store._schema",
         "store._writer",
         "store._prune",
+        "store._rollup",
         "_tokens",
         "_pricing",
         "_jsonl",

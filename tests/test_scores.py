@@ -217,7 +217,7 @@ def test_version_1_store_gains_the_scores_table(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     assert conn.execute(
         "SELECT value FROM otelite_meta WHERE key = 'schema_version'"
-    ).fetchone() == ("2",)
+    ).fetchone() == ("3",)
     assert conn.execute("SELECT name FROM spans").fetchall() == [("old",)]
     assert conn.execute("SELECT COUNT(*) FROM scores").fetchone() == (0,)
     conn.close()

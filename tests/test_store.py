@@ -31,7 +31,19 @@ def test_schema_indexes_and_wal(tmp_path: Path) -> None:
             "SELECT name FROM sqlite_master WHERE type='index' AND name NOT LIKE 'sqlite_%'"
         )
     }
-    assert tables == {"otelite_meta", "resources", "spans", "scores"}
+    assert tables == {
+        "otelite_meta",
+        "resources",
+        "spans",
+        "scores",
+        "rollup_keys",
+        "rollup_calls",
+        "rollup_ttfc",
+        "rollup_calls_daily",
+        "rollup_ttfc_daily",
+        "rollup_calls_log",
+        "rollup_ttfc_log",
+    }
     assert indexes == {
         "spans_start_time",
         "spans_model",
@@ -42,7 +54,7 @@ def test_schema_indexes_and_wal(tmp_path: Path) -> None:
         "scores_name",
     }
     assert conn.execute("SELECT value FROM otelite_meta WHERE key='schema_version'").fetchone() == (
-        "2",
+        "3",
     )
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.close()

@@ -44,12 +44,12 @@ resume = threading.Event()
 original_row = _writer.SpanWriter._row
 
 
-def slow_row(self, conn, span):
+def slow_row(self, conn, span, *hexes):
     # Only the parent's first span stalls, inside the transaction, with the lock held.
     if os.getpid() == parent_pid and span.name == "parent-busy":
         in_write.set()
         resume.wait(30)
-    return original_row(self, conn, span)
+    return original_row(self, conn, span, *hexes)
 
 
 _writer.SpanWriter._row = slow_row

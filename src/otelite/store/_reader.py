@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, Optional, Union
 
 from otelite._exceptions import StoreError
-from otelite.store import _schema
+from otelite.store import _schema, _stats
 from otelite.store._records import (
     LLM_OPERATIONS,
     STATS_KEYS,
@@ -25,24 +25,9 @@ from otelite.store._records import (
     StoredScore,
     StoredSpan,
     TraceSummary,
-    _Group,
 )
 
 _ROOT_TRAFFIC = "COALESCE(json_extract(attributes, '$.\"otelite.traffic\"'), 'app')"
-
-
-def _where_sql(key: str) -> str:
-    """The SQL of a ``where`` filter; a prompt without ``@VERSION`` matches its every version."""
-    if key == "prompt":
-        return (
-            "(s.prompt = ? OR (instr(?, '@') = 0 AND "
-            "substr(s.prompt, 1, length(?) + 1) = ? || '@'))"
-        )
-    return f"{STATS_KEYS[key]} = ?"
-
-
-def _where_params(key: str, value: str) -> list[Any]:
-    return [value] * 4 if key == "prompt" else [value]
 
 
 def _loads(text: Optional[str], default: Any) -> Any:
@@ -325,51 +310,12 @@ class LocalStore:
         Each row has calls, errors, tokens, cost, latency percentiles (p50/p95/p99),
         the median time to first chunk of streams, the share of calls whose usage was
         estimated, and the number of calls without a price. Rows are sorted by calls.
+
+        Over more than a couple of thousand calls, grouped and filtered by keys other
+        than user, session and geo, the sums come from the store's hourly rollups
+        (exact) and the percentiles from their latency buckets (within 2 %).
         """
-        keys = list(by)
-        unknown = [k for k in keys if k not in STATS_KEYS]
-        if not keys or unknown:
-            raise ValueError(
-                f"unknown --by key {unknown[0] if unknown else '(none)'!r}; "
-                f"valid keys: {', '.join(STATS_KEYS)}"
-            )
-        exprs = [STATS_KEYS[k] for k in keys]
-        filters = [f"s.operation IN ({','.join('?' for _ in LLM_OPERATIONS)})"]
-        params: list[Any] = list(LLM_OPERATIONS)
-        if since_ns is not None:
-            filters.append("s.start_time_ns >= ?")
-            params.append(since_ns)
-        for key, value in (where or {}).items():
-            if key not in STATS_KEYS:
-                raise ValueError(
-                    f"unknown --where key {key!r}; valid keys: {', '.join(STATS_KEYS)}"
-                )
-            filters.append(_where_sql(key))
-            params.extend(_where_params(key, value))
-        select_keys = ", ".join(f"{e} AS k{i}" for i, e in enumerate(exprs))
-        join = (
-            "LEFT JOIN resources r ON r.id = s.resource_id "
-            if any(e.startswith("r.") for e in exprs)
-            else ""
-        )
-        # One pass over the matching calls; sums and percentiles are computed per group here.
-        cursor = self._conn.execute(
-            f"""SELECT {select_keys}, s.end_time_ns - s.start_time_ns, s.ttfc_s, s.status_code = 'ERROR',
-                       s.input_tokens, s.output_tokens, s.cost_usd, s.usage_estimated, s.unpriced
-                FROM spans s {join}WHERE {" AND ".join(filters)}""",
-            params,
-        )
-        width = len(keys)
-        groups: dict[tuple[Any, ...], _Group] = {}
-        for row in cursor:
-            group_key = tuple(row[:width])
-            group = groups.get(group_key)
-            if group is None:
-                group = groups[group_key] = _Group()
-            group.add(row[width:])
-        out = [group.row(key) for key, group in groups.items()]
-        out.sort(key=lambda r: (-r.calls, [str(k) for k in r.key]))
-        return out
+        return _stats.stats(self._conn, list(by), since_ns=since_ns, where=where)[0]
 
     def _has_scores(self) -> bool:
         return _schema.has_scores(self._conn)
@@ -445,8 +391,8 @@ class LocalStore:
             filters.append("e.time_ns >= ?")
             params.append(since_ns)
         for key, value in (where or {}).items():
-            filters.append(_where_sql(key))
-            params.extend(_where_params(key, value))
+            filters.append(_stats.where_sql(key))
+            params.extend(_stats.where_params(key, value))
         select_keys = "".join(f", {e} AS k{i}" for i, e in enumerate(exprs))
         group_keys = "".join(f", k{i}" for i in range(len(exprs)))
         rows = self._conn.execute(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from otelite._units import percentile
+from otelite.store import _rollup
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ class SpanNode:
     children: list[SpanNode] = field(default_factory=list)
 
 
-LLM_OPERATIONS = ("chat", "text_completion", "generate_content", "embeddings")
+# The operations of LLM calls: the spans stats count (and the rollups hold).
+LLM_OPERATIONS = _rollup.LLM_OPERATIONS
 
 
 # `otelite stats --by` keys and the SQL that computes each.

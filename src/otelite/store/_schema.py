@@ -16,14 +16,16 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional, Union
 
 from otelite import _env
 from otelite._exceptions import StoreError, StoreSchemaError
+from otelite.store import _rollup
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_FILENAME = "otelite.db"
 DEFAULT_DIRNAME = ".otelite"
 BUSY_TIMEOUT_S = 30.0
@@ -80,6 +82,7 @@ CREATE INDEX IF NOT EXISTS spans_roots ON spans (start_time_ns) WHERE parent_spa
 """
 
 # Version 2: one row per gen_ai.evaluation.result event, keyed to the evaluated span.
+# Version 3: the hourly rollups of LLM calls (``_rollup.SCHEMA``).
 _SCORES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS scores (
     trace_id        TEXT NOT NULL,
@@ -186,7 +189,6 @@ def _refuse_after_unsafe_fork(path: Path) -> None:
 def _set_wal(conn: sqlite3.Connection, bound_s: float = 10.0) -> None:
     """Switch to WAL. Several processes opening one store at once may find it locked: the
     busy timeout does not cover this pragma, so it is retried for a bounded time."""
-    import time
 
     deadline = time.monotonic() + bound_s
     while True:
@@ -222,11 +224,15 @@ def open_for_writing(path: Path) -> sqlite3.Connection:
             version = _stored_version(conn)
             _refuse_newer(path, version)
             if version is None or version < SCHEMA_VERSION:
-                # A new file gets everything; a version-1 store gains the scores table.
-                schema = _SCORES_SCHEMA if version == 1 else _SCHEMA + _SCORES_SCHEMA
+                # A new file gets everything; a version-1 store gains the scores table, and
+                # a version-1 or 2 store the rollup tables, filled once from its spans.
+                schema = _SCHEMA + _SCORES_SCHEMA + _rollup.SCHEMA
                 for statement in schema.split(";"):
                     if statement.strip():
                         conn.execute(statement)
+                if version is not None:
+                    _rollup.rebuild(conn)
+                    _rollup.compact(conn, time.time_ns())
                 conn.execute(
                     "INSERT OR REPLACE INTO otelite_meta (key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from otelite import _semconv as sc
 from otelite._exceptions import StoreError
-from otelite.store import _schema
+from otelite.store import _rollup, _schema
 from otelite.store._prune import delete_older_than
 from otelite.store._schema import INSERT_SCORE, INSERT_SPAN, abandon, open_for_writing, rollback
 
@@ -39,10 +39,6 @@ def _attributes_dict(attributes: Optional[Mapping[str, Any]]) -> dict[str, Any]:
     if not attributes:
         return {}
     return {k: list(v) if isinstance(v, tuple) else v for k, v in attributes.items()}
-
-
-def _int_or_none(value: Any) -> Optional[int]:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _float_or_none(value: Any) -> Optional[float]:
@@ -73,6 +69,7 @@ def _row_key(row: tuple[Any, ...]) -> tuple[str, str]:
     return row[0], row[1]
 
 
+_LLM_OPERATIONS = frozenset(_rollup.LLM_OPERATIONS)
 RETENTION_CHECK_S = 3600.0  # how often a long-running writer applies the retention
 
 
@@ -97,6 +94,8 @@ class SpanWriter:
         self._last_retention = 0.0
         self._resource_ids: dict[str, int] = {}
         self._by_object: dict[int, tuple[Any, int]] = {}
+        self._key_ids: dict[_rollup.Dims, int] = {}
+        self._calls_since_compaction = 0
         self._lock = threading.Lock()
         if retention_s is not None:
             self.apply_retention()
@@ -171,9 +170,17 @@ class SpanWriter:
         self._by_object[id(resource)] = (resource, cached)
         return cached
 
-    def _row(self, conn: sqlite3.Connection, span: ReadableSpan) -> tuple[Any, ...]:
+    def _row(
+        self,
+        conn: sqlite3.Connection,
+        span: ReadableSpan,
+        trace_hex: dict[int, str],
+        span_hex: dict[int, str],
+    ) -> tuple[Any, ...]:
         # Runs for every stored span on the writer thread: kept lean (no per-call helpers
-        # where a dict lookup and a type check do; JSON encodes tuples as lists).
+        # where a dict lookup and a type check do; JSON encodes tuples as lists). The hex
+        # ids are formatted once per batch (the spans of a trace share its id, a parent's
+        # id is its child's parent id); enum names are read as ``_name_`` (no descriptor).
         ctx = span.context
         assert ctx is not None
         attrs = _attributes_copy(span)
@@ -197,32 +204,51 @@ class SpanWriter:
         status = span.status
         scope = span.instrumentation_scope
         start = span.start_time or 0
+        trace_id = trace_hex.get(ctx.trace_id)
+        if trace_id is None:
+            trace_id = trace_hex[ctx.trace_id] = format(ctx.trace_id, "032x")
+        span_id = span_hex[ctx.span_id] = format(ctx.span_id, "016x")
+        parent_id = None
+        if parent:
+            parent_id = span_hex.get(parent.span_id)
+            if parent_id is None:
+                parent_id = span_hex[parent.span_id] = format(parent.span_id, "016x")
+        operation = get(sc.GEN_AI_OPERATION_NAME)
+        provider = get(sc.GEN_AI_PROVIDER_NAME)
+        user = get(sc.USER_ID)
+        session = get(sc.SESSION_ID)
+        tokens_in = get(sc.GEN_AI_USAGE_INPUT_TOKENS)
+        tokens_out = get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)
+        error_type = get(sc.ERROR_TYPE)
+        geo = get(sc.GEO_COUNTRY)
         return (
-            format(ctx.trace_id, "032x"),
-            format(ctx.span_id, "016x"),
-            format(parent.span_id, "016x") if parent else None,
+            trace_id,
+            span_id,
+            parent_id,
             span.name,
-            span.kind.name,
+            span.kind._name_,
             start,
             span.end_time or start,
-            status.status_code.name,
+            status.status_code._name_,
             status.description,
             resource_id,
             scope.name if scope else None,
-            _str_or_none(get(sc.GEN_AI_OPERATION_NAME)),
-            _str_or_none(get(sc.GEN_AI_PROVIDER_NAME)),
+            operation if isinstance(operation, str) else None,
+            provider if isinstance(provider, str) else None,
             model,
-            _str_or_none(get(sc.USER_ID)),
-            _str_or_none(get(sc.SESSION_ID)),
-            _int_or_none(get(sc.GEN_AI_USAGE_INPUT_TOKENS)),
-            _int_or_none(get(sc.GEN_AI_USAGE_OUTPUT_TOKENS)),
+            user if isinstance(user, str) else None,
+            session if isinstance(session, str) else None,
+            tokens_in if isinstance(tokens_in, int) and not isinstance(tokens_in, bool) else None,
+            tokens_out
+            if isinstance(tokens_out, int) and not isinstance(tokens_out, bool)
+            else None,
             _float_or_none(get(sc.GEN_AI_USAGE_COST)),
-            _str_or_none(get(sc.ERROR_TYPE)),
+            error_type if isinstance(error_type, str) else None,
             _float_or_none(get(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)),
             1 if get(sc.OTELITE_USAGE_ESTIMATED) is True else None,
             1 if get(sc.OTELITE_COST_UNPRICED) is True else None,
             prompt,
-            _str_or_none(get(sc.GEO_COUNTRY)),
+            geo if isinstance(geo, str) else None,
             _encode(attrs),
             _encode(
                 [
@@ -312,17 +338,36 @@ class SpanWriter:
             try:
                 # Rows are built before the transaction: other processes writing this
                 # store wait only for the inserts, not for this Python work. (A resource
-                # seen for the first time is inserted on its own, once.)
+                # seen for the first time is inserted on its own, once.) The batch's LLM
+                # calls are summed here too: the rollup gets a row per hour, key and latency
+                # bucket, appended; every COMPACT_EVERY calls the log is merged (see _rollup).
                 rows = []
                 scores = []
+                calls = []
+                batch = _rollup.Batch()
+                trace_hex: dict[int, str] = {}
+                span_hex: dict[int, str] = {}
                 for span in spans:
-                    rows.append(self._row(conn, span))
+                    row = self._row(conn, span, trace_hex, span_hex)
+                    rows.append(row)
+                    if row[11] in _LLM_OPERATIONS:
+                        traffic = (span.attributes or {}).get(sc.OTELITE_TRAFFIC)
+                        calls.append((row, traffic))
+                        batch.add_row(row, traffic)
                     if span.events:
                         scores.extend(self._score_rows(span, span.attributes or {}))
                 # In key order: the primary key's index pages are visited once each.
                 rows.sort(key=_row_key)
                 conn.execute("BEGIN IMMEDIATE")
+                changes = conn.total_changes
                 conn.executemany(INSERT_SPAN, rows)
+                if calls and conn.total_changes - changes != len(rows):
+                    # Some spans were stored already (or came twice): only new calls count.
+                    conn.execute("ROLLBACK")
+                    conn.execute("BEGIN IMMEDIATE")
+                    batch = self._new_calls(conn, calls)
+                    conn.executemany(INSERT_SPAN, rows)
+                batch.write(conn, self._key_ids)
                 if scores:
                     conn.executemany(INSERT_SCORE, scores)
                 conn.execute("COMMIT")
@@ -330,7 +375,42 @@ class SpanWriter:
                 rollback(conn)
                 self._resource_ids.clear()
                 self._by_object.clear()
+                self._key_ids.clear()
                 raise
+            self._calls_since_compaction += len(calls)
+            if self._calls_since_compaction >= _rollup.COMPACT_EVERY:
+                self._calls_since_compaction = 0
+                self._compact(conn)
+
+    @staticmethod
+    def _compact(conn: sqlite3.Connection) -> None:
+        """Merge old hourly rollup rows into daily ones, in a transaction of its own."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            _rollup.compact(conn, time.time_ns())
+            conn.execute("COMMIT")
+        except BaseException:
+            rollback(conn)
+            raise
+
+    @staticmethod
+    def _new_calls(
+        conn: sqlite3.Connection, calls: Sequence[tuple[tuple[Any, ...], Any]]
+    ) -> _rollup.Batch:
+        """The rollup of the calls not stored yet (call inside the write transaction)."""
+        batch = _rollup.Batch()
+        seen: set[tuple[str, str]] = set()
+        for row, traffic in calls:
+            key = (row[0], row[1])
+            if key in seen:
+                continue
+            seen.add(key)
+            stored = conn.execute(
+                "SELECT 1 FROM spans WHERE trace_id = ? AND span_id = ?", key
+            ).fetchone()
+            if stored is None:
+                batch.add_row(row, traffic)
+        return batch
 
     def close(self) -> None:
         """Close the connection; later writes raise StoreError."""

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from otelite.store import LLM_OPERATIONS, STATS_KEYS, StatsRow, TraceSummary
-from otelite.store._records import _Group
+from otelite.store import LLM_OPERATIONS, StatsRow, TraceSummary, _stats
 
 _TRAFFIC = "COALESCE(json_extract(r.attributes, '$.\"otelite.traffic\"'), 'app')"
 
@@ -230,41 +229,9 @@ def _has_scores(conn: sqlite3.Connection) -> bool:
 def stats_with_series(
     conn: sqlite3.Connection, keys: Sequence[str], bucket: str, since_ns: Optional[int]
 ) -> tuple[list[StatsRow], list[StatsRow]]:
-    """``LocalStore.stats(keys)`` and ``LocalStore.stats([bucket])`` in one pass over the calls.
+    """``LocalStore.stats(keys)`` and ``LocalStore.stats([bucket])`` in one read of the store.
 
-    The same SQL expressions and the same running totals as the store's (so the numbers of
-    ``otelite stats``), read once instead of twice.
+    The same function as the store's (so the numbers of ``otelite stats``): the hourly
+    rollups for wide windows, the spans otherwise.
     """
-    exprs = [STATS_KEYS[k] for k in keys]
-    filters = [f"s.operation IN ({','.join('?' for _ in LLM_OPERATIONS)})"]
-    params: list[Any] = list(LLM_OPERATIONS)
-    if since_ns is not None:
-        filters.append("s.start_time_ns >= ?")
-        params.append(since_ns)
-    join = (
-        "LEFT JOIN resources r ON r.id = s.resource_id "
-        if any(e.startswith("r.") for e in exprs)
-        else ""
-    )
-    cursor = conn.execute(
-        f"""SELECT {", ".join(exprs)}, {STATS_KEYS[bucket]},
-                   s.end_time_ns - s.start_time_ns, s.ttfc_s, s.status_code = 'ERROR',
-                   s.input_tokens, s.output_tokens, s.cost_usd, s.usage_estimated, s.unpriced
-            FROM spans s {join}WHERE {" AND ".join(filters)}""",
-        params,
-    )
-    width = len(keys)
-    groups: dict[tuple[Any, ...], _Group] = {}
-    buckets: dict[tuple[Any, ...], _Group] = {}
-    for row in cursor:
-        values = row[width + 1 :]
-        for table, key in ((groups, tuple(row[:width])), (buckets, (row[width],))):
-            group = table.get(key)
-            if group is None:
-                group = table[key] = _Group()
-            group.add(values)
-    out = [group.row(key) for key, group in groups.items()]
-    out.sort(key=lambda r: (-r.calls, [str(k) for k in r.key]))
-    series = [group.row(key) for key, group in buckets.items()]
-    series.sort(key=lambda r: str(r.key[0]))
-    return out, series
+    return _stats.stats(conn, keys, since_ns=since_ns, series=bucket)
