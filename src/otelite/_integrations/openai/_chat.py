@@ -65,9 +65,12 @@ def _chat_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) ->
     attrs: Attributes = {}
     model = _identity(attrs, _get(response, "id"), _get(response, "model"))
     choices = _get(response, "choices") or []
-    attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [
-        _finish_reason(_get(c, "finish_reason")) for c in choices
-    ]
+    reasons = []
+    refused = False
+    for choice in choices:
+        reasons.append(_finish_reason(_get(choice, "finish_reason")))
+        refused = refused or bool(_get(_get(choice, "message"), "refusal"))
+    attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
     raw_usage = _get(response, "usage")
     usage = (
         _Usage(raw_usage, "prompt_tokens", "completion_tokens") if raw_usage is not None else None
@@ -111,7 +114,7 @@ def _chat_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) ->
         lambda: "".join(_choice_text(c) for c in choices),
         output,
         _text(_get(response, "service_tier")),
-        refused=any(_get(_get(c, "message"), "refusal") for c in choices),
+        refused=refused,
         response=response,
     )
 

@@ -56,7 +56,8 @@ _servers: weakref.WeakKeyDictionary[Any, tuple[Any, tuple[Optional[str], Optiona
 def _server(instance: Any) -> tuple[Optional[str], Optional[int], bool]:
     """Host and port of the resource's client base URL, and whether it is an Azure client."""
     client = getattr(instance, "_client", None)
-    url = getattr(client, "base_url", None)
+    # Every openai version keeps the URL in _base_url; the base_url property may do more.
+    url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
     try:
         cached = _servers.get(client)
     except TypeError:  # not weak-referenceable
@@ -103,29 +104,46 @@ def _output_type(response_format: Any) -> Optional[str]:
     return None
 
 
+_PARAMS: dict[str, tuple[str, Callable[[Any], Any]]] = {}  # filled below: key -> (attr, convert)
+
+
 def _common_params(kwargs: Mapping[str, Any], attrs: Attributes) -> None:
-    for key, attr, convert in (
-        ("temperature", sc.GEN_AI_REQUEST_TEMPERATURE, _number),
-        ("top_p", sc.GEN_AI_REQUEST_TOP_P, _number),
-        ("frequency_penalty", sc.GEN_AI_REQUEST_FREQUENCY_PENALTY, _number),
-        ("presence_penalty", sc.GEN_AI_REQUEST_PRESENCE_PENALTY, _number),
-        ("seed", sc.GEN_AI_REQUEST_SEED, _integer),
-    ):
-        value = kwargs.get(key)
-        if _given(value):
-            converted = convert(value)
-            if converted is not None:  # 0 and 0.0 are real values and are recorded
-                attrs[attr] = converted
-    n = _integer(kwargs.get("n"))
-    if n is not None and n != 1:
-        attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT] = n
-    stop = kwargs.get("stop")
+    # One pass over the arguments given (a handful), not a lookup of every parameter.
+    for key, value in kwargs.items():
+        known = _PARAMS.get(key)
+        if known is None or not _given(value):
+            continue
+        attr, convert = known
+        converted = convert(value)
+        if converted is not None:  # 0 and 0.0 are real values and are recorded
+            attrs[attr] = converted
+
+
+def _choice_count(value: Any) -> Optional[int]:
+    n = _integer(value)
+    return n if n is not None and n != 1 else None
+
+
+def _stop_sequences(stop: Any) -> Optional[list[str]]:
     if isinstance(stop, str):
-        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
-    elif isinstance(stop, (list, tuple)) and all(isinstance(s, str) for s in stop) and stop:
-        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = list(stop)
-    if kwargs.get("stream") is True:
-        attrs[sc.GEN_AI_REQUEST_STREAM] = True
+        return [stop]
+    if isinstance(stop, (list, tuple)) and stop and all(isinstance(s, str) for s in stop):
+        return list(stop)
+    return None
+
+
+_PARAMS.update(
+    {
+        "temperature": (sc.GEN_AI_REQUEST_TEMPERATURE, _number),
+        "top_p": (sc.GEN_AI_REQUEST_TOP_P, _number),
+        "frequency_penalty": (sc.GEN_AI_REQUEST_FREQUENCY_PENALTY, _number),
+        "presence_penalty": (sc.GEN_AI_REQUEST_PRESENCE_PENALTY, _number),
+        "seed": (sc.GEN_AI_REQUEST_SEED, _integer),
+        "n": (sc.GEN_AI_REQUEST_CHOICE_COUNT, _choice_count),
+        "stop": (sc.GEN_AI_REQUEST_STOP_SEQUENCES, _stop_sequences),
+        "stream": (sc.GEN_AI_REQUEST_STREAM, lambda v: True if v is True else None),
+    }
+)
 
 
 def _openai_request(
@@ -242,18 +260,27 @@ def _openai_response(obj: Any, provider: str, attrs: Attributes) -> None:
         attrs[sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = fingerprint
 
 
+# Values that cannot carry a prompt link: only the registry's subclasses of str, list and
+# dict do (checking the type first spares a failed attribute lookup per message).
+_PLAIN = frozenset({str, list, dict, tuple, type(None)})
+
+
+def _link_of(value: Any) -> Any:
+    return None if type(value) in _PLAIN else getattr(value, sc.PROMPT_LINK, None)
+
+
 def _prompt_link(kwargs: Mapping[str, Any]) -> Any:
     """The prompt version the call's input was compiled from (see otelite.prompts), if any."""
     for key in ("messages", "prompt", "input", "instructions"):
         value = kwargs.get(key)
-        link = getattr(value, sc.PROMPT_LINK, None)
+        if value is None:
+            continue
+        link = _link_of(value)
         if link is not None:
             return link
         if isinstance(value, list):
             for item in value:
-                link = getattr(item, sc.PROMPT_LINK, None) or getattr(
-                    _get(item, "content"), sc.PROMPT_LINK, None
-                )
+                link = _link_of(item) or _link_of(_get(item, "content"))
                 if link is not None:
                     return link
     return None
