@@ -151,7 +151,9 @@ def test_measurements_are_not_recorded_on_the_callers_thread(stalled: None) -> N
         _metrics._queue.lock.release()
         try:
             _metrics._queue.wake.set()
-            for _ in range(1000):  # the recording thread takes it (bounded wait, no timing asserted)
+            for _ in range(
+                1000
+            ):  # the recording thread takes it (bounded wait, no timing asserted)
                 if calls:
                     break
                 threading.Event().wait(0.01)
@@ -322,3 +324,20 @@ def test_a_forked_child_records_its_own_calls_and_not_the_parents(stalled: None)
         assert _call_counts(_points(reader)) == [1]
     finally:
         _metrics._queue.lock.acquire()
+
+
+def test_no_recording_thread_at_interpreter_shutdown_still_records_at_collection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When no thread can start (interpreter exit), the call is unaffected and the collection records it."""
+    reader = InMemoryMetricReader()
+    _configure(reader)
+    monkeypatch.setattr(_metrics, "_queue", _metrics._Queue())
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    assert _chat().choices[0].message.content == "Paris."
+    assert _metrics._queue.worker is None
+    assert _call_counts(_points(reader)) == [1]

@@ -339,8 +339,8 @@ class Invocation:
         cost: Optional[_pricing.Cost],
     ) -> None:
         # Recorded off the caller's thread (otelite._metrics.defer): here only a queue append.
-        defer(
-            CallMeasurements(
+        try:
+            measurements = CallMeasurements(
                 instruments(self.active.meter),
                 self._metric_attributes(outcome.response_model, error_type),
                 ended_at - self.started,
@@ -352,7 +352,9 @@ class Invocation:
                 chunk_gaps,
                 self.span.get_span_context(),
             )
-        )
+            defer(measurements)
+        except Exception as exc:  # not _guard.contained: a context manager costs more
+            _guard.report("queueing LLM call metrics", exc)
 
 
 Shape = tuple[str, Attributes]
