@@ -328,7 +328,10 @@ def _start_worker(queue: _Queue) -> None:
             return
         worker = threading.Thread(target=_run, args=(queue,), name="otelite-metrics", daemon=True)
         queue.worker = worker
-    worker.start()
+    try:
+        worker.start()
+    except RuntimeError:  # interpreter shutdown: the final collection records the queue
+        queue.worker = None
 
 
 def _run(queue: _Queue) -> None:
