@@ -271,9 +271,11 @@ class CallMeasurements:
         if self.ttfc is not None:
             made.ttfc.record(self.ttfc, attrs, context)
         if self.chunk_gaps:
+            # Without the call's context: an exemplar per chunk gap would cost more than the
+            # gap's record itself, and the call's other points already link to its trace.
             record = made.per_chunk.record
             for gap in self.chunk_gaps:
-                record(gap, attrs, context)
+                record(gap, attrs)
 
 
 class _Queue:
