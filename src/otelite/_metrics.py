@@ -22,7 +22,14 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
-from opentelemetry.metrics import CallbackOptions, Counter, Histogram, Meter, Observation
+from opentelemetry.metrics import (
+    CallbackOptions,
+    Counter,
+    Histogram,
+    Meter,
+    NoOpHistogram,
+    Observation,
+)
 
 from otelite import _context, _guard
 from otelite import _semconv as sc
@@ -51,6 +58,7 @@ class _Instruments:
         "api_changes",
         "cost",
         "duration",
+        "is_noop",
         "per_chunk",
         "score",
         "token_details",
@@ -109,6 +117,7 @@ class _Instruments:
             unit="{change}",
             description="Changes seen in a provider's API (response model, fingerprint, shape)",
         )
+        self.is_noop = isinstance(self.duration, NoOpHistogram)
         # Read at every collection of this meter, before its instruments are: records
         # the calls still queued, so the collection sees them. It reports nothing itself.
         meter.create_observable_gauge(
@@ -117,6 +126,14 @@ class _Instruments:
             unit="{call}",
             description="otelite's hook that records queued LLM-call measurements (no data)",
         )
+
+    def live(self) -> bool:
+        """Whether a record reaches a meter provider: not the API's no-op meter, nor its proxy
+        before an SDK meter provider is set (then a call's measurements are not even queued,
+        as they would not have been recorded inline)."""
+        if self.is_noop:
+            return False
+        return getattr(self.duration, "_real_instrument", self) is not None
 
 
 MAX_METERS = 16  # meters whose instruments are kept; the oldest is forgotten beyond that

@@ -340,8 +340,11 @@ class Invocation:
     ) -> None:
         # Recorded off the caller's thread (otelite._metrics.defer): here only a queue append.
         try:
+            made = instruments(self.active.meter)
+            if not made.live():
+                return
             measurements = CallMeasurements(
-                instruments(self.active.meter),
+                made,
                 self._metric_attributes(outcome.response_model, error_type),
                 ended_at - self.started,
                 outcome.input_tokens,
