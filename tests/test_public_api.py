@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -322,6 +323,24 @@ def test_import_is_light() -> None:
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_import_and_instrument_load_only_the_hot_path() -> None:
+    """`import otelite` + `instrument_openai()` load neither the store (sqlite3), the pricing
+    module, the prompt registry, the online checks nor the evaluators: they load on first use
+    (import time is a benchmark target; this keeps it from creeping back)."""
+    code = (
+        "import sys, otelite\n"
+        "otelite.instrument_openai()\n"
+        "later = ['sqlite3', 'otelite.store', 'otelite._pricing', 'otelite.prompts',\n"
+        "         'otelite._checks', 'otelite.evals', 'otelite._scores', 'otelite.cli']\n"
+        "print(','.join(m for m in later if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL", "OTELITE"))}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     assert out.stdout.strip() == ""
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -122,6 +121,8 @@ def _processors(settings: Settings, export_traces: bool = True) -> list[SpanProc
         )
         processors.append(_export.batch(exporter, outbox=_outbox_for(settings)))
     if settings.store_path is not None:
+        import sqlite3  # here: `import otelite` does not load the store
+
         try:
             store = _export.LocalStoreExporter(settings.store_path, settings.retention_s)
         except (StoreError, OSError, sqlite3.Error) as exc:

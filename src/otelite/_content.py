@@ -14,6 +14,7 @@ import datetime
 import enum
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -22,6 +23,35 @@ from otelite import _guard
 DEFAULT_MAX_CONTENT_LENGTH = 8192
 TRUNCATION_MARKER = "…[truncated {} chars]"
 REDACTION_FAILED = "[otelite: content dropped because the redact hook failed]"
+
+
+class LazyPattern:
+    """A regular expression compiled on first use, so that ``import otelite`` compiles none."""
+
+    __slots__ = ("_compiled", "_source")
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+        self._compiled: Optional[re.Pattern[str]] = None
+
+    def compiled(self) -> re.Pattern[str]:
+        pattern = self._compiled
+        if pattern is None:  # two threads may both compile: harmless
+            pattern = self._compiled = re.compile(self._source)
+        return pattern
+
+    def sub(self, replacement: Any, text: str) -> str:
+        return self.compiled().sub(replacement, text)
+
+    def search(self, text: str) -> Optional[re.Match[str]]:
+        return self.compiled().search(text)
+
+    def match(self, text: str) -> Optional[re.Match[str]]:
+        return self.compiled().match(text)
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        return self.compiled().finditer(text)
+
 
 # A key straddling the cut must still be seen whole by the patterns below.
 _REDACTION_MARGIN = 256
@@ -32,19 +62,19 @@ _CREDENTIALS_MASK = "[REDACTED:credentials]"
 # Each rule: substrings of which one must be in the lower-cased text for the pattern
 # to be worth running (a plain ``in`` is far cheaper than a regex scan), the
 # pattern, and its replacement. They run in this order.
-_Rule = tuple[tuple[str, ...], re.Pattern[str], str]
+_Rule = tuple[tuple[str, ...], LazyPattern, str]
 
 # ``scheme://user:password@host`` (and ``scheme://token@host``).
-_URL_USERINFO = re.compile(r"://(?!\[REDACTED)[^\s/?#@\"'<>]+@")
+_URL_USERINFO = LazyPattern(r"://(?!\[REDACTED)[^\s/?#@\"'<>]+@")
 # Secret query parameters: ?api_key=, &key=, ?token=, ?sig=, ?code= (Azure Functions) ...
-_QUERY_SECRET = re.compile(
+_QUERY_SECRET = LazyPattern(
     r"(?i)([?&;](?:[A-Za-z0-9_\-]*(?:key|token|secret|password|passwd)|sig|signature|code|auth)=)"
     r"(?!\[REDACTED)[^&#\s\"'<>]+"
 )
 # The value after a credential's name, in headers (``api-key: v``), assignments
 # (``AZURE_OPENAI_API_KEY=v``), JSON/dict dumps (``"api-key": "v"``) and header
 # tuples (``(b'x-api-key', b'v')``); an optional auth scheme goes with the value.
-_NAMED_SECRET = re.compile(
+_NAMED_SECRET = LazyPattern(
     r"(?i)((?:api[_\-]?key|authorization|auth[_\-]?token|access[_\-]?token"
     r"|refresh[_\-]?token|token|secret|subscription[_\-]?key|password|passwd)"
     r"""(?:["']?[ \t]*[:=][ \t]*|["'][ \t]*,[ \t]*)(?:b?["'])?)"""
@@ -57,24 +87,24 @@ _RULES: tuple[_Rule, ...] = (
     (("://",), _URL_USERINFO, f"://{_CREDENTIALS_MASK}@"),
     (("=",), _QUERY_SECRET, rf"\1{_KEY_MASK}"),
     (("key", "auth", "token", "secret", "passw"), _NAMED_SECRET, rf"\1{_KEY_MASK}"),
-    (("sk-",), re.compile(r"\bsk-(?:proj-|ant-|or-v1-|svcacct-)?[A-Za-z0-9_\-]{16,}"), _KEY_MASK),
-    (("k_live_", "k_test_"), re.compile(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"), _KEY_MASK),
-    (("bearer",), re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{16,}=*"), _KEY_MASK),
-    (("akia",), re.compile(r"\bAKIA[0-9A-Z]{16}\b"), _KEY_MASK),
-    (("aiza",), re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"), _KEY_MASK),
+    (("sk-",), LazyPattern(r"\bsk-(?:proj-|ant-|or-v1-|svcacct-)?[A-Za-z0-9_\-]{16,}"), _KEY_MASK),
+    (("k_live_", "k_test_"), LazyPattern(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"), _KEY_MASK),
+    (("bearer",), LazyPattern(r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{16,}=*"), _KEY_MASK),
+    (("akia",), LazyPattern(r"\bAKIA[0-9A-Z]{16}\b"), _KEY_MASK),
+    (("aiza",), LazyPattern(r"\bAIza[0-9A-Za-z_\-]{35}\b"), _KEY_MASK),
     (
         ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
-        re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"),
+        LazyPattern(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"),
         _KEY_MASK,
     ),
-    (("github_pat_",), re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"), _KEY_MASK),
-    (("xox",), re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}\b"), _KEY_MASK),
-    (("gsk_",), re.compile(r"\bgsk_[A-Za-z0-9]{20,}"), _KEY_MASK),  # Groq
-    (("hf_",), re.compile(r"\bhf_[A-Za-z0-9]{30,}"), _KEY_MASK),  # Hugging Face
-    (("xai-", "pplx-"), re.compile(r"\b(?:xai|pplx)-[A-Za-z0-9]{20,}"), _KEY_MASK),
+    (("github_pat_",), LazyPattern(r"\bgithub_pat_[A-Za-z0-9_]{20,}"), _KEY_MASK),
+    (("xox",), LazyPattern(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}\b"), _KEY_MASK),
+    (("gsk_",), LazyPattern(r"\bgsk_[A-Za-z0-9]{20,}"), _KEY_MASK),  # Groq
+    (("hf_",), LazyPattern(r"\bhf_[A-Za-z0-9]{30,}"), _KEY_MASK),  # Hugging Face
+    (("xai-", "pplx-"), LazyPattern(r"\b(?:xai|pplx)-[A-Za-z0-9]{20,}"), _KEY_MASK),
     (  # JWT
         ("eyj",),
-        re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
+        LazyPattern(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
         _KEY_MASK,
     ),
 )
@@ -82,14 +112,14 @@ _RULES: tuple[_Rule, ...] = (
 # A bare 32-hex token with letters and digits (an Azure OpenAI key, but also an MD5
 # or a trace id). Error text often carries a key with nothing naming it (httpx:
 # "Illegal header value b'<key>\n'"), so error data masks these; content does not.
-_BARE_HEX32 = re.compile(
+_BARE_HEX32 = LazyPattern(
     r"(?<![A-Za-z0-9_\-])(?=[0-9a-fA-F]{0,31}[a-fA-F])(?=[0-9a-fA-F]{0,31}[0-9])"
     r"[0-9a-fA-F]{32}(?![A-Za-z0-9_\-])"
 )
 
 # Bounded parts (RFC 5321 limits) keep the scan linear on long runs of name characters.
-_EMAIL = re.compile(r"\b[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,63}\b")
-_CARD = re.compile(r"\b(?:\d[ \-]?){12,18}\d\b")
+_EMAIL = LazyPattern(r"\b[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,63}\b")
+_CARD = LazyPattern(r"\b(?:\d[ \-]?){12,18}\d\b")
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -260,7 +290,7 @@ class ContentPolicy:
         return _BARE_HEX32.sub(_KEY_MASK, text)
 
 
-_URL_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
+_URL_CONTROL_OR_SPACE = LazyPattern(r"[\x00-\x20\x7f]")
 
 
 def safe_url(value: str) -> str:

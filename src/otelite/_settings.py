@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from urllib.parse import unquote, urlsplit
 
 from otelite import _env
-from otelite._content import DEFAULT_MAX_CONTENT_LENGTH, ContentPolicy
+from otelite._content import DEFAULT_MAX_CONTENT_LENGTH, ContentPolicy, LazyPattern
 from otelite._content import safe_url as safe_url
 from otelite._exceptions import ConfigurationError
 from otelite._state import Policies, warn_once
@@ -69,9 +68,9 @@ class Settings:
 # --- parsers: each takes the name to blame (argument or variable) and the raw value --------
 
 
-_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is allowed in header values
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_CONTROL_OR_SPACE = LazyPattern(r"[\x00-\x20\x7f]")
+_CONTROL = LazyPattern(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is allowed in header values
+_HEADER_NAME = LazyPattern(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
 def _validate_endpoint(argument: str, value: str, protocol: str) -> str:

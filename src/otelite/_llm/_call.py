@@ -12,16 +12,32 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Callable, Optional, Protocol
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 
 from opentelemetry.trace import Span, SpanKind
 
-from otelite import _context, _guard, _pricing, _spans, _state
+from otelite import _context, _guard, _spans, _state
 from otelite import _semconv as sc
 from otelite._llm import _changes
 from otelite._metrics import CallMeasurements, defer, dimension_attributes, instruments
 
+if TYPE_CHECKING:
+    from otelite import _pricing
+
 Attributes = dict[str, Any]
+
+_pricing_module: Optional[ModuleType] = None
+
+
+def _load_pricing() -> ModuleType:
+    # The price catalog loads on the first priced call anyway; its module does too, so that
+    # `import otelite` stays light.
+    global _pricing_module
+    from otelite import _pricing
+
+    _pricing_module = _pricing
+    return _pricing
 
 
 class Request:
@@ -275,15 +291,16 @@ class Invocation:
     def _price(self, outcome: Outcome) -> Optional[_pricing.Cost]:
         if outcome.input_tokens is None and outcome.output_tokens is None:
             return None
-        usage = _pricing.TokenUsage(
-            input_tokens=outcome.input_tokens or 0,
-            output_tokens=outcome.output_tokens or 0,
-            cache_read_tokens=outcome.cache_read_tokens,
-            input_audio_tokens=outcome.audio_input_tokens,
-            output_audio_tokens=outcome.audio_output_tokens,
-        )
         try:
-            return _pricing.price_call(
+            pricing = _pricing_module or _load_pricing()
+            usage = pricing.TokenUsage(
+                input_tokens=outcome.input_tokens or 0,
+                output_tokens=outcome.output_tokens or 0,
+                cache_read_tokens=outcome.cache_read_tokens,
+                input_audio_tokens=outcome.audio_input_tokens,
+                output_audio_tokens=outcome.audio_output_tokens,
+            )
+            cost: Optional[_pricing.Cost] = pricing.price_call(
                 self.request.provider,
                 (outcome.response_model, self.request.model),
                 usage,
@@ -291,6 +308,7 @@ class Invocation:
                 self.active.prices,
                 at=getattr(self.span, "start_time", None),  # priced at the call's start time
             )
+            return cost
         except Exception as exc:
             _guard.report("pricing an LLM call", exc)
             return None

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextvars
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,9 +38,10 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from otelite import _guard, _metrics
 from otelite import _semconv as sc
-from otelite.store import _schema as _sqlite
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from otelite._llm._call import Invocation, Outcome
 
 RESPONSE_MODEL = "response_model"
@@ -186,6 +186,9 @@ def _connection() -> Optional[sqlite3.Connection]:
         return None
     if _conn is not None and _conn_pid == os.getpid():
         return _conn
+    # Loaded here: the store (and sqlite3) is not imported by `import otelite`.
+    from otelite.store import _schema as _sqlite
+
     try:
         conn = _sqlite.open_for_writing(_store_path)
         try:
@@ -212,7 +215,7 @@ def _load(key: Key) -> _Baseline:
                 "AND model = ? ORDER BY seen_ns",
                 key,
             ).fetchall()
-        except sqlite3.Error as exc:  # busy past the timeout, or damaged: learn afresh
+        except Exception as exc:  # sqlite3.Error: busy past the timeout, or damaged: learn afresh
             _guard.report("loading an API-change baseline", exc)
             rows = []
         for kind, value in rows:
