@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,8 +42,10 @@ import otelite
 ROOT = Path(__file__).resolve().parent.parent
 http: Any = sys.modules[openai.DefaultHttpxClient.__mro__[1].__module__.split(".")[0]]
 QUICK = "--quick" in sys.argv
-CALLS = 300 if QUICK else 1000
 REPEATS = 3 if QUICK else 5
+# The side-by-side overhead table: rounds of interleaved blocks (see compare()).
+ROUNDS = 10 if QUICK else 40
+BLOCK = 100 if QUICK else 200
 MEMORY_CALLS = 4000 if QUICK else 20000
 MESSAGES = [{"role": "user", "content": "Capital of France?"}]
 
@@ -239,26 +241,46 @@ def timed(fn: Callable[[], Any], is_async: bool, calls: int) -> Times:
 
 
 def compare(
-    variants: dict[str, tuple[Callable[[], Any], Callable[[], None]]], is_async: bool
+    variants: dict[str, tuple[Callable[[], Any], Callable[[], None]]], is_async: bool, calls: int
 ) -> dict[str, Times]:
-    """Per-call times of each variant: runs interleaved REPEATS times, the minimum of each kept."""
-    best: dict[str, Times] = {}
-    for _ in range(REPEATS):
-        for name, (fn, setup) in variants.items():
+    """Per-call times of each variant, paired with the uninstrumented run of the same round.
+
+    ``ROUNDS`` rounds; in each, every variant runs one block of ``calls`` calls, in an order
+    rotated from round to round. The baseline's time is the median of its blocks; each other
+    variant's is that plus the median, over rounds, of its block minus the baseline's block
+    of the same round. A slow moment of a shared machine hits one round's blocks alike and
+    cancels out of the difference; the median drops the rounds it hit unevenly.
+    """
+    names = list(variants)
+    got: dict[str, list[Times]] = {name: [] for name in names}
+    for round_ in range(ROUNDS):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn, setup = variants[name]
             setup()
-            timed(fn, is_async, CALLS // 10)  # warm up after switching
-            got = timed(fn, is_async, CALLS)
-            kept = best.get(name)
-            best[name] = (
-                got
-                if kept is None
-                else Times(
-                    min(kept.caller, got.caller),
-                    min(kept.process, got.process),
-                    min(kept.wall, got.wall),
-                )
-            )
-    return best
+            timed(fn, is_async, max(calls // 10, 5))  # warm up after switching
+            got[name].append(timed(fn, is_async, calls))
+    base = got["baseline"]
+
+    def median(values: Iterable[float]) -> float:
+        return statistics.median(list(values))
+
+    base_median = Times(
+        median(t.caller for t in base),
+        median(t.process for t in base),
+        median(t.wall for t in base),
+    )
+    out = {"baseline": base_median}
+    for name in names:
+        if name == "baseline":
+            continue
+        pairs = list(zip(got[name], base))
+        out[name] = Times(
+            base_median.caller + median(t.caller - b.caller for t, b in pairs),
+            base_median.process + median(t.process - b.process for t, b in pairs),
+            base_median.wall + median(t.wall - b.wall for t, b in pairs),
+        )
+    return out
 
 
 def floor_wrapper(
@@ -405,7 +427,7 @@ def overhead() -> list[dict[str, Any]]:
         if label == "sync chat":
             variants["otelite, content captured"] = (fn, use_otelite(capture_content=True))
             variants["otelite, 7 built-in checks"] = (fn, use_otelite(checks=built_in))
-        times = compare(variants, is_async)
+        times = compare(variants, is_async, BLOCK // 5 if "stream" in label else BLOCK)
         plain()
         configure()
         base, floor = times["baseline"], times["floor"]
@@ -782,7 +804,10 @@ def write_report(
         f"* Python {platform.python_version()}, "
         + ", ".join(f"{k} {v}" for k, v in found.items())
         + f", otelite {otelite.__version__}",
-        f"* {CALLS} calls per measurement; every variant interleaved {REPEATS} times, minimum kept",
+        f"* {ROUNDS} rounds; in each, every variant runs a block of {BLOCK} calls ({BLOCK // 5} for"
+        " streams), in an order rotated each round; a variant's overhead is the median over",
+        "  rounds of its block minus the uninstrumented block of the same round (paired, so a",
+        "  slow moment of the machine cancels out)",
         "* Command: `nox -s bench` (`python benchmarks/run.py` in an environment with",
         "  `opentelemetry-instrumentation-openai-v2==2.4b0` and `opentelemetry-util-genai==1.1b0`)",
         "",
