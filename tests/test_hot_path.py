@@ -165,3 +165,134 @@ def test_a_stream_writes_nothing_per_chunk_on_the_caller(writes: Writes) -> None
     # duration, input and output tokens, time to first chunk, and one gap per chunk after the first
     assert writes.elsewhere["histogram.record"] == 4 + 19
     assert writes.elsewhere["counter.add"] == 1
+
+
+# --- the stream chunk reader: openai's models read through __dict__, anything else by field ---
+
+_BASE = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1}
+_CHUNKS: list[dict[str, Any]] = [
+    # Azure's first chunk: empty model, no choices
+    {**_BASE, "model": "", "choices": []},
+    {
+        **_BASE,
+        "model": "gpt-4o-mini-2024-07-18",
+        "service_tier": "default",
+        "system_fingerprint": "fp_1",
+        "choices": [
+            {"index": 0, "delta": {"role": "assistant", "content": "Hel"}, "finish_reason": None},
+            {"index": 1, "delta": {"refusal": "No"}, "finish_reason": None},
+        ],
+    },
+    {
+        **_BASE,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [
+            {"index": 0, "delta": {"content": "lo"}, "finish_reason": None},
+            {
+                "index": 1,
+                "delta": {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get", "arguments": '{"a":'},
+                        }
+                    ]
+                },
+                "finish_reason": None,
+            },
+        ],
+    },
+    {
+        **_BASE,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [
+            {
+                "index": 1,
+                "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]},
+                "finish_reason": "tool_calls",
+            },
+            {"index": 0, "delta": {}, "finish_reason": "stop"},
+        ],
+    },
+    {
+        **_BASE,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [],
+        "usage": {
+            "prompt_tokens": 9,
+            "completion_tokens": 7,
+            "total_tokens": 16,
+            "prompt_tokens_details": {"cached_tokens": 2},
+        },
+    },
+]
+
+
+def _accumulate(chunks: list[Any]) -> tuple[Any, list[bool]]:
+    from otelite._integrations.openai import _chat, _patch
+
+    kwargs = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
+    client = fakeopenai.client("http://127.0.0.1:9/v1")
+    request = _patch.CHAT.request(client.chat.completions, kwargs)
+    accumulator = _chat.ChatAccumulator(request, kwargs, True, True)
+    hidden = [accumulator.add(chunk) for chunk in chunks]
+    return accumulator.outcome(False), hidden
+
+
+def test_stream_chunks_read_alike_from_openai_models_and_from_plain_fields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """openai's chunk models take the one-lookup path; plain dicts (and every other shape) the
+    field-by-field one; both give the same span attributes, output, text and hidden chunks."""
+    from openai.types.chat import ChatCompletionChunk
+
+    from otelite._integrations.openai import _chat
+
+    models = [ChatCompletionChunk.model_validate(c) for c in _CHUNKS]
+    generic_reads = []
+    real_add_any = _chat.ChatAccumulator._add_any
+
+    def counting(self: Any, chunk: Any) -> bool:
+        generic_reads.append(chunk)
+        return real_add_any(self, chunk)
+
+    monkeypatch.setattr(_chat.ChatAccumulator, "_add_any", counting)
+    fast, fast_hidden = _accumulate(models)
+    assert generic_reads == []  # every openai chunk read through its __dict__
+    plain, plain_hidden = _accumulate([dict(c) for c in _CHUNKS])
+    assert len(generic_reads) == len(_CHUNKS)  # no dict here has every field: read by field
+
+    assert fast.attributes == plain.attributes
+    assert fast.attributes == {
+        "gen_ai.response.id": "chatcmpl-1",
+        "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+        "gen_ai.response.finish_reasons": ["stop", "tool_calls"],
+        "openai.response.service_tier": "default",
+        "openai.response.system_fingerprint": "fp_1",
+        "gen_ai.usage.input_tokens": 9,
+        "gen_ai.usage.output_tokens": 7,
+        "gen_ai.usage.cache_read.input_tokens": 2,
+    }
+    assert fast.output() == plain.output()
+    assert fast.output() == [
+        {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": "Hello"}],
+            "finish_reason": "stop",
+        },
+        {
+            "role": "assistant",
+            "parts": [
+                {"type": "text", "content": "No"},
+                {"type": "tool_call", "id": "call_1", "name": "get", "arguments": {"a": 1}},
+            ],
+            "finish_reason": "tool_calls",
+        },
+    ]
+    assert fast.text() == plain.text() == 'HelloNoget{"a":1}'
+    assert fast.refused and plain.refused
+    assert (fast.input_tokens, fast.output_tokens, fast.cache_read_tokens) == (9, 7, 2)
+    # the usage-only chunk otelite asked for is hidden, whatever its shape
+    assert fast_hidden == plain_hidden == [False, False, False, False, True]

@@ -119,6 +119,22 @@ def _chat_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) ->
     )
 
 
+# The fields a chunk, a choice and a delta are read from. openai's models keep them (None
+# when absent) in their __dict__: read there in one dict lookup each, not an attribute
+# lookup per field; any other shape is read field by field (_add_any).
+_CHUNK_KEYS = frozenset({"id", "model", "service_tier", "system_fingerprint", "choices", "usage"})
+_CHOICE_KEYS = frozenset({"index", "finish_reason", "delta"})
+_DELTA_KEYS = frozenset({"content", "refusal", "tool_calls", "function_call"})
+
+
+def _fields_of(obj: Any, keys: frozenset[str]) -> Optional[dict[str, Any]]:
+    """``obj``'s fields as a dict, when it is an openai model (or dict) holding all ``keys``."""
+    fields = obj if type(obj) is dict else getattr(obj, "__dict__", None)
+    if type(fields) is dict and keys <= fields.keys():
+        return fields
+    return None
+
+
 class _Choice:
     __slots__ = ("finish_reason", "refusal", "text", "tool_calls")
 
@@ -140,6 +156,7 @@ class ChatAccumulator:
         "_id",
         "_kwargs",
         "_model",
+        "_openai",
         "_request",
         "_tier",
         "_usage",
@@ -158,33 +175,80 @@ class ChatAccumulator:
         self._tier: Optional[str] = None
         self._fingerprint: Optional[str] = None
         self._choices: dict[int, _Choice] = {}
+        self._openai = request.provider == sc.PROVIDER_OPENAI
 
     def add(self, chunk: Any) -> bool:
         # Runs for every chunk the caller reads: read only what the span needs.
+        fields = _fields_of(chunk, _CHUNK_KEYS)
+        if fields is None:  # a shape of its own (a server's extra fields, an old client)
+            return self._add_any(chunk)
         if self._id is None:
-            self._id = _text(_get(chunk, "id"))
+            self._id = _text(fields["id"])
         # Azure's first chunk has model "": keep the last real name.
-        self._model = _text(_get(chunk, "model")) or self._model
-        self._tier = _text(_get(chunk, "service_tier")) or self._tier
-        if self._request.provider == sc.PROVIDER_OPENAI:
-            self._fingerprint = _text(_get(chunk, "system_fingerprint")) or self._fingerprint
-        choices = _get(chunk, "choices") or ()
+        model = fields["model"]
+        if model and isinstance(model, str):
+            self._model = model
+        tier = fields["service_tier"]
+        if tier and isinstance(tier, str):
+            self._tier = tier
+        fingerprint = fields["system_fingerprint"]
+        if fingerprint and isinstance(fingerprint, str) and self._openai:
+            self._fingerprint = fingerprint
+        choices = fields["choices"] or ()
         for choice in choices:
-            index = _get(choice, "index") or 0
+            known = _fields_of(choice, _CHOICE_KEYS)
+            delta = known["delta"] if known is not None else None
+            delta_fields = _fields_of(delta, _DELTA_KEYS) if delta is not None else None
+            if delta_fields is None or delta_fields["tool_calls"] or delta_fields["function_call"]:
+                self._add_choice(choice)  # tool calls, legacy completions, other shapes
+                continue
+            index = known["index"] or 0  # type: ignore[index]
             state = self._choices.get(index)
             if state is None:
                 state = self._choices[index] = _Choice()
-            reason = _get(choice, "finish_reason")
+            reason = known["finish_reason"]  # type: ignore[index]
             if reason:
                 state.finish_reason = reason
             # Text is kept even without capture: it is what usage is estimated from.
-            self._add_content(state, choice)
-        usage = _get(chunk, "usage")
+            content = delta_fields["content"]
+            if content:
+                state.text.append(content)
+            refusal = delta_fields["refusal"]
+            if refusal:
+                state.refusal.append(refusal)
+        usage = fields["usage"]
         if usage is not None:
             self._usage = usage  # providers that repeat cumulative usage: the last one wins
             # The usage-only chunk otelite asked for is not shown to the caller.
             return self._hide_usage and not choices
         return False
+
+    def _add_any(self, chunk: Any) -> bool:
+        # Any chunk shape (dicts, objects without the usual fields): every field read alike.
+        if self._id is None:
+            self._id = _text(_get(chunk, "id"))
+        self._model = _text(_get(chunk, "model")) or self._model
+        self._tier = _text(_get(chunk, "service_tier")) or self._tier
+        if self._openai:
+            self._fingerprint = _text(_get(chunk, "system_fingerprint")) or self._fingerprint
+        choices = _get(chunk, "choices") or ()
+        for choice in choices:
+            self._add_choice(choice)
+        usage = _get(chunk, "usage")
+        if usage is not None:
+            self._usage = usage
+            return self._hide_usage and not choices
+        return False
+
+    def _add_choice(self, choice: Any) -> None:
+        index = _get(choice, "index") or 0
+        state = self._choices.get(index)
+        if state is None:
+            state = self._choices[index] = _Choice()
+        reason = _get(choice, "finish_reason")
+        if reason:
+            state.finish_reason = reason
+        self._add_content(state, choice)
 
     @staticmethod
     def _add_content(state: _Choice, choice: Any) -> None:
@@ -230,7 +294,7 @@ class ChatAccumulator:
         }
         if reasons:
             attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(reasons.values())
-        if self._request.provider == sc.PROVIDER_OPENAI:
+        if self._openai:
             if self._tier:
                 attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = self._tier
             if self._fingerprint:
