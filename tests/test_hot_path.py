@@ -292,7 +292,8 @@ def test_stream_chunks_read_alike_from_openai_models_and_from_plain_fields(
         },
     ]
     assert fast.text() == plain.text() == 'HelloNoget{"a":1}'
-    assert fast.refused and plain.refused
+    assert fast.refused
+    assert plain.refused
     assert (fast.input_tokens, fast.output_tokens, fast.cache_read_tokens) == (9, 7, 2)
     # the usage-only chunk otelite asked for is hidden, whatever its shape
     assert fast_hidden == plain_hidden == [False, False, False, False, True]
