@@ -297,3 +297,68 @@ def test_stream_chunks_read_alike_from_openai_models_and_from_plain_fields(
     assert (fast.input_tokens, fast.output_tokens, fast.cache_read_tokens) == (9, 7, 2)
     # the usage-only chunk otelite asked for is hidden, whatever its shape
     assert fast_hidden == plain_hidden == [False, False, False, False, True]
+
+
+def test_chat_responses_read_alike_from_openai_models_and_from_plain_fields() -> None:
+    """A chat completion read through the model's __dict__ gives the same outcome as the
+    field-by-field reading of the same response as a plain dict."""
+    from openai.types.chat import ChatCompletion
+
+    from otelite._integrations.openai import _chat, _patch
+
+    body = {
+        "id": "chatcmpl-9",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini-2024-07-18",
+        "service_tier": "default",
+        "system_fingerprint": "fp_9",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Paris"},
+                "finish_reason": "stop",
+            },
+            {
+                "index": 1,
+                "message": {"role": "assistant", "content": None, "refusal": "No"},
+                "finish_reason": "length",
+            },
+        ],
+        "usage": {
+            "prompt_tokens": 11,
+            "completion_tokens": 4,
+            "total_tokens": 15,
+            "prompt_tokens_details": {"cached_tokens": 3, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 1, "audio_tokens": 0},
+        },
+    }
+    kwargs = {"model": "gpt-4o-mini", "messages": MESSAGES}
+    client = fakeopenai.client("http://127.0.0.1:9/v1")
+    request = _patch.CHAT.request(client.chat.completions, kwargs)
+    request.provider = "openai"  # as for api.openai.com: the openai.* attributes are read too
+    from_model = _chat._chat_outcome(ChatCompletion.model_validate(body), request, kwargs)
+    from_dict = _chat._chat_outcome(body, request, kwargs)
+    expected = {
+        "gen_ai.response.id": "chatcmpl-9",
+        "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+        "gen_ai.response.finish_reasons": ["stop", "length"],
+        "openai.response.service_tier": "default",
+        "openai.response.system_fingerprint": "fp_9",
+        "gen_ai.usage.input_tokens": 11,
+        "gen_ai.usage.output_tokens": 4,
+        "gen_ai.usage.cache_read.input_tokens": 3,
+        "gen_ai.usage.reasoning.output_tokens": 1,
+    }
+    assert from_model.attributes == expected
+    assert from_dict.attributes == expected
+    for outcome in (from_model, from_dict):
+        assert outcome.refused
+        assert outcome.fingerprint == "fp_9"
+        assert outcome.service_tier == "default"
+        assert (outcome.input_tokens, outcome.output_tokens, outcome.cache_read_tokens) == (
+            11,
+            4,
+            3,
+        )
+        assert outcome.text() == "ParisNo"

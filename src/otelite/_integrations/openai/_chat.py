@@ -16,7 +16,6 @@ from otelite._integrations.openai._fields import (
     _integer,
     _model,
     _openai_request,
-    _openai_response,
     _outcome,
     _output_type,
     _prompt_attributes,
@@ -26,6 +25,24 @@ from otelite._integrations.openai._fields import (
     _Usage,
 )
 from otelite._llm import Attributes, Outcome, Request
+
+# The fields a response (or chunk), a choice and a delta are read from. openai's models
+# keep them (None when absent) in their __dict__: read there in one dict lookup each, not
+# an attribute lookup per field; any other shape is read field by field.
+_RESPONSE_KEYS = frozenset(
+    {"id", "model", "service_tier", "system_fingerprint", "choices", "usage"}
+)
+_CHOICE_KEYS = frozenset({"index", "finish_reason", "delta"})
+_MESSAGE_CHOICE_KEYS = frozenset({"finish_reason", "message"})
+_DELTA_KEYS = frozenset({"content", "refusal", "tool_calls", "function_call"})
+
+
+def _fields_of(obj: Any, keys: frozenset[str]) -> Optional[dict[str, Any]]:
+    """``obj``'s fields as a dict, when it is an openai model (or dict) holding all ``keys``."""
+    fields = obj if type(obj) is dict else getattr(obj, "__dict__", None)
+    if type(fields) is dict and keys <= fields.keys():
+        return fields
+    return None
 
 
 def _chat_request(instance: Any, kwargs: Mapping[str, Any], operation: str = sc.OP_CHAT) -> Request:
@@ -63,19 +80,35 @@ def _choice_text(choice: Any) -> str:
 
 def _chat_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) -> Outcome:
     attrs: Attributes = {}
-    model = _identity(attrs, _get(response, "id"), _get(response, "model"))
-    choices = _get(response, "choices") or []
+    fields = _fields_of(response, _RESPONSE_KEYS)
+    if fields is None:  # any other shape: field by field
+        fields = {key: _get(response, key) for key in _RESPONSE_KEYS}
+    model = _identity(attrs, fields["id"], fields["model"])
+    choices = fields["choices"] or []
     reasons = []
     refused = False
     for choice in choices:
-        reasons.append(_finish_reason(_get(choice, "finish_reason")))
-        refused = refused or bool(_get(_get(choice, "message"), "refusal"))
+        known = _fields_of(choice, _MESSAGE_CHOICE_KEYS)
+        if known is None:
+            reasons.append(_finish_reason(_get(choice, "finish_reason")))
+            refused = refused or bool(_get(_get(choice, "message"), "refusal"))
+            continue
+        reasons.append(_finish_reason(known["finish_reason"]))
+        message = known["message"]
+        if message is not None and not refused:
+            refused = bool(_get(message, "refusal"))
     attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
-    raw_usage = _get(response, "usage")
+    raw_usage = fields["usage"]
     usage = (
         _Usage(raw_usage, "prompt_tokens", "completion_tokens") if raw_usage is not None else None
     )
-    _openai_response(response, request.provider, attrs)
+    tier = _text(fields["service_tier"])
+    fingerprint = _text(fields["system_fingerprint"])
+    if request.provider == sc.PROVIDER_OPENAI:
+        if tier:
+            attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = tier
+        if fingerprint:
+            attrs[sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = fingerprint
 
     def output() -> list[dict[str, Any]]:
         messages = []
@@ -113,26 +146,11 @@ def _chat_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) ->
         kwargs,
         lambda: "".join(_choice_text(c) for c in choices),
         output,
-        _text(_get(response, "service_tier")),
+        tier,
         refused=refused,
         response=response,
+        fingerprint=fingerprint,
     )
-
-
-# The fields a chunk, a choice and a delta are read from. openai's models keep them (None
-# when absent) in their __dict__: read there in one dict lookup each, not an attribute
-# lookup per field; any other shape is read field by field (_add_any).
-_CHUNK_KEYS = frozenset({"id", "model", "service_tier", "system_fingerprint", "choices", "usage"})
-_CHOICE_KEYS = frozenset({"index", "finish_reason", "delta"})
-_DELTA_KEYS = frozenset({"content", "refusal", "tool_calls", "function_call"})
-
-
-def _fields_of(obj: Any, keys: frozenset[str]) -> Optional[dict[str, Any]]:
-    """``obj``'s fields as a dict, when it is an openai model (or dict) holding all ``keys``."""
-    fields = obj if type(obj) is dict else getattr(obj, "__dict__", None)
-    if type(fields) is dict and keys <= fields.keys():
-        return fields
-    return None
 
 
 class _Choice:
@@ -179,7 +197,7 @@ class ChatAccumulator:
 
     def add(self, chunk: Any) -> bool:
         # Runs for every chunk the caller reads: read only what the span needs.
-        fields = _fields_of(chunk, _CHUNK_KEYS)
+        fields = _fields_of(chunk, _RESPONSE_KEYS)
         if fields is None:  # a shape of its own (a server's extra fields, an old client)
             return self._add_any(chunk)
         if self._id is None:

@@ -206,6 +206,7 @@ def _outcome(
     estimate_output: bool = True,
     refused: bool = False,
     response: Any = None,
+    fingerprint: Optional[str] = None,
 ) -> Outcome:
     """Attributes plus usage; when the server sent no usage, counted from request and output."""
     estimated = False
@@ -244,20 +245,11 @@ def _outcome(
         refused=refused,
         # API-change detection: read only when it is on (see otelite._llm._changes).
         structure=(lambda: _shape.structure(response)) if response is not None else None,
-        fingerprint=_text(_get(response, "system_fingerprint")) if response is not None else None,
+        fingerprint=fingerprint
+        if fingerprint is not None or response is None
+        else _text(_get(response, "system_fingerprint")),
         signals=(lambda: _shape.notices(response)) if response is not None else None,
     )
-
-
-def _openai_response(obj: Any, provider: str, attrs: Attributes) -> None:
-    if provider != sc.PROVIDER_OPENAI:
-        return
-    tier = _text(_get(obj, "service_tier"))
-    if tier:
-        attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = tier
-    fingerprint = _text(_get(obj, "system_fingerprint"))
-    if fingerprint:
-        attrs[sc.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = fingerprint
 
 
 # Values that cannot carry a prompt link: only the registry's subclasses of str, list and
