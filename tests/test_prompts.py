@@ -516,3 +516,32 @@ def test_documented_tree_matches_disk(tmp_path: Path) -> None:
         "production": 2,
         "staging": 2,
     }
+
+
+def test_prompt_link_survives_pickling_into_a_process_that_never_loaded_the_registry(
+    tmp_path: Path,
+) -> None:
+    """Calls are not scanned for prompt links until the registry's module is loaded; a compiled
+    prompt unpickled in a fresh process (a worker pool) loads it, so its link is still found."""
+    import pickle
+
+    registry = PromptRegistry(tmp_path / "prompts")
+    registry.push("qa", messages=CHAT, labels=["production"])
+    messages = registry.get("qa").compile(context="c", question="q")
+    blob = tmp_path / "messages.pickle"
+    blob.write_bytes(pickle.dumps(messages))
+    code = (
+        "import pickle, sys, otelite\n"
+        "from otelite import _registries\n"
+        "from otelite._integrations.openai import _fields\n"
+        "otelite.instrument_openai()\n"
+        "before = _registries.prompt_links\n"
+        "plain = _fields._prompt_link({'messages': [{'role': 'user', 'content': 'hi'}]})\n"
+        "messages = pickle.loads(open(sys.argv[1], 'rb').read())\n"
+        "link = _fields._prompt_link({'messages': messages})\n"
+        "print(before, plain, _registries.prompt_links, link.name, link.version, link.label)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(blob)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["False", "None", "True", "qa", "1", "production"]

@@ -22,6 +22,12 @@ from otelite._exceptions import ConfigurationError
 
 UNKNOWN_PROVIDER = "openai_compatible"
 
+# Whether objects carrying a prompt link (otelite.prompts' compiled prompts) can exist in
+# this process: set when the prompt registry's module loads (compiling a prompt, or
+# unpickling one a parent process compiled, loads it). Until then, a call's arguments are
+# not scanned for a link.
+prompt_links = False
+
 # host suffix -> gen_ai.provider.name (well-known names from the conventions where they exist)
 _BUILTIN_HOSTS: dict[str, str] = {
     "api.openai.com": sc.PROVIDER_OPENAI,

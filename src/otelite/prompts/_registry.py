@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, List, Optional, TypeVar, Union
 
-from otelite import _env
+from otelite import _env, _registries
 from otelite._exceptions import (
     PromptError,
     PromptFileError,
@@ -64,6 +64,9 @@ class CompiledMessages(list):  # type: ignore[type-arg]
     """The compiled messages of a chat prompt: a ``list`` that remembers its prompt version."""
 
     otelite_prompt: PromptLink
+
+
+_registries.prompt_links = True  # the LLM-call adapters now look for links (see there)
 
 
 def _tag(obj: Any, link: PromptLink) -> Any:

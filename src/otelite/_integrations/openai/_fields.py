@@ -263,6 +263,8 @@ def _link_of(value: Any) -> Any:
 
 def _prompt_link(kwargs: Mapping[str, Any]) -> Any:
     """The prompt version the call's input was compiled from (see otelite.prompts), if any."""
+    if not _registries.prompt_links:  # no compiled prompt can exist: nothing to look through
+        return None
     for key in ("messages", "prompt", "input", "instructions"):
         value = kwargs.get(key)
         if value is None:
