@@ -26,23 +26,23 @@ from otelite._integrations.openai._fields import (
 )
 from otelite._llm import Attributes, Outcome, Request
 
-# The fields a response (or chunk), a choice and a delta are read from. openai's models
-# keep them (None when absent) in their __dict__: read there in one dict lookup each, not
-# an attribute lookup per field; any other shape is read field by field.
+# The fields a response (or a chunk) is read from. openai's models keep every field they
+# declare (None when absent) in their __dict__: read there, one dict lookup each, rather
+# than an attribute lookup per field. Any other shape is read field by field.
 _RESPONSE_KEYS = frozenset(
     {"id", "model", "service_tier", "system_fingerprint", "choices", "usage"}
 )
-_CHOICE_KEYS = frozenset({"index", "finish_reason", "delta"})
-_MESSAGE_CHOICE_KEYS = frozenset({"finish_reason", "message"})
-_DELTA_KEYS = frozenset({"content", "refusal", "tool_calls", "function_call"})
 
 
-def _fields_of(obj: Any, keys: frozenset[str]) -> Optional[dict[str, Any]]:
-    """``obj``'s fields as a dict, when it is an openai model (or dict) holding all ``keys``."""
-    fields = obj if type(obj) is dict else getattr(obj, "__dict__", None)
-    if type(fields) is dict and keys <= fields.keys():
-        return fields
-    return None
+def _fields_of(response: Any) -> dict[str, Any]:
+    """The response's fields (``_RESPONSE_KEYS``) as a dict."""
+    try:
+        fields = response if type(response) is dict else response.__dict__
+        if type(fields) is dict and fields.keys() >= _RESPONSE_KEYS:
+            return fields
+    except AttributeError:
+        pass
+    return {key: _get(response, key) for key in _RESPONSE_KEYS}
 
 
 def _chat_request(instance: Any, kwargs: Mapping[str, Any], operation: str = sc.OP_CHAT) -> Request:
@@ -80,21 +80,18 @@ def _choice_text(choice: Any) -> str:
 
 def _chat_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) -> Outcome:
     attrs: Attributes = {}
-    fields = _fields_of(response, _RESPONSE_KEYS)
-    if fields is None:  # any other shape: field by field
-        fields = {key: _get(response, key) for key in _RESPONSE_KEYS}
+    fields = _fields_of(response)
     model = _identity(attrs, fields["id"], fields["model"])
     choices = fields["choices"] or []
     reasons = []
     refused = False
     for choice in choices:
-        known = _fields_of(choice, _MESSAGE_CHOICE_KEYS)
-        if known is None:
-            reasons.append(_finish_reason(_get(choice, "finish_reason")))
-            refused = refused or bool(_get(_get(choice, "message"), "refusal"))
-            continue
-        reasons.append(_finish_reason(known["finish_reason"]))
-        message = known["message"]
+        try:
+            known = choice if type(choice) is dict else choice.__dict__
+            reason, message = known["finish_reason"], known["message"]
+        except (AttributeError, KeyError, TypeError):  # another shape: field by field
+            reason, message = _get(choice, "finish_reason"), _get(choice, "message")
+        reasons.append(_finish_reason(reason))
         if message is not None and not refused:
             refused = bool(_get(message, "refusal"))
     attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
@@ -196,45 +193,53 @@ class ChatAccumulator:
         self._openai = request.provider == sc.PROVIDER_OPENAI
 
     def add(self, chunk: Any) -> bool:
-        # Runs for every chunk the caller reads: read only what the span needs.
-        fields = _fields_of(chunk, _RESPONSE_KEYS)
-        if fields is None:  # a shape of its own (a server's extra fields, an old client)
+        # Runs for every chunk the caller reads: read only what the span needs, from the
+        # model's __dict__ (as _fields_of); a field missing there (another shape) sends the
+        # chunk, or the choice, to the field-by-field reading before anything is recorded.
+        try:
+            fields = chunk if type(chunk) is dict else chunk.__dict__
+            response_id = fields["id"]
+            model = fields["model"]
+            tier = fields["service_tier"]
+            fingerprint = fields["system_fingerprint"]
+            choices = fields["choices"] or ()
+            usage = fields["usage"]
+        except (AttributeError, KeyError, TypeError):
             return self._add_any(chunk)
         if self._id is None:
-            self._id = _text(fields["id"])
+            self._id = _text(response_id)
         # Azure's first chunk has model "": keep the last real name.
-        model = fields["model"]
         if model and isinstance(model, str):
             self._model = model
-        tier = fields["service_tier"]
         if tier and isinstance(tier, str):
             self._tier = tier
-        fingerprint = fields["system_fingerprint"]
         if fingerprint and isinstance(fingerprint, str) and self._openai:
             self._fingerprint = fingerprint
-        choices = fields["choices"] or ()
         for choice in choices:
-            known = _fields_of(choice, _CHOICE_KEYS)
-            delta = known["delta"] if known is not None else None
-            delta_fields = _fields_of(delta, _DELTA_KEYS) if delta is not None else None
-            if delta_fields is None or delta_fields["tool_calls"] or delta_fields["function_call"]:
+            try:
+                known = choice if type(choice) is dict else choice.__dict__
+                delta = known["delta"]
+                delta_fields = delta if type(delta) is dict else delta.__dict__
+                content = delta_fields["content"]
+                refusal = delta_fields["refusal"]
+                simple = not (delta_fields["tool_calls"] or delta_fields["function_call"])
+                index = known["index"] or 0
+                reason = known["finish_reason"]
+            except (AttributeError, KeyError, TypeError):
+                simple = False
+            if not simple:
                 self._add_choice(choice)  # tool calls, legacy completions, other shapes
                 continue
-            index = known["index"] or 0  # type: ignore[index]
             state = self._choices.get(index)
             if state is None:
                 state = self._choices[index] = _Choice()
-            reason = known["finish_reason"]  # type: ignore[index]
             if reason:
                 state.finish_reason = reason
             # Text is kept even without capture: it is what usage is estimated from.
-            content = delta_fields["content"]
             if content:
                 state.text.append(content)
-            refusal = delta_fields["refusal"]
             if refusal:
                 state.refusal.append(refusal)
-        usage = fields["usage"]
         if usage is not None:
             self._usage = usage  # providers that repeat cumulative usage: the last one wins
             # The usage-only chunk otelite asked for is not shown to the caller.
