@@ -28,25 +28,21 @@ else:
 class StreamRecorder:
     """Timing and accumulation of one stream; finishes its invocation exactly once."""
 
-    __slots__ = ("_accumulator", "_gaps", "_last", "first_chunk", "invocation")
+    __slots__ = ("_accumulator", "_add", "_arrivals", "invocation")
 
     def __init__(self, invocation: Invocation, accumulator: Accumulator) -> None:
         self.invocation = invocation
         self._accumulator = accumulator
-        self.first_chunk: Optional[float] = None
-        self._last = 0.0
-        self._gaps: list[float] = []
+        self._add = accumulator.add
+        # When each chunk arrived: the first chunk's time and the gaps are worked out once,
+        # at the end, not per chunk.
+        self._arrivals: list[float] = []
 
     def chunk(self, chunk: Any) -> bool:
         """Account for one chunk; ``True`` means the caller must not see it (see Accumulator.add)."""
-        now = time.perf_counter()
-        if self.first_chunk is None:
-            self.first_chunk = now
-        else:
-            self._gaps.append(now - self._last)
-        self._last = now
+        self._arrivals.append(time.perf_counter())
         try:
-            return self._accumulator.add(chunk)
+            return self._add(chunk)
         except Exception as exc:
             _guard.report("reading a stream chunk", exc)
             return False
@@ -63,8 +59,11 @@ class StreamRecorder:
         except Exception as exc:
             _guard.report("summarising a stream", exc)
             outcome = Outcome({})
+        arrivals = self._arrivals
+        first = arrivals[0] if arrivals else None
+        gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:])]
         try:
-            self.invocation.end(outcome, self.first_chunk, self._gaps, error, ended)
+            self.invocation.end(outcome, first, gaps, error, ended)
         except Exception as exc:
             _guard.report("ending a stream span", exc)
 
