@@ -25,6 +25,8 @@ def field(obj: Any, name: str) -> Any:
 
 def count(value: Any) -> Optional[int]:
     """A token count: a non-negative int, else ``None`` (unreadable counts are never used)."""
+    if type(value) is int:  # the common case, first: a plain int (bool is not one)
+        return value if value >= 0 else None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         return None
     return value
@@ -45,6 +47,13 @@ class Usage:
     __slots__ = ("audio_in", "audio_out", "cached", "input", "output", "reasoning", "unreadable")
 
     def __init__(self, usage: Any, input_key: str, output_key: str) -> None:
+        plain = isinstance(usage, dict)
+        if not plain:
+            # openai's models keep their declared fields in __dict__: read there when it holds
+            # the counts (one lookup each), else attribute by attribute.
+            fields = getattr(usage, "__dict__", None)
+            if type(fields) is dict and input_key in fields and output_key in fields:
+                usage = fields
         raw_in, raw_out = field(usage, input_key), field(usage, output_key)
         self.input = count(raw_in)
         self.output = count(raw_out)
@@ -63,7 +72,7 @@ class Usage:
         )
         details_in = field(usage, own_in)
         details_out = field(usage, own_out)
-        if isinstance(usage, dict):
+        if plain:
             details_in = details_in or usage.get(other_in)
             details_out = details_out or usage.get(other_out)
         self.cached = count(field(details_in, "cached_tokens"))
