@@ -115,6 +115,23 @@ def test_diff(registry: PromptRegistry) -> None:
     )
 
 
+def test_diff_of_prompts_without_a_final_newline(registry: PromptRegistry) -> None:
+    """A last line without a newline is marked as diff and git mark it, never joined to the
+    next line of the diff."""
+    registry.push("p", "line one\nline two")
+    registry.push("p", "line one\nline 2")
+    assert registry.diff("p", 1, 2) == (
+        "--- p@1\n+++ p@2\n@@ -1,2 +1,2 @@\n line one\n"
+        "-line two\n\\ No newline at end of file\n"
+        "+line 2\n\\ No newline at end of file\n"
+    )
+    registry.push("p", "line one\nline 2\n")  # only the final newline added
+    assert registry.diff("p", 2, 3) == (
+        "--- p@2\n+++ p@3\n@@ -1,2 +1,2 @@\n line one\n"
+        "-line 2\n\\ No newline at end of file\n+line 2\n"
+    )
+
+
 def test_strict_compile(registry: PromptRegistry) -> None:
     """A missing or unexpected variable is an error naming it, the prompt and the version."""
     version = registry.push("qa", messages=CHAT)

@@ -488,13 +488,17 @@ class PromptRegistry:
     def diff(self, name: str, a: int, b: int) -> str:
         """A unified diff between two versions (content and config)."""
         first, second = self.get(name, version=a), self.get(name, version=b)
+        lines = difflib.unified_diff(
+            _describe(first).splitlines(keepends=True),
+            _describe(second).splitlines(keepends=True),
+            fromfile=f"{name}@{a}",
+            tofile=f"{name}@{b}",
+        )
+        # A last line without a newline gets one, and the marker diff and git print, so
+        # that it is not joined to the next line of the diff.
         return "".join(
-            difflib.unified_diff(
-                _describe(first).splitlines(keepends=True),
-                _describe(second).splitlines(keepends=True),
-                fromfile=f"{name}@{a}",
-                tofile=f"{name}@{b}",
-            )
+            line if line.endswith("\n") else f"{line}\n\\ No newline at end of file\n"
+            for line in lines
         )
 
     # --- writing --------------------------------------------------------------------
