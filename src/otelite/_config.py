@@ -112,6 +112,8 @@ def is_configured() -> bool:
 
 
 def _processors(settings: Settings, export_traces: bool = True) -> list[SpanProcessor]:
+    import sqlite3  # here, like the store: `import otelite` loads neither
+
     from otelite import _export
 
     processors: list[SpanProcessor] = [_export.ContextAttributesProcessor()]
@@ -121,8 +123,6 @@ def _processors(settings: Settings, export_traces: bool = True) -> list[SpanProc
         )
         processors.append(_export.batch(exporter, outbox=_outbox_for(settings)))
     if settings.store_path is not None:
-        import sqlite3  # here: `import otelite` does not load the store
-
         try:
             store = _export.LocalStoreExporter(settings.store_path, settings.retention_s)
         except (StoreError, OSError, sqlite3.Error) as exc:
@@ -539,8 +539,7 @@ def _at_exit() -> None:
         _export.shutdown_all(processors, deadline)
 
 
-# Unconfigured processes read the same variables configure() does; signal and worker-exit
-# handlers flush through this module.
+# Unconfigured processes read configure()'s variables; exit handlers flush through here.
 _state_module.set_defaults(_settings.policies_from_env)
 _providers.configured_provider = lambda: _state.provider
 _exits.set_hooks(

@@ -15,8 +15,7 @@ import enum
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from otelite import _guard
 
@@ -226,8 +225,7 @@ def truncate(text: str, max_length: int) -> str:
     return text[:max_length] + TRUNCATION_MARKER.format(len(text) - max_length)
 
 
-@dataclass(frozen=True)
-class ContentPolicy:
+class ContentPolicy(NamedTuple):
     """Whether content is captured, and how it is cleaned before it reaches a span."""
 
     capture: bool = False

@@ -16,9 +16,8 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Union
 from urllib.parse import unquote, urlsplit
 
 from otelite import _env
@@ -42,8 +41,7 @@ _FALSE = frozenset({"0", "false", "no", "off"})
 StorePath = Union[str, "os.PathLike[str]"]
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """The resolved configuration (arguments first, then environment, then defaults)."""
 
     service_name: Optional[str] = None
@@ -55,7 +53,7 @@ class Settings:
     store_location_from: Optional[str] = None  # "local_store"/"OTELITE_HOME" when given explicitly
     sample_ratio: Optional[float] = None
     resource_attributes: tuple[tuple[str, Any], ...] = ()
-    content: ContentPolicy = field(default_factory=ContentPolicy)
+    content: ContentPolicy = ContentPolicy()
     prices: Optional[UserPrices] = None
     stream_usage: bool = True
     retention_s: Optional[float] = None
@@ -313,8 +311,7 @@ def parse_exit_timeout(argument: str, value: Union[str, float]) -> float:
 # --- the table -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     """One setting: its ``configure()`` argument, variable, default and parser."""
 
     argument: str

@@ -15,8 +15,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import Meter, MeterProvider
@@ -32,8 +31,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("otelite")
 
 
-@dataclass(frozen=True)
-class Active:
+class Active(NamedTuple):
     """What instrumentation reads on every call: swapped whole, never mutated."""
 
     tracer: Tracer
@@ -45,11 +43,10 @@ class Active:
     dimensions: Any = None  # an otelite._dimensions.Limiter when metric_dimensions are on
 
 
-@dataclass(frozen=True)
-class Policies:
+class Policies(NamedTuple):
     """The parts of :class:`Active` that come from settings rather than providers."""
 
-    content: ContentPolicy = field(default_factory=ContentPolicy)
+    content: ContentPolicy = ContentPolicy()
     prices: Optional[UserPrices] = None
     stream_usage: bool = True
     checks: tuple[Any, ...] = ()
