@@ -15,6 +15,12 @@ from otelite._llm import _changes
 # Bugs in otelite must fail the tests instead of being contained and logged.
 _guard.set_raise_internal_errors(True)
 
+# The test process serves OTLP/gRPC (the fake collectors) while it starts subprocesses.
+# With gRPC's fork handlers on, grpcio 1.80 and later can abort the forked child before
+# it execs ("epoll_wait error: Bad file descriptor"; grpc/grpc#43055). These tests fork
+# only to exec, or without gRPC, so the handlers are turned off before grpc is imported.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 # Every variable otelite declares (otelite._env), so a new one is cleared without listing it
 # here, plus those the OpenTelemetry SDK reads that otelite does not. OTELITE_RAISE_INTERNAL_ERRORS
 # is left alone: it is how internal errors keep raising in the subprocesses tests start.
