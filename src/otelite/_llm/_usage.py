@@ -48,13 +48,15 @@ class Usage:
 
     def __init__(self, usage: Any, input_key: str, output_key: str) -> None:
         plain = isinstance(usage, dict)
+        counts = usage
         if not plain:
-            # openai's models keep their declared fields in __dict__: read there when it holds
-            # the counts (one lookup each), else attribute by attribute.
+            # openai's models keep their declared fields in __dict__: the counts are read
+            # there when it holds them (one lookup each). The details are read from the
+            # object: an older client declares no details field and keeps them as extras.
             fields = getattr(usage, "__dict__", None)
             if type(fields) is dict and input_key in fields and output_key in fields:
-                usage = fields
-        raw_in, raw_out = field(usage, input_key), field(usage, output_key)
+                counts = fields
+        raw_in, raw_out = field(counts, input_key), field(counts, output_key)
         self.input = count(raw_in)
         self.output = count(raw_out)
         # A server that sends negative or non-numeric counts: recorded as unreadable, never priced.
