@@ -362,3 +362,31 @@ def test_chat_responses_read_alike_from_openai_models_and_from_plain_fields() ->
             3,
         )
         assert outcome.text() == "ParisNo"
+
+
+def test_usage_details_an_older_client_keeps_as_extras_are_read() -> None:
+    """Counts are read from the model's __dict__; details an older client does not declare
+    (pydantic keeps them as extras, outside __dict__) are still read from the object."""
+    import pydantic
+
+    from otelite._llm import Usage
+
+    class OldUsage(pydantic.BaseModel):  # openai 1.66's CompletionUsage: no details fields
+        model_config = pydantic.ConfigDict(extra="allow")
+        prompt_tokens: int
+        completion_tokens: int
+
+    old = OldUsage.model_validate(
+        {
+            "prompt_tokens": 11,
+            "completion_tokens": 4,
+            "prompt_tokens_details": {"cached_tokens": 3, "audio_tokens": 2},
+            "completion_tokens_details": {"reasoning_tokens": 1, "audio_tokens": 0},
+        }
+    )
+    assert "prompt_tokens_details" not in old.__dict__  # an extra, as in the old client
+    usage = Usage(old, "prompt_tokens", "completion_tokens")
+    got = (usage.input, usage.output, usage.cached, usage.audio_in, usage.reasoning)
+    assert got == (11, 4, 3, 2, 1)
+    assert usage.audio_out == 0
+    assert not usage.unreadable
