@@ -29,7 +29,8 @@ import openai  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 import otelite  # noqa: E402
 from cassettes import all_cassettes, call_kwargs, load, make_client, method_for  # noqa: E402
@@ -129,6 +130,14 @@ def visit(browser: Any, url: str, shot: str) -> None:
     assert errors == [], errors
 
 
+def _submit(browser: Any, button: Any) -> None:
+    """Click a form's button and wait for the page it loads: the old page must be gone
+    before anything is read (a click returns before the navigation completes)."""
+    page = browser.find_element(By.TAG_NAME, "html")
+    button.click()
+    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(page))
+
+
 def test_every_page_loads_without_console_errors(site: tuple[str, Path], browser: Any) -> None:
     """Traces, a trace, stats, prompts, a prompt, evaluations, a run and a comparison all load cleanly."""
     base, home = site
@@ -178,7 +187,7 @@ def test_a_filter_narrows_the_trace_list(site: tuple[str, Path], browser: Any) -
         expected = store.traces(limit=500, model="gpt-4o-mini")
     assert 0 < len(expected) < before
     browser.find_element(By.NAME, "model").send_keys("gpt-4o-mini")
-    browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    _submit(browser, browser.find_element(By.CSS_SELECTOR, "form.filters button"))
     links = browser.find_elements(By.CSS_SELECTOR, "a.trace-link")
     assert "model=gpt-4o-mini" in browser.current_url
     assert len(links) == min(len(expected), 50)
@@ -194,7 +203,7 @@ def test_the_prompt_diff_shows_the_changed_line(site: tuple[str, Path], browser:
     assert browser.find_elements(By.CSS_SELECTOR, "pre.diff .add") == []
     Select(browser.find_element(By.NAME, "a")).select_by_visible_text("v1")
     Select(browser.find_element(By.NAME, "b")).select_by_visible_text("v2")
-    browser.find_elements(By.CSS_SELECTOR, "form.filters button")[1].click()
+    _submit(browser, browser.find_elements(By.CSS_SELECTOR, "form.filters button")[1])
     assert [e.text for e in browser.find_elements(By.CSS_SELECTOR, "pre.diff .del")] == [
         "-You are a support agent."
     ]
