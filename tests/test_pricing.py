@@ -224,3 +224,38 @@ def test_lookup_is_cached() -> None:
     first = book.lookup("openai", "gpt-4o-2024-08-06")
     assert book.lookup("openai", "gpt-4o-2024-08-06") is first
     assert ("openai", "gpt-4o-2024-08-06") in book._cache
+
+
+def test_resolved_prices_are_reused_only_when_nothing_else_could_change_them() -> None:
+    """A call's resolved price is reused for the same provider, models, tier and user prices,
+    and never across dates when the tier's price depends on the date."""
+    usage = TokenUsage(1_000_000, 1_000_000)
+    models = ("gpt-4o-mini-2024-07-18", "gpt-4o-mini")
+    # gpt-4o-mini's "priority" price starts on 2026-10-12; "default" has no price of its own.
+    before = 1_760_000_000 * 10**9  # 2025-10-09
+    after = 1_800_000_000 * 10**9  # 2027-01-15
+    book = _pricing.catalog()
+    for _ in range(2):  # the second round is served from what the first resolved
+        standard = price_call("openai", models, usage, "default", None, at=before)
+        assert standard is not None
+        assert standard.usd == pytest.approx(0.15 + 0.6)
+        assert price_call("openai", models, usage, "default", None, at=after) == standard
+        early = price_call("openai", models, usage, "priority", None, at=before)
+        late = price_call("openai", models, usage, "priority", None, at=after)
+        assert early is not None
+        assert late is not None
+        assert (early.usd, late.usd) == (pytest.approx(0.75), pytest.approx(1.25))
+    assert ("openai", models, "default", id(None)) in book.resolved
+    assert not any(key[2] == "priority" for key in book.resolved)
+
+    # Other user prices give their own answer, even for the same models and tier.
+    cheap = parse_user_prices({"gpt-4o-mini*": {"input": 0.1, "output": 0.2}}, "prices")
+    dear = parse_user_prices({"gpt-4o-mini*": {"input": 1.0, "output": 2.0}}, "prices")
+    for _ in range(2):
+        got = [price_call("openai", models, usage, "default", p) for p in (cheap, dear, None)]
+        assert [c.usd if c else None for c in got] == [
+            pytest.approx(0.3),
+            pytest.approx(3.0),
+            pytest.approx(0.75),
+        ]
+        assert [c.source if c else None for c in got] == ["user", "user", "genai-prices"]

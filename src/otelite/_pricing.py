@@ -19,6 +19,7 @@ and user price overrides are one pricing decision; the price data itself is in
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import logging
 import math
@@ -267,6 +268,11 @@ class CatalogModel:
             ),
         )
 
+    @functools.cached_property
+    def tiers(self) -> frozenset[str]:
+        """The service tiers with prices of their own."""
+        return frozenset(tier for tier, _, _ in self.variants)
+
     @property
     def time_dependent(self) -> bool:
         """Whether the price depends on when the call is made."""
@@ -278,8 +284,8 @@ class CatalogModel:
         The last conditional price whose constraint is active wins (none: the default);
         then each price a matching, active tier variant sets replaces it (first variant wins).
         """
-        if not self.conditional and not (tier and self.variants):
-            return self.default
+        if not self.conditional and not (tier and self.variants and tier in self.tiers):
+            return self.default  # the common case: no date or time-of-day in play
         when = utc_datetime(at)
         standard = self.default
         for constraint, price in reversed(self.conditional):
@@ -307,6 +313,9 @@ class Catalog:
         self.date: str = data["date"]
         self._providers: Mapping[str, Any] = data["providers"]
         self._cache: dict[tuple[str, str], Optional[CatalogModel]] = {}
+        # (provider, models, service tier, id of the user prices) -> the price of a call that
+        # does not depend on when it is made, with the user prices it was resolved against.
+        self.resolved: dict[tuple[Any, ...], tuple[Any, Price, str, str, str, bool]] = {}
         self._matches: dict[str, tuple[tuple[str, CatalogModel], ...]] = {}
 
     def _find(
@@ -340,6 +349,13 @@ class Catalog:
                 self._matches.clear()
             self._matches[model] = found
         return found
+
+    def remember(
+        self, key: tuple[Any, ...], resolved: tuple[Any, Price, str, str, str, bool]
+    ) -> None:
+        if len(self.resolved) > 4096:
+            self.resolved.clear()
+        self.resolved[key] = resolved
 
     def lookup(self, provider: str, model: str) -> Optional[CatalogModel]:
         """The catalog prices of ``model`` at ``provider`` (cached), or ``None``."""
@@ -522,23 +538,27 @@ def price_call(
     span's ``start_time``; default now): catalog prices that depend on the time of day
     or on the date are taken at that moment.
     """
+    book = _catalog or catalog()
+    key = (provider, models, service_tier, id(user))
+    hit = book.resolved.get(key)
+    if hit is not None and hit[0] is user:  # the same user prices, not a reused id
+        _, price, source, version, date, override = hit
+        return Cost(cost_usd(price, usage), source, version, date, override)
     names = [m for m in models if m]
     for name in names:
         if user is not None:
             price = user.lookup(provider, name)
             if price is not None:
+                book.remember(key, (user, price, USER_SOURCE, "", "", True))
                 return Cost(cost_usd(price, usage), USER_SOURCE, "", "", True)
-    book = catalog()
     for name in names:
         model = book.lookup(provider, name)
         if model is not None:
-            return Cost(
-                cost_usd(model.price(at, service_tier), usage),
-                book.source,
-                book.version,
-                book.date,
-                False,
-            )
+            price = model.price(at, service_tier)
+            if not model.conditional and not (service_tier and service_tier in model.tiers):
+                # The same price at any time: resolved once for this provider, models and tier.
+                book.remember(key, (user, price, book.source, book.version, book.date, False))
+            return Cost(cost_usd(price, usage), book.source, book.version, book.date, False)
     if provider in INFERRED_PROVIDERS:
         for name in names:
             inferred = _infer(book, name, usage, service_tier, at)
