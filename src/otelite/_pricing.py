@@ -547,10 +547,10 @@ def price_call(
     names = [m for m in models if m]
     for name in names:
         if user is not None:
-            price = user.lookup(provider, name)
-            if price is not None:
-                book.remember(key, (user, price, USER_SOURCE, "", "", True))
-                return Cost(cost_usd(price, usage), USER_SOURCE, "", "", True)
+            own = user.lookup(provider, name)
+            if own is not None:
+                book.remember(key, (user, own, USER_SOURCE, "", "", True))
+                return Cost(cost_usd(own, usage), USER_SOURCE, "", "", True)
     for name in names:
         model = book.lookup(provider, name)
         if model is not None:
