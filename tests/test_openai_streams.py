@@ -10,6 +10,7 @@ from typing import Any, Callable
 import openai
 import pytest
 
+import fakeopenai
 import otelite
 from cassettes import http
 from fakeopenai import (
@@ -366,3 +367,57 @@ def test_responses_stream_helper() -> None:
     assert final.output_text == "Paris."
     span = only_span(cap)
     assert span.attributes["gen_ai.usage.input_tokens"] == 20
+
+
+@pytest.mark.parametrize("stop_after", [None, 100])
+def test_long_stream_read_in_batches(stop_after: Any) -> None:
+    """Chunks are read in batches after the caller got them: a stream longer than a batch
+    gives the same span as it would chunk by chunk, whether it is read to the end or left
+    part-way (the chunks waiting in an unfinished batch are read when the span ends)."""
+    from otelite._llm import _streams
+
+    pieces = [f"w{i} " for i in range(3 * _streams.BATCH + 5)]
+    frames = chat_chunks(pieces)
+    frames[0]["model"] = ""  # Azure's first chunk names no model
+    frames[70]["system_fingerprint"] = "fp_early"
+    frames[-2]["system_fingerprint"] = "fp_late"
+    handler = Recorder(lambda request: stream_response(Frames(sse(frames))))
+    with capture_spans(capture_content=True) as cap:
+        stream = fakeopenai.client(handler).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True
+        )
+        seen = []
+        for chunk in stream:
+            seen.append(chunk)
+            if stop_after is not None and len(seen) == stop_after:
+                stream.close()
+                break
+        span = only_span(cap)
+    attrs = dict(span.attributes)
+    output = json.loads(attrs.pop("gen_ai.output.messages"))
+    attrs.pop("gen_ai.input.messages")
+    if stop_after is None:
+        # every chunk but the usage-only one otelite asked for reached the caller
+        assert len(seen) == len(pieces) + 1
+        assert output == [
+            {
+                "role": "assistant",
+                "parts": [{"type": "text", "content": "".join(pieces)}],
+                "finish_reason": "stop",
+            }
+        ]
+        assert attrs["gen_ai.response.finish_reasons"] == ("stop",)
+        assert attrs["openai.response.system_fingerprint"] == "fp_late"
+        assert attrs["gen_ai.usage.input_tokens"] == 9
+        assert attrs["gen_ai.usage.output_tokens"] == len(pieces)
+        assert "otelite.usage.estimated" not in attrs
+    else:
+        assert output == [
+            {"role": "assistant", "parts": [{"type": "text", "content": "".join(pieces[:100])}]}
+        ]
+        assert "gen_ai.response.finish_reasons" not in attrs
+        assert attrs["openai.response.system_fingerprint"] == "fp_early"
+        assert attrs["otelite.usage.estimated"] is True
+    assert attrs["gen_ai.response.id"] == "chatcmpl-s"
+    assert attrs["gen_ai.response.model"] == "gpt-4o-mini-2024-07-18"
+    assert span.status.status_code.name == "UNSET"

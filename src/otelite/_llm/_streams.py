@@ -25,27 +25,54 @@ else:
     _Proxy = wrapt.ObjectProxy
 
 
-class StreamRecorder:
-    """Timing and accumulation of one stream; finishes its invocation exactly once."""
+_now = time.perf_counter
 
-    __slots__ = ("_accumulator", "_add", "_arrivals", "invocation")
+# Chunks read in one batch: a stream's chunks are read in a loop every BATCH chunks (and
+# when it ends), not one call per chunk; at most this many wait.
+BATCH = 64
+
+
+class StreamRecorder:
+    """Timing and accumulation of one stream; finishes its invocation exactly once.
+
+    An accumulator with ``add_many`` (and ``hidden``) reads the chunks in batches,
+    after the caller got them; any other is given each chunk as it arrives.
+    """
+
+    __slots__ = ("_accumulator", "_arrivals", "_batched", "_hidden", "_pending", "invocation")
 
     def __init__(self, invocation: Invocation, accumulator: Accumulator) -> None:
         self.invocation = invocation
         self._accumulator = accumulator
-        self._add = accumulator.add
+        self._batched = hasattr(accumulator, "add_many")
+        # Asked only when the accumulator may hide chunks (a usage chunk otelite asked for).
+        self._hidden = (
+            getattr(accumulator, "hidden", None) if getattr(accumulator, "hides", True) else None
+        )
+        self._pending: list[Any] = []
         # When each chunk arrived: the first chunk's time and the gaps are worked out once,
         # at the end, not per chunk.
         self._arrivals: list[float] = []
 
     def chunk(self, chunk: Any) -> bool:
         """Account for one chunk; ``True`` means the caller must not see it (see Accumulator.add)."""
-        self._arrivals.append(time.perf_counter())
+        self._arrivals.append(_now())
         try:
-            return self._add(chunk)
+            if not self._batched:
+                return self._accumulator.add(chunk)
+            pending = self._pending
+            pending.append(chunk)
+            if len(pending) >= BATCH:
+                self._read_pending()
+            hidden = self._hidden
+            return hidden is not None and hidden(chunk)
         except Exception as exc:
             _guard.report("reading a stream chunk", exc)
             return False
+
+    def _read_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        self._accumulator.add_many(pending)  # type: ignore[attr-defined]
 
     def finish(self, error: Optional[BaseException] = None) -> None:
         """End the span with what was seen so far (the stream ended, was closed, or failed).
@@ -54,6 +81,11 @@ class StreamRecorder:
         only ``error`` (the stream raised) makes it one.
         """
         ended = stop_clock()
+        try:
+            if self._pending:
+                self._read_pending()
+        except Exception as exc:
+            _guard.report("reading a stream chunk", exc)
         try:
             outcome = self._accumulator.outcome(error is not None)
         except Exception as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 from otelite import _semconv as sc
@@ -160,6 +160,10 @@ class _Choice:
         self.finish_reason: Optional[str] = None
 
 
+# A chunk's identity fields and where the accumulator keeps the last real value of each.
+_SLOTS = {"model": "_model", "service_tier": "_tier", "system_fingerprint": "_fingerprint"}
+
+
 class ChatAccumulator:
     """Rebuilds a chat (or legacy completion) response from its chunks."""
 
@@ -175,6 +179,7 @@ class ChatAccumulator:
         "_request",
         "_tier",
         "_usage",
+        "hides",
     )
 
     def __init__(
@@ -184,6 +189,7 @@ class ChatAccumulator:
         self._kwargs = kwargs
         self._capture = capture
         self._hide_usage = hide_usage
+        self.hides = hide_usage  # whether any chunk may be hidden from the caller
         self._id: Optional[str] = None
         self._model: Optional[str] = None
         self._usage: Any = None
@@ -193,60 +199,89 @@ class ChatAccumulator:
         self._openai = request.provider == sc.PROVIDER_OPENAI
 
     def add(self, chunk: Any) -> bool:
-        # Runs for every chunk the caller reads: read only what the span needs, from the
-        # model's __dict__ (as _fields_of); a field missing there (another shape) sends the
-        # chunk, or the choice, to the field-by-field reading before anything is recorded.
-        try:
-            fields = chunk if type(chunk) is dict else chunk.__dict__
-            response_id = fields["id"]
-            model = fields["model"]
-            tier = fields["service_tier"]
-            fingerprint = fields["system_fingerprint"]
-            choices = fields["choices"] or ()
-            usage = fields["usage"]
-        except (AttributeError, KeyError, TypeError):
-            return self._add_any(chunk)
-        if self._id is None:
-            self._id = _text(response_id)
-        # Azure's first chunk has model "": keep the last real name.
-        if model and isinstance(model, str):
-            self._model = model
-        if tier and isinstance(tier, str):
-            self._tier = tier
-        if fingerprint and isinstance(fingerprint, str) and self._openai:
-            self._fingerprint = fingerprint
-        for choice in choices:
-            try:
-                known = choice if type(choice) is dict else choice.__dict__
-                delta = known["delta"]
-                delta_fields = delta if type(delta) is dict else delta.__dict__
-                content = delta_fields["content"]
-                refusal = delta_fields["refusal"]
-                simple = not (delta_fields["tool_calls"] or delta_fields["function_call"])
-                index = known["index"] or 0
-                reason = known["finish_reason"]
-            except (AttributeError, KeyError, TypeError):
-                simple = False
-            if not simple:
-                self._add_choice(choice)  # tool calls, legacy completions, other shapes
-                continue
-            state = self._choices.get(index)
-            if state is None:
-                state = self._choices[index] = _Choice()
-            if reason:
-                state.finish_reason = reason
-            # Text is kept even without capture: it is what usage is estimated from.
-            if content:
-                state.text.append(content)
-            if refusal:
-                state.refusal.append(refusal)
-        if usage is not None:
-            self._usage = usage  # providers that repeat cumulative usage: the last one wins
-            # The usage-only chunk otelite asked for is not shown to the caller.
-            return self._hide_usage and not choices
-        return False
+        """Account for one chunk; ``True``: the caller must not see it (see ``hidden``)."""
+        self.add_many((chunk,))
+        return self.hidden(chunk)
 
-    def _add_any(self, chunk: Any) -> bool:
+    def hidden(self, chunk: Any) -> bool:
+        """Whether ``chunk`` is the usage-only chunk otelite asked for (the caller never sees it)."""
+        return self._hide_usage and _get(chunk, "usage") is not None and not _get(chunk, "choices")
+
+    def add_many(self, chunks: Sequence[Any]) -> None:
+        """Account for chunks the caller has read, in order (the stream recorder batches them)."""
+        # Read only what the span needs, from each model's __dict__ (as _fields_of), in one
+        # loop; a field missing there (another shape) sends the chunk, or the choice, to the
+        # field-by-field reading before anything of it is recorded.
+        states = self._choices
+        first = None  # the first chunk read here, and the last with each identity field set
+        last: dict[str, dict[str, Any]] = {}
+        for chunk in chunks:
+            try:
+                fields = chunk.__dict__
+                choices = fields["choices"]
+                usage = fields["usage"]
+                if fields["model"]:
+                    last["model"] = fields
+                if fields["service_tier"]:
+                    last["service_tier"] = fields
+                if fields["system_fingerprint"]:
+                    last["system_fingerprint"] = fields
+                fields[
+                    "id"
+                ]  # read in _identify, after the loop: a chunk without it is another shape
+            except (AttributeError, KeyError, TypeError):
+                self._add_any(chunk)  # dicts, objects without the usual fields
+                continue
+            if first is None:
+                first = chunk
+            for choice in choices or ():
+                try:
+                    known = choice.__dict__
+                    delta = known["delta"].__dict__
+                    content = delta["content"]
+                    refusal = delta["refusal"]
+                    simple = not (delta["tool_calls"] or delta["function_call"])
+                    index = known["index"] or 0
+                    reason = known["finish_reason"]
+                except (AttributeError, KeyError, TypeError):
+                    simple = False
+                if not simple:
+                    self._add_choice(choice)  # tool calls, legacy completions, other shapes
+                    continue
+                state = states.get(index)
+                if state is None:
+                    state = states[index] = _Choice()
+                if reason:
+                    state.finish_reason = reason
+                # Text is kept even without capture: it is what usage is estimated from.
+                if content:
+                    state.text.append(content)
+                if refusal:
+                    state.refusal.append(refusal)
+            if usage is not None:
+                self._usage = usage  # providers that repeat cumulative usage: the last one wins
+        if first is not None:
+            self._identify(chunks, last)
+
+    def _identify(self, chunks: Sequence[Any], last: dict[str, dict[str, Any]]) -> None:
+        # The first id; the last real model (Azure's first chunk has model ""), tier and
+        # fingerprint: each a non-empty str, as _text reads them in _add_any.
+        if self._id is None:
+            for chunk in chunks:
+                value = _text(_get(chunk, "id"))
+                if value:
+                    self._id = value
+                    break
+        for name, fields in last.items():
+            value = fields[name]
+            if not isinstance(value, str):  # a value of another type: the last real one
+                value = next(
+                    (v for v in (_text(_get(c, name)) for c in reversed(list(chunks))) if v), None
+                )
+            if value and (self._openai or name != "system_fingerprint"):
+                setattr(self, _SLOTS[name], value)
+
+    def _add_any(self, chunk: Any) -> None:
         # Any chunk shape (dicts, objects without the usual fields): every field read alike.
         if self._id is None:
             self._id = _text(_get(chunk, "id"))
@@ -254,14 +289,11 @@ class ChatAccumulator:
         self._tier = _text(_get(chunk, "service_tier")) or self._tier
         if self._openai:
             self._fingerprint = _text(_get(chunk, "system_fingerprint")) or self._fingerprint
-        choices = _get(chunk, "choices") or ()
-        for choice in choices:
+        for choice in _get(chunk, "choices") or ():
             self._add_choice(choice)
         usage = _get(chunk, "usage")
         if usage is not None:
             self._usage = usage
-            return self._hide_usage and not choices
-        return False
 
     def _add_choice(self, choice: Any) -> None:
         index = _get(choice, "index") or 0
