@@ -41,6 +41,19 @@ _CHAT_DETAILS = (
 _RESPONSES_DETAILS = (*_CHAT_DETAILS[2:], *_CHAT_DETAILS[:2])
 
 
+def _details(details: Any, first: str, second: str) -> tuple[Optional[int], Optional[int]]:
+    """Two counts of a details object (a model's declared fields, else read by name)."""
+    known = details if isinstance(details, dict) else getattr(details, "__dict__", None)
+    if type(known) is dict and first in known and second in known:
+        one, two = known[first], known[second]
+    else:
+        one, two = field(details, first), field(details, second)
+    return (
+        None if one is None else count(one),
+        None if two is None else count(two),
+    )
+
+
 class Usage:
     """Token counts read from a response's usage object."""
 
@@ -48,17 +61,19 @@ class Usage:
 
     def __init__(self, usage: Any, input_key: str, output_key: str) -> None:
         plain = isinstance(usage, dict)
-        counts = usage
-        if not plain:
-            # openai's models keep their declared fields in __dict__: the counts are read
-            # there when it holds them (one lookup each). The details are read from the
-            # object: an older client declares no details field and keeps them as extras.
-            fields = getattr(usage, "__dict__", None)
-            if type(fields) is dict and input_key in fields and output_key in fields:
-                counts = fields
-        raw_in, raw_out = field(counts, input_key), field(counts, output_key)
-        self.input = count(raw_in)
-        self.output = count(raw_out)
+        # openai's models keep their declared fields in __dict__: read there when it holds the
+        # counts (one lookup each). A field it lacks is read from the object: an older client
+        # declares no details field and keeps the details as extras.
+        fields = usage if plain else getattr(usage, "__dict__", None)
+        if type(fields) is not dict or input_key not in fields or output_key not in fields:
+            fields = None
+        if fields is not None:
+            raw_in, raw_out = fields[input_key], fields[output_key]
+        else:
+            raw_in, raw_out = field(usage, input_key), field(usage, output_key)
+        # Plain non-negative ints, the common case, without a call; else count() decides.
+        self.input = raw_in if type(raw_in) is int and raw_in >= 0 else count(raw_in)
+        self.output = raw_out if type(raw_out) is int and raw_out >= 0 else count(raw_out)
         # A server that sends negative or non-numeric counts: recorded as unreadable, never priced.
         self.unreadable = (raw_in is not None and self.input is None) or (
             raw_out is not None and self.output is None
@@ -72,15 +87,23 @@ class Usage:
         own_in, own_out, other_in, other_out = (
             _CHAT_DETAILS if input_key == "prompt_tokens" else _RESPONSES_DETAILS
         )
-        details_in = field(usage, own_in)
-        details_out = field(usage, own_out)
+        if fields is not None and own_in in fields and own_out in fields:
+            details_in, details_out = fields[own_in], fields[own_out]
+        else:
+            details_in, details_out = field(usage, own_in), field(usage, own_out)
         if plain:
             details_in = details_in or usage.get(other_in)
             details_out = details_out or usage.get(other_out)
-        self.cached = count(field(details_in, "cached_tokens"))
-        self.audio_in = count(field(details_in, "audio_tokens"))
-        self.reasoning = count(field(details_out, "reasoning_tokens"))
-        self.audio_out = count(field(details_out, "audio_tokens"))
+        if details_in is None:
+            self.cached = self.audio_in = None
+        else:
+            self.cached, self.audio_in = _details(details_in, "cached_tokens", "audio_tokens")
+        if details_out is None:
+            self.reasoning = self.audio_out = None
+        else:
+            self.reasoning, self.audio_out = _details(
+                details_out, "reasoning_tokens", "audio_tokens"
+            )
 
     def apply(self, attrs: Attributes) -> None:
         if self.unreadable:
