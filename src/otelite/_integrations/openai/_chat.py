@@ -51,13 +51,15 @@ def _chat_request(instance: Any, kwargs: Mapping[str, Any], operation: str = sc.
     attrs: Attributes = {}
     _common_params(kwargs, attrs)
     max_tokens = kwargs.get("max_completion_tokens")
-    if not _given(max_tokens):
+    if max_tokens is None or not _given(max_tokens):
         max_tokens = kwargs.get("max_tokens")
-    if _given(max_tokens) and _integer(max_tokens) is not None:
+    if max_tokens is not None and _given(max_tokens) and _integer(max_tokens) is not None:
         attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
-    output_type = _output_type(kwargs.get("response_format"))
-    if output_type:
-        attrs[sc.GEN_AI_OUTPUT_TYPE] = output_type
+    response_format = kwargs.get("response_format")
+    if response_format is not None:
+        output_type = _output_type(response_format)
+        if output_type:
+            attrs[sc.GEN_AI_OUTPUT_TYPE] = output_type
     api_type = "chat_completions" if operation == sc.OP_CHAT else None
     _openai_request(kwargs, provider, api_type, attrs)
     _prompt_attributes(kwargs, attrs)
@@ -81,7 +83,13 @@ def _choice_text(choice: Any) -> str:
 def _chat_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) -> Outcome:
     attrs: Attributes = {}
     fields = _fields_of(response)
-    model = _identity(attrs, fields["id"], fields["model"])
+    response_id, model = fields["id"], fields["model"]
+    if response_id and isinstance(response_id, str):  # as _identity, inline: every call
+        attrs[sc.GEN_AI_RESPONSE_ID] = response_id
+    if model and isinstance(model, str):
+        attrs[sc.GEN_AI_RESPONSE_MODEL] = model
+    else:
+        model = None
     choices = fields["choices"] or []
     reasons = []
     refused = False
@@ -91,7 +99,7 @@ def _chat_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) ->
             reason, message = known["finish_reason"], known["message"]
         except (AttributeError, KeyError, TypeError):  # another shape: field by field
             reason, message = _get(choice, "finish_reason"), _get(choice, "message")
-        reasons.append(_finish_reason(reason))
+        reasons.append(reason if reason and isinstance(reason, str) else "error")
         if message is not None and not refused:
             refused = bool(_get(message, "refusal"))
     attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
@@ -99,8 +107,9 @@ def _chat_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) ->
     usage = (
         _Usage(raw_usage, "prompt_tokens", "completion_tokens") if raw_usage is not None else None
     )
-    tier = _text(fields["service_tier"])
-    fingerprint = _text(fields["system_fingerprint"])
+    tier, fingerprint = fields["service_tier"], fields["system_fingerprint"]
+    tier = tier if tier and isinstance(tier, str) else None
+    fingerprint = fingerprint if fingerprint and isinstance(fingerprint, str) else None
     if request.provider == sc.PROVIDER_OPENAI:
         if tier:
             attrs[sc.OPENAI_RESPONSE_SERVICE_TIER] = tier
