@@ -57,22 +57,31 @@ class StreamRecorder:
     def chunk(self, chunk: Any) -> bool:
         """Account for one chunk; ``True`` means the caller must not see it (see Accumulator.add)."""
         self._arrivals.append(_now())
-        try:
-            if not self._batched:
+        if not self._batched:
+            try:
                 return self._accumulator.add(chunk)
-            pending = self._pending
-            pending.append(chunk)
-            if len(pending) >= BATCH:
-                self._read_pending()
-            hidden = self._hidden
-            return hidden is not None and hidden(chunk)
+            except Exception as exc:
+                _guard.report("reading a stream chunk", exc)
+                return False
+        pending = self._pending
+        pending.append(chunk)
+        if len(pending) >= BATCH:
+            self._read_pending()
+        hidden = self._hidden
+        if hidden is None:
+            return False
+        try:
+            return bool(hidden(chunk))
         except Exception as exc:
             _guard.report("reading a stream chunk", exc)
             return False
 
     def _read_pending(self) -> None:
         pending, self._pending = self._pending, []
-        self._accumulator.add_many(pending)  # type: ignore[attr-defined]
+        try:
+            self._accumulator.add_many(pending)  # type: ignore[attr-defined]
+        except Exception as exc:
+            _guard.report("reading a stream chunk", exc)
 
     def finish(self, error: Optional[BaseException] = None) -> None:
         """End the span with what was seen so far (the stream ended, was closed, or failed).
@@ -81,11 +90,8 @@ class StreamRecorder:
         only ``error`` (the stream raised) makes it one.
         """
         ended = stop_clock()
-        try:
-            if self._pending:
-                self._read_pending()
-        except Exception as exc:
-            _guard.report("reading a stream chunk", exc)
+        if self._pending:
+            self._read_pending()
         try:
             outcome = self._accumulator.outcome(error is not None)
         except Exception as exc:
@@ -111,6 +117,7 @@ class SyncStreamProxy(_Proxy):
     def __init__(self, wrapped: Any, recorder: StreamRecorder) -> None:
         super().__init__(wrapped)
         self._self_recorder = recorder
+        self._self_chunk = recorder.chunk
         self._self_finalizer = weakref.finalize(self, _finish_abandoned, recorder)
 
     def __iter__(self) -> SyncStreamProxy:
@@ -127,7 +134,7 @@ class SyncStreamProxy(_Proxy):
                 self._self_recorder.finish(exc)
                 self._self_finalizer.detach()
                 raise
-            if not self._self_recorder.chunk(chunk):
+            if not self._self_chunk(chunk):
                 return chunk
             # A usage-only chunk otelite asked for: the caller never sees it.
 
@@ -159,6 +166,7 @@ class AsyncStreamProxy(_Proxy):
     def __init__(self, wrapped: Any, recorder: StreamRecorder) -> None:
         super().__init__(wrapped)
         self._self_recorder = recorder
+        self._self_chunk = recorder.chunk
         self._self_finalizer = weakref.finalize(self, _finish_abandoned, recorder)
 
     def __aiter__(self) -> AsyncStreamProxy:
@@ -177,7 +185,7 @@ class AsyncStreamProxy(_Proxy):
                 self._self_recorder.finish(exc)
                 self._self_finalizer.detach()
                 raise
-            if not self._self_recorder.chunk(chunk):
+            if not self._self_chunk(chunk):
                 return chunk
 
     async def close(self) -> None:
