@@ -421,3 +421,34 @@ def test_long_stream_read_in_batches(stop_after: Any) -> None:
     assert attrs["gen_ai.response.id"] == "chatcmpl-s"
     assert attrs["gen_ai.response.model"] == "gpt-4o-mini-2024-07-18"
     assert span.status.status_code.name == "UNSET"
+
+
+@pytest.mark.usefixtures("contained_errors")
+def test_failing_batch_read_never_reaches_the_caller(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch of chunks otelite cannot read: the caller still gets every chunk, the span
+    still ends once, and the failure is logged once."""
+    from otelite._integrations.openai import _chat
+    from otelite._llm import _streams
+
+    def broken(self: Any, chunks: Any) -> None:
+        raise RuntimeError("unreadable batch")
+
+    monkeypatch.setattr(_chat.ChatAccumulator, "add_many", broken)
+    pieces = [f"w{i} " for i in range(2 * _streams.BATCH + 3)]
+    handler = Recorder(lambda request: stream_response(Frames(sse(chat_chunks(pieces)))))
+    with caplog.at_level("WARNING", logger="otelite"), capture_spans() as cap:
+        stream = fakeopenai.client(handler).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True
+        )
+        texts = [c.choices[0].delta.content for c in stream if c.choices]
+        span = only_span(cap)
+    assert "".join(t or "" for t in texts) == "".join(pieces)
+    assert span.status.status_code.name == "UNSET"
+    assert span.attributes["gen_ai.request.model"] == "gpt-4o-mini"
+    logged = [r.getMessage() for r in caplog.records if "internal error" in r.getMessage()]
+    assert logged == [
+        "otelite: internal error in reading a stream chunk (the application is unaffected; "
+        "further errors here are not logged)"
+    ]
