@@ -13,14 +13,15 @@ counting, and containment: a failing hook never changes what the caller gets.
 from __future__ import annotations
 
 import contextvars
+import time
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
 from opentelemetry import trace as _trace
 
-from otelite import _guard
+from otelite import _guard, _spans
 from otelite import _semconv as sc
-from otelite._llm._call import Invocation, Outcome, Request, start, stop_clock
+from otelite._llm._call import Invocation, Outcome, Request
 from otelite._llm._streams import AsyncStreamProxy, StreamRecorder, SyncStreamProxy
 
 RequestReader = Callable[[Any, Mapping[str, Any]], Request]
@@ -31,6 +32,9 @@ AccumulatorFactory = Callable[[Request, Mapping[str, Any], bool, bool], Any]
 Prepare = Callable[[Any, Mapping[str, Any], Request, bool], Optional[Mapping[str, Any]]]
 # (call, result) -> what the caller gets, or NOT_MINE when the core should handle it
 Takeover = Callable[["Call", Any], Any]
+
+_perf_counter = time.perf_counter
+_time_ns = time.time_ns
 
 NOT_MINE = object()
 """Returned by a :data:`Takeover` hook for results it leaves to the core."""
@@ -93,34 +97,30 @@ class Call:
 
     def finish(self, result: Any) -> Any:
         """End the span from ``result`` (or hand back a stream proxy); never raises."""
-        try:
-            return self._handle(result)
-        except Exception as exc:
-            _guard.report("reading an LLM response", exc)
-            self.invocation.end(Outcome({}))
-            return result
-
-    def _handle(self, result: Any) -> Any:
         invocation = self.invocation
         surface = self.surface
-        if surface.is_stream(result):
-            factory = surface.accumulator
-            if factory is None:
-                invocation.end(Outcome({}))
-                return result
-            capture = invocation.active.content.capture
-            recorder = StreamRecorder(
-                invocation, factory(invocation.request, self.kwargs, capture, self.hide_usage)
-            )
-            if self.is_async:
-                return AsyncStreamProxy(result, recorder)
-            return SyncStreamProxy(result, recorder)
-        if surface.takeover is not None:
-            taken = surface.takeover(self, result)
-            if taken is not NOT_MINE:
-                return taken
-        ended = stop_clock()  # before the response is read (and maybe counted)
-        invocation.end(self.outcome(result), ended=ended)
+        try:
+            if surface.is_stream(result):
+                factory = surface.accumulator
+                if factory is None:
+                    invocation.end(Outcome({}))
+                    return result
+                capture = invocation.active.content.capture
+                recorder = StreamRecorder(
+                    invocation, factory(invocation.request, self.kwargs, capture, self.hide_usage)
+                )
+                if self.is_async:
+                    return AsyncStreamProxy(result, recorder)
+                return SyncStreamProxy(result, recorder)
+            if surface.takeover is not None:
+                taken = surface.takeover(self, result)
+                if taken is not NOT_MINE:
+                    return taken
+            ended = (_perf_counter(), _time_ns())  # before the response is read (and counted)
+            invocation.end(surface.outcome(result, invocation.request, self.kwargs), ended=ended)
+        except Exception as exc:
+            _guard.report("reading an LLM response", exc)
+            invocation.end(Outcome({}))
         return result
 
 
@@ -138,9 +138,13 @@ def _begin(
     except Exception as exc:
         _guard.report("reading an LLM request", exc)
         return None
+    if _spans.is_suppressed():
+        return None
     content = surface.content
-    invocation = start(request, (lambda: content(kwargs)) if content is not None else None)
-    if invocation is None:
+    try:
+        invocation = Invocation(request, (lambda: content(kwargs)) if content is not None else None)
+    except Exception as exc:
+        _guard.report("starting an LLM call span", exc)
         return None
     sent: Mapping[str, Any] = kwargs
     if surface.prepare is not None:
@@ -191,7 +195,8 @@ def sync_wrapper(surface: Surface, other_span: Callable[[], bool] = _never) -> C
             raise
         finally:
             inside_call.reset(token)
-        _record_resends(call, resends)
+        if resends[0] > 0:
+            _record_resends(call, resends)
         return call.finish(result)
 
     return wrapper
@@ -216,7 +221,8 @@ def async_wrapper(surface: Surface, other_span: Callable[[], bool] = _never) -> 
             raise
         finally:
             inside_call.reset(token)
-        _record_resends(call, resends)
+        if resends[0] > 0:
+            _record_resends(call, resends)
         return call.finish(result)
 
     return wrapper
