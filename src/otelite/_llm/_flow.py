@@ -19,9 +19,9 @@ from typing import Any, Callable, Optional
 
 from opentelemetry import trace as _trace
 
-from otelite import _guard, _spans
+from otelite import _guard
 from otelite import _semconv as sc
-from otelite._llm._call import Invocation, Outcome, Request
+from otelite._llm._call import Invocation, Outcome, Request, start
 from otelite._llm._streams import AsyncStreamProxy, StreamRecorder, SyncStreamProxy
 
 RequestReader = Callable[[Any, Mapping[str, Any]], Request]
@@ -91,10 +91,6 @@ class Call:
         self.hide_usage = hide_usage
         self.is_async = is_async
 
-    def outcome(self, result: Any) -> Outcome:
-        """The adapter's reading of a complete response."""
-        return self.surface.outcome(result, self.invocation.request, self.kwargs)
-
     def finish(self, result: Any) -> Any:
         """End the span from ``result`` (or hand back a stream proxy); never raises."""
         invocation = self.invocation
@@ -138,13 +134,9 @@ def _begin(
     except Exception as exc:
         _guard.report("reading an LLM request", exc)
         return None
-    if _spans.is_suppressed():
-        return None
     content = surface.content
-    try:
-        invocation = Invocation(request, (lambda: content(kwargs)) if content is not None else None)
-    except Exception as exc:
-        _guard.report("starting an LLM call span", exc)
+    invocation = start(request, (lambda: content(kwargs)) if content is not None else None)
+    if invocation is None:
         return None
     sent: Mapping[str, Any] = kwargs
     if surface.prepare is not None:

@@ -180,7 +180,6 @@ class ChatAccumulator:
         "_capture",
         "_choices",
         "_fingerprint",
-        "_hide_usage",
         "_id",
         "_kwargs",
         "_model",
@@ -197,7 +196,6 @@ class ChatAccumulator:
         self._request = request
         self._kwargs = kwargs
         self._capture = capture
-        self._hide_usage = hide_usage
         self.hides = hide_usage  # whether any chunk may be hidden from the caller
         self._id: Optional[str] = None
         self._model: Optional[str] = None
@@ -214,7 +212,7 @@ class ChatAccumulator:
 
     def hidden(self, chunk: Any) -> bool:
         """Whether ``chunk`` is the usage-only chunk otelite asked for (the caller never sees it)."""
-        return self._hide_usage and _get(chunk, "usage") is not None and not _get(chunk, "choices")
+        return self.hides and _get(chunk, "usage") is not None and not _get(chunk, "choices")
 
     def add_many(self, chunks: Sequence[Any]) -> None:
         """Account for chunks the caller has read, in order (the stream recorder batches them)."""
@@ -235,9 +233,8 @@ class ChatAccumulator:
                     last["service_tier"] = fields
                 if fields["system_fingerprint"]:
                     last["system_fingerprint"] = fields
-                fields[
-                    "id"
-                ]  # read in _identify, after the loop: a chunk without it is another shape
+                if "id" not in fields:  # read in _identify, after the loop
+                    raise KeyError("id")  # a chunk without it is another shape
             except (AttributeError, KeyError, TypeError):
                 self._add_any(chunk)  # dicts, objects without the usual fields
                 continue
