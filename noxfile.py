@@ -214,6 +214,13 @@ def bench_changes(session: nox.Session) -> None:
     session.run("python", "benchmarks/api_changes.py", *session.posargs)
 
 
+@nox.session(python="3.12", name="bench-bound")
+def bench_bound(session: nox.Session) -> None:
+    """How low chat overhead can go: a hand-specialised wrapper against the floor and otelite."""
+    session.install("-e", ".[openai]")
+    session.run("python", "benchmarks/lower_bound.py", *session.posargs)
+
+
 @nox.session(python="3.12")
 def bench(session: nox.Session) -> None:
     """Benchmarks (overhead per call, import time, memory); writes docs/performance.md.
