@@ -216,7 +216,7 @@ def bench_changes(session: nox.Session) -> None:
 
 @nox.session(python="3.12", name="bench-bound")
 def bench_bound(session: nox.Session) -> None:
-    """How low chat overhead can go: a hand-specialised wrapper against the floor and otelite."""
+    """How low chat and stream overhead can go: hand-specialised wrappers against the floor and otelite."""
     session.install("-e", ".[openai]")
     session.run("python", "benchmarks/lower_bound.py", *session.posargs)
 
