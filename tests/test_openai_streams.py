@@ -166,6 +166,40 @@ def test_break_then_garbage_collected(surface: str) -> None:
 
 
 @pytest.mark.parametrize("surface", SURFACE_NAMES)
+def test_loop_next_and_loop_again(surface: str) -> None:
+    """A loop left early, then next(), then a second loop: each chunk reaches the caller once,
+    in order, and is recorded once; the span ends when the stream is exhausted, with it all."""
+    otelite.uninstrument_openai()
+    plain = [c.model_dump(warnings=False) for c in make(surface, False)()]
+    otelite.instrument_openai()
+    with capture_spans(capture_content=True) as cap:
+        stream = make(surface, False)()
+        got = []
+        for chunk in stream:
+            got.append(chunk.model_dump(warnings=False))
+            if len(got) == 2:
+                break
+        got.append(next(stream).model_dump(warnings=False))
+        assert cap.spans == []
+        got += [c.model_dump(warnings=False) for c in stream]
+        span = only_span(cap)
+        with pytest.raises(StopIteration):
+            next(stream)
+        for _ in stream:  # exhausted: nothing more, and the span is not ended again
+            raise AssertionError("a chunk after the end")
+    assert got == plain
+    assert len(cap.spans) == 1
+    for key, value in SURFACES[surface][2].items():
+        assert span.attributes[key] == value, key
+    assert "Paris." in "".join(
+        part["content"]
+        for message in json.loads(span.attributes["gen_ai.output.messages"])
+        for part in message["parts"]
+        if part["type"] == "text"
+    )
+
+
+@pytest.mark.parametrize("surface", SURFACE_NAMES)
 def test_close_and_context_exit(surface: str) -> None:
     """close() and leaving a `with` block each end the span once; closing again changes nothing."""
     with capture_spans() as cap:

@@ -9,10 +9,12 @@ is closed, is exited as a context manager, or is garbage-collected unfinished
 
 from __future__ import annotations
 
+import operator
 import time
 import weakref
+from collections.abc import Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import wrapt
 
@@ -39,47 +41,53 @@ class StreamRecorder:
     after the caller got them; any other is given each chunk as it arrives.
     """
 
-    __slots__ = ("_accumulator", "_arrivals", "_batched", "_hidden", "_pending", "invocation")
+    __slots__ = ("_accumulator", "arrivals", "batched", "hidden", "invocation", "pending")
 
     def __init__(self, invocation: Invocation, accumulator: Accumulator) -> None:
         self.invocation = invocation
         self._accumulator = accumulator
-        self._batched = hasattr(accumulator, "add_many")
+        self.batched = hasattr(accumulator, "add_many")
         # Asked only when the accumulator may hide chunks (a usage chunk otelite asked for).
-        self._hidden = (
+        self.hidden: Optional[Callable[[Any], bool]] = (
             getattr(accumulator, "hidden", None) if getattr(accumulator, "hides", True) else None
         )
-        self._pending: list[Any] = []
+        # The chunks not read yet (batched accumulators); the proxies append to it and
+        # call read_pending() when it holds BATCH chunks.
+        self.pending: list[Any] = []
         # When each chunk arrived: the first chunk's time and the gaps are worked out once,
         # at the end, not per chunk.
-        self._arrivals: list[float] = []
+        self.arrivals: list[float] = []
 
     def chunk(self, chunk: Any) -> bool:
         """Account for one chunk; ``True`` means the caller must not see it (see Accumulator.add)."""
-        self._arrivals.append(_now())
-        if not self._batched:
+        self.arrivals.append(_now())
+        if not self.batched:
             try:
                 return self._accumulator.add(chunk)
             except Exception as exc:
                 _guard.report("reading a stream chunk", exc)
                 return False
-        pending = self._pending
+        pending = self.pending
         pending.append(chunk)
         if len(pending) >= BATCH:
-            self._read_pending()
-        hidden = self._hidden
-        if hidden is None:
-            return False
+            self.read_pending()
+        return self.hidden is not None and self.hide(chunk)
+
+    def hide(self, chunk: Any) -> bool:
+        """Whether the caller must not see ``chunk`` (asked only when ``hidden`` is set)."""
         try:
-            return bool(hidden(chunk))
+            return bool(self.hidden(chunk))  # type: ignore[misc]
         except Exception as exc:
             _guard.report("reading a stream chunk", exc)
             return False
 
-    def _read_pending(self) -> None:
-        pending, self._pending = self._pending, []
+    def read_pending(self) -> None:
+        """Read the chunks waiting in ``pending`` (emptied in place: the proxies hold it)."""
+        pending = self.pending
+        batch = pending[:]
+        pending.clear()
         try:
-            self._accumulator.add_many(pending)  # type: ignore[attr-defined]
+            self._accumulator.add_many(batch)  # type: ignore[attr-defined]
         except Exception as exc:
             _guard.report("reading a stream chunk", exc)
 
@@ -90,16 +98,16 @@ class StreamRecorder:
         only ``error`` (the stream raised) makes it one.
         """
         ended = stop_clock()
-        if self._pending:
-            self._read_pending()
+        if self.pending:
+            self.read_pending()
         try:
             outcome = self._accumulator.outcome(error is not None)
         except Exception as exc:
             _guard.report("summarising a stream", exc)
             outcome = Outcome({})
-        arrivals = self._arrivals
+        arrivals = self.arrivals
         first = arrivals[0] if arrivals else None
-        gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:])]
+        gaps = list(map(operator.sub, arrivals[1:], arrivals))  # each chunk's gap, in C
         try:
             self.invocation.end(outcome, first, gaps, error, ended)
         except Exception as exc:
@@ -117,11 +125,37 @@ class SyncStreamProxy(_Proxy):
     def __init__(self, wrapped: Any, recorder: StreamRecorder) -> None:
         super().__init__(wrapped)
         self._self_recorder = recorder
-        self._self_chunk = recorder.chunk
         self._self_finalizer = weakref.finalize(self, _finish_abandoned, recorder)
 
-    def __iter__(self) -> SyncStreamProxy:
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        # A loop gets a generator: resuming it costs less than a call of __next__ per chunk.
+        # next(stream) still works, through __next__; both read the same stream in turn.
+        return self._self_iterate()
+
+    def _self_iterate(self) -> Iterator[Any]:
+        recorder = self._self_recorder
+        wrapped = self.__wrapped__
+        arrivals, pending, batched = recorder.arrivals, recorder.pending, recorder.batched
+        while True:
+            try:
+                chunk = wrapped.__next__()
+            except StopIteration:
+                self._self_finalizer()
+                return
+            except BaseException as exc:
+                recorder.finish(exc)
+                self._self_finalizer.detach()
+                raise
+            if batched:  # StreamRecorder.chunk, inline: it runs for every chunk
+                arrivals.append(_now())
+                pending.append(chunk)
+                if len(pending) >= BATCH:
+                    recorder.read_pending()
+                if recorder.hidden is None or not recorder.hide(chunk):
+                    yield chunk
+            elif not recorder.chunk(chunk):
+                yield chunk
+            # else a usage-only chunk otelite asked for: the caller never sees it.
 
     def __next__(self) -> Any:
         while True:
@@ -134,9 +168,8 @@ class SyncStreamProxy(_Proxy):
                 self._self_recorder.finish(exc)
                 self._self_finalizer.detach()
                 raise
-            if not self._self_chunk(chunk):
+            if not self._self_recorder.chunk(chunk):
                 return chunk
-            # A usage-only chunk otelite asked for: the caller never sees it.
 
     def close(self) -> None:
         try:
@@ -166,7 +199,6 @@ class AsyncStreamProxy(_Proxy):
     def __init__(self, wrapped: Any, recorder: StreamRecorder) -> None:
         super().__init__(wrapped)
         self._self_recorder = recorder
-        self._self_chunk = recorder.chunk
         self._self_finalizer = weakref.finalize(self, _finish_abandoned, recorder)
 
     def __aiter__(self) -> AsyncStreamProxy:
@@ -185,7 +217,16 @@ class AsyncStreamProxy(_Proxy):
                 self._self_recorder.finish(exc)
                 self._self_finalizer.detach()
                 raise
-            if not self._self_chunk(chunk):
+            recorder = self._self_recorder
+            if recorder.batched:  # StreamRecorder.chunk, inline: it runs for every chunk
+                recorder.arrivals.append(_now())
+                pending = recorder.pending
+                pending.append(chunk)
+                if len(pending) >= BATCH:
+                    recorder.read_pending()
+                if recorder.hidden is None or not recorder.hide(chunk):
+                    return chunk
+            elif not recorder.chunk(chunk):
                 return chunk
 
     async def close(self) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Optional
 
 from otelite import _semconv as sc
@@ -171,6 +172,19 @@ class _Choice:
 
 # A chunk's identity fields and where the accumulator keeps the last real value of each.
 _SLOTS = {"model": "_model", "service_tier": "_tier", "system_fingerprint": "_fingerprint"}
+_IDENTITY = tuple(_SLOTS)
+_GETTERS = {name: operator.itemgetter(name) for name in _SLOTS}
+_ID = operator.itemgetter("id")
+_DICT = operator.attrgetter("__dict__")
+_UNREAD = object()  # a chunk without the field in its __dict__: read chunk by chunk
+
+
+def _first_set(getter: Any, chunks: Iterable[Any]) -> Any:
+    """The first truthy ``getter`` value in the chunks' ``__dict__`` (a C loop), or ``None``."""
+    try:
+        return next(filter(None, map(getter, map(_DICT, chunks))), None)
+    except (AttributeError, KeyError, TypeError):
+        return _UNREAD
 
 
 class ChatAccumulator:
@@ -216,30 +230,21 @@ class ChatAccumulator:
 
     def add_many(self, chunks: Sequence[Any]) -> None:
         """Account for chunks the caller has read, in order (the stream recorder batches them)."""
-        # Read only what the span needs, from each model's __dict__ (as _fields_of), in one
-        # loop; a field missing there (another shape) sends the chunk, or the choice, to the
-        # field-by-field reading before anything of it is recorded.
+        # Only what the span needs is read per chunk, from each model's __dict__ (as
+        # _fields_of), in one loop; the id, model, tier and fingerprint once per batch, after
+        # it. A chunk, or a choice, without the usual fields (another shape) is read field
+        # by field before anything of it is recorded.
         states = self._choices
-        first = None  # the first chunk read here, and the last with each identity field set
-        last: dict[str, dict[str, Any]] = {}
+        odd = False
         for chunk in chunks:
             try:
                 fields = chunk.__dict__
                 choices = fields["choices"]
                 usage = fields["usage"]
-                if fields["model"]:
-                    last["model"] = fields
-                if fields["service_tier"]:
-                    last["service_tier"] = fields
-                if fields["system_fingerprint"]:
-                    last["system_fingerprint"] = fields
-                if "id" not in fields:  # read in _identify, after the loop
-                    raise KeyError("id")  # a chunk without it is another shape
             except (AttributeError, KeyError, TypeError):
                 self._add_any(chunk)  # dicts, objects without the usual fields
+                odd = True
                 continue
-            if first is None:
-                first = chunk
             for choice in choices or ():
                 try:
                     known = choice.__dict__
@@ -266,26 +271,28 @@ class ChatAccumulator:
                     state.refusal.append(refusal)
             if usage is not None:
                 self._usage = usage  # providers that repeat cumulative usage: the last one wins
-        if first is not None:
-            self._identify(chunks, last)
+        if chunks:
+            self._identify(chunks, odd)
 
-    def _identify(self, chunks: Sequence[Any], last: dict[str, dict[str, Any]]) -> None:
+    def _identify(self, chunks: Sequence[Any], odd: bool) -> None:
         # The first id; the last real model (Azure's first chunk has model ""), tier and
-        # fingerprint: each a non-empty str, as _text reads them in _add_any.
+        # fingerprint: each a non-empty str, as _text reads them in _add_any. When every
+        # chunk is one of openai's models, each is found without a Python step per chunk;
+        # otherwise, and for a value of another type, chunk by chunk.
         if self._id is None:
-            for chunk in chunks:
-                value = _text(_get(chunk, "id"))
-                if value:
-                    self._id = value
-                    break
-        for name, fields in last.items():
-            value = fields[name]
-            if not isinstance(value, str):  # a value of another type: the last real one
-                value = next(
-                    (v for v in (_text(_get(c, name)) for c in reversed(list(chunks))) if v), None
-                )
-            if value and (self._openai or name != "system_fingerprint"):
-                setattr(self, _SLOTS[name], value)
+            found = _UNREAD if odd else _first_set(_ID, chunks)
+            if not isinstance(found, str):
+                found = next(filter(None, (_text(_get(c, "id")) for c in chunks)), None)
+            if found:
+                self._id = found
+        for name in _IDENTITY if self._openai else _IDENTITY[:2]:  # fingerprint: OpenAI only
+            found = _UNREAD if odd else _first_set(_GETTERS[name], reversed(chunks))
+            if found is None:
+                continue  # in no chunk of this batch
+            if not isinstance(found, str):
+                found = next(filter(None, (_text(_get(c, name)) for c in reversed(chunks))), None)
+            if found:
+                setattr(self, _SLOTS[name], found)
 
     def _add_any(self, chunk: Any) -> None:
         # Any chunk shape (dicts, objects without the usual fields): every field read alike.
