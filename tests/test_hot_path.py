@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -297,6 +298,75 @@ def test_stream_chunks_read_alike_from_openai_models_and_from_plain_fields(
     assert (fast.input_tokens, fast.output_tokens, fast.cache_read_tokens) == (9, 7, 2)
     # the usage-only chunk otelite asked for is hidden, whatever its shape
     assert fast_hidden == plain_hidden == [False, False, False, False, True]
+
+
+def _namespace(value: Any, drop: frozenset[str] = frozenset()) -> Any:
+    """``value`` as objects with attributes (a client library's own models), without ``drop``."""
+    if isinstance(value, dict):
+        return SimpleNamespace(
+            **{k: _namespace(v, drop) for k, v in value.items() if k not in drop}
+        )
+    if isinstance(value, list):
+        return [_namespace(v, drop) for v in value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "shapes",
+    [
+        "models",  # one batch, each identity field found in C
+        "objects without a tier or fingerprint field",  # found chunk by chunk
+        "models, dicts and objects mixed",
+    ],
+)
+def test_a_batch_reads_like_one_chunk_at_a_time(shapes: str) -> None:
+    """add_many over one batch gives what add gives chunk by chunk: the first id, the last
+    real model (Azure's first is empty), tier and fingerprint, whatever the chunks' shapes."""
+    from openai.types.chat import ChatCompletionChunk
+
+    from otelite._integrations.openai import _chat, _patch
+
+    models = [ChatCompletionChunk.model_validate(c) for c in _CHUNKS]
+    bare = [_namespace(c, frozenset({"service_tier", "system_fingerprint"})) for c in _CHUNKS]
+    chunks = {
+        "models": models,
+        "objects without a tier or fingerprint field": bare,
+        "models, dicts and objects mixed": [
+            dict(_CHUNKS[0]),
+            models[1],
+            _namespace(_CHUNKS[2]),
+            models[3],
+            dict(_CHUNKS[4]),
+        ],
+    }[shapes]
+    kwargs = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
+    client = fakeopenai.client("http://127.0.0.1:9/v1")
+    request = _patch.CHAT.request(client.chat.completions, kwargs)
+    one_by_one = _chat.ChatAccumulator(request, kwargs, True, True)
+    for chunk in chunks:
+        one_by_one.add(chunk)
+    batched = _chat.ChatAccumulator(request, kwargs, True, True)
+    batched.add_many(chunks)
+    got, expected = batched.outcome(False), one_by_one.outcome(False)
+    assert got.attributes == expected.attributes
+    assert got.output() == expected.output()
+    tier_and_fingerprint = (
+        {}
+        if shapes == "objects without a tier or fingerprint field"
+        else {
+            "openai.response.service_tier": "default",
+            "openai.response.system_fingerprint": "fp_1",
+        }
+    )
+    assert got.attributes == {
+        "gen_ai.response.id": "chatcmpl-1",
+        "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+        "gen_ai.response.finish_reasons": ["stop", "tool_calls"],
+        **tier_and_fingerprint,
+        "gen_ai.usage.input_tokens": 9,
+        "gen_ai.usage.output_tokens": 7,
+        "gen_ai.usage.cache_read.input_tokens": 2,
+    }
 
 
 def test_chat_responses_read_alike_from_openai_models_and_from_plain_fields() -> None:
