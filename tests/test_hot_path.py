@@ -460,3 +460,43 @@ def test_usage_details_an_older_client_keeps_as_extras_are_read() -> None:
     assert got == (11, 4, 3, 2, 1)
     assert usage.audio_out == 0
     assert not usage.unreadable
+
+
+def test_a_name_a_model_does_not_declare_is_read_from_its_extras_without_asking_it() -> None:
+    """member() reads a pydantic model's declared fields, properties and extras as getattr
+    does, and a name it has nowhere gives None without the model's __getattr__ (which raises
+    and catches an AttributeError inside pydantic on every miss: embeddings' usage has no
+    output count, their response no fingerprint)."""
+    import pydantic
+
+    from otelite._llm import Usage, member
+
+    asked: list[str] = []
+
+    class Counted(pydantic.BaseModel):
+        model_config = pydantic.ConfigDict(extra="allow")
+        prompt_tokens: int
+        total_tokens: int
+
+        @property
+        def doubled(self) -> int:
+            return self.prompt_tokens * 2
+
+        def __getattr__(self, name: str) -> Any:
+            asked.append(name)
+            return super().__getattr__(name)  # type: ignore[misc]
+
+    usage = Counted.model_validate({"prompt_tokens": 8, "total_tokens": 8, "note": "extra"})
+    assert member(usage, "prompt_tokens") == 8
+    assert member(usage, "doubled") == 16
+    assert member(usage, "note") == "extra"
+    assert member(usage, "completion_tokens") is None
+    assert member({"completion_tokens": 3}, "completion_tokens") == 3
+    assert member(SimpleNamespace(a=1), "a") == 1
+    assert member(SimpleNamespace(a=1), "b") is None
+    read = Usage(usage, "prompt_tokens", "completion_tokens")
+    assert (read.input, read.output, read.cached, read.reasoning) == (8, None, None, None)
+    assert not read.unreadable
+    assert asked == []  # never asked for a name it does not have
+    assert getattr(usage, "completion_tokens", None) is None
+    assert asked == ["completion_tokens"]  # (what getattr would have done)

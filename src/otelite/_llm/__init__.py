@@ -36,7 +36,7 @@ from otelite._llm._flow import (
     sync_wrapper,
 )
 from otelite._llm._streams import AsyncStreamProxy, StreamRecorder, SyncStreamProxy
-from otelite._llm._usage import Usage, count, field
+from otelite._llm._usage import Usage, count, field, member
 
 __all__ = [
     "NOT_MINE",
@@ -55,6 +55,7 @@ __all__ = [
     "count",
     "field",
     "inside_call",
+    "member",
     "note_retry",
     "other_llm_span",
     "start",

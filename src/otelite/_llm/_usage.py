@@ -9,6 +9,7 @@ here, so a judge call is priced with its cached tokens like any other call.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional
 
 from otelite import _semconv as sc
@@ -20,6 +21,34 @@ def field(obj: Any, name: str) -> Any:
     """A field of a dict (request parameters) or an object (openai's models); ``None`` when absent."""
     if isinstance(obj, dict):
         return obj.get(name)
+    return getattr(obj, name, None)
+
+
+_ABSENT = object()
+
+
+@functools.lru_cache(maxsize=1024)
+def _class_defines(cls: Any, name: str) -> bool:
+    return any(name in vars(klass) for klass in cls.__mro__)
+
+
+def member(obj: Any, name: str) -> Any:
+    """:func:`field`, for a name the object may not declare (an optional field).
+
+    A pydantic model (openai's) is asked for a name it does not declare only through
+    its extras: asking the model raises and catches an AttributeError inside pydantic,
+    which costs more than the rest of the call's reading. Anything else, and a name
+    the model or its class does have, is read as :func:`field` reads it.
+    """
+    if isinstance(obj, dict):
+        return obj.get(name)
+    extra = getattr(obj, "__pydantic_extra__", _ABSENT)
+    if (
+        extra is not _ABSENT
+        and name not in getattr(obj, "__dict__", ())
+        and not _class_defines(obj.__class__, name)
+    ):
+        return extra.get(name) if isinstance(extra, dict) else None
     return getattr(obj, name, None)
 
 
@@ -47,7 +76,7 @@ def _details(details: Any, first: str, second: str) -> tuple[Optional[int], Opti
     if type(known) is dict and first in known and second in known:
         one, two = known[first], known[second]
     else:
-        one, two = field(details, first), field(details, second)
+        one, two = member(details, first), member(details, second)
     return (
         None if one is None else count(one),
         None if two is None else count(two),
@@ -69,8 +98,8 @@ class Usage:
             fields = None
         if fields is not None:
             raw_in, raw_out = fields[input_key], fields[output_key]
-        else:
-            raw_in, raw_out = field(usage, input_key), field(usage, output_key)
+        else:  # embeddings declare no output count
+            raw_in, raw_out = member(usage, input_key), member(usage, output_key)
         # Plain non-negative ints, the common case, without a call; else count() decides.
         self.input = raw_in if type(raw_in) is int and raw_in >= 0 else count(raw_in)
         self.output = raw_out if type(raw_out) is int and raw_out >= 0 else count(raw_out)
@@ -90,7 +119,7 @@ class Usage:
         if fields is not None and own_in in fields and own_out in fields:
             details_in, details_out = fields[own_in], fields[own_out]
         else:
-            details_in, details_out = field(usage, own_in), field(usage, own_out)
+            details_in, details_out = member(usage, own_in), member(usage, own_out)
         if plain:
             details_in = details_in or usage.get(other_in)
             details_out = details_out or usage.get(other_out)

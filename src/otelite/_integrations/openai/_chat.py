@@ -156,7 +156,7 @@ def _chat_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) ->
         tier,
         refused=refused,
         response=response,
-        fingerprint=fingerprint,
+        fingerprint=fingerprint or "",  # read above: "" when the response has none
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 from otelite import _guard, _registries, _tokens
 from otelite import _semconv as sc
 from otelite._integrations.openai import _shape
-from otelite._llm import Attributes, Outcome, Request, Usage, count, field
+from otelite._llm import Attributes, Outcome, Request, Usage, count, field, member
 from otelite._tokens import count_any_tokens, count_message_tokens, count_tokens
 
 _get = field
@@ -247,7 +247,7 @@ def _outcome(
         structure=(lambda: _shape.structure(response)) if response is not None else None,
         fingerprint=fingerprint
         if fingerprint is not None or response is None
-        else _text(_get(response, "system_fingerprint")),
+        else _text(member(response, "system_fingerprint")),
         signals=(lambda: _shape.notices(response)) if response is not None else None,
     )
 
