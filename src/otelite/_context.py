@@ -338,6 +338,8 @@ def current_attributes(context: Optional[Context] = None) -> Mapping[str, Any]:
         {'user.id': 'u-1'}
     """
     value = otel_context.get_value(KEY, context)
+    if value is None:  # the common case, without the isinstance check of an ABC
+        return EMPTY
     return value if isinstance(value, Mapping) else EMPTY
 
 
