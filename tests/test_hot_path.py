@@ -369,6 +369,90 @@ def test_a_batch_reads_like_one_chunk_at_a_time(shapes: str) -> None:
     }
 
 
+def _text_chunks(choices: int) -> list[dict[str, Any]]:
+    """A text stream as OpenAI sends it (Azure's empty first chunk included), ``choices`` wide."""
+
+    def piece(index: int, delta: dict[str, Any], reason: Any = None) -> dict[str, Any]:
+        return {"index": index, "delta": delta, "finish_reason": reason}
+
+    model = "gpt-4o-mini-2024-07-18"
+    chunks: list[dict[str, Any]] = [{**_BASE, "model": "", "choices": []}]
+    for text in ("Hel", "", "lo", None):
+        chunks.append(
+            {
+                **_BASE,
+                "model": model,
+                "choices": [piece(i, {"content": text}) for i in range(choices)],
+            }
+        )
+    chunks.append({**_BASE, "model": model, "choices": [piece(0, {"refusal": "No"})]})
+    chunks.append(
+        {
+            **_BASE,
+            "model": model,
+            "system_fingerprint": "fp_2",
+            "choices": [piece(i, {}, "stop") for i in range(choices)],
+        }
+    )
+    chunks.append(
+        {
+            **_BASE,
+            "model": model,
+            "choices": [],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+        }
+    )
+    return chunks
+
+
+@pytest.mark.parametrize("choices", [1, 2])
+def test_text_batches_read_alike_in_c_loops_and_field_by_field(
+    monkeypatch: pytest.MonkeyPatch, choices: int
+) -> None:
+    """A batch of openai text chunks with one choice is read without a Python step per chunk;
+    with two, chunk by chunk. Either gives what plain dicts read field by field give."""
+    from openai.types.chat import ChatCompletionChunk
+
+    from otelite._integrations.openai import _chat, _patch
+
+    kwargs = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
+    client = fakeopenai.client("http://127.0.0.1:9/v1")
+    request = _patch.CHAT.request(client.chat.completions, kwargs)
+    in_c: list[bool] = []
+    real_batch = _chat.ChatAccumulator._add_text_batch
+
+    def recording(self: Any, batch: Any) -> bool:
+        in_c.append(real_batch(self, batch))
+        return in_c[-1]
+
+    monkeypatch.setattr(_chat.ChatAccumulator, "_add_text_batch", recording)
+    chunks = _text_chunks(choices)
+    models = _chat.ChatAccumulator(request, kwargs, True, False)
+    models.add_many([ChatCompletionChunk.model_validate(c) for c in chunks])
+    plain = _chat.ChatAccumulator(request, kwargs, True, False)
+    plain.add_many([dict(c) for c in chunks])
+    assert in_c == [choices == 1, False]  # the dicts: never in C
+    got, expected = models.outcome(False), plain.outcome(False)
+    assert got.attributes == expected.attributes
+    assert got.output() == expected.output()
+    assert got.text() == expected.text()
+    assert got.refused
+    assert expected.refused
+    assert got.attributes == {
+        "gen_ai.response.id": "chatcmpl-1",
+        "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+        "gen_ai.response.finish_reasons": ["stop"] * choices,
+        "openai.response.system_fingerprint": "fp_2",
+        "gen_ai.usage.input_tokens": 5,
+        "gen_ai.usage.output_tokens": 3,
+    }
+    first = got.output()[0]
+    assert first["parts"] == [
+        {"type": "text", "content": "Hello"},
+        {"type": "text", "content": "No"},
+    ]
+
+
 def test_chat_responses_read_alike_from_openai_models_and_from_plain_fields() -> None:
     """A chat completion read through the model's __dict__ gives the same outcome as the
     field-by-field reading of the same response as a plain dict."""

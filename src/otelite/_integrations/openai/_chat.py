@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Optional
@@ -177,6 +179,12 @@ _GETTERS = {name: operator.itemgetter(name) for name in _SLOTS}
 _ID = operator.itemgetter("id")
 _DICT = operator.attrgetter("__dict__")
 _UNREAD = object()  # a chunk without the field in its __dict__: read chunk by chunk
+_IS_SET = functools.partial(operator.is_not, None)
+_chain = itertools.chain.from_iterable
+_CHOICES, _USAGE, _DELTA = (operator.itemgetter(k) for k in ("choices", "usage", "delta"))
+_INDEX, _FINISH_REASON = operator.itemgetter("index"), operator.itemgetter("finish_reason")
+_CONTENT, _REFUSAL = operator.itemgetter("content"), operator.itemgetter("refusal")
+_TOOL_CALLS, _FUNCTION_CALL = (operator.itemgetter(k) for k in ("tool_calls", "function_call"))
 
 
 def _first_set(getter: Any, chunks: Iterable[Any]) -> Any:
@@ -234,6 +242,10 @@ class ChatAccumulator:
         # _fields_of), in one loop; the id, model, tier and fingerprint once per batch, after
         # it. A chunk, or a choice, without the usual fields (another shape) is read field
         # by field before anything of it is recorded.
+        if self._add_text_batch(chunks):
+            if chunks:
+                self._identify(chunks, False)
+            return
         states = self._choices
         odd = False
         for chunk in chunks:
@@ -273,6 +285,39 @@ class ChatAccumulator:
                 self._usage = usage  # providers that repeat cumulative usage: the last one wins
         if chunks:
             self._identify(chunks, odd)
+
+    def _add_text_batch(self, chunks: Sequence[Any]) -> bool:
+        """The common batch, read without a Python step per chunk: openai's models, one
+        choice index, text and refusals (no tool calls). The same reading as add_many's loop,
+        done by C loops (map, filter) over the models' ``__dict__``. ``False``, with nothing
+        recorded, for any other batch: the loop reads it chunk by chunk."""
+        try:
+            fields = list(map(_DICT, chunks))
+            usage = next(filter(_IS_SET, map(_USAGE, reversed(fields))), None)
+            known = list(map(_DICT, _chain(map(_CHOICES, fields))))
+            deltas = list(map(_DICT, map(_DELTA, known)))
+            if any(map(_TOOL_CALLS, deltas)) or any(map(_FUNCTION_CALL, deltas)):
+                return False
+            indexes = set(map(_INDEX, known))
+            texts = list(filter(None, map(_CONTENT, deltas)))
+            refusals = list(filter(None, map(_REFUSAL, deltas)))
+            reason = next(filter(None, map(_FINISH_REASON, reversed(known))), None)
+        except (AttributeError, KeyError, TypeError):
+            return False
+        if len(indexes) > 1:  # several choices: the loop routes each to its own
+            return False
+        if indexes:
+            index = indexes.pop() or 0
+            state = self._choices.get(index)
+            if state is None:
+                state = self._choices[index] = _Choice()
+            if reason:
+                state.finish_reason = reason
+            state.text += texts  # kept even without capture: usage is estimated from it
+            state.refusal += refusals
+        if usage is not None:
+            self._usage = usage  # providers that repeat cumulative usage: the last one wins
+        return True
 
     def _identify(self, chunks: Sequence[Any], odd: bool) -> None:
         # The first id; the last real model (Azure's first chunk has model ""), tier and
