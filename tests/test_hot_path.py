@@ -421,9 +421,10 @@ def test_text_batches_read_alike_in_c_loops_and_field_by_field(
     in_c: list[bool] = []
     real_batch = _chat.ChatAccumulator._add_text_batch
 
-    def recording(self: Any, batch: Any) -> bool:
-        in_c.append(real_batch(self, batch))
-        return in_c[-1]
+    def recording(self: Any, batch: Any) -> Any:
+        read = real_batch(self, batch)
+        in_c.append(read is not None)
+        return read
 
     monkeypatch.setattr(_chat.ChatAccumulator, "_add_text_batch", recording)
     chunks = _text_chunks(choices)

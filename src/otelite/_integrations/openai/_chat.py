@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 from otelite import _semconv as sc
@@ -187,10 +187,19 @@ _CONTENT, _REFUSAL = operator.itemgetter("content"), operator.itemgetter("refusa
 _TOOL_CALLS, _FUNCTION_CALL = (operator.itemgetter(k) for k in ("tool_calls", "function_call"))
 
 
-def _first_set(getter: Any, chunks: Iterable[Any]) -> Any:
-    """The first truthy ``getter`` value in the chunks' ``__dict__`` (a C loop), or ``None``."""
+def _first_set(
+    getter: Any,
+    chunks: Sequence[Any],
+    fields: Optional[list[dict[str, Any]]],
+    last: bool = False,
+) -> Any:
+    """The first (``last``: last) truthy ``getter`` value in the chunks' ``__dict__`` (given
+    as ``fields`` when already read), in a C loop; ``None`` when none has one."""
     try:
-        return next(filter(None, map(getter, map(_DICT, chunks))), None)
+        known = map(_DICT, chunks) if fields is None else fields
+        if last:
+            known = reversed(list(known) if fields is None else fields)
+        return next(filter(None, map(getter, known)), None)
     except (AttributeError, KeyError, TypeError):
         return _UNREAD
 
@@ -242,9 +251,10 @@ class ChatAccumulator:
         # _fields_of), in one loop; the id, model, tier and fingerprint once per batch, after
         # it. A chunk, or a choice, without the usual fields (another shape) is read field
         # by field before anything of it is recorded.
-        if self._add_text_batch(chunks):
+        fields = self._add_text_batch(chunks)
+        if fields is not None:
             if chunks:
-                self._identify(chunks, False)
+                self._identify(chunks, False, fields)
             return
         states = self._choices
         odd = False
@@ -284,28 +294,29 @@ class ChatAccumulator:
             if usage is not None:
                 self._usage = usage  # providers that repeat cumulative usage: the last one wins
         if chunks:
-            self._identify(chunks, odd)
+            self._identify(chunks, odd, None)
 
-    def _add_text_batch(self, chunks: Sequence[Any]) -> bool:
+    def _add_text_batch(self, chunks: Sequence[Any]) -> Optional[list[dict[str, Any]]]:
         """The common batch, read without a Python step per chunk: openai's models, one
         choice index, text and refusals (no tool calls). The same reading as add_many's loop,
-        done by C loops (map, filter) over the models' ``__dict__``. ``False``, with nothing
-        recorded, for any other batch: the loop reads it chunk by chunk."""
+        done by C loops (map, filter) over the models' ``__dict__`` (returned: _identify reads
+        them too). ``None``, with nothing recorded, for any other batch: the loop reads it
+        chunk by chunk."""
         try:
             fields = list(map(_DICT, chunks))
             usage = next(filter(_IS_SET, map(_USAGE, reversed(fields))), None)
             known = list(map(_DICT, _chain(map(_CHOICES, fields))))
             deltas = list(map(_DICT, map(_DELTA, known)))
             if any(map(_TOOL_CALLS, deltas)) or any(map(_FUNCTION_CALL, deltas)):
-                return False
+                return None
             indexes = set(map(_INDEX, known))
             texts = list(filter(None, map(_CONTENT, deltas)))
             refusals = list(filter(None, map(_REFUSAL, deltas)))
             reason = next(filter(None, map(_FINISH_REASON, reversed(known))), None)
         except (AttributeError, KeyError, TypeError):
-            return False
+            return None
         if len(indexes) > 1:  # several choices: the loop routes each to its own
-            return False
+            return None
         if indexes:
             index = indexes.pop() or 0
             state = self._choices.get(index)
@@ -317,21 +328,23 @@ class ChatAccumulator:
             state.refusal += refusals
         if usage is not None:
             self._usage = usage  # providers that repeat cumulative usage: the last one wins
-        return True
+        return fields
 
-    def _identify(self, chunks: Sequence[Any], odd: bool) -> None:
+    def _identify(
+        self, chunks: Sequence[Any], odd: bool, fields: Optional[list[dict[str, Any]]]
+    ) -> None:
         # The first id; the last real model (Azure's first chunk has model ""), tier and
         # fingerprint: each a non-empty str, as _text reads them in _add_any. When every
         # chunk is one of openai's models, each is found without a Python step per chunk;
         # otherwise, and for a value of another type, chunk by chunk.
         if self._id is None:
-            found = _UNREAD if odd else _first_set(_ID, chunks)
+            found = _UNREAD if odd else _first_set(_ID, chunks, fields)
             if not isinstance(found, str):
                 found = next(filter(None, (_text(_get(c, "id")) for c in chunks)), None)
             if found:
                 self._id = found
         for name in _IDENTITY if self._openai else _IDENTITY[:2]:  # fingerprint: OpenAI only
-            found = _UNREAD if odd else _first_set(_GETTERS[name], reversed(chunks))
+            found = _UNREAD if odd else _first_set(_GETTERS[name], chunks, fields, last=True)
             if found is None:
                 continue  # in no chunk of this batch
             if not isinstance(found, str):
