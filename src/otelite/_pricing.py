@@ -524,6 +524,24 @@ _warned_lock = threading.Lock()
 _warned: set[tuple[str, str]] = set()
 
 
+def resolved(
+    provider: str,
+    models: tuple[Optional[str], ...],
+    service_tier: Optional[str],
+    user: Optional[UserPrices],
+) -> Optional[tuple[Any, Price, str, str, str, bool]]:
+    """The price :func:`price_call` resolved before for these names, if it holds at any time.
+
+    ``(user, price, source, version, date, override)``, or ``None`` when this call must
+    go through :func:`price_call` (not priced yet, priced by the time of day, or unpriced).
+    """
+    book = _catalog
+    if book is None:
+        return None
+    hit = book.resolved.get((provider, models, service_tier, id(user)))
+    return hit if hit is not None and hit[0] is user else None  # not a reused id
+
+
 def price_call(
     provider: str,
     models: tuple[Optional[str], ...],

@@ -24,6 +24,7 @@ from otelite._metrics import CallMeasurements, defer, dimension_attributes, inst
 
 if TYPE_CHECKING:
     from otelite import _pricing
+    from otelite._llm._lean import Lean
 
 Attributes = dict[str, Any]
 
@@ -162,8 +163,11 @@ class Invocation:
         request: Request,
         content: Optional[Callable[[], Mapping[str, Any]]],
         checks: bool = True,
+        lean: Optional[Lean] = None,
     ) -> None:
-        self.active = active = _state.active()
+        # ``lean``: a call the lean path began (its span started from the same request),
+        # handed over to be ended here.
+        self.active = active = _state.active() if lean is None else lean.active
         self._run_checks_on = checks and bool(active.checks)
         self.request = request
         key = (
@@ -185,10 +189,14 @@ class Invocation:
             metric_base[sc.OTELITE_TRAFFIC] = traffic
         if active.dimensions is not None:
             metric_base.update(dimension_attributes(active.dimensions, request.attributes))
-        attrs = {**base, **request.attributes}
-        self.span: Span = active.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
         self._open = [True]  # popped by the one end: list.pop is atomic
         self._content = content
+        if lean is not None:
+            self.span: Span = lean.span
+            self.started = lean.started
+            return
+        attrs = {**base, **request.attributes}
+        self.span = active.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
         if content is not None and active.content.capture and self.span.is_recording():
             with _guard.contained("recording the request content"):
                 render = active.content.render

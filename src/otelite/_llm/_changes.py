@@ -289,6 +289,35 @@ def observe(
             _report(invocation, key, base, found)
 
 
+def steady(
+    key: Key, model: Optional[str], fingerprint: Optional[str], reasons: Sequence[str]
+) -> bool:
+    """A call with nothing for :func:`observe` to report or read, counted: the lean path's check.
+
+    ``True`` (and the call counted) when the baseline exists, the model, fingerprint and
+    finish reasons are all known, the response's structure is not due to be read and
+    no deprecation headers are in sight. ``False`` changes nothing: the call is then
+    observed in full.
+    """
+    base = _baselines.get(key)
+    if base is None:
+        return False
+    seen = base.seen
+    if model and model not in seen[RESPONSE_MODEL]:
+        return False
+    if fingerprint and fingerprint not in seen[SYSTEM_FINGERPRINT]:
+        return False
+    if reasons and not seen[FINISH_REASON].issuperset(reasons):
+        return False
+    calls = base.calls + 1
+    if calls <= STRUCTURE_ALWAYS or calls % STRUCTURE_EVERY == 0:
+        return False
+    if response_headers.get() is not None:
+        return False
+    base.calls = calls
+    return True
+
+
 def _structure(base: _Baseline, outcome: Outcome, found: list[tuple[str, str]]) -> None:
     global _skipped
     assert outcome.structure is not None

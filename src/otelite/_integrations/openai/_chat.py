@@ -51,6 +51,12 @@ def _fields_of(response: Any) -> dict[str, Any]:
 def _chat_request(instance: Any, kwargs: Mapping[str, Any], operation: str = sc.OP_CHAT) -> Request:
     host, port, azure = _server(instance)
     provider = _provider(host, port, azure)
+    attrs = _chat_attributes(kwargs, provider, operation)
+    return Request(operation, provider, _model(instance, kwargs, azure), host, port, attrs)
+
+
+def _chat_attributes(kwargs: Mapping[str, Any], provider: str, operation: str) -> Attributes:
+    """The request's attributes of a chat or legacy completion call."""
     attrs: Attributes = {}
     _common_params(kwargs, attrs)
     max_tokens = kwargs.get("max_completion_tokens")
@@ -66,7 +72,7 @@ def _chat_request(instance: Any, kwargs: Mapping[str, Any], operation: str = sc.
     api_type = "chat_completions" if operation == sc.OP_CHAT else None
     _openai_request(kwargs, provider, api_type, attrs)
     _prompt_attributes(kwargs, attrs)
-    return Request(operation, provider, _model(instance, kwargs, azure), host, port, attrs)
+    return attrs
 
 
 def _choice_text(choice: Any) -> str:
@@ -483,6 +489,12 @@ class ChatAccumulator:
 def _embeddings_request(instance: Any, kwargs: Mapping[str, Any]) -> Request:
     host, port, azure = _server(instance)
     provider = _provider(host, port, azure)
+    attrs = _embeddings_attributes(kwargs)
+    return Request(sc.OP_EMBEDDINGS, provider, _model(instance, kwargs, azure), host, port, attrs)
+
+
+def _embeddings_attributes(kwargs: Mapping[str, Any]) -> Attributes:
+    """The request's attributes of an embeddings call."""
     attrs: Attributes = {}
     fmt = kwargs.get("encoding_format")
     if _given(fmt) and isinstance(fmt, str):
@@ -490,7 +502,7 @@ def _embeddings_request(instance: Any, kwargs: Mapping[str, Any]) -> Request:
     dimensions = _integer(kwargs.get("dimensions"))
     if dimensions is not None:
         attrs[sc.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dimensions
-    return Request(sc.OP_EMBEDDINGS, provider, _model(instance, kwargs, azure), host, port, attrs)
+    return attrs
 
 
 def _embeddings_outcome(response: Any, request: Request, kwargs: Mapping[str, Any]) -> Outcome:

@@ -19,7 +19,7 @@ import wrapt
 from otelite import _guard, _llm
 from otelite import _semconv as sc
 from otelite._exceptions import ConfigurationError
-from otelite._integrations.openai import _chat, _content, _raw, _responses, _stream_usage
+from otelite._integrations.openai import _chat, _content, _lean, _raw, _responses, _stream_usage
 
 _stream_types: dict[type, bool] = {}
 
@@ -113,6 +113,12 @@ _RETRY_TARGETS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (_BASE_CLIENT_MODULES, "BaseClient", "_build_request"),
 )
 
+# The methods whose common call takes the lean path: (begin, end) by surface and method.
+_LEAN = {
+    (CHAT, "create"): (_lean.begin_chat, _lean.end_chat),
+    (EMBEDDINGS, "create"): (_lean.begin_embeddings, _lean.end_embeddings),
+}
+
 _lock = threading.RLock()
 _active = False
 _patched: list[tuple[type, str, Any]] = []
@@ -142,6 +148,10 @@ def _patch_module(module: Any) -> None:
                 if is_async
                 else _llm.sync_wrapper(surface, _other_llm_span)
             )
+            lean = _LEAN.get((surface, method))
+            if lean is not None:  # the common call on the lean path, any other as above
+                make = _lean.async_wrapper if is_async else _lean.sync_wrapper
+                wrapper = make(surface, *lean, wrapper)
             setattr(cls, method, wrapt.FunctionWrapper(original, wrapper))
             _patched.append((cls, method, original))
         for modules, class_name, method in _RETRY_TARGETS:
