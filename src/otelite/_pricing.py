@@ -573,7 +573,9 @@ def price_call(
         model = book.lookup(provider, name)
         if model is not None:
             price = model.price(at, service_tier)
-            if not model.conditional and not (service_tier and service_tier in model.tiers):
+            if not model.conditional and not (
+                service_tier and service_tier in model.tiers and model.time_dependent
+            ):
                 # The same price at any time: resolved once for this provider, models and tier.
                 book.remember(key, (user, price, book.source, book.version, book.date, False))
             return Cost(cost_usd(price, usage), book.source, book.version, book.date, False)

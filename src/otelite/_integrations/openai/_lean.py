@@ -3,7 +3,7 @@
 ``chat.completions.create`` and ``embeddings.create`` without streaming, when
 the call is the common one: not nested in another instrumented call, not
 suppressed, no other LLM span around it, content capture off, no online checks,
-no metric dimensions, no compiled prompt in sight, and not an Azure client. The
+no metric dimensions, and not an Azure client. The
 request is read by the same functions as the general path's; the response is
 read only when it is one of openai's own models with every field in its usual
 type (otherwise, and for retries, errors and raw responses, the call is handed
@@ -48,12 +48,7 @@ def _common(instance: Any, kwargs: Mapping[str, Any]) -> Optional[tuple[Any, ...
     if getattr(_get_span(), "kind", None) is _CLIENT:
         return None  # maybe another instrumentation's span: the general wrapper looks
     active = _state.active()
-    if (
-        active.content.capture
-        or active.checks
-        or active.dimensions is not None
-        or _registries.prompt_links
-    ):
+    if active.content.capture or active.checks or active.dimensions is not None:
         return None
     host, port, azure = _server(instance)
     if azure:
