@@ -152,13 +152,15 @@ def test_a_failing_lean_step_never_reaches_the_caller(
         raise RuntimeError("boom")
 
     monkeypatch.setattr(owner, failing, broken)
-    client, served = make_client(interactions)
+    client, _served = make_client(interactions)
     with capture_spans() as cap:
         result, error = run_sync(client, interactions[0])
         spans, points = snapshot(cap)
-    assert error is None and result["id"] == interactions[0].response_json()["id"]
+    assert error is None
+    assert result["id"] == interactions[0].response_json()["id"]
     if failing == "defer":  # the span ended on the lean path; its metrics were lost, logged
-        assert spans == plain[0][:1] and points == {}
+        assert spans == plain[0][:1]
+        assert points == {}
         assert "internal error in queueing LLM call metrics" in caplog.text
     else:
         assert (spans, points) == (plain[0][:1], plain[1])
