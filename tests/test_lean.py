@@ -85,20 +85,28 @@ def replay(interactions: list[Interaction], is_async: bool) -> Any:
 
 
 def lean_expected(interaction: Interaction) -> bool:
-    """A call the lean path must end: OpenAI's own API, chat or embeddings, no stream, a
-    successful response with usage, priced the same at any time (a tier's price may not be)."""
+    """A call the lean path must end: OpenAI's own API, chat (streamed or not) or
+    embeddings, a successful response with usage, priced the same at any time (a tier's
+    price may not be)."""
     if not (
         "api.openai.com" in interaction.url
-        and interaction.endpoint in ("/chat/completions", "/embeddings")
-        and not interaction.is_stream
+        and (
+            interaction.endpoint == "/chat/completions"
+            or (interaction.endpoint == "/embeddings" and not interaction.is_stream)
+        )
         and interaction.status == 200
         and interaction.recorded_usage() is not None
     ):
         return False
-    body = interaction.response_json()
-    entry = _pricing.catalog().lookup("openai", body["model"])
+    if interaction.is_stream:
+        events = interaction.sse_events()
+        model = [e["model"] for e in events if e.get("model")][-1]
+        tier = ([e["service_tier"] for e in events if e.get("service_tier")] or [None])[-1]
+    else:
+        body = interaction.response_json()
+        model, tier = body["model"], body.get("service_tier")
+    entry = _pricing.catalog().lookup("openai", model)
     assert entry is not None  # every recorded OpenAI model is in the catalog
-    tier = body.get("service_tier")
     return not entry.conditional and not (tier in entry.tiers and entry.time_dependent)
 
 

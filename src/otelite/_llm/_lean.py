@@ -19,6 +19,7 @@ span already started, which then ends the call as it ends any other.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
 from opentelemetry.trace import Span, SpanKind
@@ -36,7 +37,17 @@ _perf_counter = time.perf_counter
 class Lean:
     """A call begun on the lean path: what it was started with, and its span."""
 
-    __slots__ = ("active", "attributes", "base", "key", "span", "started", "traffic")
+    __slots__ = (
+        "active",
+        "attributes",
+        "base",
+        "hides",
+        "key",
+        "sent",
+        "span",
+        "started",
+        "traffic",
+    )
 
     def __init__(
         self,
@@ -53,6 +64,10 @@ class Lean:
         self.base = base  # the attributes every call of this key starts with (shared: not changed)
         self.span = span
         self.traffic = traffic
+        # Set by an adapter that sends other arguments than the caller's (usage asked for in
+        # a stream): those arguments, and that a chunk may be hidden from the caller.
+        self.sent: Optional[Mapping[str, Any]] = None
+        self.hides = False
         self.started = _perf_counter()
 
 

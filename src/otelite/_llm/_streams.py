@@ -19,12 +19,17 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import wrapt
 
 from otelite import _guard
-from otelite._llm._call import Accumulator, Invocation, Outcome, stop_clock
+from otelite._llm._call import Accumulator, Clock, Invocation, Outcome, stop_clock
 
 if TYPE_CHECKING:
+    from otelite._llm._lean import Lean
+
     _Proxy = wrapt.ObjectProxy[Any]
 else:
     _Proxy = wrapt.ObjectProxy
+
+# (accumulator, lean call, first chunk's time, gaps, when it ended) -> whether it ended the call
+LeanEnder = Callable[[Any, "Lean", Optional[float], list[float], Clock], bool]
 
 
 _now = time.perf_counter
@@ -41,10 +46,28 @@ class StreamRecorder:
     after the caller got them; any other is given each chunk as it arrives.
     """
 
-    __slots__ = ("_accumulator", "arrivals", "batched", "hidden", "invocation", "pending")
+    __slots__ = (
+        "_accumulator",
+        "_lean",
+        "_open",
+        "arrivals",
+        "batched",
+        "hidden",
+        "invocation",
+        "pending",
+    )
 
-    def __init__(self, invocation: Invocation, accumulator: Accumulator) -> None:
+    def __init__(
+        self,
+        invocation: Optional[Invocation],
+        accumulator: Accumulator,
+        lean: Optional[tuple[Lean, LeanEnder, Callable[[Lean], Invocation]]] = None,
+    ) -> None:
+        # A stream begun on the lean path (otelite._llm._lean) has no invocation: ``lean``
+        # holds the call, what ends it from the accumulator, and what hands it over.
         self.invocation = invocation
+        self._lean = lean
+        self._open = [True]  # popped by the one finish: list.pop is atomic
         self._accumulator = accumulator
         self.batched = hasattr(accumulator, "add_many")
         # Asked only when the accumulator may hide chunks (a usage chunk otelite asked for).
@@ -98,18 +121,38 @@ class StreamRecorder:
         only ``error`` (the stream raised) makes it one.
         """
         ended = stop_clock()
+        try:
+            self._open.pop()
+        except IndexError:
+            return
         if self.pending:
             self.read_pending()
+        arrivals = self.arrivals
+        first = arrivals[0] if arrivals else None
+        gaps = list(map(operator.sub, arrivals[1:], arrivals))  # each chunk's gap, in C
+        invocation = self.invocation
+        if self._lean is not None:
+            lean, ender, handover = self._lean
+            if error is None:
+                try:
+                    if ender(self._accumulator, lean, first, gaps, ended):
+                        return
+                except Exception as exc:
+                    _guard.report("summarising a stream", exc)
+            try:
+                invocation = self.invocation = handover(lean)
+            except Exception as exc:
+                _guard.report("ending a stream span", exc)
+                lean.span.end()
+                return
         try:
             outcome = self._accumulator.outcome(error is not None)
         except Exception as exc:
             _guard.report("summarising a stream", exc)
             outcome = Outcome({})
-        arrivals = self.arrivals
-        first = arrivals[0] if arrivals else None
-        gaps = list(map(operator.sub, arrivals[1:], arrivals))  # each chunk's gap, in C
         try:
-            self.invocation.end(outcome, first, gaps, error, ended)
+            if invocation is not None:
+                invocation.end(outcome, first, gaps, error, ended)
         except Exception as exc:
             _guard.report("ending a stream span", exc)
 

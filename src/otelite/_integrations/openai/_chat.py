@@ -413,6 +413,19 @@ class ChatAccumulator:
             if _get(function_call, "arguments"):
                 slot["arguments"].append(_get(function_call, "arguments"))
 
+    def lean_state(self) -> Optional[tuple[str, str, Optional[str], Optional[str], Any, list[str]]]:
+        """(id, model, tier, fingerprint, usage, finish reasons) of a stream that ended with
+        all of them (the lean path records it); ``None`` when one is missing."""
+        if self._id is None or self._model is None or self._usage is None:
+            return None
+        reasons = []
+        for index in sorted(self._choices):
+            reason = self._choices[index].finish_reason
+            if type(reason) is not str or not reason:
+                return None
+            reasons.append(reason)
+        return self._id, self._model, self._tier, self._fingerprint, self._usage, reasons
+
     def outcome(self, failed: bool) -> Outcome:
         attrs: Attributes = {}
         _identity(attrs, self._id, self._model)

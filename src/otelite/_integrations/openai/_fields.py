@@ -48,6 +48,20 @@ def _text(value: Any) -> Optional[str]:
     return value if isinstance(value, str) and value else None
 
 
+_stream_types: dict[type, bool] = {}
+
+
+def _is_stream(result: Any) -> bool:
+    """Whether ``result`` is an openai ``Stream``/``AsyncStream`` (by class, cached per type)."""
+    cls = type(result)
+    found = _stream_types.get(cls)
+    if found is None:
+        found = any(base.__name__ in ("Stream", "AsyncStream") for base in cls.__mro__)
+        if len(_stream_types) < 256:
+            _stream_types[cls] = found
+    return found
+
+
 _servers: weakref.WeakKeyDictionary[Any, tuple[Any, tuple[Optional[str], Optional[int], bool]]] = (
     weakref.WeakKeyDictionary()
 )

@@ -20,20 +20,7 @@ from otelite import _guard, _llm
 from otelite import _semconv as sc
 from otelite._exceptions import ConfigurationError
 from otelite._integrations.openai import _chat, _content, _lean, _raw, _responses, _stream_usage
-
-_stream_types: dict[type, bool] = {}
-
-
-def _is_stream(result: Any) -> bool:
-    """Whether ``result`` is an openai ``Stream``/``AsyncStream`` (by class, cached per type)."""
-    cls = type(result)
-    found = _stream_types.get(cls)
-    if found is None:
-        found = any(base.__name__ in ("Stream", "AsyncStream") for base in cls.__mro__)
-        if len(_stream_types) < 256:
-            _stream_types[cls] = found
-    return found
-
+from otelite._integrations.openai._fields import _is_stream
 
 CHAT = _llm.Surface(
     _chat._chat_request,
@@ -114,7 +101,7 @@ _RETRY_TARGETS: tuple[tuple[tuple[str, ...], str, str], ...] = (
 )
 
 # The methods whose common call takes the lean path: (begin, end) by surface and method.
-_LEAN = {
+_LEAN: dict[tuple[_llm.Surface, str], tuple[Any, _lean.Ender]] = {
     (CHAT, "create"): (_lean.begin_chat, _lean.end_chat),
     (EMBEDDINGS, "create"): (_lean.begin_embeddings, _lean.end_embeddings),
 }
