@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import itertools
 import operator
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
@@ -181,33 +179,17 @@ class _Choice:
 # A chunk's identity fields and where the accumulator keeps the last real value of each.
 _SLOTS = {"model": "_model", "service_tier": "_tier", "system_fingerprint": "_fingerprint"}
 _IDENTITY = tuple(_SLOTS)
-_GETTERS = {name: operator.itemgetter(name) for name in _SLOTS}
-_ID = operator.itemgetter("id")
-_DICT = operator.attrgetter("__dict__")
-_UNREAD = object()  # a chunk without the field in its __dict__: read chunk by chunk
-_IS_SET = functools.partial(operator.is_not, None)
-_chain = itertools.chain.from_iterable
-_CHOICES, _USAGE, _DELTA = (operator.itemgetter(k) for k in ("choices", "usage", "delta"))
-_INDEX, _FINISH_REASON = operator.itemgetter("index"), operator.itemgetter("finish_reason")
-_CONTENT, _REFUSAL = operator.itemgetter("content"), operator.itemgetter("refusal")
-_TOOL_CALLS, _FUNCTION_CALL = (operator.itemgetter(k) for k in ("tool_calls", "function_call"))
+_GETTERS = {name: operator.itemgetter(name) for name in ("id", *_SLOTS)}
 
 
-def _first_set(
-    getter: Any,
-    chunks: Sequence[Any],
-    fields: Optional[list[dict[str, Any]]],
-    last: bool = False,
-) -> Any:
-    """The first (``last``: last) truthy ``getter`` value in the chunks' ``__dict__`` (given
-    as ``fields`` when already read), in a C loop; ``None`` when none has one."""
+def _text_of(chunk: Any, name: str) -> Optional[str]:
+    """A chunk's field as ``_text`` reads it: from an openai model's ``__dict__`` (one lookup),
+    else field by field."""
     try:
-        known = map(_DICT, chunks) if fields is None else fields
-        if last:
-            known = reversed(list(known) if fields is None else fields)
-        return next(filter(None, map(getter, known)), None)
+        value = chunk.__dict__[name]
     except (AttributeError, KeyError, TypeError):
-        return _UNREAD
+        value = _get(chunk, name)
+    return value if value and isinstance(value, str) else None
 
 
 class ChatAccumulator:
@@ -253,17 +235,13 @@ class ChatAccumulator:
 
     def add_many(self, chunks: Sequence[Any]) -> None:
         """Account for chunks the caller has read, in order (the stream recorder batches them)."""
-        # Only what the span needs is read per chunk, from each model's __dict__ (as
-        # _fields_of), in one loop; the id, model, tier and fingerprint once per batch, after
-        # it. A chunk, or a choice, without the usual fields (another shape) is read field
-        # by field before anything of it is recorded.
-        fields = self._add_text_batch(chunks)
-        if fields is not None:
-            if chunks:
-                self._identify(chunks, False, fields)
-            return
+        # One loop reads what the span needs from each model's __dict__ (as _fields_of); the
+        # id, model, tier and fingerprint are found once per batch, after it. A chunk, or a
+        # choice, without the usual fields (another shape) is read field by field.
         states = self._choices
-        odd = False
+        state: Optional[_Choice] = None
+        last = None  # the index of ``state``: text chunks of one choice follow each other
+        known_fields: Optional[list[dict[str, Any]]] = []  # each chunk's __dict__, if all have one
         for chunk in chunks:
             try:
                 fields = chunk.__dict__
@@ -271,8 +249,10 @@ class ChatAccumulator:
                 usage = fields["usage"]
             except (AttributeError, KeyError, TypeError):
                 self._add_any(chunk)  # dicts, objects without the usual fields
-                odd = True
+                known_fields = None
                 continue
+            if known_fields is not None:
+                known_fields.append(fields)
             for choice in choices or ():
                 try:
                     known = choice.__dict__
@@ -286,10 +266,13 @@ class ChatAccumulator:
                     simple = False
                 if not simple:
                     self._add_choice(choice)  # tool calls, legacy completions, other shapes
+                    last = None
                     continue
-                state = states.get(index)
-                if state is None:
-                    state = states[index] = _Choice()
+                if index != last or state is None:
+                    state = states.get(index)
+                    if state is None:
+                        state = states[index] = _Choice()
+                    last = index
                 if reason:
                     state.finish_reason = reason
                 # Text is kept even without capture: it is what usage is estimated from.
@@ -300,63 +283,44 @@ class ChatAccumulator:
             if usage is not None:
                 self._usage = usage  # providers that repeat cumulative usage: the last one wins
         if chunks:
-            self._identify(chunks, odd, None)
+            self._identify(chunks, known_fields)
 
-    def _add_text_batch(self, chunks: Sequence[Any]) -> Optional[list[dict[str, Any]]]:
-        """The common batch, read without a Python step per chunk: openai's models, one
-        choice index, text and refusals (no tool calls). The same reading as add_many's loop,
-        done by C loops (map, filter) over the models' ``__dict__`` (returned: _identify reads
-        them too). ``None``, with nothing recorded, for any other batch: the loop reads it
-        chunk by chunk."""
-        try:
-            fields = list(map(_DICT, chunks))
-            usage = next(filter(_IS_SET, map(_USAGE, reversed(fields))), None)
-            known = list(map(_DICT, _chain(map(_CHOICES, fields))))
-            deltas = list(map(_DICT, map(_DELTA, known)))
-            if any(map(_TOOL_CALLS, deltas)) or any(map(_FUNCTION_CALL, deltas)):
-                return None
-            indexes = set(map(_INDEX, known))
-            texts = list(filter(None, map(_CONTENT, deltas)))
-            refusals = list(filter(None, map(_REFUSAL, deltas)))
-            reason = next(filter(None, map(_FINISH_REASON, reversed(known))), None)
-        except (AttributeError, KeyError, TypeError):
-            return None
-        if len(indexes) > 1:  # several choices: the loop routes each to its own
-            return None
-        if indexes:
-            index = indexes.pop() or 0
-            state = self._choices.get(index)
-            if state is None:
-                state = self._choices[index] = _Choice()
-            if reason:
-                state.finish_reason = reason
-            state.text += texts  # kept even without capture: usage is estimated from it
-            state.refusal += refusals
-        if usage is not None:
-            self._usage = usage  # providers that repeat cumulative usage: the last one wins
-        return fields
-
-    def _identify(
-        self, chunks: Sequence[Any], odd: bool, fields: Optional[list[dict[str, Any]]]
-    ) -> None:
+    def _identify(self, chunks: Sequence[Any], fields: Optional[list[dict[str, Any]]]) -> None:
         # The first id; the last real model (Azure's first chunk has model ""), tier and
-        # fingerprint: each a non-empty str, as _text reads them in _add_any. When every
-        # chunk is one of openai's models, each is found without a Python step per chunk;
-        # otherwise, and for a value of another type, chunk by chunk.
+        # fingerprint: each a non-empty str, as _text reads them in _add_any. With every
+        # chunk's __dict__ at hand, the first truthy value is found by a C loop (most
+        # chunks have no tier or fingerprint at all); any other value, chunk by chunk.
         if self._id is None:
-            found = _UNREAD if odd else _first_set(_ID, chunks, fields)
-            if not isinstance(found, str):
-                found = next(filter(None, (_text(_get(c, "id")) for c in chunks)), None)
+            found = self._first(chunks, fields, "id")
             if found:
                 self._id = found
         for name in _IDENTITY if self._openai else _IDENTITY[:2]:  # fingerprint: OpenAI only
-            found = _UNREAD if odd else _first_set(_GETTERS[name], chunks, fields, last=True)
-            if found is None:
-                continue  # in no chunk of this batch
-            if not isinstance(found, str):
-                found = next(filter(None, (_text(_get(c, name)) for c in reversed(chunks))), None)
+            found = self._first(chunks, fields, name, True)
             if found:
                 setattr(self, _SLOTS[name], found)
+
+    @staticmethod
+    def _first(
+        chunks: Sequence[Any],
+        fields: Optional[list[dict[str, Any]]],
+        name: str,
+        last: bool = False,
+    ) -> Optional[str]:
+        """The first (``last``: last) non-empty str ``name`` of the chunks."""
+        if fields is not None:
+            try:
+                found = next(
+                    filter(None, map(_GETTERS[name], reversed(fields) if last else fields)), None
+                )
+                if found is None or isinstance(found, str):
+                    return found
+            except KeyError:
+                pass
+        for chunk in reversed(chunks) if last else chunks:
+            text = _text_of(chunk, name)
+            if text:
+                return text
+        return None
 
     def _add_any(self, chunk: Any) -> None:
         # Any chunk shape (dicts, objects without the usual fields): every field read alike.
