@@ -114,6 +114,16 @@ def _rate(value: Optional[PriceValue], input_tokens: int) -> Optional[float]:
     return float(value)
 
 
+def flat_usd(price: Price, input_tokens: int, output_tokens: int) -> Optional[float]:
+    """Cost in USD of text tokens alone at flat rates (most calls); ``None`` when the price
+    has tiers by prompt size (then :func:`cost_usd` gives the sum)."""
+    if type(price.input) is float and type(price.output) is float:
+        return (
+            max(input_tokens, 0) * price.input + max(output_tokens, 0) * price.output
+        ) / 1_000_000
+    return None
+
+
 def cost_usd(price: Price, usage: TokenUsage) -> float:
     """Cost in USD: cached, cache-write and audio tokens at their own rates where priced."""
     if (
@@ -121,13 +131,11 @@ def cost_usd(price: Price, usage: TokenUsage) -> float:
         and not usage.cache_write_tokens
         and not usage.input_audio_tokens
         and not usage.output_audio_tokens
-        and type(price.input) is float
-        and type(price.output) is float
     ):
         # Text tokens at flat rates: most calls (the general case below gives the same sum).
-        return (
-            max(usage.input_tokens, 0) * price.input + max(usage.output_tokens, 0) * price.output
-        ) / 1_000_000
+        flat = flat_usd(price, usage.input_tokens, usage.output_tokens)
+        if flat is not None:
+            return flat
     n = usage.input_tokens
     input_rate = _rate(price.input, n) or 0.0
     output_rate = _rate(price.output, n) or 0.0

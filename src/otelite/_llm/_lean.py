@@ -131,16 +131,14 @@ def finish(
             return False
         _, price, source, version, date, override = hit
         input_tokens, output_tokens, cached, audio_in, audio_out = tokens
-        usd = pricing.cost_usd(
-            price,
-            pricing.TokenUsage(
-                input_tokens,
-                output_tokens or 0,
-                cache_read_tokens=cached,
-                input_audio_tokens=audio_in,
-                output_audio_tokens=audio_out,
-            ),
-        )
+        usd = None
+        if not (cached or audio_in or audio_out):
+            usd = pricing.flat_usd(price, input_tokens, output_tokens or 0)
+        if usd is None:
+            usage = pricing.TokenUsage(
+                input_tokens, output_tokens or 0, cached, 0, audio_in, audio_out
+            )
+            usd = pricing.cost_usd(price, usage)
         # Last: the only step that changes anything (it counts the call when it holds).
         if _changes.enabled and not _changes.steady(
             (provider, operation, requested or ""), model, fingerprint, reasons

@@ -7,7 +7,6 @@ OpenAI-specific attributes (service tier, system fingerprint, prompt link).
 
 from __future__ import annotations
 
-import contextlib
 import weakref
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
@@ -62,29 +61,34 @@ def _is_stream(result: Any) -> bool:
     return found
 
 
-_servers: weakref.WeakKeyDictionary[Any, tuple[Any, tuple[Optional[str], Optional[int], bool]]] = (
-    weakref.WeakKeyDictionary()
-)
+Server = tuple[Optional[str], Optional[int], bool]
+# id(client) -> (a weak reference to it, its base URL, what _read_server read). A plain dict
+# (a WeakKeyDictionary lookup makes a reference per call); an entry counts only while its
+# reference still points to the client, and the dict is cleared past MAX_SERVERS.
+_servers: dict[int, tuple[weakref.ref[Any], Any, Server]] = {}
+MAX_SERVERS = 1024
 
 
-def _server(instance: Any) -> tuple[Optional[str], Optional[int], bool]:
+def _server(instance: Any) -> Server:
     """Host and port of the resource's client base URL, and whether it is an Azure client."""
     client = getattr(instance, "_client", None)
     # Every openai version keeps the URL in _base_url; the base_url property may do more.
     url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
-    try:
-        cached = _servers.get(client)
-    except TypeError:  # not weak-referenceable
-        cached = None
-    if cached is not None and cached[0] is url:
-        return cached[1]
+    cached = _servers.get(id(client))
+    if cached is not None and cached[0]() is client and cached[1] is url:
+        return cached[2]
     result = _read_server(client, url)
-    with contextlib.suppress(TypeError):
-        _servers[client] = (url, result)
+    try:
+        ref = weakref.ref(client)
+    except TypeError:  # not weak-referenceable: read each time
+        return result
+    if len(_servers) >= MAX_SERVERS:
+        _servers.clear()
+    _servers[id(client)] = (ref, url, result)
     return result
 
 
-def _read_server(client: Any, url: Any) -> tuple[Optional[str], Optional[int], bool]:
+def _read_server(client: Any, url: Any) -> Server:
     host = getattr(url, "host", None) or None
     port = getattr(url, "port", None)
     if port is None and host:
