@@ -12,6 +12,7 @@ lean path did end, so it cannot pass by handing everything over.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +20,7 @@ import opentelemetry.sdk.trace as sdk_trace
 import pytest
 
 import otelite
-from cassettes import Interaction, all_cassettes, load, make_client
+from cassettes import Interaction, all_cassettes, call_kwargs, load, make_client
 from otelite import _metrics, _pricing
 from otelite._integrations.openai import _patch
 from otelite._llm import _changes, _lean
@@ -172,3 +173,60 @@ def test_a_failing_lean_step_never_reaches_the_caller(
         assert "internal error in queueing LLM call metrics" in caplog.text
     else:
         assert (spans, points) == (plain[0][:1], plain[1])
+
+
+STREAM = "opentelemetry-python-contrib/test_chat_completion_multiple_choices_streaming.yaml"
+
+
+@pytest.mark.parametrize("how", ["close", "break", "drop"])
+def test_a_stream_left_early_is_handed_over_and_recorded_alike(
+    steady: list[bool], monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """A stream the caller leaves after three chunks (closed, a loop left, or dropped) has
+    no finish reasons yet: the lean path hands it over, and the span and metrics are the
+    general path's."""
+    interactions = load(STREAM)
+
+    def leave_early() -> Any:
+        client, _ = make_client(interactions)
+        with capture_spans() as cap:
+            kwargs = call_kwargs(client.chat.completions.create, interactions[0])
+            stream = client.chat.completions.create(**kwargs)
+            if how == "break":
+                for seen, _chunk in enumerate(stream):
+                    if seen == 2:
+                        break
+            else:
+                for _ in range(3):
+                    next(stream)
+            if how == "close":
+                stream.close()
+            del stream
+            gc.collect()  # a stream left in a loop, or dropped, ends when collected
+            return snapshot(cap)
+
+    otelite.instrument_openai()
+    replay(interactions, False)
+    with monkeypatch.context() as general_only:
+        general_only.setattr(_patch, "_LEAN", {})
+        otelite.uninstrument_openai()
+        otelite.instrument_openai()
+        general = leave_early()
+        otelite.uninstrument_openai()
+    otelite.instrument_openai()
+    steady.clear()
+    handed: list[Any] = []
+    handover = _lean.handover
+
+    def counted(call: Any, *args: Any) -> Any:
+        handed.append(call)
+        return handover(call, *args)
+
+    monkeypatch.setattr(_lean, "handover", counted)
+    lean = leave_early()
+    assert steady == []  # never ended on the lean path:
+    assert len(handed) == 1  # begun there, and handed over
+    assert lean == general
+    (span,) = lean[0]
+    assert "gen_ai.response.finish_reasons" not in span["attributes"]
+    assert span["attributes"]["gen_ai.response.id"] == interactions[0].sse_events()[0]["id"]
