@@ -2,8 +2,8 @@
 
 For the benchmark's sync chat call and its 50-chunk stream, the wrappers here
 record exactly the span attributes otelite records (checked first; the time to
-first chunk only for its presence) and queue the same metric values, and they
-make the same checks on the way: the re-entrancy guard, another
+first chunk only for its presence) and queue the same metric values to otelite's
+metrics thread, and they make the same checks on the way: the re-entrancy guard, another
 instrumentation's span, suppression, the API-change sets, the context roll-up,
 containment of a failing read. Like otelite, they read the response on the
 caller's thread (D10), and a stream's chunks in batches of 64. What they leave
@@ -11,7 +11,8 @@ out is generality: they know the call's shape (one client, one model, one price,
 openai's response models), so there are no adapter hooks, no request or outcome
 objects, no price lookup. Not a product path: the bound that a path specialised
 for the common call could reach, measured in one process with the floor and
-otelite's own wrapper.
+otelite's own wrapper (which takes its lean path for these calls, otelite._llm._lean:
+the difference is what its generality still costs).
 
     python benchmarks/lower_bound.py [--quick]     (the `nox -s bench-bound` session)
 
@@ -21,7 +22,6 @@ Prints the counted Python work (``run.python_work``) and the paired timing
 
 from __future__ import annotations
 
-import collections
 import contextvars
 import json
 import sys
@@ -69,7 +69,6 @@ class Bound:
     def __init__(self, model: str, rates: tuple[float, float], cost_attrs: dict[str, Any]) -> None:
         self.inside: contextvars.ContextVar[Any] = contextvars.ContextVar("inside", default=None)
         self.rollup: contextvars.ContextVar[Any] = contextvars.ContextVar("rollup", default=None)
-        self.queue: collections.deque[Any] = collections.deque(maxlen=4096)
         self.seen_models: set[str] = set()
         self.seen_reasons: set[str] = set()
         self.calls = 0
@@ -146,8 +145,20 @@ class Bound:
                 frame.append((tokens_in, tokens_out, cost))
             measured = self.start_attrs.copy()
             measured["gen_ai.response.model"] = model
-            self.queue.append(
-                (measured, took, tokens_in, tokens_out, cost, gaps, span.get_span_context())
+            made = _metrics.instruments(_state.active().meter)
+            _metrics.defer(  # recorded by otelite's metrics thread, as otelite's are
+                _metrics.CallMeasurements(
+                    made,
+                    measured,
+                    took,
+                    tokens_in,
+                    tokens_out,
+                    cost,
+                    out,
+                    extra.get("gen_ai.response.time_to_first_chunk"),
+                    gaps,
+                    span.get_span_context(),
+                )
             )
         except Exception:  # a failing read never reaches the caller
             pass
