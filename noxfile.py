@@ -82,6 +82,8 @@ def openai(session: nox.Session, openai_version: str) -> None:
         "tests/test_openai.py",
         "tests/test_openai_streams.py",
         "tests/test_openai_cassettes.py",
+        "tests/test_lean.py",
+        "tests/test_hot_path.py",
         "tests/test_checks.py",
         "tests/test_evals_judge.py",
         "tests/test_evals_run.py",
