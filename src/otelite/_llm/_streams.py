@@ -177,11 +177,12 @@ class SyncStreamProxy(_Proxy):
 
     def _self_iterate(self) -> Iterator[Any]:
         recorder = self._self_recorder
-        wrapped = self.__wrapped__
-        arrivals, pending, batched = recorder.arrivals, recorder.pending, recorder.batched
+        step = self.__wrapped__.__next__
+        pending, batched, hides = recorder.pending, recorder.batched, recorder.hidden is not None
+        mark, keep = recorder.arrivals.append, pending.append  # bound once, not per chunk
         while True:
             try:
-                chunk = wrapped.__next__()
+                chunk = step()
             except StopIteration:
                 self._self_finalizer()
                 return
@@ -190,11 +191,11 @@ class SyncStreamProxy(_Proxy):
                 self._self_finalizer.detach()
                 raise
             if batched:  # StreamRecorder.chunk, inline: it runs for every chunk
-                arrivals.append(_now())
-                pending.append(chunk)
+                mark(_now())
+                keep(chunk)
                 if len(pending) >= BATCH:
                     recorder.read_pending()
-                if recorder.hidden is None or not recorder.hide(chunk):
+                if not hides or not recorder.hide(chunk):
                     yield chunk
             elif not recorder.chunk(chunk):
                 yield chunk
