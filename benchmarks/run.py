@@ -772,19 +772,25 @@ def memory() -> dict[str, float]:
     half = MEMORY_CALLS // 2
     for _ in range(500):
         chat()
-    # The batch queue is drained before each reading: retained memory, not export backlog.
-    provider.force_flush()
-    gc.collect()
+    # The batch queue and the metrics queue are drained before each reading: retained
+    # memory, not export or recording backlog (up to a thousand calls' measurements wait
+    # for the metrics thread).
+    from otelite import _metrics
+
+    def settle() -> None:
+        provider.force_flush()
+        _metrics.drain()
+        gc.collect()
+
+    settle()
     tracemalloc.start()
     for _ in range(half):
         chat()
-    provider.force_flush()
-    gc.collect()
+    settle()
     at_half = tracemalloc.get_traced_memory()[0]
     for _ in range(half):
         chat()
-    provider.force_flush()
-    gc.collect()
+    settle()
     at_end = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     otelite.uninstrument_openai()
