@@ -31,6 +31,8 @@ CHAT = [
     {"role": "system", "content": "Answer from the context.\nContext:\n{{context}}"},
     {"role": "user", "content": "{{question}}"},
 ]
+# What diff and git print after a last line without a newline.
+NO_NEWLINE = "\\ No newline at end of file\n"
 
 
 @pytest.fixture
@@ -129,6 +131,59 @@ def test_diff_of_prompts_without_a_final_newline(registry: PromptRegistry) -> No
     assert registry.diff("p", 2, 3) == (
         "--- p@2\n+++ p@3\n@@ -1,2 +1,2 @@\n line one\n"
         "-line 2\n\\ No newline at end of file\n+line 2\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("one\ntwo", "one\n2", f" one\n-two\n{NO_NEWLINE}+2\n{NO_NEWLINE}"),
+        ("one\ntwo", "one\n2\n", f" one\n-two\n{NO_NEWLINE}+2\n"),
+        ("one\ntwo\n", "one\n2", f" one\n-two\n+2\n{NO_NEWLINE}"),
+        ("one\ntwo\n", "one\n2\n", " one\n-two\n+2\n"),
+        ("one\ntwo", "1\ntwo", f"-one\n+1\n two\n{NO_NEWLINE}"),
+        ("a\rb\fc\nd", "a\rb\fc\ne", f" a\rb\fc\n-d\n{NO_NEWLINE}+e\n{NO_NEWLINE}"),
+    ],
+    ids=[
+        "neither-ends-in-newline",
+        "old-lacks-it",
+        "new-lacks-it",
+        "both-end-in-newline",
+        "unchanged-last-line-lacks-it",
+        "carriage-return-and-form-feed-inside-lines",
+    ],
+)
+def test_diff_puts_every_line_on_its_own_line_as_diff_u_does(
+    registry: PromptRegistry, old: str, new: str, expected: str
+) -> None:
+    """Lines end only at "\\n", as in diff -u and git; a last line without one is followed
+    by the marker, so that the next line of the diff starts on a line of its own."""
+    registry.push("p", old)
+    registry.push("p", new)
+    assert registry.diff("p", 1, 2) == f"--- p@1\n+++ p@2\n@@ -1,2 +1,2 @@\n{expected}"
+
+
+@pytest.mark.parametrize("template", ["one\ntwo", "one\ntwo\n", "a\rb"])
+def test_diff_of_a_version_with_itself_is_empty(registry: PromptRegistry, template: str) -> None:
+    """Identical versions have an empty diff, whether or not they end in a newline."""
+    registry.push("p", template)
+    assert registry.diff("p", 1, 1) == ""
+
+
+def test_cli_diff_prints_each_line_of_a_prompt_without_a_final_newline_on_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`otelite prompts diff` prints the marker after a last line without a newline."""
+    root = tmp_path / "prompts"
+    registry = PromptRegistry(root)
+    registry.push("p", "Answer: {{question}}")
+    registry.push("p", "Answer briefly: {{question}}\n")
+    capsys.readouterr()
+    assert cli_main(["prompts", "--dir", str(root), "diff", "p", "1", "2"]) == 0
+    assert capsys.readouterr().out == (
+        "--- p@1\n+++ p@2\n@@ -1 +1 @@\n"
+        "-Answer: {{question}}\n\\ No newline at end of file\n"
+        "+Answer briefly: {{question}}\n"
     )
 
 

@@ -376,6 +376,21 @@ def test_prompts_pages_show_versions_labels_history_diff_and_calls(app: App) -> 
     assert "v2 and v2 are the same" in same
 
 
+def test_prompt_diff_shows_a_change_of_the_final_newline_as_the_cli_does(app: App) -> None:
+    """Versions that differ only in the final newline are not "the same": the page shows
+    the CLI's diff, with the marker after the last line that lacks the newline."""
+    registry = PromptRegistry(app.prompts_dir)
+    registry.push("nl", template="one\ntwo")
+    registry.push("nl", template="one\ntwo\n")
+    body = app.handle("/prompts/nl", "a=1&b=2").body
+    assert "are the same" not in body
+    assert (
+        '<pre class=diff>--- nl@1\n+++ nl@2\n<span class="hunk">@@ -1,2 +1,2 @@</span>\n one\n'
+        '<span class="del">-two</span>\n\\ No newline at end of file\n'
+        '<span class="add">+two</span></pre>'
+    ) in body
+
+
 def _run(name: str, verdicts: list[bool]) -> EvalRun:
     rows = [
         RowResult(

@@ -489,8 +489,8 @@ class PromptRegistry:
         """A unified diff between two versions (content and config)."""
         first, second = self.get(name, version=a), self.get(name, version=b)
         lines = difflib.unified_diff(
-            _describe(first).splitlines(keepends=True),
-            _describe(second).splitlines(keepends=True),
+            _lines(_describe(first)),
+            _lines(_describe(second)),
             fromfile=f"{name}@{a}",
             tofile=f"{name}@{b}",
         )
@@ -653,6 +653,16 @@ def _describe(version: PromptVersion) -> str:
     )
     config = json.dumps(dict(version.config), indent=2, sort_keys=True)
     return f"config: {config}\n---\n{body}" if version.config else str(body)
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of ``text`` as diff and git split them: at "\\n" only, each keeping it.
+
+    (``str.splitlines`` also splits at "\\r", form feeds and other separators, which
+    would end a diff line in the middle of a prompt's line.)
+    """
+    *lines, last = text.split("\n")
+    return [f"{line}\n" for line in lines] + ([last] if last else [])
 
 
 def _ranges(numbers: Sequence[int]) -> str:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
-from otelite.prompts._registry import _describe as describe_version
 from otelite.store import StatsRow
 from otelite.ui._html import esc, money, ms, page, table, url
 from otelite.ui._request import HTTPError, Params, Site
@@ -69,7 +67,7 @@ def prompt(app: Site, params: Params, name: str) -> str:
                 f"{which}={number}: prompt {name!r} has versions {', '.join(map(str, numbers))}",
             )
     try:
-        diff = _diff(registry, name, a, b)
+        diff = registry.diff(name, a, b)
         history = registry.history(name)
     except PromptError as exc:
         raise HTTPError(503, str(exc)) from None
@@ -116,7 +114,9 @@ def prompt(app: Site, params: Params, name: str) -> str:
         return f"<label>{field}<select name={field}>{options}</select></label>"
 
     diff_lines = []
-    for line in diff.splitlines():
+    # The registry's diff, as the CLI prints it: every line ends in "\n", and a line of a
+    # prompt may hold "\r" or a form feed, so it is split at "\n" only.
+    for line in diff.split("\n")[:-1]:
         kind = (
             "add"
             if line.startswith("+") and not line.startswith("+++")
@@ -171,20 +171,6 @@ def prompt(app: Site, params: Params, name: str) -> str:
         else "<p class=dim>no label moves yet</p>",
     ]
     return page(f"Prompt {name}", "".join(body), nav="/prompts")
-
-
-def _diff(registry: Any, name: str, a: int, b: int) -> str:
-    """Unified diff of two versions, line by line (a last line without a newline stays a line)."""
-    first, second = registry.get(name, version=a), registry.get(name, version=b)
-    return "\n".join(
-        difflib.unified_diff(
-            describe_version(first).splitlines(),
-            describe_version(second).splitlines(),
-            fromfile=f"{name}@{a}",
-            tofile=f"{name}@{b}",
-            lineterm="",
-        )
-    )
 
 
 def _versions(registry: Any, name: str) -> list[Any]:
