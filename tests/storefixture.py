@@ -10,7 +10,15 @@ from typing import Any, Optional
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    set_span_in_context,
+)
 
 from otelite._export import LocalStoreExporter
 from otelite.testing import SequentialIdGenerator
@@ -167,5 +175,88 @@ def build_store(path: Path, trace_ids: Optional[Sequence[str]] = None) -> Path:
         },
     )
     embed.end(end_time=T0 + 7200 * 1000 * MS + 30 * MS)
+    provider.shutdown()
+    return path
+
+
+# The traces of `build_remote_parent_store`, in start order.
+LOCAL_TRACE = "1" * 32
+REMOTE_TRACE = "2" * 32
+TWO_ROOTS_TRACE = "3" * 32
+CALLBACK_TRACE = "4" * 32
+
+
+def _remote(trace_id: str, span_id: int) -> Any:
+    """A context whose parent span was recorded by another service (not in this store)."""
+    parent = SpanContext(int(trace_id, 16), span_id, is_remote=True, trace_flags=TraceFlags(1))
+    return set_span_in_context(NonRecordingSpan(parent))
+
+
+class _CountdownSpanIds(FixedTraceIds):
+    """Span ids 255, 254, ...: a child's id sorts before its parent's."""
+
+    def generate_span_id(self) -> int:
+        return 256 - super().generate_span_id()
+
+
+def build_remote_parent_store(path: Path) -> Path:
+    """Write four traces into ``path``: a local one; one whose root's parent is remote; one with
+    two local roots under the same remote parent; a local one that a remote service called back
+    into (a second local root, later than the first)."""
+    provider = TracerProvider(
+        resource=Resource({"service.name": "downstream"}),
+        id_generator=_CountdownSpanIds([LOCAL_TRACE, CALLBACK_TRACE]),
+        shutdown_on_exit=False,
+    )
+    provider.add_span_processor(SimpleSpanProcessor(LocalStoreExporter(path / "otelite.db")))
+    tracer = provider.get_tracer("otelite")
+
+    def chat(ctx: Any, start_ms: int, end_ms: int, tokens_in: int, cost: float) -> None:
+        span = tracer.start_span(
+            "chat gpt-4o-mini",
+            context=ctx,
+            kind=SpanKind.CLIENT,
+            start_time=T0 + start_ms * MS,
+            attributes=llm_attrs("gpt-4o-mini", "gpt-4o-mini", tokens_in, 10, cost),
+        )
+        span.end(end_time=T0 + end_ms * MS)
+
+    local = tracer.start_span("invoke_workflow local", start_time=T0)
+    chat(set_span_in_context(local), 5, 15, 100, 0.00002)
+    local.end(end_time=T0 + 20 * MS)
+
+    # Its parent is a span of the calling service; the child starts at the same nanosecond.
+    served = tracer.start_span(
+        "POST /answer",
+        context=_remote(REMOTE_TRACE, 0xF1),
+        kind=SpanKind.SERVER,
+        start_time=T0 + 1000 * MS,
+        attributes={"user.id": "u-remote"},
+    )
+    chat(set_span_in_context(served), 1000, 1030, 40, 0.00001)
+    served.end(end_time=T0 + 1040 * MS)
+
+    # Two deliveries of one remote message: two local roots, the second one failing.
+    first = tracer.start_span(
+        "consume orders", context=_remote(TWO_ROOTS_TRACE, 0xF2), start_time=T0 + 2000 * MS
+    )
+    chat(set_span_in_context(first), 2005, 2015, 20, 0.000005)
+    first.end(end_time=T0 + 2020 * MS)
+    second = tracer.start_span(
+        "consume orders retry", context=_remote(TWO_ROOTS_TRACE, 0xF2), start_time=T0 + 2050 * MS
+    )
+    second.set_status(Status(StatusCode.ERROR, "rejected"))
+    second.end(end_time=T0 + 2090 * MS)
+
+    # A local root, and a span of the same trace whose parent is in the service it called.
+    workflow = tracer.start_span("invoke_workflow callback", start_time=T0 + 3000 * MS)
+    callback = tracer.start_span(
+        "POST /callback",
+        context=_remote(CALLBACK_TRACE, 0xF3),
+        kind=SpanKind.SERVER,
+        start_time=T0 + 3010 * MS,
+    )
+    callback.end(end_time=T0 + 3020 * MS)
+    workflow.end(end_time=T0 + 3050 * MS)
     provider.shutdown()
     return path

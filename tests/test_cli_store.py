@@ -13,7 +13,7 @@ import pytest
 
 from otelite.cli import main
 from otlp_receiver import http_receiver
-from storefixture import build_store
+from storefixture import REMOTE_TRACE, build_remote_parent_store, build_store
 
 TRACE1 = "00000000000000000000000000000001"
 
@@ -70,6 +70,37 @@ def test_traces_filters_and_json(store: str, capsys: pytest.CaptureFixture[str])
     code, out, _ = run(capsys, "traces", "--store", store, "--model", "nope")
     assert code == 1
     assert out.startswith("no traces match")
+
+
+def test_traces_with_a_remote_parent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A trace whose root's parent is another service's span is named by that root, and kept
+    by --traffic app like any application trace."""
+    store = str(build_remote_parent_store(tmp_path / "remote"))
+    for extra in ([], ["--traffic", "app"]):
+        code, out, _ = run(capsys, "traces", "--store", store, "--json", *extra)
+        assert code == 0
+        traces = json.loads(out)
+        assert [t["root"] for t in traces] == [
+            "invoke_workflow callback",
+            "consume orders",
+            "POST /answer",
+            "invoke_workflow local",
+        ]
+        remote = traces[2]
+        assert remote["trace_id"] == REMOTE_TRACE
+        assert (remote["duration_ms"], remote["spans"], remote["llm_calls"]) == (40.0, 2, 1)
+        assert (remote["input_tokens"], remote["output_tokens"], remote["cost_usd"]) == (
+            40,
+            10,
+            0.00001,
+        )
+        assert (remote["status"], remote["service"], remote["user"]) == (
+            "OK",
+            "downstream",
+            "u-remote",
+        )
+    code, out, _ = run(capsys, "traces", "--store", store, "--traffic", "evaluation")
+    assert code == 1
 
 
 def test_trace_tree_snapshot(store: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,12 +8,22 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 import otelite
-from otelite.store import LocalStore, _schema, _writer
+from otelite.store import LocalStore, TraceSummary, _schema, _writer
+from storefixture import (
+    CALLBACK_TRACE,
+    LOCAL_TRACE,
+    MS,
+    REMOTE_TRACE,
+    T0,
+    TWO_ROOTS_TRACE,
+    build_remote_parent_store,
+)
 
 
 def digest(path: Path) -> str:
@@ -130,6 +140,56 @@ def test_spans_round_trip_with_all_fields(tmp_path: Path) -> None:
     assert row == ("chat", "openai", "gpt-4o", "u-1", "s-1", 12, 5, 0.0001)
     assert conn.execute("SELECT COUNT(*) FROM resources").fetchone() == (1,)
     conn.close()
+
+
+def test_traces_whose_root_has_a_remote_parent(tmp_path: Path) -> None:
+    """A trace's root is its span without a parent or, when that span is another service's (a
+    remote parent), its first span whose parent is not in the store; never a child of it, even
+    one that starts at the same nanosecond. Traffic is judged by that root."""
+    path = build_remote_parent_store(tmp_path)
+
+    def summary(
+        trace_id: str, root: str, start_ms: int, end_ms: int, **fields: Any
+    ) -> TraceSummary:
+        values: dict[str, Any] = {"span_count": 2, "llm_calls": 1, "input_tokens": 0}
+        values.update(output_tokens=10, cost_usd=None, status_code="OK", user_id=None)
+        values.update(service_name="downstream", **fields)
+        return TraceSummary(trace_id, root, T0 + start_ms * MS, T0 + end_ms * MS, **values)
+
+    expected = [
+        summary(
+            CALLBACK_TRACE, "invoke_workflow callback", 3000, 3050, llm_calls=0, output_tokens=0
+        ),
+        summary(
+            TWO_ROOTS_TRACE,
+            "consume orders",
+            2000,
+            2090,
+            span_count=3,
+            input_tokens=20,
+            cost_usd=0.000005,
+            status_code="ERROR",
+        ),
+        summary(
+            REMOTE_TRACE,
+            "POST /answer",
+            1000,
+            1040,
+            input_tokens=40,
+            cost_usd=0.00001,
+            user_id="u-remote",
+        ),
+        summary(LOCAL_TRACE, "invoke_workflow local", 0, 20, input_tokens=100, cost_usd=0.00002),
+    ]
+    with LocalStore(path) as store:
+        assert store.traces() == expected
+        assert store.traces(traffic="app") == expected
+        assert store.traces(traffic="evaluation") == []
+        assert store.traces(status="ERROR") == [expected[1]]
+        assert [n.span.name for n in store.trace_tree(TWO_ROOTS_TRACE)] == [
+            "consume orders",
+            "consume orders retry",
+        ]
 
 
 def test_several_processes_write_one_store(tmp_path: Path) -> None:

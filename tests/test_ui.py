@@ -30,7 +30,16 @@ from otelite.store import _schema as _sqlite
 from otelite.testing import SequentialIdGenerator
 from otelite.ui import App, UIServer
 from otelite.ui._server import is_loopback
-from storefixture import MS, T0, build_store
+from storefixture import (
+    CALLBACK_TRACE,
+    LOCAL_TRACE,
+    MS,
+    REMOTE_TRACE,
+    T0,
+    TWO_ROOTS_TRACE,
+    build_remote_parent_store,
+    build_store,
+)
 
 NOW = T0 + 3 * 3600 * 1000 * MS  # three hours after the fixture's first trace
 TRACE_1 = f"{1:032x}"
@@ -190,6 +199,115 @@ def test_trace_list_pages_link_to_each_other(app: App) -> None:
     second = app.handle("/traces", "limit=1&user=u1&page=2").body
     assert 'href="/traces?limit=1&amp;user=u1&amp;page=1"' in second
     assert "rel=next" not in second
+
+
+@pytest.fixture
+def remote_store(tmp_path: Path) -> Path:
+    """Traces whose root's parent is a span of another service (see build_remote_parent_store)."""
+    return build_remote_parent_store(tmp_path / "remote")
+
+
+def test_trace_list_shows_traces_whose_root_has_a_remote_parent(remote_store: Path) -> None:
+    """A trace that came in with a remote parent is listed, named by its top-most span in the
+    store, with the totals of all its spans: the same rows as `otelite traces`. Two local roots
+    under one remote parent make one row, named by the first; a local trace that a remote
+    service called back into stays one row, named by its own root."""
+    app = App(remote_store, clock=lambda: NOW)
+    response = app.handle("/traces")
+    assert response.status == 200
+    rows = parse(response.body).tables[0][1:]
+    expected = run_cli("traces", "--store", str(remote_store), "--json")
+    assert [r[0] for r in rows] == [t["trace_id"][:12] for t in expected]
+    assert [r[2] for r in rows] == [t["root"] for t in expected]
+    assert rows == [
+        [
+            CALLBACK_TRACE[:12],
+            "2026-01-01 00:00:03",
+            "invoke_workflow callback",
+            "50.0ms",
+            "0",
+            "-",
+            "-",
+            "-",
+            "OK",
+            "downstream",
+            "-",
+        ],
+        [
+            TWO_ROOTS_TRACE[:12],
+            "2026-01-01 00:00:02",
+            "consume orders",
+            "90.0ms",
+            "1",
+            "20",
+            "10",
+            "$0.000005",
+            "ERROR",
+            "downstream",
+            "-",
+        ],
+        [
+            REMOTE_TRACE[:12],
+            "2026-01-01 00:00:01",
+            "POST /answer",
+            "40.0ms",
+            "1",
+            "40",
+            "10",
+            "$0.00001",
+            "OK",
+            "downstream",
+            "u-remote",
+        ],
+        [
+            LOCAL_TRACE[:12],
+            "2026-01-01 00:00:00",
+            "invoke_workflow local",
+            "20.0ms",
+            "1",
+            "100",
+            "10",
+            "$0.00002",
+            "OK",
+            "downstream",
+            "-",
+        ],
+    ]
+    # The trace page shows both roots of the trace that has two, the listed one first.
+    waterfall = parse(app.handle(f"/trace/{TWO_ROOTS_TRACE}").body).tables[0]
+    assert [row[:2] for row in waterfall if len(row) == 3] == [
+        ["consume orders", "20.0ms"],
+        ["chat gpt-4o-mini", "10.0ms"],
+        ["consume orders retry", "40.0ms"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("traffic=app", [CALLBACK_TRACE, TWO_ROOTS_TRACE, REMOTE_TRACE, LOCAL_TRACE]),
+        ("traffic=evaluation", []),
+        ("status=ERROR", [TWO_ROOTS_TRACE]),
+        ("status=OK", [CALLBACK_TRACE, REMOTE_TRACE, LOCAL_TRACE]),
+        ("user=u-remote", [REMOTE_TRACE]),
+        ("model=gpt-4o-mini", [TWO_ROOTS_TRACE, REMOTE_TRACE, LOCAL_TRACE]),
+        ("min_ms=40", [CALLBACK_TRACE, TWO_ROOTS_TRACE, REMOTE_TRACE]),
+        ("since=2026-01-01T00:00:01&until=2026-01-01T00:00:03", [TWO_ROOTS_TRACE, REMOTE_TRACE]),
+        ("sort=start&order=asc", [LOCAL_TRACE, REMOTE_TRACE, TWO_ROOTS_TRACE, CALLBACK_TRACE]),
+        ("sort=duration", [TWO_ROOTS_TRACE, CALLBACK_TRACE, REMOTE_TRACE, LOCAL_TRACE]),
+        ("sort=spans&order=asc", [LOCAL_TRACE, REMOTE_TRACE, CALLBACK_TRACE, TWO_ROOTS_TRACE]),
+        ("limit=1&page=2", [TWO_ROOTS_TRACE]),
+        ("limit=3&page=2", [LOCAL_TRACE]),
+    ],
+)
+def test_trace_list_filters_and_sorts_traces_with_remote_parents(
+    remote_store: Path, query: str, expected: list[str]
+) -> None:
+    """Filters, sorts and pages keep each trace once, whichever of its spans has no local parent."""
+    response = App(remote_store, clock=lambda: NOW).handle("/traces", query)
+    assert response.status == 200
+    tables = parse(response.body).tables
+    assert ([r[0] for r in tables[0][1:]] if tables else []) == [t[:12] for t in expected]
 
 
 def test_trace_page_draws_the_waterfall_with_llm_figures_and_the_transcript(app: App) -> None:

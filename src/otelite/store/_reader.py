@@ -27,7 +27,7 @@ from otelite.store._records import (
     TraceSummary,
 )
 
-_ROOT_TRAFFIC = "COALESCE(json_extract(attributes, '$.\"otelite.traffic\"'), 'app')"
+_ROOT_TRAFFIC = "COALESCE(json_extract(root.attributes, '$.\"otelite.traffic\"'), 'app')"
 
 
 def _loads(text: Optional[str], default: Any) -> Any:
@@ -217,8 +217,8 @@ class LocalStore:
                 raise ValueError(f"traffic must be app or evaluation, got {traffic!r}")
             # Judged by the root span: dataset-run rows are `evaluation`, requests are `app`.
             span_filters.append(
-                "s.trace_id IN (SELECT trace_id FROM spans WHERE parent_span_id IS NULL AND "
-                f"{_ROOT_TRAFFIC} = ?)"
+                f"s.trace_id IN (SELECT root.trace_id FROM spans root "
+                f"WHERE {_schema.trace_root('root')} AND {_ROOT_TRAFFIC} = ?)"
             )
             params.append(traffic)
         if since_ns is not None:
@@ -272,10 +272,13 @@ class LocalStore:
         )
         summaries = []
         for row in rows:
+            # The root of the web view's list (`_schema.trace_root`); a trace whose parents
+            # form a cycle has none, and is named by its first span.
             root = _schema.fetch_rows(
                 self._conn,
-                "SELECT name, resource_id FROM spans WHERE trace_id = ? "
-                "ORDER BY (parent_span_id IS NOT NULL), start_time_ns LIMIT 1",
+                "SELECT name, resource_id FROM spans root WHERE trace_id = ? "
+                f"ORDER BY parent_span_id IS NOT NULL, NOT {_schema.local_root('root')}, "
+                "start_time_ns, span_id LIMIT 1",
                 (row["trace_id"],),
             )[0]
             summaries.append(

@@ -112,6 +112,7 @@ SPAN_COLUMNS = (
     "geo, attributes, events, links"
 )
 INSERT_SPAN = f"INSERT OR IGNORE INTO spans ({SPAN_COLUMNS}) VALUES (" + ", ".join("?" * 28) + ")"
+
 SCORE_COLUMNS = (
     "trace_id, span_id, carrier_span_id, event_index, name, value, label, passed, kind, source, "
     "explanation, comment, error, time_ns"
@@ -119,6 +120,40 @@ SCORE_COLUMNS = (
 INSERT_SCORE = (
     f"INSERT OR IGNORE INTO scores ({SCORE_COLUMNS}) VALUES (" + ", ".join("?" * 14) + ")"
 )
+
+
+def local_root(span: str) -> str:
+    """SQL true when the row ``span`` (a table alias) is a root of its trace in this store.
+
+    A root has no parent, or a parent that is not in the store: a remote parent, a span of
+    the calling service. Only a span with a parent costs a lookup (by primary key).
+    """
+    return (
+        f"({span}.parent_span_id IS NULL OR NOT EXISTS (SELECT 1 FROM spans lr_parent "
+        f"WHERE lr_parent.trace_id = {span}.trace_id AND lr_parent.span_id = {span}.parent_span_id))"
+    )
+
+
+def trace_root(span: str) -> str:
+    """SQL true when the row ``span`` is the root that stands for its trace in a list.
+
+    That is the trace's span without a parent, its root; when the root was recorded by
+    another service (the trace came in with a remote parent), the first of the trace's
+    local roots, in start order then span id (the first root of ``LocalStore.trace_tree``).
+    Spans without a parent keep to their index; only a trace with none has its spans read.
+    A trace with several spans without a parent (the SDK writes none) has a row for each.
+    (``+`` keeps SQLite on the primary key, not on the start time index: all the spans
+    started before.)
+    """
+    earlier = (
+        f"(+tr_other.start_time_ns < {span}.start_time_ns OR "
+        f"(+tr_other.start_time_ns = {span}.start_time_ns AND tr_other.span_id < {span}.span_id))"
+    )
+    return (
+        f"({local_root(span)} AND ({span}.parent_span_id IS NULL OR NOT EXISTS ("
+        f"SELECT 1 FROM spans tr_other WHERE tr_other.trace_id = {span}.trace_id AND "
+        f"(tr_other.parent_span_id IS NULL OR ({earlier} AND {local_root('tr_other')})))))"
+    )
 
 
 def default_store_path() -> Path:

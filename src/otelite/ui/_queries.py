@@ -1,8 +1,10 @@
 """The web view's own reads of the store: one page of the trace list, stored evaluation runs.
 
 ``LocalStore.traces`` aggregates every trace before it sorts; on a million spans that is
-seconds. Here the list walks root spans (an index on their start time), filters and
-sorts them, and aggregates only the rows of the page shown.
+seconds. Here the list walks spans in start order (an index), keeps each trace's root
+(``_schema.trace_root``: its span without a parent, else its first span whose parent is not
+in the store, a remote parent), filters and sorts them, and aggregates only the rows of
+the page shown.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from otelite.store import LLM_OPERATIONS, StatsRow, TraceSummary, _stats
+from otelite.store import LLM_OPERATIONS, StatsRow, TraceSummary, _schema, _stats
 
 _TRAFFIC = "COALESCE(json_extract(r.attributes, '$.\"otelite.traffic\"'), 'app')"
 
@@ -57,8 +59,12 @@ def trace_page(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[TraceSummary], bool]:
-    """One page of traces (root span order) and whether another page follows."""
-    where = ["r.parent_span_id IS NULL"]
+    """One page of traces (root span order) and whether another page follows.
+
+    A trace's row is its root span (``_schema.trace_root``), whose name, service and start
+    sort the list; totals are over all the trace's spans, whichever root they are under.
+    """
+    where = [_schema.trace_root("r")]
     params: list[Any] = []
     if filters.since_ns is not None:
         where.append("r.start_time_ns >= ?")
