@@ -442,6 +442,143 @@ def test_text_batches_read_alike_from_models_and_from_plain_dicts(choices: int) 
     ]
 
 
+def _mixed_chunks() -> list[dict[str, Any]]:
+    """Two choices taking turns, text with a finish reason in one chunk, a choice without an
+    index, tool-call and refusal pieces between text pieces: every way out of the text case."""
+
+    def chunk(*choices: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        return {**_BASE, "model": "gpt-4o-mini-2024-07-18", "choices": list(choices), **fields}
+
+    def piece(index: Any, reason: Any = None, **delta: Any) -> dict[str, Any]:
+        return {"index": index, "delta": delta, "finish_reason": reason}
+
+    call = {"index": 0, "id": "call_1", "function": {"name": "f", "arguments": '{"a"'}}
+    more = {"index": 0, "function": {"arguments": ": 1}"}}
+    return [
+        chunk(piece(0, content="A0")),
+        chunk(piece(1, content="B0")),
+        chunk(piece(0, content="A1")),
+        chunk(piece(0, content="A2"), piece(1, content="B1")),
+        chunk(piece(1, tool_calls=[call])),
+        chunk(piece(1, content="B2")),
+        chunk(piece(1, tool_calls=[more])),
+        chunk(piece(0, refusal="R0")),
+        chunk(piece(0, content="A3")),
+        chunk(piece(None, content="A4")),
+        chunk(piece(0, content="")),
+        chunk(piece(0, "length", content="A5")),
+        chunk(piece(1, content="B3")),
+        chunk(piece(1, "tool_calls")),
+        chunk(
+            usage={"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14},
+            system_fingerprint="fp_3",
+        ),
+    ]
+
+
+def _chunk_model(model: Any, event: dict[str, Any]) -> Any:
+    """``event`` as the openai client builds a chunk from a stream's event (leniently, without
+    validation: Azure's first chunk, a choice without an index)."""
+    from openai._models import construct_type
+
+    return construct_type(type_=model, value=event)
+
+
+def _stream_cassettes() -> list[Any]:
+    import cassettes
+
+    found = []
+    for name in cassettes.all_cassettes():
+        for number, call in enumerate(cassettes.load(name)):
+            if call.is_stream and call.status < 400 and call.endpoint == "/chat/completions":
+                found.append(pytest.param(call, id=f"{name}#{number}"))
+    return found
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [pytest.param(_mixed_chunks, id="mixed")]
+    + [
+        pytest.param(lambda call=c.values[0]: call.sse_events(), id=c.id)
+        for c in _stream_cassettes()
+    ],
+)
+@pytest.mark.parametrize("batch", [64, 1, 3])
+def test_stream_chunks_read_alike_from_models_and_from_plain_dicts(
+    chunks: Any, batch: int
+) -> None:
+    """Every recorded chat stream, and one that leaves the text case in every way, give the
+    same outcome read from openai's models (the text case read by lookups in their
+    ``__dict__``) as read field by field from plain dicts, in batches of any size."""
+    from openai.types.chat import ChatCompletionChunk
+
+    from otelite._integrations.openai import _chat, _patch
+
+    events = chunks()
+    kwargs = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
+    client = fakeopenai.client("http://127.0.0.1:9/v1")
+    request = _patch.CHAT.request(client.chat.completions, kwargs)
+    models = _chat.ChatAccumulator(request, kwargs, True, False)
+    plain = _chat.ChatAccumulator(request, kwargs, True, False)
+    parsed = [_chunk_model(ChatCompletionChunk, event) for event in events]
+    for start in range(0, len(events), batch):
+        models.add_many(parsed[start : start + batch])
+        plain.add_many([dict(event) for event in events[start : start + batch]])
+    got, expected = models.outcome(False), plain.outcome(False)
+    assert got.attributes == expected.attributes
+    assert got.output() == expected.output()
+    assert got.text() == expected.text()
+    assert got.refused == expected.refused
+    # What the lean path ends a stream from; the usage object itself differs in kind (a
+    # model, a dict), and the tokens read from it are compared in the attributes above.
+    lean, plain_lean = models.lean_state(), plain.lean_state()
+    assert (lean is None) == (plain_lean is None)
+    if lean is not None and plain_lean is not None:
+        assert lean[:4] + lean[5:] == plain_lean[:4] + plain_lean[5:]
+    assert got.output(), "every stream here has output"
+
+
+def test_mixed_stream_is_read_in_full() -> None:
+    """The hand-made stream above, read from openai's models: each choice's text, refusal,
+    tool call and reason where they belong."""
+    from openai.types.chat import ChatCompletionChunk
+
+    from otelite._integrations.openai import _chat, _patch
+
+    kwargs = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
+    client = fakeopenai.client("http://127.0.0.1:9/v1")
+    request = _patch.CHAT.request(client.chat.completions, kwargs)
+    accumulator = _chat.ChatAccumulator(request, kwargs, True, False)
+    accumulator.add_many([_chunk_model(ChatCompletionChunk, c) for c in _mixed_chunks()])
+    outcome = accumulator.outcome(False)
+    assert outcome.attributes == {
+        "gen_ai.response.id": "chatcmpl-1",
+        "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
+        "gen_ai.response.finish_reasons": ["length", "tool_calls"],
+        "openai.response.system_fingerprint": "fp_3",
+        "gen_ai.usage.input_tokens": 5,
+        "gen_ai.usage.output_tokens": 9,
+    }
+    assert outcome.output() == [
+        {
+            "role": "assistant",
+            "parts": [
+                {"type": "text", "content": "A0A1A2A3A4A5"},
+                {"type": "text", "content": "R0"},
+            ],
+            "finish_reason": "length",
+        },
+        {
+            "role": "assistant",
+            "parts": [
+                {"type": "text", "content": "B0B1B2B3"},
+                {"type": "tool_call", "id": "call_1", "name": "f", "arguments": {"a": 1}},
+            ],
+            "finish_reason": "tool_calls",
+        },
+    ]
+
+
 def test_chat_responses_read_alike_from_openai_models_and_from_plain_fields() -> None:
     """A chat completion read through the model's __dict__ gives the same outcome as the
     field-by-field reading of the same response as a plain dict."""

@@ -180,6 +180,7 @@ class _Choice:
 _SLOTS = {"model": "_model", "service_tier": "_tier", "system_fingerprint": "_fingerprint"}
 _IDENTITY = tuple(_SLOTS)
 _GETTERS = {name: operator.itemgetter(name) for name in ("id", *_SLOTS)}
+_NOWHERE = object()  # the index of no choice: the next choice is read in full
 
 
 def _text_of(chunk: Any, name: str) -> Optional[str]:
@@ -236,12 +237,18 @@ class ChatAccumulator:
     def add_many(self, chunks: Sequence[Any]) -> None:
         """Account for chunks the caller has read, in order (the stream recorder batches them)."""
         # One loop reads what the span needs from each model's __dict__ (as _fields_of); the
-        # id, model, tier and fingerprint are found once per batch, after it. A chunk, or a
-        # choice, without the usual fields (another shape) is read field by field.
+        # id, model, tier and fingerprint are found once per batch, after it. Most chunks
+        # carry a piece of text for the choice before them and nothing else: five lookups
+        # tell them, and the text is appended. A chunk, or a choice, without the usual
+        # fields (another shape) is read field by field.
         states = self._choices
-        state: Optional[_Choice] = None
-        last = None  # the index of ``state``: text chunks of one choice follow each other
-        known_fields: Optional[list[dict[str, Any]]] = []  # each chunk's __dict__, if all have one
+        # The index of the choice whose text the loop appended last, and its text.append
+        # (a choice's state, once made, is never replaced).
+        here: Any = _NOWHERE
+        text: Any = None
+        seen: list[dict[str, Any]] = []  # each chunk's __dict__, used if all have one
+        keep = seen.append
+        shaped = True
         for chunk in chunks:
             try:
                 fields = chunk.__dict__
@@ -249,14 +256,22 @@ class ChatAccumulator:
                 usage = fields["usage"]
             except (AttributeError, KeyError, TypeError):
                 self._add_any(chunk)  # dicts, objects without the usual fields
-                known_fields = None
+                shaped = False
                 continue
-            if known_fields is not None:
-                known_fields.append(fields)
+            keep(fields)
             for choice in choices or ():
                 try:
                     known = choice.__dict__
                     delta = known["delta"].__dict__
+                    if (
+                        known["index"] == here
+                        and not known["finish_reason"]
+                        and not (delta["tool_calls"] or delta["function_call"] or delta["refusal"])
+                    ):
+                        content = delta["content"]
+                        if content:
+                            text(content)
+                        continue
                     content = delta["content"]
                     refusal = delta["refusal"]
                     simple = not (delta["tool_calls"] or delta["function_call"])
@@ -266,24 +281,23 @@ class ChatAccumulator:
                     simple = False
                 if not simple:
                     self._add_choice(choice)  # tool calls, legacy completions, other shapes
-                    last = None
                     continue
-                if index != last or state is None:
-                    state = states.get(index)
-                    if state is None:
-                        state = states[index] = _Choice()
-                    last = index
+                state = states.get(index)
+                if state is None:
+                    state = states[index] = _Choice()
+                text = state.text.append
+                here = index
                 if reason:
                     state.finish_reason = reason
                 # Text is kept even without capture: it is what usage is estimated from.
                 if content:
-                    state.text.append(content)
+                    text(content)
                 if refusal:
                     state.refusal.append(refusal)
             if usage is not None:
                 self._usage = usage  # providers that repeat cumulative usage: the last one wins
         if chunks:
-            self._identify(chunks, known_fields)
+            self._identify(chunks, seen if shaped else None)
 
     def _identify(self, chunks: Sequence[Any], fields: Optional[list[dict[str, Any]]]) -> None:
         # The first id; the last real model (Azure's first chunk has model ""), tier and
