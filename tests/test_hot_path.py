@@ -504,9 +504,7 @@ def _stream_cassettes() -> list[Any]:
     ],
 )
 @pytest.mark.parametrize("batch", [64, 1, 3])
-def test_stream_chunks_read_alike_from_models_and_from_plain_dicts(
-    chunks: Any, batch: int
-) -> None:
+def test_stream_chunks_read_alike_from_models_and_from_plain_dicts(chunks: Any, batch: int) -> None:
     """Every recorded chat stream, and one that leaves the text case in every way, give the
     same outcome read from openai's models (the text case read by lookups in their
     ``__dict__``) as read field by field from plain dicts, in batches of any size."""
