@@ -112,7 +112,6 @@ SPAN_COLUMNS = (
     "geo, attributes, events, links"
 )
 INSERT_SPAN = f"INSERT OR IGNORE INTO spans ({SPAN_COLUMNS}) VALUES (" + ", ".join("?" * 28) + ")"
-
 SCORE_COLUMNS = (
     "trace_id, span_id, carrier_span_id, event_index, name, value, label, passed, kind, source, "
     "explanation, comment, error, time_ns"
@@ -140,10 +139,10 @@ def trace_root(span: str) -> str:
     That is the trace's span without a parent, its root; when the root was recorded by
     another service (the trace came in with a remote parent), the first of the trace's
     local roots, in start order then span id (the first root of ``LocalStore.trace_tree``).
-    Spans without a parent keep to their index; only a trace with none has its spans read.
-    A trace with several spans without a parent (the SDK writes none) has a row for each.
-    (``+`` keeps SQLite on the primary key, not on the start time index: all the spans
-    started before.)
+    A span with a parent costs a lookup by primary key; only a trace without a span without
+    a parent has its spans read. A trace with several spans without a parent (the SDK writes
+    none) has a row for each. (``+`` keeps SQLite on the trace's rows, by primary key, rather
+    than on the start time index, which holds every span started before.)
     """
     earlier = (
         f"(+tr_other.start_time_ns < {span}.start_time_ns OR "
