@@ -486,3 +486,51 @@ def test_failing_batch_read_never_reaches_the_caller(
         "otelite: internal error in reading a stream chunk (the application is unaffected; "
         "further errors here are not logged)"
     ]
+
+
+class _HidingUsage:
+    """A batched accumulator that hides the chunk with usage and no choices, whatever its shape."""
+
+    hides = True
+
+    def __init__(self) -> None:
+        self.read: list[Any] = []
+        self.asked: list[Any] = []
+
+    def add_many(self, chunks: Any) -> None:
+        self.read.extend(chunks)
+
+    def hidden(self, chunk: Any) -> bool:
+        self.asked.append(chunk)
+        usage = chunk.get("usage") if isinstance(chunk, dict) else chunk.usage
+        choices = chunk["choices"] if isinstance(chunk, dict) else chunk.choices
+        return usage is not None and not choices
+
+    def outcome(self, failed: bool) -> Any:
+        from otelite._llm import Outcome
+
+        return Outcome({})
+
+
+@pytest.mark.parametrize("shape", ["openai models", "dicts"])
+def test_only_a_chunk_with_usage_is_asked_whether_it_is_hidden(shape: str) -> None:
+    """The proxy hides the usage-only chunk otelite asked for; an openai chunk without usage
+    is passed on without asking, any other shape is asked about every chunk."""
+    from openai._models import construct_type
+    from openai.types.chat import ChatCompletionChunk
+
+    from otelite._llm import _streams
+
+    frames = chat_chunks(PIECES, usage=True)
+    chunks = (
+        [construct_type(type_=ChatCompletionChunk, value=f) for f in frames]
+        if shape == "openai models"
+        else [dict(f) for f in frames]
+    )
+    accumulator = _HidingUsage()
+    recorder = _streams.StreamRecorder(None, accumulator)
+    seen = list(_streams.SyncStreamProxy(iter(chunks), recorder))
+    assert seen == chunks[:-1]
+    assert accumulator.read == chunks
+    assert accumulator.asked == (chunks[-1:] if shape == "openai models" else chunks)
+    assert len(recorder.arrivals) == len(chunks)

@@ -173,13 +173,18 @@ class SyncStreamProxy(_Proxy):
     def __iter__(self) -> Iterator[Any]:
         # A loop gets a generator: resuming it costs less than a call of __next__ per chunk.
         # next(stream) still works, through __next__; both read the same stream in turn.
-        return self._self_iterate()
+        if self._self_recorder.batched:
+            return self._self_batches()
+        return self._self_each()
 
-    def _self_iterate(self) -> Iterator[Any]:
+    def _self_batches(self) -> Iterator[Any]:
+        # StreamRecorder.chunk, inline, for an accumulator that reads batches: per chunk a
+        # timestamp and an append; whether the caller may see it is asked only of a chunk
+        # with usage (the usage-only chunk otelite asked for is the one it hides).
         recorder = self._self_recorder
         step = self.__wrapped__.__next__
-        pending, batched, hides = recorder.pending, recorder.batched, recorder.hidden is not None
-        mark, keep = recorder.arrivals.append, pending.append  # bound once, not per chunk
+        pending, hides, hide = recorder.pending, recorder.hidden is not None, recorder.hide
+        mark, keep, now, batch = recorder.arrivals.append, pending.append, _now, BATCH
         while True:
             try:
                 chunk = step()
@@ -190,14 +195,33 @@ class SyncStreamProxy(_Proxy):
                 recorder.finish(exc)
                 self._self_finalizer.detach()
                 raise
-            if batched:  # StreamRecorder.chunk, inline: it runs for every chunk
-                mark(_now())
-                keep(chunk)
-                if len(pending) >= BATCH:
-                    recorder.read_pending()
-                if not hides or not recorder.hide(chunk):
-                    yield chunk
-            elif not recorder.chunk(chunk):
+            mark(now())
+            keep(chunk)
+            if len(pending) >= batch:
+                recorder.read_pending()
+            if hides:
+                try:
+                    if chunk.__dict__["usage"] is not None and hide(chunk):
+                        continue
+                except (AttributeError, KeyError, TypeError):  # not an openai model
+                    if hide(chunk):
+                        continue
+            yield chunk
+
+    def _self_each(self) -> Iterator[Any]:
+        recorder = self._self_recorder
+        step = self.__wrapped__.__next__
+        while True:
+            try:
+                chunk = step()
+            except StopIteration:
+                self._self_finalizer()
+                return
+            except BaseException as exc:
+                recorder.finish(exc)
+                self._self_finalizer.detach()
+                raise
+            if not recorder.chunk(chunk):
                 yield chunk
             # else a usage-only chunk otelite asked for: the caller never sees it.
 
