@@ -166,6 +166,72 @@ def test_break_then_garbage_collected(surface: str) -> None:
 
 
 @pytest.mark.parametrize("surface", SURFACE_NAMES)
+@pytest.mark.parametrize("when", ["in the loop", "at the loop's end"])
+def test_async_break_then_garbage_collected(surface: str, when: str) -> None:
+    """The same for the async client: the span ends once the loop has closed the abandoned
+    iteration, whether the task goes on or the event loop ends first."""
+
+    async def main() -> None:
+        stream = await make(surface, True)()
+        i = 0
+        async for _ in stream:
+            if i == 3:
+                break
+            i += 1
+        assert cap.spans == []
+        del stream
+        gc.collect()
+        if when == "in the loop":
+            for _ in range(3):
+                await asyncio.sleep(0)
+            gc.collect()
+            assert len(cap.spans) == 1
+
+    with capture_spans(capture_content=True) as cap:
+        asyncio.run(main())
+        gc.collect()
+        span = only_span(cap)
+    assert span.status.status_code.name == "UNSET"
+    assert "error.type" not in span.attributes
+    assert "gen_ai.response.finish_reasons" not in span.attributes
+    assert '"Pa' in span.attributes["gen_ai.output.messages"]
+
+
+@pytest.mark.parametrize("surface", SURFACE_NAMES)
+def test_async_loop_next_and_loop_again(surface: str) -> None:
+    """An async loop left early, then anext(), then a second loop: each chunk reaches the
+    caller once, in order; the span ends once, when the stream is exhausted, with it all."""
+
+    async def chunks(instrumented: bool) -> tuple[list[Any], Any]:
+        stream = await make(surface, True)()
+        got = []
+        async for chunk in stream:
+            got.append(chunk.model_dump(warnings=False))
+            if len(got) == 2:
+                break
+        got.append((await stream.__anext__()).model_dump(warnings=False))
+        if instrumented:
+            assert cap.spans == []
+        got += [c.model_dump(warnings=False) async for c in stream]
+        with pytest.raises(StopAsyncIteration):
+            await stream.__anext__()
+        async for _ in stream:  # exhausted: nothing more, and the span is not ended again
+            raise AssertionError("a chunk after the end")
+        return got, stream
+
+    otelite.uninstrument_openai()
+    plain, _ = asyncio.run(chunks(False))
+    otelite.instrument_openai()
+    with capture_spans(capture_content=True) as cap:
+        # The stream is kept: its span ended when it was exhausted, not when it was collected.
+        got, _kept = asyncio.run(chunks(True))
+        span = only_span(cap)
+    assert got == plain
+    for key, value in SURFACES[surface][2].items():
+        assert span.attributes[key] == value, key
+
+
+@pytest.mark.parametrize("surface", SURFACE_NAMES)
 def test_loop_next_and_loop_again(surface: str) -> None:
     """A loop left early, then next(), then a second loop: each chunk reaches the caller once,
     in order, and is recorded once; the span ends when the stream is exhausted, with it all."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import operator
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -269,8 +269,41 @@ class AsyncStreamProxy(_Proxy):
         self._self_recorder = recorder
         self._self_finalizer = weakref.finalize(self, _finish_abandoned, recorder)
 
-    def __aiter__(self) -> AsyncStreamProxy:
+    def __aiter__(self) -> AsyncIterator[Any]:
+        # A loop gets an async generator: resuming it costs less than a coroutine of
+        # __anext__ per chunk. anext(stream) still works, through __anext__.
+        if self._self_recorder.batched:
+            return self._self_batches()
         return self
+
+    async def _self_batches(self) -> AsyncIterator[Any]:
+        # As SyncStreamProxy._self_batches.
+        recorder = self._self_recorder
+        step = self.__wrapped__.__anext__
+        pending, hides, hide = recorder.pending, recorder.hidden is not None, recorder.hide
+        mark, keep, now, batch = recorder.arrivals.append, pending.append, _now, BATCH
+        while True:
+            try:
+                chunk = await step()
+            except StopAsyncIteration:
+                self._self_finalizer()
+                return
+            except BaseException as exc:  # includes CancelledError: the task was cancelled
+                recorder.finish(exc)
+                self._self_finalizer.detach()
+                raise
+            mark(now())
+            keep(chunk)
+            if len(pending) >= batch:
+                recorder.read_pending()
+            if hides:
+                try:
+                    if chunk.__dict__["usage"] is not None and hide(chunk):
+                        continue
+                except (AttributeError, KeyError, TypeError):  # not an openai model
+                    if hide(chunk):
+                        continue
+            yield chunk
 
     async def __anext__(self) -> Any:
         while True:
