@@ -288,12 +288,12 @@ class ContentPolicy(NamedTuple):
         return _BARE_HEX32.sub(_KEY_MASK, text)
 
 
-_URL_CONTROL_OR_SPACE = LazyPattern(r"[\x00-\x20\x7f]")
+CONTROL_OR_SPACE = LazyPattern(r"[\x00-\x20\x7f]")  # never valid in a URL
 
 
 def safe_url(value: str) -> str:
     """``value`` fit for a message or a log line: password, query values and fragment masked."""
-    text = _URL_CONTROL_OR_SPACE.sub("?", value)
+    text = CONTROL_OR_SPACE.sub("?", value)
     text = re.sub(r"(//[^/?#@]*?:)[^/?#@]*@", r"\1***@", text)
     text = re.sub(r"([?&][^=&#]*=)[^&#]*", r"\1***", text)
     return re.sub(r"#.*$", "#***", text)

@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional, Union
 from urllib.parse import unquote, urlsplit
 
 from otelite import _env
-from otelite._content import DEFAULT_MAX_CONTENT_LENGTH, ContentPolicy, LazyPattern
+from otelite._content import (
+    CONTROL_OR_SPACE,
+    DEFAULT_MAX_CONTENT_LENGTH,
+    ContentPolicy,
+    LazyPattern,
+)
 from otelite._content import safe_url as safe_url
 from otelite._exceptions import ConfigurationError
 from otelite._state import Policies, warn_once
@@ -66,14 +71,13 @@ class Settings(NamedTuple):
 # --- parsers: each takes the name to blame (argument or variable) and the raw value --------
 
 
-_CONTROL_OR_SPACE = LazyPattern(r"[\x00-\x20\x7f]")
 _CONTROL = LazyPattern(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is allowed in header values
 _HEADER_NAME = LazyPattern(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
 def _validate_endpoint(argument: str, value: str, protocol: str) -> str:
     example = "http://localhost:4317" if protocol == "grpc" else "http://localhost:4318"
-    if _CONTROL_OR_SPACE.search(value):
+    if CONTROL_OR_SPACE.search(value):
         raise ConfigurationError(
             f"{argument}: the URL contains whitespace or a control character (such as a "
             f"trailing newline from a file); remove it, e.g. {example!r}"

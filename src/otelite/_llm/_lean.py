@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from opentelemetry.trace import Span, SpanKind
 
@@ -97,9 +97,10 @@ def begin(
         return None
 
 
-def handover(lean: Lean, content: Optional[Callable[[], Any]] = None) -> Invocation:
-    """The general :class:`Invocation` of a lean call, to end it the general way."""
-    return Invocation(Request(*lean.key, lean.attributes), content, True, lean)
+def handover(lean: Lean) -> Invocation:
+    """The general :class:`Invocation` of a lean call, to end it the general way (content
+    capture is off on the lean path: there is no content to hand over)."""
+    return Invocation(Request(*lean.key, lean.attributes), None, True, lean)
 
 
 def finish(
