@@ -11,6 +11,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import (
+    INVALID_SPAN,
     NonRecordingSpan,
     SpanContext,
     SpanKind,
@@ -258,5 +259,59 @@ def build_remote_parent_store(path: Path) -> Path:
     )
     callback.end(end_time=T0 + 3020 * MS)
     workflow.end(end_time=T0 + 3050 * MS)
+    provider.shutdown()
+    return path
+
+
+LOCAL_RUN_TRACES = ("5" * 32, "6" * 32)
+REMOTE_RUN_TRACES = ("7" * 32, "8" * 32)
+
+
+def build_remote_run_store(path: Path) -> Path:
+    """Write two dataset runs of two rows each into ``path``, each row a trace with an
+    ``exact_match`` score (one pass, one fail): ``local`` (rows without a parent) and ``remote``
+    (an evaluation job a remote service asked for: each row's root has a remote parent, and
+    its task span starts at the same nanosecond)."""
+    provider = TracerProvider(
+        resource=Resource({"service.name": "evaluator"}),
+        id_generator=FixedTraceIds(LOCAL_RUN_TRACES),
+        shutdown_on_exit=False,
+    )
+    provider.add_span_processor(SimpleSpanProcessor(LocalStoreExporter(path / "otelite.db")))
+    tracer = provider.get_tracer("otelite")
+
+    def row(run: str, index: int, ctx: Any, start_ms: int, passed: bool) -> None:
+        root = tracer.start_span(
+            f"evaluate {run}",
+            context=ctx,
+            start_time=T0 + start_ms * MS,
+            attributes={
+                "otelite.span.kind": "evaluation_run",
+                "otelite.eval.run.name": run,
+                "otelite.eval.run.id": f"{run}-id",
+                "otelite.eval.row": index,
+                "otelite.traffic": "evaluation",
+            },
+        )
+        task = tracer.start_span(
+            "task answer", context=set_span_in_context(root), start_time=T0 + start_ms * MS
+        )
+        task.end(end_time=T0 + (start_ms + 5) * MS)
+        root.add_event(
+            "gen_ai.evaluation.result",
+            {
+                "gen_ai.evaluation.name": "exact_match",
+                "gen_ai.evaluation.score.value": 1.0 if passed else 0.0,
+                "otelite.evaluation.passed": passed,
+            },
+            timestamp=T0 + (start_ms + 6) * MS,
+        )
+        root.end(end_time=T0 + (start_ms + 10) * MS)
+
+    for index, passed in enumerate((True, False)):
+        row("local", index, set_span_in_context(INVALID_SPAN), 100 * index, passed)
+    for index, passed in enumerate((True, False)):
+        remote = _remote(REMOTE_RUN_TRACES[index], 0xF4 + index)
+        row("remote", index, remote, 1000 + 100 * index, passed)
     provider.shutdown()
     return path

@@ -28,16 +28,19 @@ from otelite.evals import EvalRun, Example, RowResult, Score
 from otelite.prompts import PromptRegistry
 from otelite.store import _schema as _sqlite
 from otelite.testing import SequentialIdGenerator
-from otelite.ui import App, UIServer
+from otelite.ui import App, UIServer, _queries
 from otelite.ui._server import is_loopback
 from storefixture import (
     CALLBACK_TRACE,
+    LOCAL_RUN_TRACES,
     LOCAL_TRACE,
     MS,
+    REMOTE_RUN_TRACES,
     REMOTE_TRACE,
     T0,
     TWO_ROOTS_TRACE,
     build_remote_parent_store,
+    build_remote_run_store,
     build_store,
 )
 
@@ -555,6 +558,25 @@ def test_stored_evaluation_runs_are_listed_with_pass_rates(tmp_path: Path) -> No
     run = app.handle("/evals/run", "id=r1")
     assert parse(run.body).tables[0][1] == ["exact_match", "1", "100.0%", "1.000"]
     assert f'href="/trace/{TRACE_1}"' in run.body
+
+
+def test_a_stored_run_under_a_remote_parent_is_listed_like_a_local_one(tmp_path: Path) -> None:
+    """A run whose rows' roots have a remote parent has the figures of a run without one."""
+    app = App(build_remote_run_store(tmp_path / "s"), clock=lambda: NOW)
+    listing = parse(app.handle("/evals").body).tables[0]
+    assert listing[1:] == [
+        ["remote", "remote-id", "2026-01-01 00:00:01", "2", "exact_match 50.0%"],
+        ["local", "local-id", "2026-01-01 00:00:00", "2", "exact_match 50.0%"],
+    ]
+    for run_id, traces in (("local-id", LOCAL_RUN_TRACES), ("remote-id", REMOTE_RUN_TRACES)):
+        run = app.handle("/evals/run", f"id={run_id}")
+        assert parse(run.body).tables[0][1:] == [["exact_match", "2", "50.0%", "0.500"]]
+        assert [t for t in traces if f'href="/trace/{t}"' in run.body] == list(traces)
+    with contextlib.closing(sqlite3.connect(tmp_path / "s" / "otelite.db")) as conn:
+        assert _queries.stored_runs(conn) == [
+            _queries.StoredRun("remote-id", "remote", 2, T0 + 1000 * MS, REMOTE_RUN_TRACES),
+            _queries.StoredRun("local-id", "local", 2, T0, LOCAL_RUN_TRACES),
+        ]
 
 
 @pytest.mark.parametrize(

@@ -183,9 +183,11 @@ _RUN_KIND = "json_extract(r.attributes, '$.\"otelite.span.kind\"')"
 def stored_runs(conn: sqlite3.Connection, limit: int = 50) -> list[StoredRun]:
     """The most recent dataset runs recorded in the store (root spans of kind ``evaluation_run``).
 
-    A run's rows carry its evaluators' scores: the scored traces (an index, usually far fewer
-    than the spans) are the candidates, rather than every root span of the store (CROSS JOIN
-    keeps SQLite to that order).
+    A row's root is its trace's root as the trace list has it (``_schema.trace_root``), so a
+    run started under a remote parent is listed too. A run's rows carry its evaluators'
+    scores: the scored traces (an index, usually far fewer than the spans) are the
+    candidates, rather than every root span of the store (CROSS JOIN keeps SQLite to that
+    order).
     """
     if not _has_scores(conn):
         return []
@@ -194,8 +196,8 @@ def stored_runs(conn: sqlite3.Connection, limit: int = 50) -> list[StoredRun]:
                    json_extract(r.attributes, '$."otelite.eval.run.name"') AS name,
                    r.trace_id, r.start_time_ns
             FROM (SELECT DISTINCT trace_id FROM scores) e
-            CROSS JOIN spans r ON r.trace_id = e.trace_id AND r.parent_span_id IS NULL
-            WHERE {_RUN_KIND} = 'evaluation_run'
+            CROSS JOIN spans r ON r.trace_id = e.trace_id
+            WHERE {_RUN_KIND} = 'evaluation_run' AND {_schema.trace_root("r")}
             ORDER BY r.start_time_ns"""
     ).fetchall()
     runs: dict[str, list[Any]] = {}
