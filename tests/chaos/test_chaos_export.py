@@ -35,6 +35,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 import otelite
+from exit_timing import exit_seconds
 from otelite import _export
 from otlp_receiver import Received, http_receiver
 
@@ -167,10 +168,7 @@ def run_script(
         timeout=120,
         check=False,
     )
-    ended = time.monotonic()
-    marks = [line for line in result.stdout.splitlines() if line.startswith("EXITING ")]
-    assert marks, result.stdout + result.stderr
-    return result, ended - float(marks[-1].split()[1])
+    return result, exit_seconds(result, time.monotonic())
 
 
 def provider() -> TracerProvider:
