@@ -14,7 +14,10 @@ Signals
     signal number in a ``queue.SimpleQueue`` (reentrant, made for signal handlers) and
     returns; a helper thread, started when the handler was installed, flushes (bounded)
     and then sends the same signal to the main thread, whose handler now chains to the
-    previous disposition. A second signal while the flush runs chains at once.
+    previous disposition. A second signal while the flush runs chains at once. When that
+    disposition is the default action (the process is killed, no ``atexit`` runs), the
+    helper runs the exit path instead of a flush: what is not delivered within the budget
+    is kept in the outbox or counted, and summed up, as at a normal exit.
 
 multiprocessing
     Worker processes (``Process``, ``Pool``, ``ProcessPoolExecutor``) with the fork and
@@ -185,7 +188,7 @@ def _helper(jobs: queue.SimpleQueue[int]) -> None:
         if signum == _STOP:
             return
         try:
-            _flush()
+            _flush(signum)
         finally:
             if signum in _pending:
                 _wake_main(signum)
@@ -220,13 +223,21 @@ def set_hooks(
     )
 
 
-def _flush() -> None:
+def _flush(signum: int) -> None:
     from otelite import _guard
 
     with _guard.contained("flushing on a signal"):
         timeout_s = _hooks["exit_timeout"]()
         deadline = time.monotonic() + timeout_s
-        _hooks["force_flush"](int(timeout_s * 1000))
+        if _previous.get(signum, signal.SIG_DFL) == signal.SIG_DFL and _hooks["is_configured"]():
+            # The signal's default action follows: the process is killed, and no atexit
+            # handler runs. So the exit path runs here, within the same budget: what is
+            # not delivered by then is kept in the outbox or counted, and summed up, as
+            # at any exit.
+            _hooks["at_exit"]()
+        else:
+            # An app's handler or KeyboardInterrupt follows: the process may go on.
+            _hooks["force_flush"](int(timeout_s * 1000))
         # The signal may come while the process is already exiting (atexit, or a worker's
         # exit finalizer): its processors are no longer configured but still delivering.
         _wait_for_shutdowns(deadline)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -141,7 +142,8 @@ def _run_signalled(
 ) -> tuple[int, list[dict[str, Any]], Path]:
     """Run the script, send ``signum`` once it is ready; its exit status and JSON lines.
 
-    A process still running after ``BOUND_S`` is killed and fails the test. With
+    Its stderr is kept beside ``store``, in ``stderr.txt``. A process still running after
+    ``BOUND_S`` is killed and fails the test. With
     ``exit_within``, the process must have ended that many seconds after the signal (its
     exit alone is timed: not the interpreter's start-up, nor the spans it made).
     """
@@ -151,13 +153,18 @@ def _run_signalled(
     store = run_dir / "otelite.db"
     lines: list[dict[str, Any]] = []
     signalled: Optional[float] = None
-    with subprocess.Popen(
-        [sys.executable, str(script), str(store), json.dumps(options)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env if env is not None else _env(),
-        cwd=run_dir,
-    ) as proc:
+    stderr = (run_dir / "stderr.txt").open("w")
+    with (
+        stderr,
+        subprocess.Popen(
+            [sys.executable, str(script), str(store), json.dumps(options)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env if env is not None else _env(),
+            cwd=run_dir,
+        ) as proc,
+    ):
         hung = threading.Event()
 
         def kill() -> None:  # reading stdout has no timeout of its own
@@ -212,6 +219,34 @@ def test_sigterm_keeps_every_span_sent_over_otlp(tmp_path: Path) -> None:
     assert len(spans) == 3000
     assert sorted(s["attributes"]["i"] for s in spans) == list(range(3000))
     assert {s["name"] for s in spans} == {"work"}
+    assert not store.exists()
+
+
+def test_sigterm_with_a_collector_that_never_answers_sums_up_what_was_not_delivered(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM while the collector accepts and never answers: the process still ends within
+    the exit budget, killed by SIGTERM, and what it could not deliver is counted and summed
+    up on stderr, as at a normal exit (it was lost without a word)."""
+    budget = 1.0
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(512)  # accepts connections, never answers
+    try:
+        status, lines, store = _run_signalled(
+            tmp_path,
+            {"endpoint": f"http://127.0.0.1:{silent.getsockname()[1]}", "spans": 200},
+            signal.SIGTERM,
+            _env(OTELITE_EXIT_TIMEOUT=str(budget), OTEL_EXPORTER_OTLP_TIMEOUT="30"),
+            exit_within=budget + 5,
+        )
+    finally:
+        silent.close()
+    assert status == -signal.SIGTERM
+    assert [line["event"] for line in lines] == ["configured", "ready"]
+    stderr = (store.parent / "stderr.txt").read_text()
+    assert "200 spans could not be delivered" in stderr, stderr
+    assert "(shutdown timeout: 200)" in stderr, stderr
     assert not store.exists()
 
 
