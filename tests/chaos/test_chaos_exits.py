@@ -24,6 +24,7 @@ from typing import Any, Optional
 
 import pytest
 
+from otelite import _outbox
 from otlp_receiver import http_receiver
 
 pytestmark = pytest.mark.skipif(
@@ -222,12 +223,12 @@ def test_sigterm_keeps_every_span_sent_over_otlp(tmp_path: Path) -> None:
     assert not store.exists()
 
 
-def test_sigterm_with_a_collector_that_never_answers_sums_up_what_was_not_delivered(
+def test_sigterm_with_a_collector_that_never_answers_keeps_the_spans_in_the_outbox(
     tmp_path: Path,
 ) -> None:
     """SIGTERM while the collector accepts and never answers: the process still ends within
-    the exit budget, killed by SIGTERM, and what it could not deliver is counted and summed
-    up on stderr, as at a normal exit (it was lost without a word)."""
+    the exit budget, killed by SIGTERM, and the spans it could not deliver are kept in the
+    outbox and summed up on stderr, as at a normal exit (they were lost without a word)."""
     budget = 1.0
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
@@ -244,9 +245,12 @@ def test_sigterm_with_a_collector_that_never_answers_sums_up_what_was_not_delive
         silent.close()
     assert status == -signal.SIGTERM
     assert [line["event"] for line in lines] == ["configured", "ready"]
+    pending = _outbox.pending(store.parent / ".otelite" / "outbox.db")
+    assert [spans for _, spans in pending.values()] == [200]
     stderr = (store.parent / "stderr.txt").read_text()
-    assert "200 spans could not be delivered" in stderr, stderr
-    assert "(shutdown timeout: 200)" in stderr, stderr
+    assert "200 span(s) could not be delivered" in stderr, stderr
+    assert "kept in the outbox" in stderr, stderr
+    assert "shutdown timeout" not in stderr, stderr  # nothing counted as dropped
     assert not store.exists()
 
 

@@ -421,8 +421,7 @@ def test_exit_is_bounded_while_the_outbox_holds_data(tmp_path: Path) -> None:
     sock.listen(512)  # accepts connections, never answers
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
-        # This run only fills the outbox: a budget that a loaded machine cannot overrun (a
-        # batch still in flight when the budget runs out is counted as dropped, not kept).
+        # This run only fills the outbox: a budget that a loaded machine cannot overrun.
         first, _ = run_child(CHILD.format(url=url, n=50), {"OTELITE_EXIT_TIMEOUT": "30"}, tmp_path)
         assert first.returncode == 0, first.stderr
         outbox_path = tmp_path / ".otelite" / "outbox.db"
@@ -436,6 +435,44 @@ def test_exit_is_bounded_while_the_outbox_holds_data(tmp_path: Path) -> None:
         assert outbox_spans(outbox_path) == 100
     finally:
         sock.close()
+
+
+# The same, ending only once the batch processor's worker has a request in flight (the
+# outbox is empty: its sender has nothing to post).
+DIRECT_CHILD = (
+    WORK
+    + """
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline and not any(o._in_flight for o in list(_outbox._instances)):
+    time.sleep(0.01)
+print("attempting:", any(o._in_flight for o in list(_outbox._instances)), flush=True)
+"""
+    + EXITING
+)
+
+
+def test_a_batch_being_sent_when_the_exit_budget_runs_out_is_kept_in_the_outbox(
+    tmp_path: Path,
+) -> None:
+    """The exit begins while the worker waits on a collector that never answers: the exit
+    still ends within the budget, and the batch it was sending is kept in the outbox (the
+    next process sends it), not counted as dropped."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(512)  # accepts connections, never answers
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        proc, exit_s = run_child(
+            DIRECT_CHILD.format(url=url, n=50), {"OTEL_EXPORTER_OTLP_TIMEOUT": "30"}, tmp_path
+        )
+    finally:
+        sock.close()
+    assert proc.returncode == 0, proc.stderr
+    assert "attempting: True" in proc.stdout, proc.stdout  # the exit begins with it in flight
+    assert exit_s < EXIT_BOUND_S, (exit_s, proc.stderr)  # that request would hang 30 s
+    assert outbox_spans(tmp_path / ".otelite" / "outbox.db") == 50
+    assert "kept in the outbox" in proc.stderr, proc.stderr
+    assert "shutdown timeout" not in proc.stderr, proc.stderr  # nothing counted as dropped
 
 
 def test_a_changed_endpoint_does_not_receive_another_endpoints_spans(
@@ -524,10 +561,15 @@ def test_spans_queued_at_exit_go_to_the_outbox(tmp_path: Path) -> None:
         sock.close()
     assert proc.returncode == 0, proc.stderr
     assert exit_s < EXIT_BOUND_S, (exit_s, proc.stderr)
-    # The first batch (10) is in flight when the budget runs out: it may still arrive, so it
-    # is counted as dropped, not kept; the 2,990 still queued are kept.
-    assert outbox_spans(tmp_path / ".otelite" / "outbox.db") == 2990
-    assert "shutdown timeout: 10" in proc.stderr
+    # The first batch (10) is in flight when the budget runs out: its answer would come
+    # after the process ended, so it is kept, first, and the 2,990 still queued behind it.
+    path = tmp_path / ".otelite" / "outbox.db"
+    assert outbox_spans(path) == 3000
+    with sqlite3.connect(path) as conn:
+        rows = [n for (n,) in conn.execute("SELECT spans FROM outbox ORDER BY id")]
+    assert rows[0] == 10
+    assert sum(rows[1:]) == 2990
+    assert "shutdown timeout" not in proc.stderr, proc.stderr
 
 
 def test_reconfiguring_hands_the_outbox_over_at_once(collector: CountingCollector) -> None:

@@ -20,7 +20,7 @@ from otelite import _delivery, _guard
 from otelite import _semconv as sc
 from otelite._content import redact_error_secrets
 from otelite._export import _spill, _tally
-from otelite._export._bounds import _forkables, _remaining, run_bounded
+from otelite._export._bounds import _forkables, _remaining, exiting, run_bounded
 from otelite._export._otlp import _GRPC_EXPORTER_LOGGER
 from otelite._export._sizes import (
     _REQUEST_MARGIN,
@@ -155,6 +155,7 @@ class BatchProcessor(SpanProcessor):
         self.dropped = self._tally.dropped
         self._recorded: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self.outboxed = 0  # spans kept in the outbox for later delivery (not dropped)
+        self._attempt: Optional[_spill.DirectAttempt] = None  # the worker's, while it sends
 
     @property
     def exported(self) -> int:
@@ -287,6 +288,18 @@ class BatchProcessor(SpanProcessor):
                     break
                 self._cond.wait(min(remaining, 0.05))
             queued = list(self._queue) if self.outbox is not None else []
+            # At exit, a request the collector has not answered is kept with the queue
+            # (the process will not see its answer); elsewhere the worker still may.
+            taken: list[tuple[bytes, int]] = []
+            attempt = self._attempt
+            if attempt is not None and self.outbox is not None and exiting():
+                taken = attempt.take()
+                if taken:  # what the attempt settled before: as the worker would have
+                    self._tally.exported += attempt.exported
+                    self._tally.attempted += attempt.exported + attempt.refused
+                    self.dropped["export_failed"] += attempt.refused
+                    self._settled += attempt.exported + attempt.refused
+                    self._in_flight -= attempt.exported + attempt.refused
             left = len(self._queue) + self._in_flight + self._spilling
             if left:
                 self.dropped["shutdown_timeout"] += left
@@ -298,13 +311,17 @@ class BatchProcessor(SpanProcessor):
                 self._spilling = 0
             self._stopped = True
             self._cond.notify_all()
-        # The exit path may write to disk: spans still queued go to the outbox (the batch
-        # in flight, if any, may still reach the collector: it stays counted as dropped).
+        # The exit path may write to disk: the requests taken from the worker, then the
+        # spans still queued, go to the outbox (a batch in flight elsewhere than at exit
+        # may still reach the collector: it stays counted as dropped).
         kept = 0
-        if queued:  # behind the rows the worker or the spill thread may still be writing
+        if queued or taken:  # behind the rows the worker or the spill thread may be writing
             ordered = self._order.acquire(timeout=max(_remaining(deadline), 0.001))
             try:
-                kept = self._keep(queued)
+                if taken:
+                    kept = _spill.keep_taken(self, taken)
+                if queued:
+                    kept += self._keep(queued)
             finally:
                 if ordered:
                     self._order.release()

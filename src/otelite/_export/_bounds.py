@@ -22,6 +22,11 @@ def set_exit_deadline(deadline: Optional[float]) -> None:
     _exit_deadline = deadline
 
 
+def exiting() -> bool:
+    """Whether the process is exiting (the exit path set its deadline)."""
+    return _exit_deadline is not None
+
+
 def _clamp(deadline: float) -> float:
     exit_deadline = _exit_deadline
     return deadline if exit_deadline is None else min(deadline, exit_deadline)

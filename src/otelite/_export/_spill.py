@@ -22,7 +22,7 @@ attempt is over, so the older spans are delivered first whatever the answer.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Optional
 
 from otelite import _guard
 from otelite._export._otlp import encode_spans_request
@@ -61,6 +61,15 @@ def keep(processor: BatchProcessor, spans: list[ReadableSpan]) -> int:
     return sum(n for body, n in requests if outbox.put(body, n))
 
 
+def keep_taken(processor: BatchProcessor, taken: list[tuple[bytes, int]]) -> int:
+    """Put the requests taken from the worker's direct attempt in the outbox, in order, in
+    the room reserved for them; how many spans were kept."""
+    outbox = processor.outbox
+    if outbox is None:
+        return 0
+    return sum(n for body, n in taken if outbox.put(body, n, direct=True))
+
+
 def export_via_outbox(
     processor: BatchProcessor,
     outbox: Outbox,
@@ -83,16 +92,27 @@ def export_via_outbox(
         processor._count_kept(kept)
         return 0, failed, too_large
     outbox.begin_direct(len(requests))
+    attempt = DirectAttempt(requests)
+    cond = processor._cond
+    with cond:
+        processor._attempt = attempt
     release_order()  # the spill thread may write while the collector is waited on
     exported = 0
     keeping = False
     try:
-        for body, n in requests:
+        for index, (body, n) in enumerate(requests):
             if processor._stopped:  # shutdown gave up on this batch and counted it
                 failed += n
                 continue
             if not keeping:
+                with cond:
+                    if attempt.taken:
+                        break
+                    attempt.sending = index
                 outcome = outbox.send_now(body)
+                with cond:
+                    if not attempt.settle(outcome, n):
+                        break  # the exit kept this request and the rest
                 if outcome == "sent":
                     exported += n
                     continue
@@ -112,9 +132,50 @@ def export_via_outbox(
             else:
                 failed += n
     finally:
+        with cond:
+            if processor._attempt is attempt:
+                processor._attempt = None
         outbox.end_direct()
     processor._count_kept(kept)
     return exported, failed, too_large
+
+
+class DirectAttempt:
+    """The worker's direct attempt at one batch's requests, as the exit path may take it over.
+
+    Guarded by the processor's condition. While a request is being sent (``sending``: its
+    index), an exit whose budget runs out keeps it and the requests after it in the outbox
+    (``taken``); the worker then settles nothing more of the batch. The collector may still
+    get that request: the next process sends it again, as any request whose answer never
+    arrived (span ids deduplicate).
+    """
+
+    __slots__ = ("exported", "refused", "requests", "sending", "taken")
+
+    def __init__(self, requests: list[tuple[bytes, int]]) -> None:
+        self.requests = requests
+        self.sending: Optional[int] = None
+        self.taken = False
+        self.exported = 0  # spans of the requests answered 2xx so far
+        self.refused = 0  # spans of the requests refused so far
+
+    def settle(self, outcome: str, spans: int) -> bool:
+        """The request being sent was answered (``cond`` held); ``False`` if the exit took it."""
+        self.sending = None
+        if self.taken:
+            return False
+        if outcome == "sent":
+            self.exported += spans
+        elif outcome == "refused":
+            self.refused += spans
+        return True
+
+    def take(self) -> list[tuple[bytes, int]]:
+        """The request being sent and the ones after it, no longer the worker's (``cond`` held)."""
+        if self.sending is None or self.taken:
+            return []
+        self.taken = True
+        return self.requests[self.sending :]
 
 
 def spill_loop(processor: BatchProcessor) -> None:
