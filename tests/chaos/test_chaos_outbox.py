@@ -273,17 +273,21 @@ EXITING = """
 print("EXITING", time.monotonic(), flush=True)
 """
 CHILD = WORK + EXITING
-# The same, ending only once the outbox's sender has a request in flight.
-SENDING_CHILD = (
-    WORK
-    + """
+
+
+def waiting_child(flag: str, label: str) -> str:
+    """The same, ending only once an outbox has ``flag`` set (printed as ``label: True``)."""
+    wait = f"""
 deadline = time.monotonic() + 20
-while time.monotonic() < deadline and not any(o._posting for o in list(_outbox._instances)):
+while time.monotonic() < deadline and not any(o.{flag} for o in list(_outbox._instances)):
     time.sleep(0.01)
-print("sending:", any(o._posting for o in list(_outbox._instances)), flush=True)
+print("{label}:", any(o.{flag} for o in list(_outbox._instances)), flush=True)
 """
-    + EXITING
-)
+    return WORK + wait + EXITING
+
+
+# The outbox's sender has a request in flight.
+SENDING_CHILD = waiting_child("_posting", "sending")
 
 
 def test_exit_during_outage_leaves_the_outbox_and_the_next_process_drains_it(
@@ -437,18 +441,9 @@ def test_exit_is_bounded_while_the_outbox_holds_data(tmp_path: Path) -> None:
         sock.close()
 
 
-# The same, ending only once the batch processor's worker has a request in flight (the
-# outbox is empty: its sender has nothing to post).
-DIRECT_CHILD = (
-    WORK
-    + """
-deadline = time.monotonic() + 20
-while time.monotonic() < deadline and not any(o._in_flight for o in list(_outbox._instances)):
-    time.sleep(0.01)
-print("attempting:", any(o._in_flight for o in list(_outbox._instances)), flush=True)
-"""
-    + EXITING
-)
+# The batch processor's worker has a request in flight (the outbox is empty: its sender
+# has nothing to post).
+DIRECT_CHILD = waiting_child("_in_flight", "attempting")
 
 
 def test_a_batch_being_sent_when_the_exit_budget_runs_out_is_kept_in_the_outbox(
